@@ -1,0 +1,157 @@
+"""Where the config lives, and the checks that stop a bad command line before any training.
+
+Hydra composes the config; this module only adds what Hydra does not do: one-line errors
+that name the key, what is wrong and what is allowed, range checks, and a check of every
+job of a sweep before the first one starts. Nothing here imports torch or Lightning.
+"""
+
+import math
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+
+def _config_dir() -> Path:
+    packaged = Path(__file__).parent / "conf"  # a wheel ships conf/ inside the package
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "conf"
+
+
+CONFIG_DIR = str(_config_dir())
+CONFIG_NAME = "train"
+
+# The keys users type most, and what each must be.
+POSITIVE_INT, POSITIVE_NUMBER, INTEGER = "a positive integer", "a positive number", "an integer"
+RULES = {
+    "seed": INTEGER,
+    "optimizer.lr": POSITIVE_NUMBER,
+    "data.batch_size": POSITIVE_INT,
+    "data.input_dim": POSITIVE_INT,
+    "data.output_dim": POSITIVE_INT,
+    "model.hidden_dim": POSITIVE_INT,
+    "trainer.max_steps": POSITIVE_INT,
+}
+
+
+class BadConfig(Exception):
+    """A config the run must not start with; str() is one line for the user."""
+
+
+def check_command_line(argv: list[str]) -> None:
+    """Composes every job that `python -m primer.train ARGV` would run and checks each one.
+
+    Raises BadConfig on the first problem. Commands that only print (--help, --cfg, ...) are
+    left to Hydra, as are sweepers other than the basic grid, whose jobs are chosen later.
+    """
+    from hydra import initialize_config_dir
+    from hydra._internal.utils import get_args_parser
+
+    args = get_args_parser().parse_args(argv)
+    if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
+        return
+    if args.config_path or args.config_dir or args.config_name or args.experimental_rerun:
+        return  # another config than ours: Hydra reports on it
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        for overrides in _jobs(args.overrides, args.multirun):
+            cfg = _compose(overrides)
+            check_values(cfg, overrides, base=_compose(_group_overrides(overrides)))
+
+
+def check_values(cfg: DictConfig, overrides: list[str], base: DictConfig) -> None:
+    """Range rules for the keys in RULES, and: an overridden value keeps its default's type."""
+    for key, rule in RULES.items():
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None and not _satisfies(value, rule):
+            raise BadConfig(f"{key}={value}: must be {rule}")
+    for override in overrides:
+        key, _, _ = override.lstrip("+~").partition("=")
+        default, value = OmegaConf.select(base, key, default=None), OmegaConf.select(cfg, key, default=None)
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise BadConfig(f"{key}={value}: must be true or false")
+        if _is_number(default) and not _is_number(value):
+            raise BadConfig(f"{key}={value}: must be a number")
+    if cfg.trainer.accelerator in ("gpu", "cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise BadConfig(
+                f"trainer.accelerator={cfg.trainer.accelerator}: no CUDA GPU is available on this machine; "
+                "use trainer.accelerator=cpu or trainer.accelerator=auto"
+            )
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _satisfies(value, rule: str) -> bool:
+    if rule == INTEGER:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if rule == POSITIVE_INT:
+        return isinstance(value, int) and not isinstance(value, bool) and value > 0
+    return _is_number(value) and math.isfinite(value) and value > 0
+
+
+def _compose(overrides: list[str]) -> DictConfig:
+    from hydra import compose
+    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+
+    try:
+        return compose(CONFIG_NAME, overrides=overrides, return_hydra_config=True)
+    except MissingConfigException as error:
+        group, _, choice = (error.missing_cfg_file or "").rpartition("/")
+        if not group or not error.options:
+            raise BadConfig(str(error).splitlines()[0]) from None
+        raise BadConfig(f"{group}={choice}: no such {group}; choose one of {', '.join(error.options)}") from None
+    except OverrideParseException as error:
+        raise BadConfig(f"cannot read override '{error.override}': write it as key=value") from None
+    except ConfigCompositionException as error:
+        raise BadConfig(_describe_composition_error(error)) from None
+
+
+def _describe_composition_error(error) -> str:
+    """Turns Hydra's 'Could not override' into the key, what is wrong and the nearest valid keys."""
+    import difflib
+
+    from hydra import compose
+
+    message = str(error).splitlines()[0]
+    if not message.startswith("Could not override '"):
+        return f"{message} {error.__cause__ or ''}".strip()
+    key = message.split("'")[1]
+    parent, _, leaf = key.rpartition(".")
+    node = OmegaConf.select(compose(CONFIG_NAME), parent) if parent else compose(CONFIG_NAME)
+    if not isinstance(node, DictConfig):
+        return f"{key}: no such key"
+    valid = [k for k in node.keys() if not str(k).startswith("_")]
+    close = difflib.get_close_matches(leaf, valid, n=1)
+    hint = f"did you mean {parent + '.' if parent else ''}{close[0]}? " if close else ""
+    return f"{key}: no such key; {hint}keys here: {', '.join(map(str, valid))}"
+
+
+def _group_overrides(overrides: list[str]) -> list[str]:
+    """The overrides that pick config files (model=..., data=...), not values."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    loader = GlobalHydra.instance().config_loader()
+    return [o for o in overrides if loader.get_group_options(o.lstrip("+~").partition("=")[0])]
+
+
+def _jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
+    """The override list of each job: one for a run, one per grid point for a basic sweep."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if not multirun:
+        return [overrides]
+    loader = GlobalHydra.instance().config_loader()
+    try:
+        parsed = OverridesParser.create(config_loader=loader).parse_overrides(overrides)
+    except Exception as error:
+        raise BadConfig(str(error).splitlines()[0]) from None
+    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+    sweeper = OmegaConf.select(_compose(fixed), "hydra.sweeper._target_")
+    if not str(sweeper).endswith("BasicSweeper"):
+        return [fixed]  # e.g. Optuna: its trials are drawn during the sweep
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+

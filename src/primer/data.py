@@ -1,0 +1,99 @@
+"""Synthetic regression data, made in memory from a seed: nothing is downloaded."""
+
+import itertools
+
+import lightning as L
+import torch
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class RepeatedBatch:
+    """An iterable that yields the same batch `length` times.
+
+    The primer trains on one fixed batch; repeating it for max_steps steps makes the whole
+    run one epoch, so epoch hooks and checkpoints happen once, not once per step.
+    """
+
+    def __init__(self, batch: Batch, length: int):
+        self.batch = batch
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self):
+        return itertools.repeat(self.batch, self.length)
+
+
+class SyntheticRegression(L.LightningDataModule):
+    """x ~ N(0, 1) of shape (batch_size, input_dim); y of shape (batch_size, output_dim).
+
+    target="random": y ~ N(0, 1), unrelated to x, as in the primer. There is nothing to
+        generalize, so validation and test score the fit on the training batch itself.
+    target="teacher": y = teacher(x) + noise_std * N(0, 1), the teacher a fixed random
+        ReLU net, with held-out validation and test sets drawn the same way.
+
+    All tensors come from a generator seeded with `seed`, on the CPU, so the data is the
+    same bits on every device; they are then moved once to the training device and stay there.
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 64,
+        input_dim: int = 1000,
+        output_dim: int = 10,
+        steps: int = 500,
+        target: str = "random",
+        noise_std: float = 0.1,
+        teacher_hidden_dim: int = 32,
+        val_size: int = 64,
+        test_size: int = 64,
+        seed: int = 0,
+    ):
+        super().__init__()
+        if target not in ("random", "teacher"):
+            raise ValueError(f"target must be 'random' or 'teacher', got {target!r}")
+        self.save_hyperparameters()
+        self.train_batch: Batch | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_batch is not None:
+            return
+        hp = self.hparams
+        gen = torch.Generator().manual_seed(hp.seed)
+        if hp.target == "random":
+            x = torch.randn(hp.batch_size, hp.input_dim, generator=gen)
+            y = torch.randn(hp.batch_size, hp.output_dim, generator=gen)
+            self.train_batch = self.val_batch = self.test_batch = (x, y)
+        else:
+            teacher = self._teacher(gen)
+            self.train_batch, self.val_batch, self.test_batch = (
+                self._teacher_batch(teacher, n, gen) for n in (hp.batch_size, hp.val_size, hp.test_size)
+            )
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        self.train_batch, self.val_batch, self.test_batch = (
+            tuple(t.to(device) for t in batch) for batch in (self.train_batch, self.val_batch, self.test_batch)
+        )
+
+    def _teacher(self, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        hp = self.hparams
+        # Scaled so that the teacher's outputs have unit-order variance whatever the sizes.
+        w1 = torch.randn(hp.input_dim, hp.teacher_hidden_dim, generator=gen) / hp.input_dim**0.5
+        w2 = torch.randn(hp.teacher_hidden_dim, hp.output_dim, generator=gen) / hp.teacher_hidden_dim**0.5
+        return w1, w2
+
+    def _teacher_batch(self, teacher, n: int, gen: torch.Generator) -> Batch:
+        w1, w2 = teacher
+        x = torch.randn(n, self.hparams.input_dim, generator=gen)
+        noise = torch.randn(n, self.hparams.output_dim, generator=gen)
+        return x, x.mm(w1).clamp(min=0).mm(w2) + self.hparams.noise_std * noise
+
+    def train_dataloader(self) -> RepeatedBatch:
+        return RepeatedBatch(self.train_batch, self.hparams.steps)
+
+    def val_dataloader(self) -> RepeatedBatch:
+        return RepeatedBatch(self.val_batch, 1)
+
+    def test_dataloader(self) -> RepeatedBatch:
+        return RepeatedBatch(self.test_batch, 1)

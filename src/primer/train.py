@@ -1,0 +1,72 @@
+"""Train one of the primer's networks with Lightning, configured by Hydra.
+
+    python -m primer.train                                       # TwoLayerNet, SGD, 500 steps, CPU
+    python -m primer.train model=custom_relu trainer.accelerator=gpu
+    python -m primer.train model=manual optimizer.lr=1e-6
+    python -m primer.train --cfg job                             # print the composed config
+"""
+
+import logging
+import sys
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from primer.config import CONFIG_DIR, BadConfig, check_command_line
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fits the configured net to the configured data; returns the final logged metrics."""
+    import lightning as L  # heavy imports here, so --help and config errors stay instant
+    import torch
+    from hydra.utils import instantiate
+
+    from primer.results import RunSummary, final_metrics
+    from primer.system import Regression
+
+    logging.getLogger("lightning").handlers.clear()  # Hydra's handlers already print and file its messages
+
+    torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
+    L.seed_everything(cfg.seed)
+    datamodule = instantiate(cfg.data)
+    net = instantiate(cfg.model)
+    system = Regression(net, optimizer=instantiate(cfg.optimizer), input_dim=cfg.data.input_dim)
+    loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
+    callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values()]
+    callbacks.append(RunSummary(cfg.paths.output_dir, hparams_for_tensorboard(cfg)))
+    trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+
+    trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    return final_metrics(trainer)
+
+
+def hparams_for_tensorboard(cfg: DictConfig) -> dict:
+    """The run's choices and values, flat (`optimizer.lr`), as TensorBoard's HPARAMS tab takes them."""
+    from hydra.core.hydra_config import HydraConfig
+
+    choices = {g: c for g, c in HydraConfig.get().runtime.choices.items() if not g.startswith("hydra")}
+    values = {"seed": cfg.seed, "trainer.max_steps": cfg.trainer.max_steps}
+    for group in ("model", "optimizer", "data"):
+        for key, value in OmegaConf.to_container(cfg[group], resolve=True).items():
+            if not key.startswith("_"):
+                values[f"{group}.{key}"] = value
+    return {k: v if isinstance(v, (str, bool, int, float)) else str(v) for k, v in {**choices, **values}.items()}
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def hydra_main(cfg: DictConfig) -> float | None:
+    return train(cfg).get("val/loss")  # what a sweeper minimizes
+
+
+def main() -> None:
+    """Stops bad input with one line and exit code 2, before Hydra makes a run dir."""
+    try:
+        check_command_line(sys.argv[1:])
+    except BadConfig as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    hydra_main()
+
+
+if __name__ == "__main__":
+    main()
