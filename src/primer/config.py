@@ -109,7 +109,7 @@ def _compose(overrides: list[str]) -> DictConfig:
 
 
 def _describe_composition_error(error) -> str:
-    """Turns Hydra's 'Could not override' into the key, what is wrong and the nearest valid keys."""
+    """Turns Hydra's 'Could not override' into the key, what is wrong and the nearest valid key."""
     import difflib
 
     from hydra import compose
@@ -118,14 +118,24 @@ def _describe_composition_error(error) -> str:
     if not message.startswith("Could not override '"):
         return f"{message} {error.__cause__ or ''}".strip()
     key = message.split("'")[1]
-    parent, _, leaf = key.rpartition(".")
-    node = OmegaConf.select(compose(CONFIG_NAME), parent) if parent else compose(CONFIG_NAME)
-    if not isinstance(node, DictConfig):
-        return f"{key}: no such key"
-    valid = [k for k in node.keys() if not str(k).startswith("_")]
-    close = difflib.get_close_matches(leaf, valid, n=1)
-    hint = f"did you mean {parent + '.' if parent else ''}{close[0]}? " if close else ""
-    return f"{key}: no such key; {hint}keys here: {', '.join(map(str, valid))}"
+    known = _dotted_keys(compose(CONFIG_NAME))
+    by_leaf = {k.rpartition(".")[2]: k for k in known}
+    close = difflib.get_close_matches(key, known, n=1) or [
+        by_leaf[m] for m in difflib.get_close_matches(key.rpartition(".")[2], by_leaf, n=1)
+    ]
+    if close:
+        return f"{key}: no such key; did you mean {close[0]}?"
+    return f"{key}: no such key; list the keys with --cfg job, or add a new one with +{key}=..."
+
+
+def _dotted_keys(node: DictConfig, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in node.items_ex(resolve=False):
+        path = f"{prefix}{key}"
+        keys.append(path)
+        if isinstance(value, DictConfig):
+            keys += _dotted_keys(value, path + ".")
+    return keys
 
 
 def _group_overrides(overrides: list[str]) -> list[str]:

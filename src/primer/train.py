@@ -32,12 +32,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
     net = instantiate(cfg.model)
     system = Regression(net, optimizer=instantiate(cfg.optimizer), input_dim=cfg.data.input_dim)
     loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
-    callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values()]
+    callbacks = [instantiate(c) for name, c in (cfg.callbacks or {}).items() if wanted(name, cfg)]
     callbacks.append(RunSummary(cfg.paths.output_dir, hparams_for_tensorboard(cfg)))
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
 
     trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     return final_metrics(trainer)
+
+
+def wanted(callback_name: str, cfg: DictConfig) -> bool:
+    """trainer.enable_progress_bar=false turns off the configured bar instead of clashing with it."""
+    return callback_name != "progress_bar" or cfg.trainer.enable_progress_bar is not False
 
 
 def hparams_for_tensorboard(cfg: DictConfig) -> dict:

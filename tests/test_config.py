@@ -1,0 +1,113 @@
+"""The real conf/: every choice of every group composes and builds, and bad input stops in one line."""
+
+import inspect
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from primer.config import CONFIG_DIR
+
+GROUPS = {group: sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
+          for group in ("model", "optimizer", "data", "trainer", "logger", "callbacks")}
+EVERY_CHOICE = [(group, choice) for group, choices in GROUPS.items() for choice in choices]
+
+
+def test_groups_offer_the_documented_choices():
+    assert GROUPS["model"] == ["autograd", "custom_relu", "manual", "sequential", "two_layer"]
+    assert {"sgd", "adam"} <= set(GROUPS["optimizer"])
+    assert GROUPS["data"] == ["random", "teacher"]
+    assert {"cpu", "gpu", "auto"} <= set(GROUPS["trainer"])
+    assert {"tensorboard", "csv", "none"} <= set(GROUPS["logger"])
+
+
+def test_defaults_are_the_primers_sizes(make_config):
+    cfg = make_config()
+    assert (cfg.data.batch_size, cfg.data.input_dim, cfg.data.output_dim) == (64, 1000, 10)
+    assert (cfg.model.hidden_dim, cfg.optimizer.lr, cfg.trainer.max_steps) == (100, 1e-4, 500)
+    assert cfg.trainer.accelerator == "cpu" and cfg.model._target_ == "primer.nets.TwoLayerNet"
+
+
+def test_model_sizes_follow_the_data(make_config):
+    cfg = make_config("data.input_dim=7", "data.output_dim=2")
+    assert (cfg.model.input_dim, cfg.model.output_dim) == (7, 2)
+
+
+def test_trainer_config_lists_every_trainer_argument(make_config):
+    expected = set(inspect.signature(L.Trainer.__init__).parameters) - {"self", "logger", "callbacks", "plugins"}
+    assert set(make_config().trainer) - {"_target_"} == expected
+
+
+@pytest.mark.parametrize(("group", "choice"), EVERY_CHOICE, ids=[f"{g}={c}" for g, c in EVERY_CHOICE])
+def test_every_choice_composes_and_builds(make_config, group, choice):
+    if choice == "gpu" and not __import__("torch").cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    cfg = make_config(f"{group}={choice}")
+    built = instantiate(cfg[group]) if "_target_" in cfg[group] else [instantiate(c) for c in cfg[group].values()]
+    if group == "optimizer":
+        built = built(instantiate(cfg.model).parameters())
+    assert built is not None
+    OmegaConf.resolve(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]))  # interpolations resolve
+
+
+def run_cli(*args, cwd):
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    return subprocess.run([sys.executable, "-m", "primer.train", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+BAD_INPUT = [
+    (["model=foo"], "model=foo: no such model; choose one of autograd, custom_relu, manual, sequential, two_layer"),
+    (["optimizer=rmsprop"], "optimizer=rmsprop: no such optimizer; choose one of adam, sgd"),
+    (["data=mnist"], "data=mnist: no such data; choose one of random, teacher"),
+    (["logger=wandb"], "logger=wandb: no such logger; choose one of csv, none, tensorboard"),
+    (["trainer.max_step=5"], "trainer.max_step: no such key; did you mean trainer.max_steps?"),
+    (["model.hiden_dim=5"], "model.hiden_dim: no such key; did you mean model.hidden_dim?"),
+    (["optimizer.lr=0"], "optimizer.lr=0: must be a positive number"),
+    (["optimizer.lr=fast"], "optimizer.lr=fast: must be a positive number"),
+    (["data.batch_size=0"], "data.batch_size=0: must be a positive integer"),
+    (["data.input_dim=-3"], "data.input_dim=-3: must be a positive integer"),
+    (["data.output_dim=2.5"], "data.output_dim=2.5: must be a positive integer"),
+    (["model.hidden_dim=-1"], "model.hidden_dim=-1: must be a positive integer"),
+    (["trainer.max_steps=0"], "trainer.max_steps=0: must be a positive integer"),
+    (["trainer.max_steps=many"], "trainer.max_steps=many: must be a positive integer"),
+    (["seed=abc"], "seed=abc: must be an integer"),
+    (["optimizer.momentum=lots"], "optimizer.momentum=lots: must be a number"),
+    (["-m", "optimizer.lr=1e-4,-1"], "optimizer.lr=-1: must be a positive number"),
+    (["-m", "model=two_layer,bogus"], "model=bogus: no such model; choose one of"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
+def test_bad_input_stops_with_one_line_and_no_run_dir(tmp_path, args, message):
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {message}")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "outputs").exists()  # nothing was started
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+@pytest.mark.parametrize("args", [["trainer.accelerator=gpu"], ["trainer=gpu"]])
+def test_gpu_without_a_gpu_says_so_and_suggests_cpu_or_auto(tmp_path, args):
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error: trainer.accelerator=gpu: no CUDA GPU is available")
+    assert "trainer.accelerator=cpu" in result.stderr and "trainer.accelerator=auto" in result.stderr
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--cfg", "job"], ["model=foo"]])
+def test_config_only_commands_do_not_import_torch(tmp_path, args):
+    probe = (
+        "import atexit, sys, runpy\n"
+        "atexit.register(lambda: print('torch imported:', 'torch' in sys.modules, file=sys.stderr))\n"
+        f"sys.argv = ['primer.train', *{args!r}]\n"
+        "runpy.run_module('primer.train', run_name='__main__')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert "torch imported: False" in result.stderr

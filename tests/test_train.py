@@ -1,0 +1,134 @@
+"""Tiny real trainings of the real config into tmp_path: outputs, logging, seeding, convergence."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from primer.train import train
+from tests.conftest import TINY
+
+MODELS = ["two_layer", "custom_relu", "sequential", "autograd", "manual"]
+PRIMER_LR = {"two_layer": 1e-4, "custom_relu": 1e-4, "sequential": 1e-4, "autograd": 1e-6, "manual": 1e-6}
+
+
+def checkpoint(run_dir):
+    return torch.load(run_dir / "checkpoints" / "final.ckpt", map_location="cpu", weights_only=True)
+
+
+def csv_losses(run_dir):
+    """train/loss of every step, as the CSV logger wrote it (needs log_every_n_steps=1)."""
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        return [float(row["train/loss"]) for row in csv.DictReader(f) if row.get("train/loss")]
+
+
+def test_run_leaves_metrics_checkpoint_and_tensorboard_events(make_config, tmp_path):
+    metrics = train(make_config(*TINY))
+    run_dir = tmp_path / "run"
+
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    assert saved == pytest.approx(metrics)
+    expected = {f"{stage}/{name}" for stage in ("train", "val") for name in ("loss", "mse", "r2", "explained_variance")}
+    assert set(saved) == expected
+    assert checkpoint(run_dir)["global_step"] == 6
+
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    assert expected <= set(events.Tags()["scalars"])
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 3, 5]  # every 2nd step, the last included
+    for tag in expected:
+        assert events.Scalars(tag)[-1].value == pytest.approx(saved[tag], rel=1e-6)
+    assert events.Tags()["graph"]
+
+
+def test_hparams_tab_lists_the_run_config_with_its_final_metrics(make_config, tmp_path):
+    train(make_config(*TINY, "optimizer=adam"))
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    content = events.PluginTagToContent("hparams")
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    metric_tags = {m.name.tag for m in experiment.metric_infos}
+    assert {"train/loss", "val/loss", "val/r2"} <= metric_tags
+    assert "hp_metric" not in metric_tags and "hp_metric" not in events.Tags()["scalars"]
+    assert session.hparams["optimizer"].string_value == "adam"
+    assert session.hparams["optimizer.lr"].number_value == pytest.approx(1e-3)
+    assert session.hparams["model.hidden_dim"].number_value == 4
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_trains_a_few_steps(make_config, tmp_path, model):
+    metrics = train(make_config(*TINY, f"model={model}", f"optimizer.lr={PRIMER_LR[model]}"))
+    assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+    assert checkpoint(tmp_path / "run")["global_step"] == 6  # manual optimization advances global_step too
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_converges_with_the_primers_hyperparameters(make_config, tmp_path, model):
+    """Full primer sizes, 500 steps: the summed loss falls 6+ orders of magnitude, below 1e-3."""
+    cfg = make_config(f"model={model}", f"optimizer.lr={PRIMER_LR[model]}", "logger=csv",
+                      "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false")
+    metrics = train(cfg)
+    losses = csv_losses(tmp_path / "run")
+    assert len(losses) == 500
+    assert losses[-1] == pytest.approx(metrics["train/loss"])
+    assert losses[-1] < 1e-3
+    assert losses[0] / losses[-1] >= 1e6
+
+
+def test_custom_relu_matches_clamp_relu_trajectory(make_config, tmp_path):
+    for model in ("two_layer", "custom_relu"):
+        train(make_config(*TINY, f"model={model}", "logger=csv", "trainer.log_every_n_steps=1", subdir=model))
+    two_layer, custom_relu = csv_losses(tmp_path / "two_layer"), csv_losses(tmp_path / "custom_relu")
+    assert len(two_layer) == 6 and two_layer == custom_relu
+    weights = [checkpoint(tmp_path / m)["state_dict"] for m in ("two_layer", "custom_relu")]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_same_seed_gives_the_same_run_bit_for_bit(make_config, tmp_path):
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        train(make_config(*TINY, f"seed={seed}", subdir=name))
+    a, b, c = (checkpoint(tmp_path / name)["state_dict"] for name in "abc")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["net.linear1.weight"], c["net.linear1.weight"])
+    metrics = [json.loads((tmp_path / name / "metrics.json").read_text()) for name in "ab"]
+    assert metrics[0] == metrics[1]
+
+
+def test_teacher_task_generalizes_to_its_validation_set(make_config):
+    metrics = train(make_config("data=teacher", "optimizer=adam", "trainer.max_steps=300"))
+    assert metrics["val/r2"] > 0.8
+    assert metrics["val/loss"] > metrics["train/loss"]  # held-out data, not the training batch
+
+
+def test_no_logger_still_writes_metrics_json(make_config, tmp_path):
+    train(make_config(*TINY, "logger=none", "callbacks=none"))
+    assert set(json.loads((tmp_path / "run" / "metrics.json").read_text())) >= {"train/loss", "val/r2"}
+    assert not (tmp_path / "run" / "tensorboard").exists()
+
+
+def test_command_line_run_from_any_directory(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "primer.train", *TINY, "model=custom_relu"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (run_dir,) = (tmp_path / "outputs" / "runs").iterdir()
+    assert (run_dir / ".hydra" / "config.yaml").read_text().count("custom") == 1
+    assert (run_dir / "checkpoints" / "final.ckpt").is_file()
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert "train/loss" in json.loads((run_dir / "metrics.json").read_text())
+    assert "Epoch 0: 100%" in result.stdout + result.stderr  # the progress bar
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_run_keeps_the_batch_on_the_device(make_config, tmp_path):
+    metrics = train(make_config(*TINY, "trainer=gpu"))
+    assert checkpoint(tmp_path / "run")["global_step"] == 6 and torch.isfinite(torch.tensor(metrics["train/loss"]))
