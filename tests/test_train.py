@@ -2,7 +2,6 @@
 
 import csv
 import json
-import os
 import subprocess
 import sys
 
@@ -117,7 +116,6 @@ def test_command_line_run_from_any_directory(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "primer.train", *TINY, "model=custom_relu"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
-        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
     )
     assert result.returncode == 0, result.stderr[-2000:]
     (run_dir,) = (tmp_path / "outputs" / "runs").iterdir()
