@@ -46,7 +46,7 @@ def check_scale_out(cfg: DictConfig, multirun: bool) -> None:
                 f"set hydra.launcher.tasks_per_node=<trainer.devices> ({cfg.trainer.devices}) and "
                 f"hydra.launcher.nodes=<trainer.num_nodes> ({cfg.trainer.num_nodes}), with trainer.devices a number"
             )
-    elif n != 1:
+    elif launcher.endswith("BasicLauncher") and n != 1:
         raise BadConfig(
             f"trainer.devices={cfg.trainer.devices}: a sweep of the basic launcher runs its jobs in this one process, "
             "where Lightning cannot start each job's DDP processes; sweep DDP jobs with hydra/launcher=local or "
