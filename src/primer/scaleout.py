@@ -61,7 +61,7 @@ def use_submitit_tasks_as_ranks() -> None:
     SLURM's variables; submitit's local executor sets only its own, so they are exported here as
     torch.distributed's (MASTER_ADDR, MASTER_PORT, RANK, LOCAL_RANK, WORLD_SIZE), which Lightning reads.
     """
-    if not os.environ.get("SUBMITIT_EXECUTOR"):
+    if os.environ.get("SUBMITIT_EXECUTOR") != "local":
         return
     import submitit
 
