@@ -45,7 +45,7 @@ def test_trainer_config_lists_every_trainer_argument(make_config):
 
 @pytest.mark.parametrize(("group", "choice"), EVERY_CHOICE, ids=[f"{g}={c}" for g, c in EVERY_CHOICE])
 def test_every_choice_composes_and_builds(make_config, group, choice):
-    if choice == "gpu" and not __import__("torch").cuda.is_available():
+    if choice in ("gpu", "ddp") and not __import__("torch").cuda.is_available():
         pytest.skip("needs a CUDA GPU")
     cfg = make_config(f"{group}={choice}")
     built = instantiate(cfg[group]) if "_target_" in cfg[group] else [instantiate(c) for c in cfg[group].values()]

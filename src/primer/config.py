@@ -45,6 +45,8 @@ def check_command_line(argv: list[str]) -> None:
     from hydra import initialize_config_dir
     from hydra._internal.utils import get_args_parser
 
+    from primer.scaleout import check_scale_out
+
     args = get_args_parser().parse_args(argv)
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
         return
@@ -54,6 +56,7 @@ def check_command_line(argv: list[str]) -> None:
         for overrides in _jobs(args.overrides, args.multirun):
             cfg = _compose(overrides)
             check_values(cfg, overrides, base=_compose(_group_overrides(overrides)))
+            check_scale_out(cfg, args.multirun)
 
 
 def check_values(cfg: DictConfig, overrides: list[str], base: DictConfig) -> None:

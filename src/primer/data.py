@@ -26,6 +26,14 @@ class RepeatedBatch:
         return itertools.repeat(self.batch, self.length)
 
 
+def shard(batch: Batch, rank: int, world_size: int) -> Batch:
+    """Rank `rank`'s contiguous slice of the rows of a global batch (sizes differ by at most one)."""
+    rows = len(batch[0])
+    if rows < world_size:
+        raise ValueError(f"a batch of {rows} rows cannot be split over {world_size} processes")
+    return tuple(t.tensor_split(world_size)[rank] for t in batch)
+
+
 class SyntheticRegression(L.LightningDataModule):
     """x ~ N(0, 1) of shape (batch_size, input_dim); y of shape (batch_size, output_dim).
 
@@ -36,6 +44,8 @@ class SyntheticRegression(L.LightningDataModule):
 
     All tensors come from a generator seeded with `seed`, on the CPU, so the data is the
     same bits on every device; they are then moved once to the training device and stay there.
+    Under DDP every rank makes the same global batches and keeps its own disjoint slice of
+    rows (`shard`): the ranks together see each row once, and the global batch is batch_size.
     """
 
     def __init__(
@@ -61,20 +71,23 @@ class SyntheticRegression(L.LightningDataModule):
         if self.train_batch is not None:
             return
         hp = self.hparams
+        rank, world_size, device = 0, 1, torch.device("cpu")
+        if self.trainer is not None:
+            rank, world_size, device = self.trainer.global_rank, self.trainer.world_size, self.trainer.strategy.root_device
+
+        def local(batch: Batch) -> Batch:  # this rank's rows, on its device
+            return tuple(t.to(device) for t in shard(batch, rank, world_size))
+
         gen = torch.Generator().manual_seed(hp.seed)
         if hp.target == "random":
             x = torch.randn(hp.batch_size, hp.input_dim, generator=gen)
             y = torch.randn(hp.batch_size, hp.output_dim, generator=gen)
-            self.train_batch = self.val_batch = self.test_batch = (x, y)
+            self.train_batch = self.val_batch = self.test_batch = local((x, y))
         else:
             teacher = self._teacher(gen)
             self.train_batch, self.val_batch, self.test_batch = (
-                self._teacher_batch(teacher, n, gen) for n in (hp.batch_size, hp.val_size, hp.test_size)
+                local(self._teacher_batch(teacher, n, gen)) for n in (hp.batch_size, hp.val_size, hp.test_size)
             )
-        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
-        self.train_batch, self.val_batch, self.test_batch = (
-            tuple(t.to(device) for t in batch) for batch in (self.train_batch, self.val_batch, self.test_batch)
-        )
 
     def _teacher(self, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         hp = self.hparams

@@ -21,6 +21,12 @@ class Regression(L.LightningModule):
 
     A HandGradientNet is trained in manual-optimization mode with the gradients it derives
     itself; any other net goes through autograd.
+
+    Under DDP each rank holds a slice of the global batch. The loss is a sum over rows, so the
+    global gradient is the sum of the ranks' gradients; DDP averages them, so each rank
+    backpropagates world_size × its loss, and hand gradients are summed over ranks here. The
+    logged losses and metrics are those of the global batch, reduced over ranks on logging
+    steps only. N processes on a global batch thus train as one process on that batch.
     """
 
     def __init__(self, net: nn.Module, optimizer: Callable[..., torch.optim.Optimizer], input_dim: int):
@@ -31,12 +37,11 @@ class Regression(L.LightningModule):
         self.loss_fn = nn.MSELoss(reduction="sum")
         self.automatic_optimization = not isinstance(net, HandGradientNet)
         self.example_input_array = torch.zeros(1, input_dim)  # for the model summary and TensorBoard graph
-        metrics = MetricCollection(
-            {"mse": MeanSquaredError(), "r2": R2Score(), "explained_variance": ExplainedVariance()}
-        )
-        self.train_metrics = metrics.clone(prefix="train/")
-        self.val_metrics = metrics.clone(prefix="val/")
-        self.test_metrics = metrics.clone(prefix="test/")
+        # Train metrics are logged per step, so under DDP they sync on the step they are computed;
+        # val/test metrics sync once, when Lightning computes them at the end of the epoch.
+        self.train_metrics = regression_metrics("train/", dist_sync_on_step=True)
+        self.val_metrics = regression_metrics("val/")
+        self.test_metrics = regression_metrics("test/")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -53,14 +58,14 @@ class Regression(L.LightningModule):
         else:
             y_pred, loss = self._hand_gradient_step(x, y)
         if log_now:
-            self.log("train/loss", loss)
+            self.log("train/loss", loss, sync_dist=True, reduce_fx="sum")
             self.log_dict(self.train_metrics(y_pred.detach(), y))
-        return loss
+        return loss * self.trainer.world_size  # DDP averages gradients over ranks; the loss sums rows
 
     def _hand_gradient_step(self, x: torch.Tensor, y: torch.Tensor):
         y_pred, loss, grads = self.net.loss_and_gradients(x, y)
         for param, grad in zip(self.net.parameters(), grads):
-            param.grad = grad
+            param.grad = self.trainer.strategy.reduce(grad, reduce_op="sum")  # no autograd, so no DDP hooks
         optimizer = self.optimizers()
         optimizer.step()  # through Lightning's wrapper, so global_step advances
         optimizer.zero_grad()
@@ -84,6 +89,14 @@ class Regression(L.LightningModule):
     def _evaluate(self, batch, stage: str, metrics: MetricCollection) -> None:
         x, y = batch
         y_pred = self.net(x)
-        self.log(f"{stage}/loss", self.loss_fn(y_pred, y))
+        self.log(f"{stage}/loss", self.loss_fn(y_pred, y), sync_dist=True, reduce_fx="sum")
         metrics.update(y_pred, y)
         self.log_dict(metrics)
+
+
+def regression_metrics(prefix: str, **kwargs) -> MetricCollection:
+    """mse, r2 and explained variance, named `{prefix}mse` etc.; kwargs go to each metric."""
+    return MetricCollection(
+        {"mse": MeanSquaredError(**kwargs), "r2": R2Score(**kwargs), "explained_variance": ExplainedVariance(**kwargs)},
+        prefix=prefix,
+    )

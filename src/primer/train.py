@@ -22,10 +22,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from hydra.utils import instantiate
 
     from primer.results import RunSummary, final_metrics
+    from primer.scaleout import use_submitit_tasks_as_ranks
     from primer.system import Regression
 
     logging.getLogger("lightning").handlers.clear()  # Hydra's handlers already print and file its messages
 
+    use_submitit_tasks_as_ranks()
     torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
     L.seed_everything(cfg.seed)
     datamodule = instantiate(cfg.data)
