@@ -146,13 +146,15 @@ def plot_loss_curves(root: Path, dirs: list[Path], rows: list[dict]) -> None:
 
     shared = set.intersection(*(set(r["overrides"].split()) for r in rows)) if len(rows) > 1 else set()
     fig, ax = plt.subplots(figsize=(8, 5))
-    for job_dir, row in zip(dirs, rows):
+    for i, (job_dir, row) in enumerate(zip(dirs, rows)):
         steps, values = loss_curve(job_dir)
         finite = [(s, v) for s, v in zip(steps, values) if math.isfinite(v) and v > 0]
         if finite:
             label = " ".join(o for o in row["overrides"].split() if o not in shared) or row["overrides"] or "defaults"
-            ax.plot(*zip(*finite), label=f"{_job_number(row['job'])}: {label}"
-                    + (" (failed)" if row["status"] == "failed" else ""))
+            failed = " (failed)" if row["status"] == "failed" else ""
+            # each line thinner than the one before: jobs with identical curves (the primer's point) all show
+            width = 1 + 3 * (len(rows) - 1 - i) / max(len(rows) - 1, 1)
+            ax.plot(*zip(*finite), linewidth=width, label=f"{_job_number(row['job'])}: {label}{failed}")
     ax.set(yscale="log", xlabel="step", ylabel="train/loss (summed squared error)", title=root.name)
     if ax.lines:
         ax.legend(fontsize=7)

@@ -25,6 +25,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     import lightning as L  # heavy imports here, so --help and config errors stay instant
     import torch
     from hydra.utils import instantiate
+    from lightning.pytorch.callbacks import LearningRateMonitor
 
     from primer.results import RunSummary, final_metrics
     from primer.system import Regression
@@ -41,7 +42,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks = [instantiate(c) for name, c in (cfg.callbacks or {}).items() if wanted(name, cfg)]
     callbacks.append(RunSummary(cfg.paths.output_dir, hparams_for_tensorboard(cfg)))
     if scheduler and loggers:
-        callbacks.append(L.pytorch.callbacks.LearningRateMonitor(logging_interval="step"))  # logs lr-SGD etc.
+        callbacks.append(LearningRateMonitor(logging_interval="step"))  # logs lr-SGD, lr-Adam
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
 
     trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
@@ -71,11 +72,11 @@ def hydra_main(cfg: DictConfig) -> float:
     In a sweep, a job that raises is logged and recorded (see primer.report) and returns NaN,
     so the remaining jobs still run and the sweep summary lists it as failed.
     """
-    if HydraConfig.get().mode != RunMode.MULTIRUN:
-        return train(cfg).get("val/loss", math.nan)
     try:
         return train(cfg).get("val/loss", math.nan)
     except Exception as error:
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            raise  # a single run stops with its error
         logging.getLogger(__name__).exception("this job failed; the sweep goes on")
         record_failure(cfg.paths.output_dir, error)
         return math.nan
