@@ -4,6 +4,7 @@ raises, a 3-trial Optuna search (all three started together), and the summaries 
 import csv
 import json
 import math
+import shutil
 import subprocess
 import sys
 
@@ -13,6 +14,7 @@ from hydra import compose, initialize_config_dir
 from matplotlib import image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from primer import report
 from primer.config import CONFIG_DIR, CONFIG_NAME
 from primer.report import job_dirs
 from tests.conftest import TINY
@@ -117,16 +119,23 @@ def test_each_job_is_a_tensorboard_run_named_by_its_overrides(sweeps):
         assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")
 
 
-def test_report_rebuilds_the_same_summary_from_the_job_dirs(sweeps):
+def test_report_rebuilds_the_same_summary_from_the_job_dirs(sweeps, capsys):
     _, sweep_dir = sweeps[0]["grid"]
     before = {name: (sweep_dir / name).read_text() for name in ("summary.csv", "summary.md")}
     for name in ("summary.csv", "summary.md", "loss_curves.png"):
         (sweep_dir / name).unlink()
-    result = subprocess.run([sys.executable, "-m", "primer.report", str(sweep_dir)],
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
+    report.main([str(sweep_dir)])  # what `python -m primer.report DIR` runs
     assert {name: (sweep_dir / name).read_text() for name in before} == before
+    assert before["summary.md"].strip() in capsys.readouterr().out
     assert (sweep_dir / "loss_curves.png").is_file()
+
+
+def test_report_of_a_single_run_dir_has_one_row(sweeps):
+    _, sweep_dir = sweeps[0]["joblib"]
+    run_dir = job_dirs(sweep_dir)[0]
+    report.write_summary(run_dir)
+    (row,) = summary_rows(run_dir)
+    assert row["job"] == run_dir.name and row["status"] == "ok" and row["steps"] == "6"
 
 
 def test_report_of_a_dir_without_runs_says_so_in_one_line(tmp_path):
@@ -153,3 +162,14 @@ def test_optuna_search_minimizes_the_final_val_loss_over_its_trials(sweeps):
     best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
     finished = [float(r["val/loss"]) for r in rows if r["status"] == "ok"]
     assert best["best_value"] == pytest.approx(min(finished))
+
+
+def test_report_reads_a_sweep_made_before_job_dirs_were_named(sweeps, tmp_path):
+    """Older sweeps named job dirs by number only and had no summary: the report needs neither."""
+    _, sweep_dir = sweeps[0]["grid"]
+    for job in job_dirs(sweep_dir):
+        shutil.copytree(job, tmp_path / job.name.split("_")[0])
+    report.write_summary(tmp_path)
+    rows = summary_rows(tmp_path)
+    assert [r["job"] for r in rows] == ["0", "1", "2", "3"]
+    assert [r["status"] for r in rows] == [r["status"] for r in summary_rows(sweep_dir)]
