@@ -39,7 +39,7 @@ class SweepSummary(Callback):
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs) -> None:
         job_dir = Path(config.hydra.runtime.output_dir)
         if job_return.status == JobStatus.FAILED and not (job_dir / FAILURE_FILE).exists():
-            record_failure(job_dir, job_return._return_value)
+            record_failure(job_dir, job_return._return_value)  # the exception; .return_value would raise it
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -63,8 +63,8 @@ def summarize(job_dir: Path) -> dict:
         status, reason = "failed", (job_dir / FAILURE_FILE).read_text().strip()
     elif not metrics:
         status, reason = "failed", "no metrics.json: the job did not finish"
-    elif not math.isfinite(metrics.get("train/loss", math.nan)):
-        status, reason = "failed", f"diverged: train/loss={metrics.get('train/loss')}"
+    elif not math.isfinite(metrics.get("train/loss", 0.0)):
+        status, reason = "failed", f"diverged: train/loss={metrics['train/loss']}"
     return {
         "job": job_dir.name,
         "overrides": " ".join(OmegaConf.load(job_dir / ".hydra" / "overrides.yaml")),
