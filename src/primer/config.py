@@ -19,6 +19,9 @@ def _config_dir() -> Path:
 CONFIG_DIR = str(_config_dir())
 CONFIG_NAME = "train"
 
+# ${cut:TEXT,N}: TEXT's first N characters (a sweep job's dir name must stay a valid file name)
+OmegaConf.register_new_resolver("cut", lambda text, n: str(text)[:n], replace=True)
+
 # The keys users type most, and what each must be.
 POSITIVE_INT, POSITIVE_NUMBER, INTEGER = "a positive integer", "a positive number", "an integer"
 RULES = {

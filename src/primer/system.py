@@ -20,7 +20,8 @@ class Regression(L.LightningModule):
     a backward and an update, nothing more.
 
     A HandGradientNet is trained in manual-optimization mode with the gradients it derives
-    itself; any other net goes through autograd.
+    itself; any other net goes through autograd. An optional lr scheduler factory is stepped
+    after every training step.
 
     Under DDP each rank holds a slice of the global batch. The loss is a sum over rows, so the
     global gradient is the sum of the ranks' gradients; DDP averages them, so each rank
@@ -29,11 +30,18 @@ class Regression(L.LightningModule):
     steps only. N processes on a global batch thus train as one process on that batch.
     """
 
-    def __init__(self, net: nn.Module, optimizer: Callable[..., torch.optim.Optimizer], input_dim: int):
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        input_dim: int,
+        scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | None = None,
+    ):
         super().__init__()
-        self.save_hyperparameters(ignore=["net", "optimizer"])
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
         self.net = net
         self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
         self.loss_fn = nn.MSELoss(reduction="sum")
         self.automatic_optimization = not isinstance(net, HandGradientNet)
         self.example_input_array = torch.zeros(1, input_dim)  # for the model summary and TensorBoard graph
@@ -46,8 +54,13 @@ class Regression(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return self.optimizer_factory(self.net.parameters())
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.net.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        # stepped after every training step: a run is one long epoch over the same batch
+        scheduler = {"scheduler": self.scheduler_factory(optimizer), "interval": "step"}
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
     def training_step(self, batch, batch_idx: int):
         x, y = batch
@@ -69,6 +82,8 @@ class Regression(L.LightningModule):
         optimizer = self.optimizers()
         optimizer.step()  # through Lightning's wrapper, so global_step advances
         optimizer.zero_grad()
+        if (scheduler := self.lr_schedulers()) is not None:
+            scheduler.step()  # manual optimization steps its scheduler itself
         return y_pred, loss
 
     def _is_logging_step(self, batch_idx: int) -> bool:

@@ -4,15 +4,20 @@
     python -m primer.train model=custom_relu trainer.accelerator=gpu
     python -m primer.train model=manual optimizer.lr=1e-6
     python -m primer.train --cfg job                             # print the composed config
+    python -m primer.train -m 'experiment=glob(*)'               # the whole primer, one job per section
 """
 
 import logging
+import math
 import sys
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from primer.config import CONFIG_DIR, BadConfig, check_command_line
+from primer.report import record_failure
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -20,6 +25,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     import lightning as L  # heavy imports here, so --help and config errors stay instant
     import torch
     from hydra.utils import instantiate
+    from lightning.pytorch.callbacks import LearningRateMonitor
 
     from primer.results import RunSummary, final_metrics
     from primer.scaleout import use_submitit_tasks_as_ranks
@@ -32,10 +38,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(cfg.seed)
     datamodule = instantiate(cfg.data)
     net = instantiate(cfg.model)
-    system = Regression(net, optimizer=instantiate(cfg.optimizer), input_dim=cfg.data.input_dim)
+    scheduler = instantiate(cfg.scheduler) if cfg.scheduler else None
+    system = Regression(net, optimizer=instantiate(cfg.optimizer), input_dim=cfg.data.input_dim, scheduler=scheduler)
     loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
     callbacks = [instantiate(c) for name, c in (cfg.callbacks or {}).items() if wanted(name, cfg)]
     callbacks.append(RunSummary(cfg.paths.output_dir, hparams_for_tensorboard(cfg)))
+    if scheduler and loggers:
+        callbacks.append(LearningRateMonitor(logging_interval="step"))  # logs lr-SGD, lr-Adam
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
 
     trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
@@ -49,8 +58,6 @@ def wanted(callback_name: str, cfg: DictConfig) -> bool:
 
 def hparams_for_tensorboard(cfg: DictConfig) -> dict:
     """The run's choices and values, flat (`optimizer.lr`), as TensorBoard's HPARAMS tab takes them."""
-    from hydra.core.hydra_config import HydraConfig
-
     choices = {g: c for g, c in HydraConfig.get().runtime.choices.items() if not g.startswith("hydra")}
     values = {"seed": cfg.seed, "trainer.max_steps": cfg.trainer.max_steps}
     for group in ("model", "optimizer", "data"):
@@ -61,8 +68,20 @@ def hparams_for_tensorboard(cfg: DictConfig) -> dict:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
-def hydra_main(cfg: DictConfig) -> float | None:
-    return train(cfg).get("val/loss")  # what a sweeper minimizes
+def hydra_main(cfg: DictConfig) -> float:
+    """Returns the final val/loss, what a sweeper minimizes.
+
+    In a sweep, a job that raises is logged and recorded (see primer.report) and returns NaN,
+    so the remaining jobs still run and the sweep summary lists it as failed.
+    """
+    try:
+        return train(cfg).get("val/loss", math.nan)
+    except Exception as error:
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            raise  # a single run stops with its error
+        logging.getLogger(__name__).exception("this job failed; the sweep goes on")
+        record_failure(cfg.paths.output_dir, error)
+        return math.nan
 
 
 def main() -> None:

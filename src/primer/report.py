@@ -1,0 +1,179 @@
+"""Sweep summary: one row per job, a table (CSV, Markdown) and every job's loss curve (PNG).
+
+    python -m primer.report outputs/multirun/<sweep>    # rebuild the summary of any sweep or run dir
+
+Written at the end of every multirun by the Hydra callback SweepSummary. Everything is read
+from what each job dir holds, so sweeps made before this module existed work too:
+`.hydra/overrides.yaml` (label), `metrics.json` (final metrics), `checkpoints/final.ckpt`
+(steps), the TensorBoard events (loss curve), file times (wall time), `failure.txt` (why a job
+failed). Heavy imports (torch, tensorboard, matplotlib) happen inside the functions that need them.
+"""
+
+import argparse
+import csv
+import json
+import logging
+import math
+import re
+import sys
+from pathlib import Path
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+FAILURE_FILE = "failure.txt"
+FILES = ("summary.csv", "summary.md", "loss_curves.png")
+TABLE_METRICS = ("train/loss", "val/loss", "val/r2")  # the Markdown table's; the CSV has every metric
+
+
+def record_failure(job_dir: str | Path, error: BaseException) -> None:
+    """Leaves the one-line reason a job failed in its dir, for the summary."""
+    reason = f"{type(error).__name__}: {error}".splitlines()[0]
+    (Path(job_dir) / FAILURE_FILE).write_text(reason + "\n")
+
+
+class SweepSummary(Callback):
+    """Hydra callback: records jobs that raised, and summarizes the sweep when it ends."""
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs) -> None:
+        job_dir = Path(config.hydra.runtime.output_dir)
+        if job_return.status == JobStatus.FAILED and not (job_dir / FAILURE_FILE).exists():
+            record_failure(job_dir, job_return._return_value)  # the exception; .return_value would raise it
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        print(f"\nSweep summary ({', '.join(FILES)} in {sweep_dir}):\n\n{write_summary(sweep_dir)}")
+
+
+def job_dirs(root: Path) -> list[Path]:
+    """The run dir itself, or a sweep's job dirs in job order."""
+    if (root / ".hydra").is_dir():
+        return [root]
+    jobs = [d for d in root.iterdir() if (d / ".hydra").is_dir()]
+    return sorted(jobs, key=lambda d: (int(m.group()) if (m := re.match(r"\d+", d.name)) else math.inf, d.name))
+
+
+def summarize(job_dir: Path) -> dict:
+    """One job's row: overrides, status and reason, steps, wall time and every final metric."""
+    metrics_path = job_dir / "metrics.json"
+    metrics = {k: float(v) for k, v in json.loads(metrics_path.read_text()).items()} if metrics_path.exists() else {}
+    status, reason = "ok", ""
+    if (job_dir / FAILURE_FILE).exists():
+        status, reason = "failed", (job_dir / FAILURE_FILE).read_text().strip()
+    elif not metrics:
+        status, reason = "failed", "no metrics.json: the job did not finish"
+    elif not math.isfinite(metrics.get("train/loss", 0.0)):
+        status, reason = "failed", f"diverged: train/loss={metrics['train/loss']}"
+    return {
+        "job": job_dir.name,
+        "overrides": " ".join(OmegaConf.load(job_dir / ".hydra" / "overrides.yaml")),
+        "status": status,
+        "reason": reason,
+        "steps": _steps(job_dir),
+        "wall_time_s": _wall_time(job_dir),
+        **metrics,
+    }
+
+
+def _steps(job_dir: Path) -> int | None:
+    checkpoint = job_dir / "checkpoints" / "final.ckpt"
+    if not checkpoint.exists():
+        return None
+    import torch
+
+    return torch.load(checkpoint, map_location="cpu", weights_only=True)["global_step"]
+
+
+def _wall_time(job_dir: Path) -> float:
+    """From Hydra writing the job's config (before the task starts) to the job's last written file."""
+    start = (job_dir / ".hydra" / "config.yaml").stat().st_mtime
+    return round(max(p.stat().st_mtime for p in job_dir.rglob("*") if p.is_file()) - start, 2)
+
+
+def loss_curve(job_dir: Path) -> tuple[list[int], list[float]]:
+    """The train/loss points the job's TensorBoard events hold (none without the tensorboard logger)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logging.getLogger("tensorboard").setLevel(logging.WARNING)  # not a line per event file read
+    events = EventAccumulator(str(job_dir / "tensorboard"), size_guidance={"scalars": 0})  # 0: keep every point
+    events.Reload()
+    if "train/loss" not in events.Tags()["scalars"]:
+        return [], []
+    points = events.Scalars("train/loss")
+    return [p.step for p in points], [p.value for p in points]
+
+
+def write_summary(root: Path) -> str:
+    """Writes summary.csv, summary.md and loss_curves.png into root; returns the Markdown table."""
+    dirs = job_dirs(root)
+    rows = [summarize(d) for d in dirs]
+    metric_names = sorted({k for row in rows for k in row} - {"job", "overrides", "status", "reason", "steps",
+                                                                "wall_time_s"})
+    with open(root / "summary.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, ["job", "overrides", "status", "reason", "steps", "wall_time_s", *metric_names])
+        writer.writeheader()
+        writer.writerows(rows)
+    table = markdown_table(rows, [m for m in TABLE_METRICS if m in metric_names])
+    (root / "summary.md").write_text(table + "\n")
+    plot_loss_curves(root, dirs, rows)
+    return table
+
+
+def markdown_table(rows: list[dict], metrics: list[str]) -> str:
+    lines = ["| job | overrides | status | steps | wall time (s) | " + " | ".join(metrics) + " |",
+             "|---" * (5 + len(metrics)) + "|"]
+    for row in rows:
+        status = f"failed: {row['reason']}" if row["status"] == "failed" else "ok"
+        cells = [_job_number(row["job"]), f"`{row['overrides']}`" if row["overrides"] else "(defaults)", status,
+                 row["steps"] if row["steps"] is not None else "", row["wall_time_s"],
+                 *(f"{row[m]:.4g}" if m in row else "" for m in metrics)]
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def _job_number(name: str) -> str:
+    """`3_model=manual,...` -> `3`: the table's overrides column already says the rest."""
+    return m.group() if (m := re.match(r"\d+(?=_|$)", name)) else name
+
+
+def plot_loss_curves(root: Path, dirs: list[Path], rows: list[dict]) -> None:
+    """Every job's train/loss on a log scale, labelled by the overrides that set it apart."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+
+    shared = set.intersection(*(set(r["overrides"].split()) for r in rows)) if len(rows) > 1 else set()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for i, (job_dir, row) in enumerate(zip(dirs, rows)):
+        steps, values = loss_curve(job_dir)
+        finite = [(s, v) for s, v in zip(steps, values) if math.isfinite(v) and v > 0]
+        if finite:
+            label = " ".join(o for o in row["overrides"].split() if o not in shared) or row["overrides"] or "defaults"
+            failed = " (failed)" if row["status"] == "failed" else ""
+            # each line thinner than the one before: jobs with identical curves (the primer's point) all show
+            width = 1 + 3 * (len(rows) - 1 - i) / max(len(rows) - 1, 1)
+            ax.plot(*zip(*finite), linewidth=width, label=f"{_job_number(row['job'])}: {label}{failed}")
+    ax.set(yscale="log", xlabel="step", ylabel="train/loss (summed squared error)", title=root.name)
+    if ax.lines:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(root / "loss_curves.png", dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m primer.report", description=__doc__.splitlines()[0])
+    parser.add_argument("dir", type=Path, help="a run dir or a sweep dir (outputs/multirun/<sweep>)")
+    root = parser.parse_args(argv).dir
+    if not root.is_dir() or not job_dirs(root):
+        print(f"error: {root}: not a run or sweep dir; give a dir that holds .hydra/ or job dirs with .hydra/",
+              file=sys.stderr)
+        sys.exit(2)
+    print(write_summary(root))
+    print(f"\nwrote {', '.join(FILES)} in {root}")
+
+
+if __name__ == "__main__":
+    main()

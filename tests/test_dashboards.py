@@ -1,0 +1,47 @@
+"""TensorBoard extras read back with TensorBoard's own reader: histograms, the lr of a scheduler."""
+
+import json
+import math
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from primer.train import train
+from tests.conftest import TINY
+
+
+def events_of(run_dir):
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"histograms": 0, "scalars": 0})
+    events.Reload()
+    return events
+
+
+@pytest.mark.parametrize("model, params", [("two_layer", ["net.linear1.weight", "net.linear2.bias"]),
+                                            ("manual", ["net.w1", "net.w2"])])
+def test_histograms_of_weights_and_gradients_every_n_steps(make_config, tmp_path, model, params):
+    train(make_config(*TINY, f"model={model}", "callbacks.histograms.every_n_steps=3"))
+    events = events_of(tmp_path / "run")
+    for name in params:
+        for kind in ("weights", "gradients"):
+            assert [e.step for e in events.Histograms(f"{kind}/{name}")] == [0, 3]
+
+
+def test_no_histograms_and_no_lr_by_default(make_config, tmp_path):
+    train(make_config(*TINY))
+    tags = events_of(tmp_path / "run").Tags()
+    assert tags["histograms"] == []
+    assert not [t for t in tags["scalars"] if t.startswith("lr")]
+
+
+@pytest.mark.parametrize("model", ["two_layer", "manual"])
+def test_cosine_scheduler_decays_the_lr_and_tensorboard_logs_it(make_config, tmp_path, model):
+    metrics = train(make_config(*TINY, f"model={model}", "scheduler=cosine", "optimizer.lr=1e-6"))
+    events = events_of(tmp_path / "run")
+    logged = events.Scalars("lr-SGD")
+    assert [e.step for e in logged] == [1, 3, 5]  # on the logging steps, as every other scalar
+    for e in logged:
+        assert e.value == pytest.approx(1e-6 * (1 + math.cos(math.pi * e.step / 6)) / 2, rel=1e-5)
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved == pytest.approx(metrics) and saved["lr-SGD"] == pytest.approx(logged[-1].value)
+    for tag, value in saved.items():
+        assert events.Scalars(tag)[-1].value == pytest.approx(value, rel=1e-6)

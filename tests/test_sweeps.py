@@ -1,0 +1,175 @@
+"""Real multiruns of the real config: a grid with diverging jobs, a joblib sweep with a job that
+raises, a 3-trial Optuna search (all three started together), and the summaries they leave."""
+
+import csv
+import json
+import math
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+from matplotlib import image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from primer import report
+from primer.config import CONFIG_DIR, CONFIG_NAME
+from primer.report import job_dirs
+from tests.conftest import TINY
+
+QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+SWEEPS = {  # name: the multirun's arguments
+    "grid": ["model=two_layer,custom_relu", "optimizer.lr=1e-4,10", *TINY],
+    "joblib": ["hydra/launcher=joblib", "ckpt_path=null,missing.ckpt", *TINY],
+    # the search draws model.hidden_dim itself; only the data and the run are kept tiny
+    "optuna": ["hparams_search=optuna", "hydra.sweeper.n_trials=3", *TINY[:3]],
+}
+
+
+@pytest.fixture(scope="module")
+def sweeps(tmp_path_factory):
+    """Starts the three sweeps at once in one dir; returns each one's stdout and sweep dir."""
+    cwd = tmp_path_factory.mktemp("sweeps")
+    procs = {
+        name: subprocess.Popen([sys.executable, "-m", "primer.train", "-m", *args, *QUIET],
+                               cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for name, args in SWEEPS.items()
+    }
+    results = {}
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-3000:]
+        results[name] = out
+    dirs = list((cwd / "outputs" / "multirun").iterdir())
+    by_name = {name: next(d for d in dirs if _sweep_name(d) == name) for name in SWEEPS}
+    return {name: (results[name], by_name[name]) for name in SWEEPS}, dirs
+
+
+def _sweep_name(sweep_dir):
+    first_job = job_dirs(sweep_dir)[0]
+    overrides = yaml.safe_load((first_job / ".hydra" / "hydra.yaml").read_text())["hydra"]["overrides"]
+    task = " ".join(overrides["task"] + overrides["hydra"])
+    return "optuna" if "hparams_search=optuna" in task else "joblib" if "joblib" in task else "grid"
+
+
+def summary_rows(sweep_dir):
+    with open(sweep_dir / "summary.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def check_summary_matches_every_job(sweep_dir, stdout):
+    """The CSV and Markdown rows hold each job's overrides and metrics.json; the PNG is an image."""
+    rows, jobs = summary_rows(sweep_dir), job_dirs(sweep_dir)
+    markdown = (sweep_dir / "summary.md").read_text()
+    assert markdown.strip() in stdout  # printed at the end of the sweep
+    assert len(rows) == len(jobs) == len(markdown.strip().splitlines()) - 2
+    for row, job in zip(rows, jobs):
+        assert row["job"] == job.name
+        assert row["overrides"] == " ".join(yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text()))
+        assert f"`{row['overrides']}`" in markdown
+        if (job / "metrics.json").exists():
+            for name, value in json.loads((job / "metrics.json").read_text()).items():
+                assert float(row[name]) == pytest.approx(float(value), nan_ok=True)
+        if row["status"] == "ok":
+            assert int(row["steps"]) == 6 and float(row["wall_time_s"]) > 0
+            assert f"{float(row['train/loss']):.4g}" in markdown
+    assert (sweep_dir / "loss_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    height, width, _ = image.imread(sweep_dir / "loss_curves.png").shape
+    assert (width, height) == (800, 500)
+    return rows
+
+
+def test_sweeps_started_together_keep_their_own_dirs(sweeps):
+    by_name, dirs = sweeps
+    assert len(dirs) == 3
+    assert [len(job_dirs(by_name[name][1])) for name in SWEEPS] == [4, 2, 3]
+
+
+def test_sweep_dirs_made_in_the_same_second_differ():
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        first, second = (str(compose(CONFIG_NAME, return_hydra_config=True).hydra.sweep.dir) for _ in range(2))
+    assert first != second and first.startswith("outputs/multirun/")
+
+
+def test_grid_sweep_summary_marks_diverged_jobs_failed(sweeps):
+    stdout, sweep_dir = sweeps[0]["grid"]
+    rows = check_summary_matches_every_job(sweep_dir, stdout)
+    for row in rows:
+        diverging = "optimizer.lr=10" in row["overrides"].split()
+        assert row["status"] == ("failed" if diverging else "ok")
+        # "diverged: train/loss=nan" from the summary, or the message of a run that stops itself on NaN
+        assert ("nan" in row["reason"].lower()) == diverging
+    assert [r["overrides"].split()[:2] for r in rows] == [
+        ["model=two_layer", "optimizer.lr=0.0001"], ["model=two_layer", "optimizer.lr=10"],
+        ["model=custom_relu", "optimizer.lr=0.0001"], ["model=custom_relu", "optimizer.lr=10"]]
+
+
+def test_each_job_is_a_tensorboard_run_named_by_its_overrides(sweeps):
+    _, sweep_dir = sweeps[0]["grid"]
+    for job in job_dirs(sweep_dir):
+        assert job.name.startswith(f"{job.name.split('_')[0]}_data.input_dim=8,model.hidden_dim=4,model=")
+        events = EventAccumulator(str(job / "tensorboard"))
+        events.Reload()
+        metrics = json.loads((job / "metrics.json").read_text())
+        for tag, value in metrics.items():
+            logged = events.Scalars(tag)[-1].value
+            assert logged == pytest.approx(float(value), nan_ok=True)
+        assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")
+
+
+def test_report_rebuilds_the_same_summary_from_the_job_dirs(sweeps, capsys):
+    _, sweep_dir = sweeps[0]["grid"]
+    before = {name: (sweep_dir / name).read_text() for name in ("summary.csv", "summary.md")}
+    for name in ("summary.csv", "summary.md", "loss_curves.png"):
+        (sweep_dir / name).unlink()
+    report.main([str(sweep_dir)])  # what `python -m primer.report DIR` runs
+    assert {name: (sweep_dir / name).read_text() for name in before} == before
+    assert before["summary.md"].strip() in capsys.readouterr().out
+    assert (sweep_dir / "loss_curves.png").is_file()
+
+
+def test_report_of_a_single_run_dir_has_one_row(sweeps):
+    _, sweep_dir = sweeps[0]["joblib"]
+    run_dir = job_dirs(sweep_dir)[0]
+    report.write_summary(run_dir)
+    (row,) = summary_rows(run_dir)
+    assert row["job"] == run_dir.name and row["status"] == "ok" and row["steps"] == "6"
+
+
+def test_report_of_a_dir_without_runs_says_so_in_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "primer.report", str(tmp_path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {tmp_path}: not a run or sweep dir") and result.stderr.count("\n") == 1
+
+
+def test_joblib_sweep_records_a_raising_job_and_runs_the_others(sweeps):
+    stdout, sweep_dir = sweeps[0]["joblib"]
+    ok, failed = check_summary_matches_every_job(sweep_dir, stdout)
+    assert ok["status"] == "ok" and math.isfinite(float(ok["val/loss"]))
+    assert failed["status"] == "failed"
+    assert failed["reason"] == "FileNotFoundError: Checkpoint file not found: missing.ckpt"
+
+
+def test_optuna_search_minimizes_the_final_val_loss_over_its_trials(sweeps):
+    stdout, sweep_dir = sweeps[0]["optuna"]
+    rows = check_summary_matches_every_job(sweep_dir, stdout)
+    assert len(rows) == 3
+    searched = [dict(o.split("=") for o in row["overrides"].split()) for row in rows]
+    assert all({"optimizer", "optimizer.lr", "model.hidden_dim"} <= s.keys() for s in searched)
+    best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    finished = [float(r["val/loss"]) for r in rows if r["status"] == "ok"]
+    assert best["best_value"] == pytest.approx(min(finished))
+
+
+def test_report_reads_a_sweep_made_before_job_dirs_were_named(sweeps, tmp_path):
+    """Older sweeps named job dirs by number only and had no summary: the report needs neither."""
+    _, sweep_dir = sweeps[0]["grid"]
+    for job in job_dirs(sweep_dir):
+        shutil.copytree(job, tmp_path / job.name.split("_")[0])
+    report.write_summary(tmp_path)
+    rows = summary_rows(tmp_path)
+    assert [r["job"] for r in rows] == ["0", "1", "2", "3"]
+    assert [r["status"] for r in rows] == [r["status"] for r in summary_rows(sweep_dir)]
