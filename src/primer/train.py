@@ -8,6 +8,7 @@
 
 import logging
 import sys
+import warnings
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -19,12 +20,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Fits the configured net to the configured data; returns the final logged metrics."""
     import lightning as L  # heavy imports here, so --help and config errors stay instant
     import torch
+    from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
 
+    from primer.checkpoints import StoreConfig
+    from primer.guards import SaveOnInterrupt, StopOnNonFinite, interruptible, resume_command
     from primer.results import RunSummary, final_metrics
     from primer.system import Regression
 
     logging.getLogger("lightning").handlers.clear()  # Hydra's handlers already print and file its messages
+    # Every batch is the same batch (primer.data.RepeatedBatch): a resume mid-epoch is exact.
+    warnings.filterwarnings("ignore", "You're resuming from a checkpoint that ended before the epoch ended")
 
     torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
     L.seed_everything(cfg.seed)
@@ -33,10 +39,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
     system = Regression(net, optimizer=instantiate(cfg.optimizer), input_dim=cfg.data.input_dim)
     loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
     callbacks = [instantiate(c) for name, c in (cfg.callbacks or {}).items() if wanted(name, cfg)]
-    callbacks.append(RunSummary(cfg.paths.output_dir, hparams_for_tensorboard(cfg)))
+    overrides = list(HydraConfig.get().overrides.task)
+    saver = SaveOnInterrupt(f"{cfg.paths.output_dir}/checkpoints")  # Ctrl-C, SIGTERM: save, then stop
+    callbacks += [RunSummary(cfg.paths.output_dir, hparams_for_tensorboard(cfg)), StopOnNonFinite(), saver,
+                  StoreConfig(cfg, overrides)]
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
 
-    trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    with interruptible(trainer, saver, resume_command(overrides)):
+        trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     return final_metrics(trainer)
 
 
@@ -60,7 +70,13 @@ def hparams_for_tensorboard(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def hydra_main(cfg: DictConfig) -> float | None:
-    return train(cfg).get("val/loss")  # what a sweeper minimizes
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from primer.guards import one_line_exit
+
+    with one_line_exit(multirun=HydraConfig.get().mode == RunMode.MULTIRUN):  # diverged, interrupted
+        return train(cfg).get("val/loss")  # what a sweeper minimizes
 
 
 def main() -> None:
