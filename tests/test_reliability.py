@@ -67,7 +67,6 @@ BAD_CHECKPOINTS = [  # (checkpoint, extra overrides, message after "error: ckpt_
                                     "resume with the overrides it was trained with: trainer.max_steps=6"),
     ("final", ["model=autograd"], "made with model._target_=primer.nets.TwoLayerNet, "
                                   "this run has model._target_=primer.nets.FeedForwardNet"),
-    ("final", ["optimizer=adam"], "made with optimizer._target_=torch.optim.SGD"),
     ("no_stored_config", ["model.hidden_dim=5"], "made by a different model or shape: net.linear1.bias is (4,) there"),
 ]
 
@@ -92,14 +91,12 @@ def start_run(run_dir, args, cwd):
 
 
 # Long enough to be signalled mid-training; the CSV logger writes metrics.csv once steps have run.
-LONG = ["trainer.max_steps=2000", "data.input_dim=8", "model.hidden_dim=4", "trainer.enable_progress_bar=false",
+LONG = ["trainer.max_steps=300", "data.input_dim=8", "model.hidden_dim=4", "trainer.enable_progress_bar=false",
         "logger=csv", "trainer.log_every_n_steps=5", "+logger.csv.flush_logs_every_n_steps=5"]
 
 
-@pytest.mark.parametrize(("signum", "setup"), [(signal.SIGINT, ["optimizer=adam"]),
-                                               (signal.SIGTERM, ["model=manual", "optimizer.lr=1e-6"])])
-def test_interrupted_run_resumes_to_the_uninterrupted_result_bit_for_bit(tmp_path, signum, setup):
-    args = [*LONG, *setup]
+def interrupt(tmp_path, args, signum):
+    """Starts a LONG run, sends it `signum` once training has started; its stderr's last line."""
     run = start_run("outputs/interrupted", args, cwd=tmp_path)
     while not (tmp_path / "outputs/interrupted/csv/metrics.csv").exists() and run.poll() is None:
         time.sleep(0.02)  # training has started once the logger has written
@@ -108,9 +105,23 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result_bit_for_bit(tmp_pat
     assert run.returncode == 128 + signum, stderr[-2000:]
     assert "Traceback" not in stderr
     last_line = stderr.strip().splitlines()[-1]
-    saved = tmp_path / "outputs/interrupted/checkpoints/interrupted.ckpt"
     assert last_line.startswith(f"interrupted: {signal.Signals(signum).name} at step ")
-    assert 0 < checkpoint(saved)["global_step"] < 2000
+    return last_line
+
+
+def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
+    last_line = interrupt(tmp_path, [*LONG, "model=manual", "optimizer.lr=1e-6"], signal.SIGTERM)
+    saved = checkpoint(tmp_path / "outputs/interrupted/checkpoints/interrupted.ckpt")
+    assert 0 < saved["global_step"] < 300 and f"at step {saved['global_step']} of 300" in last_line
+    assert last_line.endswith("model=manual optimizer.lr=1e-6 ckpt_path=outputs/interrupted/checkpoints/interrupted.ckpt")
+
+
+def test_interrupted_run_resumes_to_the_uninterrupted_result_bit_for_bit(tmp_path):
+    """Ctrl-C mid-training, then the printed resume command: the same weights and metrics as one run."""
+    args = [*LONG, "optimizer=adam"]
+    last_line = interrupt(tmp_path, args, signal.SIGINT)
+    saved = tmp_path / "outputs/interrupted/checkpoints/interrupted.ckpt"
+    assert 0 < checkpoint(saved)["global_step"] < 300
 
     command = last_line.partition("resume with: ")[2]
     assert command.startswith("python -m primer.train ") and command.endswith("ckpt_path=outputs/interrupted/checkpoints/interrupted.ckpt")
@@ -121,13 +132,13 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result_bit_for_bit(tmp_pat
 
     runs = {name: tmp_path / "outputs" / name for name in ("resumed", "uninterrupted")}
     final = {name: checkpoint(d / "checkpoints/final.ckpt") for name, d in runs.items()}
-    assert final["resumed"]["global_step"] == final["uninterrupted"]["global_step"] == 2000
+    assert final["resumed"]["global_step"] == final["uninterrupted"]["global_step"] == 300
     assert same_weights(final["resumed"]["state_dict"], final["uninterrupted"]["state_dict"])
     metrics = {name: json.loads((d / "metrics.json").read_text()) for name, d in runs.items()}
     assert metrics["resumed"] == metrics["uninterrupted"]  # train/loss and val/loss included, exactly
 
 
-DIVERGE = [*TINY, "trainer.max_steps=50", "optimizer.lr=10"]
+DIVERGE = [*TINY, "trainer.max_steps=50", "optimizer.lr=10", "trainer.enable_progress_bar=false"]
 
 
 def test_diverging_run_stops_at_the_first_non_finite_step_keeping_finite_checkpoints(make_config, tmp_path):
@@ -179,12 +190,11 @@ def test_eval_rebuilds_the_run_from_its_checkpoint_and_matches_its_metrics(tmp_p
     assert {f"test/{m}" for m in ("loss", "mse", "r2", "explained_variance")} <= set(printed)
 
 
-@pytest.mark.parametrize("kind", ["missing", "pickled_code"])
-def test_eval_refuses_a_bad_checkpoint_in_one_line(tmp_path, tiny_run, kind):
-    path = tmp_path / "missing.ckpt" if kind == "missing" else bad_checkpoint(kind, tmp_path, tiny_run[1])
+def test_eval_refuses_a_checkpoint_that_would_run_code(tmp_path, tiny_run):
+    path = bad_checkpoint("pickled_code", tmp_path, tiny_run[1])
     result = subprocess.run([sys.executable, "-m", "primer.eval", f"ckpt_path={path}"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and result.stderr.startswith(f"error: ckpt_path={path}: ")
+    assert result.returncode == 2 and result.stderr.startswith(f"error: ckpt_path={path}: refused: ")
     assert result.stderr.count("\n") == 1 and not (tmp_path / "code_ran").exists()
 
 
@@ -197,3 +207,15 @@ def test_runs_started_together_get_their_own_dirs(tmp_path):
     assert len(run_dirs) == 2
     seeds = sorted(checkpoint(d / "checkpoints/final.ckpt")["primer"]["config"]["seed"] for d in run_dirs)
     assert seeds == [1, 2] and all((d / "metrics.json").is_file() for d in run_dirs)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_divergence_is_caught_without_a_per_step_sync_and_keeps_finite_checkpoints(make_config, tmp_path):
+    cfg = make_config(*DIVERGE, "trainer=gpu", "+callbacks.model_checkpoint.every_n_train_steps=3")
+    with pytest.raises(Diverged, match=r"train/loss is not finite at step \d+ of 50") as info:
+        train(cfg)
+    step = int(str(info.value).split(" at step ")[1].split()[0])
+    kept = tmp_path / "run/checkpoints/final.ckpt"
+    if kept.exists():  # checked before every save: a checkpoint never holds the diverged weights
+        assert checkpoint(kept)["global_step"] < step
+        assert all(torch.isfinite(w).all() for w in checkpoint(kept)["state_dict"].values())

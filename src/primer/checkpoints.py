@@ -29,6 +29,7 @@ class StoreConfig(L.Callback):
 def load_checkpoint(path: str | Path) -> dict:
     """The checkpoint at `path`, loaded without running pickled code; BadConfig says why it cannot be."""
     import pickle
+    import re
 
     import torch
 
@@ -38,12 +39,13 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        if "weights_only" in str(error) or "Weights only" in str(error):
+        found = re.search(r"GLOBAL (\S+)", str(error))  # a pickled callable: what a malicious file runs
+        if found:
             raise BadConfig(
-                f"{where}: refused: it holds pickled Python objects that could run code "
-                "(loaded with weights_only=True, nothing was run); use a checkpoint written by primer.train"
+                f"{where}: refused: it holds pickled Python objects that could run code ({found[1]}); "
+                "loaded with weights_only=True, nothing was run; use a checkpoint written by primer.train"
             ) from None
-        raise BadConfig(f"{where}: not a checkpoint ({str(error).splitlines()[0]})") from None
+        raise BadConfig(f"{where}: not a checkpoint (torch.load cannot read it)") from None
     except Exception as error:
         first_line = (str(error).splitlines() or [type(error).__name__])[0]
         raise BadConfig(f"{where}: not a checkpoint ({first_line})") from None
