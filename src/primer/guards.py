@@ -6,6 +6,7 @@ code (EXIT_CODES), not a traceback.
 """
 
 import contextlib
+import math
 import os
 import shlex
 import signal
@@ -103,9 +104,9 @@ class StopOnNonFinite(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         loss = (outputs["loss"] if isinstance(outputs, Mapping) else outputs).detach()
         step = trainer.global_step  # the optimizer step that produced this loss, counted from 1
-        if loss.device.type == "cpu":  # a 0-d isfinite costs microseconds on the CPU: check every step
-            if not torch.isfinite(loss):
-                raise Diverged(self._message(trainer, step, float(loss)))
+        if loss.device.type == "cpu":  # reading a 0-d CPU tensor costs ~1 us: check every step
+            if not math.isfinite(value := loss.item()):  # (torch.isfinite on it costs ~25 us)
+                raise Diverged(self._message(trainer, step, value))
             return
         # On a GPU, reading the flag every step would make the host wait for the device every step.
         # The first bad step is kept on the device instead, and read on logging steps (the progress
