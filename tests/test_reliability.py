@@ -95,6 +95,9 @@ LONG = ["trainer.max_steps=300", "data.input_dim=8", "model.hidden_dim=4", "trai
         "logger=csv", "trainer.log_every_n_steps=5", "+logger.csv.flush_logs_every_n_steps=5"]
 
 
+SAVED = "outputs/interrupted/checkpoints/interrupted.ckpt"
+
+
 def interrupt(tmp_path, args, signum):
     """Starts a LONG run, sends it `signum` once training has started; its stderr's last line."""
     run = start_run("outputs/interrupted", args, cwd=tmp_path)
@@ -111,20 +114,19 @@ def interrupt(tmp_path, args, signum):
 
 def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
     last_line = interrupt(tmp_path, [*LONG, "model=manual", "optimizer.lr=1e-6"], signal.SIGTERM)
-    saved = checkpoint(tmp_path / "outputs/interrupted/checkpoints/interrupted.ckpt")
+    saved = checkpoint(tmp_path / SAVED)
     assert 0 < saved["global_step"] < 300 and f"at step {saved['global_step']} of 300" in last_line
-    assert last_line.endswith("model=manual optimizer.lr=1e-6 ckpt_path=outputs/interrupted/checkpoints/interrupted.ckpt")
+    assert last_line.endswith(f"model=manual optimizer.lr=1e-6 ckpt_path={SAVED}")
 
 
 def test_interrupted_run_resumes_to_the_uninterrupted_result_bit_for_bit(tmp_path):
     """Ctrl-C mid-training, then the printed resume command: the same weights and metrics as one run."""
     args = [*LONG, "optimizer=adam"]
     last_line = interrupt(tmp_path, args, signal.SIGINT)
-    saved = tmp_path / "outputs/interrupted/checkpoints/interrupted.ckpt"
-    assert 0 < checkpoint(saved)["global_step"] < 300
+    assert 0 < checkpoint(tmp_path / SAVED)["global_step"] < 300
 
     command = last_line.partition("resume with: ")[2]
-    assert command.startswith("python -m primer.train ") and command.endswith("ckpt_path=outputs/interrupted/checkpoints/interrupted.ckpt")
+    assert command.startswith("python -m primer.train ") and command.endswith(f"ckpt_path={SAVED}")
     resumed = subprocess.run([sys.executable, *shlex.split(command)[1:], "hydra.run.dir=outputs/resumed"],
                              cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -143,7 +145,8 @@ DIVERGE = [*TINY, "trainer.max_steps=50", "optimizer.lr=10", "trainer.enable_pro
 
 def test_diverging_run_stops_at_the_first_non_finite_step_keeping_finite_checkpoints(make_config, tmp_path):
     cfg = make_config(*DIVERGE, "+callbacks.model_checkpoint.every_n_train_steps=1")
-    with pytest.raises(Diverged, match=r"train/loss is (nan|inf) at step \d+ of 50; try a smaller optimizer.lr") as info:
+    message = r"train/loss is (nan|inf) at step \d+ of 50; try a smaller optimizer.lr"
+    with pytest.raises(Diverged, match=message) as info:
         train(cfg)
     step = int(str(info.value).split(" at step ")[1].split()[0])
     kept_path = tmp_path / "run/checkpoints/final.ckpt"  # saved after every step until the bad one
@@ -186,7 +189,8 @@ def test_eval_rebuilds_the_run_from_its_checkpoint_and_matches_its_metrics(tmp_p
     printed = json.loads(result.stdout)
     assert printed == json.loads((run_dir / "checkpoints/final.eval.json").read_text())
     trained = json.loads((run_dir / "metrics.json").read_text())
-    assert {k: v for k, v in printed.items() if k.startswith("val/")} == {k: v for k, v in trained.items() if k.startswith("val/")}
+    val = {k: v for k, v in trained.items() if k.startswith("val/")}
+    assert {k: v for k, v in printed.items() if k.startswith("val/")} == val
     assert {f"test/{m}" for m in ("loss", "mse", "r2", "explained_variance")} <= set(printed)
 
 
