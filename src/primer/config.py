@@ -6,6 +6,7 @@ job of a sweep before the first one starts. Nothing here imports torch or Lightn
 """
 
 import math
+import os
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -18,6 +19,7 @@ def _config_dir() -> Path:
 
 CONFIG_DIR = str(_config_dir())
 CONFIG_NAME = "train"
+OmegaConf.register_new_resolver("pid", os.getpid, replace=True)  # makes run dir names unique (conf/train.yaml)
 
 # ${cut:TEXT,N}: TEXT's first N characters (a sweep job's dir name must stay a valid file name)
 OmegaConf.register_new_resolver("cut", lambda text, n: str(text)[:n], replace=True)
@@ -83,6 +85,11 @@ def check_values(cfg: DictConfig, overrides: list[str], base: DictConfig) -> Non
                 f"trainer.accelerator={cfg.trainer.accelerator}: no CUDA GPU is available on this machine; "
                 "use trainer.accelerator=cpu or trainer.accelerator=auto"
             )
+    if cfg.ckpt_path is not None:
+        from primer.checkpoints import check_checkpoint  # imports torch: only when there is a checkpoint
+
+        model = OmegaConf.to_container(cfg.model, resolve=True)
+        check_checkpoint(str(cfg.ckpt_path), model, cfg.optimizer._target_)
 
 
 def _is_number(value) -> bool:

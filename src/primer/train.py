@@ -10,6 +10,7 @@
 import logging
 import math
 import sys
+import warnings
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -27,11 +28,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from hydra.utils import instantiate
     from lightning.pytorch.callbacks import LearningRateMonitor
 
+    from primer.checkpoints import StoreConfig
+    from primer.guards import SaveOnInterrupt, StopOnNonFinite, interruptible, resume_command
     from primer.results import RunSummary, final_metrics
     from primer.scaleout import use_submitit_tasks_as_ranks
     from primer.system import Regression
 
     logging.getLogger("lightning").handlers.clear()  # Hydra's handlers already print and file its messages
+    # Every batch is the same batch (primer.data.RepeatedBatch): a resume mid-epoch is exact.
+    warnings.filterwarnings("ignore", "You're resuming from a checkpoint that ended before the epoch ended")
 
     use_submitit_tasks_as_ranks()
     torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
@@ -42,12 +47,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
     system = Regression(net, optimizer=instantiate(cfg.optimizer), input_dim=cfg.data.input_dim, scheduler=scheduler)
     loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
     callbacks = [instantiate(c) for name, c in (cfg.callbacks or {}).items() if wanted(name, cfg)]
-    callbacks.append(RunSummary(cfg.paths.output_dir, hparams_for_tensorboard(cfg)))
+    overrides = list(HydraConfig.get().overrides.task)
+    saver = SaveOnInterrupt(f"{cfg.paths.output_dir}/checkpoints")  # Ctrl-C, SIGTERM: save, then stop
+    callbacks += [RunSummary(cfg.paths.output_dir, hparams_for_tensorboard(cfg)), StopOnNonFinite(), saver,
+                  StoreConfig(cfg, overrides)]
     if scheduler and loggers:
         callbacks.append(LearningRateMonitor(logging_interval="step"))  # logs lr-SGD, lr-Adam
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
 
-    trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    with interruptible(trainer, saver, resume_command(overrides)):
+        trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     return final_metrics(trainer)
 
 
@@ -71,14 +80,19 @@ def hparams_for_tensorboard(cfg: DictConfig) -> dict:
 def hydra_main(cfg: DictConfig) -> float:
     """Returns the final val/loss, what a sweeper minimizes.
 
-    In a sweep, a job that raises is logged and recorded (see primer.report) and returns NaN,
-    so the remaining jobs still run and the sweep summary lists it as failed.
+    A single run that diverges or is interrupted ends in one line and its exit code (primer.guards).
+    In a sweep, a job that raises is logged and recorded (primer.report) and returns NaN, so the
+    remaining jobs still run and the sweep summary lists it as failed; Ctrl-C stops the sweep.
     """
+    from primer.guards import one_line_exit
+
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
-        return train(cfg).get("val/loss", math.nan)
+        with one_line_exit(multirun):
+            return train(cfg).get("val/loss", math.nan)
     except Exception as error:
-        if HydraConfig.get().mode != RunMode.MULTIRUN:
-            raise  # a single run stops with its error
+        if not multirun:
+            raise
         logging.getLogger(__name__).exception("this job failed; the sweep goes on")
         record_failure(cfg.paths.output_dir, error)
         return math.nan

@@ -1,0 +1,84 @@
+"""Checkpoints that carry their run's config, and the checks a checkpoint passes before it is used.
+
+Every load is `weights_only`: tensors and plain containers come back, and a pickle that
+would run code is refused without running it.
+"""
+
+from pathlib import Path
+
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from primer.config import BadConfig
+
+CONFIG_KEY = "primer"  # checkpoint[CONFIG_KEY] = {"config": composed config, "overrides": [...]}
+
+
+class StoreConfig(L.Callback):
+    """Puts the run's composed config (a plain dict) and its command-line overrides in every checkpoint,
+    so that `primer.eval` can rebuild the model and data, and a resume can be checked against them."""
+
+    def __init__(self, cfg: DictConfig, overrides: list[str]):
+        config = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])  # a test's cfg holds hydra too
+        self.stored = {"config": OmegaConf.to_container(config, resolve=True), "overrides": list(overrides)}
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        checkpoint[CONFIG_KEY] = self.stored
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """The checkpoint at `path`, loaded without running pickled code; BadConfig says why it cannot be."""
+    import pickle
+    import re
+
+    import torch
+
+    where = f"ckpt_path={path}"
+    if not Path(path).is_file():
+        raise BadConfig(f"{where}: no such file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = re.search(r"GLOBAL (\S+)", str(error))  # a pickled callable: what a malicious file runs
+        if found:
+            raise BadConfig(
+                f"{where}: refused: it holds pickled Python objects that could run code ({found[1]}); "
+                "loaded with weights_only=True, nothing was run; use a checkpoint written by primer.train"
+            ) from None
+        raise BadConfig(f"{where}: not a checkpoint (torch.load cannot read it)") from None
+    except Exception as error:
+        first_line = (str(error).splitlines() or [type(error).__name__])[0]
+        raise BadConfig(f"{where}: not a checkpoint ({first_line})") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise BadConfig(f"{where}: not a Lightning checkpoint (no state_dict in it)")
+    return checkpoint
+
+
+def check_checkpoint(path: str, model: dict, optimizer_target: str) -> None:
+    """Raises BadConfig unless the checkpoint at `path` was made by this model, with these shapes.
+
+    `model` is the run's resolved model config; the net is built from it to compare shapes,
+    which also covers checkpoints made without a stored config.
+    """
+    from hydra.utils import instantiate
+
+    checkpoint = load_checkpoint(path)
+    stored = checkpoint.get(CONFIG_KEY, {}).get("config", {})
+    hint = " ".join(checkpoint.get(CONFIG_KEY, {}).get("overrides", [])) or "(none)"
+    then = {f"model.{k}": v for k, v in stored.get("model", {}).items()}
+    then["optimizer._target_"] = stored.get("optimizer", {}).get("_target_", optimizer_target)
+    now = {f"model.{k}": v for k, v in model.items()} | {"optimizer._target_": optimizer_target}
+    for key in now:
+        if key in then and then[key] != now[key]:
+            raise BadConfig(
+                f"ckpt_path={path}: made with {key}={then[key]}, this run has {key}={now[key]}; "
+                f"resume with the overrides it was trained with: {hint}"
+            )
+    expected = {f"net.{k}": tuple(v.shape) for k, v in instantiate(model).state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
+    if found != expected:
+        key = next(k for k in sorted(expected.keys() | found.keys()) if expected.get(k) != found.get(k))
+        raise BadConfig(
+            f"ckpt_path={path}: made by a different model or shape: {key} is {found.get(key)} there, "
+            f"{expected.get(key)} here; resume with the overrides it was trained with: {hint}"
+        )

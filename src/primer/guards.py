@@ -1,0 +1,163 @@
+"""What keeps a run's word when training is cut short: by a signal, or by a loss gone NaN.
+
+Ctrl-C and SIGTERM stop training at the next step boundary and save a checkpoint to resume
+from; a non-finite loss stops it at the first bad step. Either ends in one line and an exit
+code (EXIT_CODES), not a traceback.
+"""
+
+import contextlib
+import math
+import os
+import shlex
+import signal
+import sys
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+DIVERGED = 3
+EXIT_CODES = {"bad input": 2, "diverged": DIVERGED, "Ctrl-C": 128 + signal.SIGINT, "SIGTERM": 128 + signal.SIGTERM}
+
+
+class Diverged(Exception):
+    """The training loss became NaN or inf; str() is one line for the user."""
+
+    exit_code = DIVERGED
+
+
+class Interrupted(Exception):
+    """A signal stopped training after a checkpoint was saved; str() says how to resume."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+class SaveOnInterrupt(L.Callback):
+    """Ctrl-C and SIGTERM finish the current step, save `interrupted.ckpt` and stop.
+
+    Lightning already turns SIGTERM into a stop at the next step boundary (trainer.received_sigterm,
+    then SIGTERMException through the on_exception hooks). Ctrl-C is routed to the same handler,
+    instead of a KeyboardInterrupt that could land halfway through an optimizer step and leave
+    a checkpoint that no uninterrupted run ever had. Other exceptions save nothing: a diverged or
+    crashed run's weights are not worth resuming. (Lightning's OnExceptionCheckpoint saves on any
+    exception, and its presence makes every fit look for a checkpoint to resume: not used here.)
+    """
+
+    def __init__(self, dirpath: str | Path):
+        self.ckpt_path = str(Path(dirpath) / "interrupted.ckpt")
+        self.signum: int | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread may set signal handlers
+        lightning_handler = signal.getsignal(signal.SIGTERM)  # Lightning's, set before training starts
+
+        def stop_after_this_step(signum, frame):
+            self.signum = self.signum or signum
+            lightning_handler(signum, frame)
+
+        for signum in (signal.SIGINT, signal.SIGTERM):  # Lightning restores the old handlers at teardown
+            signal.signal(signum, stop_after_this_step)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, SIGTERMException):
+            trainer.save_checkpoint(self.ckpt_path, weights_only=False)  # the full state, to resume from
+
+
+def resume_command(overrides: list[str]) -> str:
+    """The command line that repeats this run's overrides (ckpt_path is added by the caller)."""
+    kept = [shlex.quote(o) for o in overrides if not o.startswith("ckpt_path=")]
+    return " ".join(["python -m primer.train", *kept])
+
+
+@contextlib.contextmanager
+def interruptible(trainer: L.Trainer, saver: SaveOnInterrupt, resume_command: str):
+    """Turns Lightning's SIGTERMException into Interrupted, with the command that resumes the run."""
+    try:
+        yield
+    except SIGTERMException:
+        signum = saver.signum or signal.SIGTERM
+        path = os.path.relpath(saver.ckpt_path)
+        path = saver.ckpt_path if path.startswith("..") else path  # short when under the current dir
+        raise Interrupted(
+            f"{signal.Signals(signum).name} at step {trainer.global_step} of {trainer.max_steps}: saved {path}; "
+            f"resume with: {resume_command} ckpt_path={shlex.quote(path)}",
+            signum,
+        ) from None
+
+
+class StopOnNonFinite(L.Callback):
+    """Stops training with Diverged at the first step whose training loss is NaN or inf.
+
+    It raises before any checkpoint of that step is written (Lightning runs ModelCheckpoint
+    after other callbacks), so every checkpoint on disk holds finite weights.
+    """
+
+    def __init__(self):
+        self.first_bad_step: torch.Tensor | None = None  # GPU only: 0 until a step goes bad
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        loss = (outputs["loss"] if isinstance(outputs, Mapping) else outputs).detach()
+        step = trainer.global_step  # the optimizer step that produced this loss, counted from 1
+        if loss.device.type == "cpu":  # reading a 0-d CPU tensor costs ~1 us: check every step
+            if not math.isfinite(value := loss.item()):  # (torch.isfinite on it costs ~25 us)
+                raise Diverged(self._message(trainer, step, value))
+            return
+        # On a GPU, reading the flag every step would make the host wait for the device every step.
+        # The first bad step is kept on the device instead, and read on logging steps (the progress
+        # bar and logger sync then anyway), on the last step and before any checkpoint is written.
+        if self.first_bad_step is None:
+            self.first_bad_step = torch.zeros((), dtype=torch.long, device=loss.device)
+        newly_bad = ~torch.isfinite(loss) & (self.first_bad_step == 0)
+        self.first_bad_step = torch.where(newly_bad, step, self.first_bad_step)
+        if step % trainer.log_every_n_steps == 0 or step >= trainer.max_steps:
+            self._raise_if_diverged(trainer)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module, checkpoint: dict) -> None:
+        self._raise_if_diverged(trainer)
+
+    def _raise_if_diverged(self, trainer: L.Trainer) -> None:
+        if self.first_bad_step is not None and (step := int(self.first_bad_step)) > 0:
+            raise Diverged(self._message(trainer, step, None))
+
+    @staticmethod
+    def _message(trainer: L.Trainer, step: int, loss: float | None) -> str:
+        lr = trainer.optimizers[0].param_groups[0]["lr"]
+        value = "not finite" if loss is None else loss  # nan or inf
+        kept = [p for p in (_latest_checkpoint(trainer), trainer.ckpt_path) if p]
+        return (
+            f"training diverged: train/loss is {value} at step {step} of {trainer.max_steps}; "
+            f"try a smaller optimizer.lr (this run: {lr:g}); "
+            + (f"last finite checkpoint: {kept[0]}" if kept else "no checkpoint was saved")
+        )
+
+
+def _latest_checkpoint(trainer: L.Trainer) -> str | None:
+    """The newest checkpoint this run's ModelCheckpoint wrote, if any (e.g. with every_n_train_steps)."""
+    callback = trainer.checkpoint_callback
+    path = getattr(callback, "last_model_path", "") or getattr(callback, "best_model_path", "")
+    return path or None
+
+
+@contextlib.contextmanager
+def one_line_exit(multirun: bool):
+    """A diverged or interrupted run ends with one line on stderr and its exit code, no traceback.
+
+    In a sweep a diverged job raises instead, so that Hydra records it as failed and runs the
+    other jobs; an interrupt stops the whole sweep, as Ctrl-C should.
+    """
+    try:
+        yield
+    except Interrupted as stop:
+        print(f"interrupted: {stop}", file=sys.stderr)
+        sys.exit(stop.exit_code)
+    except Diverged as stop:
+        if multirun:
+            raise
+        print(f"error: {stop}", file=sys.stderr)
+        sys.exit(stop.exit_code)
