@@ -4,6 +4,7 @@ Each CLI run here starts real processes (~5 s of imports each), so sizes are tin
 1-process reference runs in-process.
 """
 
+import csv
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ import torch
 
 from primer.config import BadConfig, check_command_line
 from primer.data import shard
+from primer.report import job_dirs
 from primer.train import train
 from tests.conftest import TINY
 
@@ -78,10 +80,15 @@ def test_submitit_local_sweep_runs_each_job_with_its_own_results(make_config, tm
     run_cli("-m", "hydra/launcher=local", "seed=0,1", *QUIET, cwd=tmp_path / "sweep")
 
     (sweep_dir,) = (tmp_path / "sweep" / "outputs" / "multirun").iterdir()
-    for seed in (0, 1):
+    jobs = job_dirs(sweep_dir)
+    for seed, job_dir in zip((0, 1), jobs, strict=True):
         reference = train(make_config(*QUIET, f"seed={seed}", subdir=f"seed{seed}"))
-        assert_same_training(sweep_dir / str(seed), tmp_path / f"seed{seed}", reference)
-    # summary: added at merge (issue 3 writes summary.csv/.md into sweep_dir; check both jobs are in it)
+        assert_same_training(job_dir, tmp_path / f"seed{seed}", reference)
+    with open(sweep_dir / "summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["job"], r["status"]) for r in rows] == [(job.name, "ok") for job in jobs]
+    for row, job in zip(rows, jobs):
+        assert float(row["train/loss"]) == json.loads((job / "metrics.json").read_text())["train/loss"]
 
 
 def test_sweep_of_ddp_jobs_runs_each_job_as_two_submitit_tasks(make_config, tmp_path):
@@ -91,10 +98,11 @@ def test_sweep_of_ddp_jobs_runs_each_job_as_two_submitit_tasks(make_config, tmp_
             "data.batch_size=6,9", *fixed, cwd=tmp_path / "sweep")
 
     (sweep_dir,) = (tmp_path / "sweep" / "outputs" / "multirun").iterdir()
-    assert sorted(p.name for p in sweep_dir.iterdir() if not p.name.startswith(".")) == ["0", "1", "multirun.yaml"]
-    for job, batch_size in enumerate((6, 9)):
+    jobs = job_dirs(sweep_dir)
+    assert [job.name.partition("_")[0] for job in jobs] == ["0", "1"]  # one dir per job, not per task
+    for job, (job_dir, batch_size) in enumerate(zip(jobs, (6, 9), strict=True)):
         reference = train(make_config(*fixed, f"data.batch_size={batch_size}", subdir=f"one{job}"))
-        assert_same_training(sweep_dir / str(job), tmp_path / f"one{job}", reference)
+        assert_same_training(job_dir, tmp_path / f"one{job}", reference)
 
 
 UNSUPPORTED = [

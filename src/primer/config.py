@@ -19,7 +19,9 @@ def _config_dir() -> Path:
 
 CONFIG_DIR = str(_config_dir())
 CONFIG_NAME = "train"
-OmegaConf.register_new_resolver("pid", os.getpid, replace=True)  # makes run dir names unique (conf/train.yaml)
+# Makes run dir names unique (conf/train.yaml). Cached like Hydra's ${now:}, so that a job process
+# that re-resolves the sweep dir (submitit, joblib) gets the launching process's dir, not its own.
+OmegaConf.register_new_resolver("pid", os.getpid, replace=True, use_cache=True)
 
 # ${cut:TEXT,N}: TEXT's first N characters (a sweep job's dir name must stay a valid file name)
 OmegaConf.register_new_resolver("cut", lambda text, n: str(text)[:n], replace=True)
