@@ -13,6 +13,7 @@ import torch
 from hydra.utils import instantiate
 
 from primer.guards import Diverged
+from primer.report import SWEEP_FAILED, job_dirs
 from primer.train import train
 from tests.conftest import TINY, compose_config
 from tests.test_config import run_cli
@@ -176,9 +177,12 @@ def test_diverging_command_line_run_exits_3_with_one_line(tmp_path):
 def test_diverging_job_of_a_sweep_fails_alone(tmp_path):
     result = run_cli("-m", *DIVERGE, "optimizer.lr=10,1e-4", cwd=tmp_path)
     (sweep,) = (tmp_path / "outputs/multirun").iterdir()
-    assert not (sweep / "0/metrics.json").exists()  # lr=10 diverged
-    assert (sweep / "1/metrics.json").is_file() and (sweep / "1/checkpoints/final.ckpt").is_file()
-    assert result.returncode != 0 and "training diverged" in result.stderr
+    diverged, finished = job_dirs(sweep)
+    assert not (diverged / "metrics.json").exists()  # lr=10
+    assert (finished / "metrics.json").is_file() and (finished / "checkpoints/final.ckpt").is_file()
+    assert "training diverged" in (diverged / "failure.txt").read_text()
+    assert result.returncode == SWEEP_FAILED
+    assert result.stderr.rstrip().splitlines()[-1].startswith("error: 1 of 2 jobs failed; see ")
 
 
 def test_eval_rebuilds_the_run_from_its_checkpoint_and_matches_its_metrics(tmp_path, tiny_run):

@@ -23,6 +23,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 FAILURE_FILE = "failure.txt"
+SWEEP_FAILED = 4  # exit code of a sweep that ran every job but some failed
 FILES = ("summary.csv", "summary.md", "loss_curves.png")
 TABLE_METRICS = ("train/loss", "val/loss", "val/r2")  # the Markdown table's; the CSV has every metric
 
@@ -43,7 +44,14 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        print(f"\nSweep summary ({', '.join(FILES)} in {sweep_dir}):\n\n{write_summary(sweep_dir)}")
+        table, rows = write_summary(sweep_dir)
+        print(f"\nSweep summary ({', '.join(FILES)} in {sweep_dir}):\n\n{table}")
+        failed = sum(row["status"] == "failed" for row in rows)
+        if failed:
+            # Every job ran; the exit code still tells a script that some did not finish.
+            # (SystemExit, because Hydra turns a callback's exceptions into warnings.)
+            print(f"error: {failed} of {len(rows)} jobs failed; see {sweep_dir / 'summary.md'}", file=sys.stderr)
+            sys.exit(SWEEP_FAILED)
 
 
 def job_dirs(root: Path) -> list[Path]:
@@ -104,8 +112,8 @@ def loss_curve(job_dir: Path) -> tuple[list[int], list[float]]:
     return [p.step for p in points], [p.value for p in points]
 
 
-def write_summary(root: Path) -> str:
-    """Writes summary.csv, summary.md and loss_curves.png into root; returns the Markdown table."""
+def write_summary(root: Path) -> tuple[str, list[dict]]:
+    """Writes summary.csv, summary.md and loss_curves.png into root; returns the Markdown table and the rows."""
     dirs = job_dirs(root)
     rows = [summarize(d) for d in dirs]
     metric_names = sorted({k for row in rows for k in row} - {"job", "overrides", "status", "reason", "steps",
@@ -117,7 +125,7 @@ def write_summary(root: Path) -> str:
     table = markdown_table(rows, [m for m in TABLE_METRICS if m in metric_names])
     (root / "summary.md").write_text(table + "\n")
     plot_loss_curves(root, dirs, rows)
-    return table
+    return table, rows
 
 
 def markdown_table(rows: list[dict], metrics: list[str]) -> str:
@@ -171,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {root}: not a run or sweep dir; give a dir that holds .hydra/ or job dirs with .hydra/",
               file=sys.stderr)
         sys.exit(2)
-    print(write_summary(root))
+    print(write_summary(root)[0])
     print(f"\nwrote {', '.join(FILES)} in {root}")
 
 
