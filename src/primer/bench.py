@@ -37,23 +37,26 @@ RTOL = 1e-5  # how close primer's final loss must be to the plain loop's
 DEFAULT_SIZES = "64x100,512x512,2048x2048,4096x4096"  # batch x hidden; input 1000, output 10 as in the primer
 SCALE_FLOPS = 3e10  # training FLOPs per scale run: steps = SCALE_FLOPS / FLOPs per step, within [5, 500]
 PARTS = ("steady", "whole", "config", "scale")
+# wall: what a user waits. cpu: this process's CPU seconds, which other load on the machine barely
+# changes (with --threads 1; with more threads, idle threads' spinning counts too).
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 class StepTimer(pl.Callback):
     """Writes the seconds per training step, from the start of step `warmup` to the end of the last, to `path`."""
 
-    def __init__(self, path: str, warmup: int):
-        self.path, self.warmup, self.start = Path(path), warmup, 0.0
+    def __init__(self, path: str, warmup: int, clock: str = "wall"):
+        self.path, self.warmup, self.clock, self.start = Path(path), warmup, CLOCKS[clock], 0.0
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
         if trainer.global_step == self.warmup:
             _sync(pl_module.device)
-            self.start = time.perf_counter()
+            self.start = self.clock()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         if trainer.global_step == trainer.max_steps:
             _sync(pl_module.device)
-            seconds = (time.perf_counter() - self.start) / (trainer.max_steps - self.warmup)
+            seconds = (self.clock() - self.start) / (trainer.max_steps - self.warmup)
             self.path.write_text(json.dumps({"seconds_per_step": seconds}))
 
 
@@ -62,7 +65,7 @@ def _sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def primer_fit(size: dict, device: str, warmup: int, out_dir: Path) -> tuple[float, float]:
+def primer_fit(size: dict, device: str, warmup: int, out_dir: Path, clock: str = "wall") -> tuple[float, float]:
     """One `python -m primer.train` run in this process; returns (final train/loss, seconds per step)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
@@ -79,6 +82,7 @@ def primer_fit(size: dict, device: str, warmup: int, out_dir: Path) -> tuple[flo
         "+callbacks.step_timer._target_=primer.bench.StepTimer",
         f"+callbacks.step_timer.path={timer_path}",
         f"+callbacks.step_timer.warmup={warmup}",
+        f"+callbacks.step_timer.clock={clock}",
     ]
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(CONFIG_NAME, overrides=overrides, return_hydra_config=True)
@@ -90,7 +94,7 @@ def primer_fit(size: dict, device: str, warmup: int, out_dir: Path) -> tuple[flo
     return metrics["train/loss"], json.loads(timer_path.read_text())["seconds_per_step"]
 
 
-def plain_fit(size: dict, device: str, warmup: int) -> tuple[float, float]:
+def plain_fit(size: dict, device: str, warmup: int, clock: str = "wall") -> tuple[float, float]:
     return plain_loop(
         batch_size=size["data.batch_size"],
         input_dim=size["data.input_dim"],
@@ -101,16 +105,17 @@ def plain_fit(size: dict, device: str, warmup: int) -> tuple[float, float]:
         seed=size["seed"],
         device=device,
         warmup=warmup,
+        clock=CLOCKS[clock],
     )
 
 
-def side_by_side(size: dict, device: str, repeats: int, workdir: Path) -> dict:
+def side_by_side(size: dict, device: str, repeats: int, workdir: Path, clock: str = "wall") -> dict:
     """A B A B ... after one untimed pair; medians of seconds per step, and every final loss."""
     warmup = max(1, size["trainer.max_steps"] // 10)
     runs = {"plain": [], "primer": []}
     for repeat in range(repeats + 1):
-        plain = plain_fit(size, device, warmup)
-        primer = primer_fit(size, device, warmup, Path(tempfile.mkdtemp(dir=workdir)))
+        plain = plain_fit(size, device, warmup, clock)
+        primer = primer_fit(size, device, warmup, Path(tempfile.mkdtemp(dir=workdir)), clock)
         if repeat > 0:
             runs["plain"].append(plain)
             runs["primer"].append(primer)
@@ -220,7 +225,7 @@ def run(args: argparse.Namespace, workdir: Path) -> tuple[list[str], bool]:
     """Measures the chosen parts; returns the Markdown lines and whether all numerics agree."""
     lines, same = [], True
     if "steady" in args.parts:
-        lines += ["## Steady state, per step (target: primer <= 1.25x plain)", ""]
+        lines += [f"## Steady state, per step, {args.clock} clock (target: primer <= 1.25x plain)", ""]
         lines += ["| device | N x D_in -> H -> D_out | steps | plain ms/step | primer ms/step | ratio | final loss plain / primer | same (rel 1e-5) |"]
         lines += ["|---|---|---|---|---|---|---|---|"]
         for device in args.devices:
@@ -229,7 +234,7 @@ def run(args: argparse.Namespace, workdir: Path) -> tuple[list[str], bool]:
             if device == "cuda" and not torch.cuda.is_available():
                 lines.append(f"| cuda | {shape} | | not measured: no CUDA device | | | | |")
                 continue
-            r = side_by_side(size, device, args.repeats, workdir)
+            r = side_by_side(size, device, args.repeats, workdir, args.clock)
             same &= r["same_loss"]
             lines.append(
                 f"| {device} | {shape} | {size['trainer.max_steps']} | {ms(r['plain_s'])} | {ms(r['primer_s'])} | "
@@ -245,7 +250,7 @@ def run(args: argparse.Namespace, workdir: Path) -> tuple[list[str], bool]:
         lines += ["## Config-only commands (target: < 1 s each)", "", "| command | wall s |", "|---|---|"]
         lines += [f"| `{name}` | {s:.2f} |" for name, s in config_only(args.repeats).items()] + [""]
     if "scale" in args.parts:
-        lines += ["## Scale: overhead ratio as the matmuls grow", ""]
+        lines += [f"## Scale: overhead ratio as the matmuls grow, {args.clock} clock", ""]
         lines += ["| device | N x H | steps | plain ms/step | primer ms/step | ratio | plain GFLOP/s | primer GFLOP/s | bare torch.mm GFLOP/s | same loss |"]
         lines += ["|---|---|---|---|---|---|---|---|---|---|"]
         for device in args.devices:
@@ -255,7 +260,7 @@ def run(args: argparse.Namespace, workdir: Path) -> tuple[list[str], bool]:
             for batch, hidden in args.sizes:
                 size = make_size(batch, hidden, steps=1)
                 size["trainer.max_steps"] = int(min(500, max(5, SCALE_FLOPS / train_flops(size))))
-                r = side_by_side(size, device, args.scale_repeats, workdir)
+                r = side_by_side(size, device, args.scale_repeats, workdir, args.clock)
                 same &= r["same_loss"]
                 flops = train_flops(size) / 1e9
                 lines.append(
@@ -277,6 +282,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sizes", default=DEFAULT_SIZES, help="scale: comma-separated NxH (batch x hidden)")
     parser.add_argument("--repeats", type=int, default=5, help="timed A B pairs for steady, whole and config")
     parser.add_argument("--scale-repeats", type=int, default=3, help="timed A B pairs per scale size")
+    parser.add_argument("--clock", choices=CLOCKS, default="wall", help="per-step time: wall, or this process's CPU time")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--output", type=Path, help="also write the Markdown report to this file")
     parser.add_argument("--note", default="", help="a line for the report, e.g. what else ran on the machine")
     parser.add_argument("--smoke", action="store_true", help="a tiny steady-state run on the CPU: checks numerics only")
@@ -298,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     for name in ("lightning.pytorch", "lightning.fabric"):  # no "GPU available: ...", "Seed set" per run
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module="lightning")
