@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -34,8 +35,8 @@ import torch
 from primer.plainloop import plain_loop
 
 RTOL = 1e-5  # how close primer's final loss must be to the plain loop's
-DEFAULT_SIZES = "64x100,512x512,2048x2048,4096x4096"  # batch x hidden; input 1000, output 10 as in the primer
-SCALE_FLOPS = 3e10  # training FLOPs per scale run: steps = SCALE_FLOPS / FLOPs per step, within [5, 500]
+DEFAULT_SIZES = "64x100,256x256,1024x1024,4096x4096"  # batch x hidden; input 1000, output 10 as in the primer
+SCALE_FLOPS = 2e10  # training FLOPs per scale run: steps = SCALE_FLOPS / FLOPs per step, within [4, 500]
 PARTS = ("steady", "whole", "config", "scale")
 # wall: what a user waits. cpu: this process's CPU seconds, which other load on the machine barely
 # changes (with --threads 1; with more threads, idle threads' spinning counts too).
@@ -222,8 +223,8 @@ def ms(seconds: float) -> str:
 
 
 def run(args: argparse.Namespace, workdir: Path) -> tuple[list[str], bool]:
-    """Measures the chosen parts; returns the Markdown lines and whether all numerics agree."""
-    lines, same = [], True
+    """Measures the chosen parts, printing each table when it is done; returns all lines and whether numerics agree."""
+    lines, same, printed = [], True, 0
     if "steady" in args.parts:
         lines += [f"## Steady state, per step, {args.clock} clock (target: primer <= 1.25x plain)", ""]
         lines += ["| device | N x D_in -> H -> D_out | steps | plain ms/step | primer ms/step | ratio | final loss plain / primer | same (rel 1e-5) |"]
@@ -241,14 +242,17 @@ def run(args: argparse.Namespace, workdir: Path) -> tuple[list[str], bool]:
                 f"{r['ratio']:.2f}x | {r['plain_loss']:.6g} / {r['primer_loss']:.6g} | {'yes' if r['same_loss'] else 'NO'} |"
             )
         lines.append("")
+    printed = _print_new(lines, printed)
     if "whole" in args.parts:
         r = whole_process(args.repeats, workdir)
         lines += ["## Whole process, 500 steps (target: primer <= 1.5x plain)", ""]
         lines += ["| `python -m primer.plainloop` s | `python -m primer.train` s | ratio |", "|---|---|---|"]
         lines += [f"| {r['plain_s']:.2f} | {r['primer_s']:.2f} | {r['ratio']:.2f}x |", ""]
+    printed = _print_new(lines, printed)
     if "config" in args.parts:
         lines += ["## Config-only commands (target: < 1 s each)", "", "| command | wall s |", "|---|---|"]
         lines += [f"| `{name}` | {s:.2f} |" for name, s in config_only(args.repeats).items()] + [""]
+    printed = _print_new(lines, printed)
     if "scale" in args.parts:
         lines += [f"## Scale: overhead ratio as the matmuls grow, {args.clock} clock", ""]
         lines += ["| device | N x H | steps | plain ms/step | primer ms/step | ratio | plain GFLOP/s | primer GFLOP/s | bare torch.mm GFLOP/s | same loss |"]
@@ -259,7 +263,7 @@ def run(args: argparse.Namespace, workdir: Path) -> tuple[list[str], bool]:
                 continue
             for batch, hidden in args.sizes:
                 size = make_size(batch, hidden, steps=1)
-                size["trainer.max_steps"] = int(min(500, max(5, SCALE_FLOPS / train_flops(size))))
+                size["trainer.max_steps"] = int(min(500, max(4, SCALE_FLOPS / train_flops(size))))
                 r = side_by_side(size, device, args.scale_repeats, workdir, args.clock)
                 same &= r["same_loss"]
                 flops = train_flops(size) / 1e9
@@ -269,7 +273,14 @@ def run(args: argparse.Namespace, workdir: Path) -> tuple[list[str], bool]:
                     f"{mm_gflops(size, device):.1f} | {'yes' if r['same_loss'] else 'NO'} |"
                 )
         lines.append("")
+    _print_new(lines, printed)
     return lines, same
+
+
+def _print_new(lines: list[str], printed: int) -> int:
+    if lines[printed:]:
+        print("\n".join(lines[printed:]), flush=True)
+    return len(lines)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -310,13 +321,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("lightning.pytorch", "lightning.fabric"):  # no "GPU available: ...", "Seed set" per run
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module="lightning")
-    command = " ".join(["python -m primer.bench", *(argv if argv is not None else sys.argv[1:])])
+    command = shlex.join(["python", "-m", "primer.bench", *(argv if argv is not None else sys.argv[1:])])
     header = [f"Command: `{command}`", "", f"Machine: {machine()}", ""]
     header += [f"Measured: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. {args.note}".rstrip(), ""]
     print("\n".join(header), flush=True)
     with tempfile.TemporaryDirectory(prefix="primer-bench-") as workdir:
         lines, same = run(args, Path(workdir))
-    print("\n".join(lines))
     if args.output:
         args.output.write_text("# primer benchmark results\n\n" + "\n".join(header + lines))
     if not same:
