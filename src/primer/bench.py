@@ -1,6 +1,6 @@
 """python -m primer.bench: primer's training path against the primer's plain loop, side by side.
 
-    python -m primer.bench                                  # every figure, as Markdown (~2-3 min on 2 cores)
+    python -m primer.bench                                  # every figure, as Markdown (a few minutes on 2 quiet cores)
     python -m primer.bench --output benchmarks/RESULTS.md   # ... also written to a file
     python -m primer.bench --parts steady --repeats 9       # one part, more repeats
     python -m primer.bench --smoke                          # seconds: numerics only (what CI runs)
@@ -9,9 +9,9 @@ A is the primer's loop (primer.plainloop); B is what `python -m primer.train` ru
 conf/ composed by Hydra and handed to primer.train.train, with everything the default run does
 (TensorBoard logging, metrics, progress bar, final checkpoint). Each measurement alternates
 A B A B after one untimed pair, and reports medians. Steady-state time per step is measured
-inside the run from the start of step `warmup` to the end of the last step, in both A and B, so
-set-up (imports, Trainer, data, model summary, graph logging) and the end of the run
-(validation, checkpoint, metrics.json) are left out; the whole-process part counts them.
+inside the run from the start of step `warmup` (a tenth of the steps) to the end of the last step,
+in both A and B, so set-up (imports, Trainer, data, model summary, graph logging) and the end of
+the run (validation, checkpoint, metrics.json) are left out; the whole-process part counts them.
 
 Exits 1 if primer's final training loss differs from the plain loop's (rel 1e-5) anywhere.
 """
@@ -318,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the whole-process and config runs' torch too
     for name in ("lightning.pytorch", "lightning.fabric"):  # no "GPU available: ...", "Seed set" per run
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module="lightning")
