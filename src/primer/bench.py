@@ -203,7 +203,8 @@ def config_only(repeats: int) -> dict[str, float]:
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")), platform.processor())
+    models = [line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")]
+    cpu = models[0] if models else platform.processor()
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "none"
     return (
         f"CPU {cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}; GPU {gpu}; "
@@ -222,78 +223,88 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1e3:.3f}"
 
 
+def yes_no(same: bool) -> str:
+    return "yes" if same else "NO"
+
+
 def run(args: argparse.Namespace, workdir: Path) -> tuple[list[str], bool]:
     """Measures the chosen parts, printing each table when it is done; returns all lines and whether numerics agree."""
-    lines, same, printed = [], True, 0
-    if "steady" in args.parts:
-        lines += [f"## Steady state, per step, {args.clock} clock (target: primer <= 1.25x plain)", ""]
-        lines += ["| device | N x D_in -> H -> D_out | steps | plain ms/step | primer ms/step | ratio | final loss plain / primer | same (rel 1e-5) |"]
-        lines += ["|---|---|---|---|---|---|---|---|"]
-        for device in args.devices:
-            size = args.steady_size
-            shape = f"{size['data.batch_size']} x {size['data.input_dim']} -> {size['model.hidden_dim']} -> {size['data.output_dim']}"
-            if device == "cuda" and not torch.cuda.is_available():
-                lines.append(f"| cuda | {shape} | | not measured: no CUDA device | | | | |")
-                continue
-            r = side_by_side(size, device, args.repeats, workdir, args.clock)
-            same &= r["same_loss"]
-            lines.append(
-                f"| {device} | {shape} | {size['trainer.max_steps']} | {ms(r['plain_s'])} | {ms(r['primer_s'])} | "
-                f"{r['ratio']:.2f}x | {r['plain_loss']:.6g} / {r['primer_loss']:.6g} | {'yes' if r['same_loss'] else 'NO'} |"
-            )
-        lines.append("")
-    printed = _print_new(lines, printed)
-    if "whole" in args.parts:
-        r = whole_process(args.repeats, workdir)
-        lines += ["## Whole process, 500 steps (target: primer <= 1.5x plain)", ""]
-        lines += ["| `python -m primer.plainloop` s | `python -m primer.train` s | ratio |", "|---|---|---|"]
-        lines += [f"| {r['plain_s']:.2f} | {r['primer_s']:.2f} | {r['ratio']:.2f}x |", ""]
-    printed = _print_new(lines, printed)
-    if "config" in args.parts:
-        lines += ["## Config-only commands (target: < 1 s each)", "", "| command | wall s |", "|---|---|"]
-        lines += [f"| `{name}` | {s:.2f} |" for name, s in config_only(args.repeats).items()] + [""]
-    printed = _print_new(lines, printed)
-    if "scale" in args.parts:
-        lines += [f"## Scale: overhead ratio as the matmuls grow, {args.clock} clock", ""]
-        lines += ["| device | N x H | steps | plain ms/step | primer ms/step | ratio | plain GFLOP/s | primer GFLOP/s | bare torch.mm GFLOP/s | same loss |"]
-        lines += ["|---|---|---|---|---|---|---|---|---|---|"]
-        for device in args.devices:
-            if device == "cuda" and not torch.cuda.is_available():
-                lines.append("| cuda | | | not measured: no CUDA device | | | | | | |")
-                continue
-            for batch, hidden in args.sizes:
-                size = make_size(batch, hidden, steps=1)
-                size["trainer.max_steps"] = int(min(500, max(4, SCALE_FLOPS / train_flops(size))))
-                r = side_by_side(size, device, args.scale_repeats, workdir, args.clock)
-                same &= r["same_loss"]
-                flops = train_flops(size) / 1e9
-                lines.append(
-                    f"| {device} | {batch} x {hidden} | {size['trainer.max_steps']} | {ms(r['plain_s'])} | "
-                    f"{ms(r['primer_s'])} | {r['ratio']:.2f}x | {flops / r['plain_s']:.1f} | {flops / r['primer_s']:.1f} | "
-                    f"{mm_gflops(size, device):.1f} | {'yes' if r['same_loss'] else 'NO'} |"
-                )
-        lines.append("")
-    _print_new(lines, printed)
+    tables = {"steady": steady_table, "whole": whole_table, "config": config_table, "scale": scale_table}
+    lines, same = [], True
+    for part in args.parts:
+        part_lines, part_same = tables[part](args, workdir)
+        print("\n".join(part_lines), flush=True)
+        lines += part_lines
+        same &= part_same
     return lines, same
 
 
-def _print_new(lines: list[str], printed: int) -> int:
-    if lines[printed:]:
-        print("\n".join(lines[printed:]), flush=True)
-    return len(lines)
+def steady_table(args: argparse.Namespace, workdir: Path) -> tuple[list[str], bool]:
+    size, same = args.steady_size, True
+    shape = " -> ".join(str(size[k]) for k in ("data.input_dim", "model.hidden_dim", "data.output_dim"))
+    shape = f"{size['data.batch_size']} x {shape}"
+    lines = [f"## Steady state, per step, {args.clock} clock (target: primer <= 1.25x plain)", ""]
+    lines += ["| device | N x D_in -> H -> D_out | steps | plain ms/step | primer ms/step | ratio "
+              "| final loss plain / primer | same (rel 1e-5) |", "|---|---|---|---|---|---|---|---|"]
+    for device in args.devices:
+        if device == "cuda" and not torch.cuda.is_available():
+            lines.append(f"| cuda | {shape} | | not measured: no CUDA device | | | | |")
+            continue
+        r = side_by_side(size, device, args.repeats, workdir, args.clock)
+        same &= r["same_loss"]
+        lines.append(
+            f"| {device} | {shape} | {size['trainer.max_steps']} | {ms(r['plain_s'])} | {ms(r['primer_s'])} | "
+            f"{r['ratio']:.2f}x | {r['plain_loss']:.6g} / {r['primer_loss']:.6g} | {yes_no(r['same_loss'])} |"
+        )
+    return lines + [""], same
+
+
+def whole_table(args: argparse.Namespace, workdir: Path) -> tuple[list[str], bool]:
+    r = whole_process(args.repeats, workdir)
+    lines = ["## Whole process, 500 steps (target: primer <= 1.5x plain)", ""]
+    lines += ["| `python -m primer.plainloop` s | `python -m primer.train` s | ratio |", "|---|---|---|"]
+    return lines + [f"| {r['plain_s']:.2f} | {r['primer_s']:.2f} | {r['ratio']:.2f}x |", ""], True
+
+
+def config_table(args: argparse.Namespace, workdir: Path) -> tuple[list[str], bool]:
+    lines = ["## Config-only commands (target: < 1 s each)", "", "| command | wall s |", "|---|---|"]
+    return lines + [f"| `{name}` | {s:.2f} |" for name, s in config_only(args.repeats).items()] + [""], True
+
+
+def scale_table(args: argparse.Namespace, workdir: Path) -> tuple[list[str], bool]:
+    same = True
+    lines = [f"## Scale: overhead ratio as the matmuls grow, {args.clock} clock", ""]
+    lines += ["| device | N x H | steps | plain ms/step | primer ms/step | ratio | plain GFLOP/s | primer GFLOP/s "
+              "| bare torch.mm GFLOP/s | same loss |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for device in args.devices:
+        if device == "cuda" and not torch.cuda.is_available():
+            lines.append("| cuda | | | not measured: no CUDA device | | | | | | |")
+            continue
+        for batch, hidden in args.sizes:
+            size = make_size(batch, hidden, steps=1)
+            size["trainer.max_steps"] = int(min(500, max(4, SCALE_FLOPS / train_flops(size))))
+            r = side_by_side(size, device, args.scale_repeats, workdir, args.clock)
+            same &= r["same_loss"]
+            gflop = train_flops(size) / 1e9
+            lines.append(
+                f"| {device} | {batch} x {hidden} | {size['trainer.max_steps']} | {ms(r['plain_s'])} | "
+                f"{ms(r['primer_s'])} | {r['ratio']:.2f}x | {gflop / r['plain_s']:.1f} | {gflop / r['primer_s']:.1f} | "
+                f"{mm_gflops(size, device):.1f} | {yes_no(r['same_loss'])} |"
+            )
+    return lines + [""], same
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m primer.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {', '.join(PARTS)}")
-    parser.add_argument("--devices", default="cpu,cuda", help="cpu and/or cuda; cuda is reported 'not measured' without a GPU")
+    parser.add_argument("--devices", default="cpu,cuda", help="cpu and/or cuda; without a GPU, cuda is 'not measured'")
     parser.add_argument("--steps", type=int, default=500, help="steps of the steady-state runs")
     parser.add_argument("--batch", type=int, default=64, help="steady state: batch size N")
     parser.add_argument("--hidden", type=int, default=100, help="steady state: hidden size H")
     parser.add_argument("--sizes", default=DEFAULT_SIZES, help="scale: comma-separated NxH (batch x hidden)")
     parser.add_argument("--repeats", type=int, default=5, help="timed A B pairs for steady, whole and config")
     parser.add_argument("--scale-repeats", type=int, default=3, help="timed A B pairs per scale size")
-    parser.add_argument("--clock", choices=CLOCKS, default="wall", help="per-step time: wall, or this process's CPU time")
+    parser.add_argument("--clock", choices=CLOCKS, default="wall", help="per-step time: wall or this process's CPU")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--output", type=Path, help="also write the Markdown report to this file")
     parser.add_argument("--note", default="", help="a line for the report, e.g. what else ran on the machine")
