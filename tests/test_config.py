@@ -111,3 +111,12 @@ def test_config_only_commands_do_not_import_torch(tmp_path, args):
     )
     result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert "torch imported: False" in result.stderr
+
+
+def test_help_lists_every_group_with_its_choices_and_default(tmp_path):
+    result = run_cli("--help", cwd=tmp_path)
+    assert result.returncode == 0 and not (tmp_path / "outputs").exists()
+    for group, choices in GROUPS.items():
+        assert f"  {group}: {', '.join(choices)}  [" in result.stdout
+    assert "  model: autograd, custom_relu, manual, sequential, two_layer  [two_layer]" in result.stdout
+    assert "  optimizer.lr: a positive number" in result.stdout

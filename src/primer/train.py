@@ -100,6 +100,11 @@ def hydra_main(cfg: DictConfig) -> float:
 
 def main() -> None:
     """Stops bad input with one line and exit code 2, before Hydra makes a run dir."""
+    if {"--help", "-h"} & set(sys.argv[1:]):
+        from primer.usage import help_text
+
+        print(help_text())
+        return
     try:
         check_command_line(sys.argv[1:])
     except BadConfig as error:
