@@ -73,7 +73,9 @@ class Regression(L.LightningModule):
         if log_now:
             self.log("train/loss", loss, sync_dist=True, reduce_fx="sum")
             self.log_dict(self.train_metrics(y_pred.detach(), y))
-        return loss * self.trainer.world_size  # DDP averages gradients over ranks; the loss sums rows
+        world_size = self.trainer.world_size
+        # DDP averages gradients over ranks, but the loss sums rows: N ranks must step as one process.
+        return loss * world_size if world_size > 1 else loss
 
     def _hand_gradient_step(self, x: torch.Tensor, y: torch.Tensor):
         y_pred, loss, grads = self.net.loss_and_gradients(x, y)
