@@ -45,3 +45,15 @@ def test_preflight_check_stops_a_bad_sweep_before_any_job(args, message):
 
 def test_optuna_preset_passes_the_preflight_check():
     check_command_line(["-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2"])
+
+
+def test_optuna_search_without_its_extra_says_what_to_install(monkeypatch):
+    from hydra.core.config_store import ConfigStore
+    from hydra.core.plugins import Plugins
+
+    Plugins.instance()  # registers the installed plugins' configs, the Optuna sweeper's among them
+    # what an install without the `sweeps` extra looks like to Hydra: no hydra/sweeper=optuna
+    monkeypatch.delitem(ConfigStore.instance().repo["hydra"]["sweeper"], "optuna.yaml")
+    with pytest.raises(BadConfig, match=r"^hydra/sweeper=optuna: the Optuna sweeper is not installed; "
+                                        r"pip install -e '\.\[sweeps\]'$"):
+        check_command_line(["-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2"])

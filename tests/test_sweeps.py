@@ -139,6 +139,20 @@ def test_report_rebuilds_the_same_summary_from_the_job_dirs(sweeps, capsys):
     assert (sweep_dir / "loss_curves.png").is_file()
 
 
+def test_report_without_matplotlib_writes_the_tables_and_says_how_to_get_the_plot(sweeps, tmp_path, monkeypatch,
+                                                                                   capsys):
+    _, sweep_dir = sweeps[0]["grid"]
+    for job in job_dirs(sweep_dir):
+        shutil.copytree(job, tmp_path / job.name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # an install without the `sweeps` extra: import fails
+    report.main([str(tmp_path)])
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["summary.csv", "summary.md"]
+    assert summary_rows(tmp_path) == summary_rows(sweep_dir)
+    out = capsys.readouterr().out
+    assert f"wrote summary.csv, summary.md in {tmp_path}\n{report.NO_PLOT}\n" in out
+    assert "pip install -e '.[sweeps]'" in report.NO_PLOT
+
+
 def test_report_of_a_single_run_dir_has_one_row(sweeps):
     _, sweep_dir = sweeps[0]["joblib"]
     run_dir = job_dirs(sweep_dir)[0]

@@ -18,6 +18,7 @@ Exits 1 if primer's final training loss differs from the plain loop's (rel 1e-5)
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import platform
@@ -206,9 +207,12 @@ def machine() -> str:
     models = [line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")]
     cpu = models[0] if models else platform.processor()
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "none"
+    # torchmetrics imports these at every start if they are installed (the `sweeps` extra brings both)
+    optional = ", ".join(f"{name} {'installed' if importlib.util.find_spec(name) else 'not installed'}"
+                         for name in ("scipy", "matplotlib"))
     return (
         f"CPU {cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}; GPU {gpu}; "
-        f"Python {platform.python_version()}, torch {torch.__version__}, lightning {pl.__version__}"
+        f"Python {platform.python_version()}, torch {torch.__version__}, lightning {pl.__version__}; {optional}"
     )
 
 

@@ -40,6 +40,10 @@ RULES = {
 }
 
 
+# Choices that a Hydra plugin from an optional extra provides: missing, they mean "not installed".
+EXTRA_CHOICES = {"hydra/sweeper/optuna": ("the Optuna sweeper", "sweeps")}
+
+
 class BadConfig(Exception):
     """A config the run must not start with; str() is one line for the user."""
 
@@ -118,6 +122,9 @@ def _compose(overrides: list[str]) -> DictConfig:
         return compose(CONFIG_NAME, overrides=overrides, return_hydra_config=True)
     except MissingConfigException as error:
         group, _, choice = (error.missing_cfg_file or "").rpartition("/")
+        if error.missing_cfg_file in EXTRA_CHOICES:
+            plugin, extra = EXTRA_CHOICES[error.missing_cfg_file]
+            raise BadConfig(f"{group}={choice}: {plugin} is not installed; pip install -e '.[{extra}]'") from None
         if not group or not error.options:
             raise BadConfig(str(error).splitlines()[0]) from None
         raise BadConfig(f"{group}={choice}: no such {group}; choose one of {', '.join(error.options)}") from None

@@ -7,6 +7,8 @@ from what each job dir holds, so sweeps made before this module existed work too
 `.hydra/overrides.yaml` (label), `metrics.json` (final metrics), `checkpoints/final.ckpt`
 (steps), the TensorBoard events (loss curve), file times (wall time), `failure.txt` (why a job
 failed). Heavy imports (torch, tensorboard, matplotlib) happen inside the functions that need them.
+The plot needs matplotlib, from the `sweeps` extra (`pip install -e ".[sweeps]"`); without it the
+summary is the two tables and a line that says how to get the plot.
 """
 
 import argparse
@@ -24,7 +26,8 @@ from omegaconf import DictConfig, OmegaConf
 
 FAILURE_FILE = "failure.txt"
 SWEEP_FAILED = 4  # exit code of a sweep that ran every job but some failed
-FILES = ("summary.csv", "summary.md", "loss_curves.png")
+TABLES, PLOT = ("summary.csv", "summary.md"), "loss_curves.png"
+NO_PLOT = f"{PLOT} not drawn: it needs matplotlib; pip install -e '.[sweeps]' (or pip install matplotlib)"
 TABLE_METRICS = ("train/loss", "val/loss", "val/r2")  # the Markdown table's; the CSV has every metric
 
 
@@ -44,8 +47,10 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        table, rows = write_summary(sweep_dir)
-        print(f"\nSweep summary ({', '.join(FILES)} in {sweep_dir}):\n\n{table}")
+        table, rows, files = write_summary(sweep_dir)
+        print(f"\nSweep summary ({', '.join(files)} in {sweep_dir}):\n\n{table}")
+        if PLOT not in files:
+            print(NO_PLOT)
         failed = sum(row["status"] == "failed" for row in rows)
         if failed:
             # Every job ran; the exit code still tells a script that some did not finish.
@@ -112,8 +117,11 @@ def loss_curve(job_dir: Path) -> tuple[list[int], list[float]]:
     return [p.step for p in points], [p.value for p in points]
 
 
-def write_summary(root: Path) -> tuple[str, list[dict]]:
-    """Writes summary.csv, summary.md and loss_curves.png into root; returns the Markdown table and the rows."""
+def write_summary(root: Path) -> tuple[str, list[dict], list[str]]:
+    """Writes summary.csv, summary.md and (with matplotlib) loss_curves.png into root.
+
+    Returns the Markdown table, the rows and the names of the files written.
+    """
     dirs = job_dirs(root)
     rows = [summarize(d) for d in dirs]
     metric_names = sorted({k for row in rows for k in row} - {"job", "overrides", "status", "reason", "steps",
@@ -124,8 +132,10 @@ def write_summary(root: Path) -> tuple[str, list[dict]]:
         writer.writerows(rows)
     table = markdown_table(rows, [m for m in TABLE_METRICS if m in metric_names])
     (root / "summary.md").write_text(table + "\n")
-    plot_loss_curves(root, dirs, rows)
-    return table, rows
+    files = list(TABLES)
+    if plot_loss_curves(root, dirs, rows):
+        files.append(PLOT)
+    return table, rows, files
 
 
 def markdown_table(rows: list[dict], metrics: list[str]) -> str:
@@ -145,9 +155,15 @@ def _job_number(name: str) -> str:
     return m.group() if (m := re.match(r"\d+(?=_|$)", name)) else name
 
 
-def plot_loss_curves(root: Path, dirs: list[Path], rows: list[dict]) -> None:
-    """Every job's train/loss on a log scale, labelled by the overrides that set it apart."""
-    import matplotlib
+def plot_loss_curves(root: Path, dirs: list[Path], rows: list[dict]) -> bool:
+    """Every job's train/loss on a log scale, labelled by the overrides that set it apart.
+
+    Returns False, drawing nothing, where matplotlib is not installed.
+    """
+    try:
+        import matplotlib
+    except ImportError:
+        return False
 
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
@@ -167,8 +183,9 @@ def plot_loss_curves(root: Path, dirs: list[Path], rows: list[dict]) -> None:
     if ax.lines:
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(root / "loss_curves.png", dpi=100)
+    fig.savefig(root / PLOT, dpi=100)
     plt.close(fig)
+    return True
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -179,8 +196,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {root}: not a run or sweep dir; give a dir that holds .hydra/ or job dirs with .hydra/",
               file=sys.stderr)
         sys.exit(2)
-    print(write_summary(root)[0])
-    print(f"\nwrote {', '.join(FILES)} in {root}")
+    table, _, files = write_summary(root)
+    print(table)
+    print(f"\nwrote {', '.join(files)} in {root}")
+    if PLOT not in files:
+        print(NO_PLOT)
 
 
 if __name__ == "__main__":
