@@ -57,3 +57,19 @@ def test_optuna_search_without_its_extra_says_what_to_install(monkeypatch):
     with pytest.raises(BadConfig, match=r"^hydra/sweeper=optuna: the Optuna sweeper is not installed; "
                                         r"pip install -e '\.\[sweeps\]'$"):
         check_command_line(["-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2"])
+
+
+@pytest.mark.parametrize("args, composed", [
+    ([], [[]]),
+    (["hydra.run.dir=/tmp/x"], [["hydra.run.dir=/tmp/x"]]),  # Hydra's own keys: the run is its own base
+    (["model=sequential", "optimizer.lr=1e-3"], [["model=sequential", "optimizer.lr=1e-3"], ["model=sequential"]]),
+    (["-m", "optimizer.lr=1e-4,1e-3"], [[], ["optimizer.lr=0.0001"], ["optimizer.lr=0.001"]]),
+])
+def test_preflight_check_composes_each_distinct_config_once(monkeypatch, args, composed):
+    """A compose costs ~0.1 s of every command's start-up (benchmarks/PROFILE.md)."""
+    import primer.config
+
+    calls, compose = [], primer.config._compose
+    monkeypatch.setattr(primer.config, "_compose", lambda overrides: calls.append(overrides) or compose(overrides))
+    check_command_line(args)
+    assert calls == composed

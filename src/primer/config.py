@@ -68,9 +68,9 @@ def check_command_line(argv: list[str]) -> None:
         # A compose costs ~0.1 s: a run with no value overrides is its own base, and a sweep's
         # jobs share a few bases, so each distinct override list is composed once.
         compose_once = functools.cache(lambda overrides: _compose(list(overrides)))
-        for overrides in _jobs(args.overrides, args.multirun):
+        for overrides in _jobs(args.overrides, args.multirun, compose_once):
             cfg = compose_once(tuple(overrides))
-            check_values(cfg, overrides, base=compose_once(tuple(_group_overrides(overrides))))
+            check_values(cfg, overrides, base=compose_once(tuple(_base_overrides(overrides))))
             check_scale_out(cfg, args.multirun)
 
 
@@ -164,16 +164,24 @@ def _dotted_keys(node: DictConfig, prefix: str = "") -> list[str]:
     return keys
 
 
-def _group_overrides(overrides: list[str]) -> list[str]:
-    """The overrides that pick config files (model=..., data=...), not values."""
+def _base_overrides(overrides: list[str]) -> list[str]:
+    """The overrides that pick config files (model=..., data=...), and Hydra's own (hydra.run.dir=...).
+
+    The base they compose holds the defaults that overridden values are checked against. Hydra
+    checks its own keys, so a run whose only value overrides are hydra.* is its own base: one compose.
+    """
     from hydra.core.global_hydra import GlobalHydra
 
     loader = GlobalHydra.instance().config_loader()
-    return [o for o in overrides if loader.get_group_options(o.lstrip("+~").partition("=")[0])]
+    keys = [o.lstrip("+~").partition("=")[0] for o in overrides]
+    return [o for o, key in zip(overrides, keys) if key.startswith("hydra.") or loader.get_group_options(key)]
 
 
-def _jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
-    """The override list of each job: one for a run, one per grid point for a basic sweep."""
+def _jobs(overrides: list[str], multirun: bool, compose_once) -> list[list[str]]:
+    """The override list of each job: one for a run, one per grid point for a basic sweep.
+
+    compose_once(tuple_of_overrides) composes, or returns what it composed for those overrides before.
+    """
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -186,7 +194,7 @@ def _jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
     except Exception as error:
         raise BadConfig(str(error).splitlines()[0]) from None
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
-    sweeper = OmegaConf.select(_compose(fixed), "hydra.sweeper._target_")
+    sweeper = OmegaConf.select(compose_once(tuple(fixed)), "hydra.sweeper._target_")
     if not str(sweeper).endswith("BasicSweeper"):
         return [fixed]  # e.g. Optuna: its trials are drawn during the sweep
     return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
