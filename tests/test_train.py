@@ -124,6 +124,8 @@ def test_command_line_run_from_any_directory(tmp_path):
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     assert "train/loss" in json.loads((run_dir / "metrics.json").read_text())
     assert "Epoch 0: 100%" in result.stdout + result.stderr  # the progress bar
+    for noise in ("LeafSpec", "litlogger"):  # third-party lines the user can do nothing about
+        assert noise not in result.stdout + result.stderr + (run_dir / "train.log").read_text()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -37,6 +37,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     logging.getLogger("lightning").handlers.clear()  # Hydra's handlers already print and file its messages
     # Every batch is the same batch (primer.data.RepeatedBatch): a resume mid-epoch is exact.
     warnings.filterwarnings("ignore", "You're resuming from a checkpoint that ended before the epoch ended")
+    # Lines a primer user can do nothing about: torch 2.13's deprecation of a call inside Lightning 2.6,
+    # and Lightning's advertisement for its cloud logger at every start.
+    warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda r: "litlogger" not in r.getMessage())
 
     use_submitit_tasks_as_ranks()
     torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
