@@ -40,7 +40,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     # Lines a primer user can do nothing about: torch 2.13's deprecation of a call inside Lightning 2.6,
     # and Lightning's advertisement for its cloud logger at every start.
     warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated")
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda r: "litlogger" not in r.getMessage())
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(no_litlogger_advert)  # once per process
 
     use_submitit_tasks_as_ranks()
     torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
@@ -62,6 +62,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     with interruptible(trainer, saver, resume_command(overrides)):
         trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     return final_metrics(trainer)
+
+
+def no_litlogger_advert(record: logging.LogRecord) -> bool:
+    return "litlogger" not in record.getMessage()
 
 
 def wanted(callback_name: str, cfg: DictConfig) -> bool:
