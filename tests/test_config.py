@@ -80,6 +80,10 @@ BAD_INPUT = [
     (["optimizer.momentum=lots"], "optimizer.momentum=lots: must be a number"),
     (["-m", "optimizer.lr=1e-4,-1"], "optimizer.lr=-1: must be a positive number"),
     (["-m", "model=two_layer,bogus"], "model=bogus: no such model; choose one of"),
+    # commands that print a config: it must compose; they are not what a sweep or run would be
+    (["model=foo", "--cfg", "job"], "model=foo: no such model; choose one of autograd, custom_relu"),
+    (["trainer.max_step=5", "--cfg", "all"], "trainer.max_step: no such key; did you mean trainer.max_steps?"),
+    (["-m", "--cfg", "job"], "-m/--multirun and --cfg: give only one of --run, -m/--multirun, --cfg, --info"),
 ]
 
 
@@ -90,6 +94,11 @@ def test_bad_input_stops_with_one_line_and_no_run_dir(tmp_path, args, message):
     assert result.stderr.startswith(f"error: {message}")
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert not (tmp_path / "outputs").exists()  # nothing was started
+
+
+def test_printing_a_config_shows_values_that_a_run_would_reject(tmp_path):
+    result = run_cli("data.batch_size=0", "--cfg", "job", cwd=tmp_path)
+    assert result.returncode == 0 and "batch_size: 0" in result.stdout
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")

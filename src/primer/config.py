@@ -51,8 +51,9 @@ class BadConfig(Exception):
 def check_command_line(argv: list[str]) -> None:
     """Composes every job that `python -m primer.train ARGV` would run and checks each one.
 
-    Raises BadConfig on the first problem. Commands that only print (--help, --cfg, ...) are
-    left to Hydra, as are sweepers other than the basic grid, whose jobs are chosen later.
+    Raises BadConfig on the first problem. Commands that print a config (--cfg, --info) are only
+    checked to compose: printing a config with an out-of-range value is how one inspects it. Help
+    is left to Hydra, as are sweepers other than the basic grid, whose jobs are chosen later.
     """
     from hydra import initialize_config_dir
     from hydra._internal.utils import get_args_parser
@@ -60,11 +61,20 @@ def check_command_line(argv: list[str]) -> None:
     from primer.scaleout import check_scale_out
 
     args = get_args_parser().parse_args(argv)
-    if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
+    if args.help or args.hydra_help or args.shell_completion:
         return
     if args.config_path or args.config_dir or args.config_name or args.experimental_rerun:
         return  # another config than ours: Hydra reports on it
+    given = [flag for flag, on in [("--run", args.run), ("-m/--multirun", args.multirun), ("--cfg", args.cfg),
+                                   ("--info", args.info)] if on]
+    if len(given) > 1:
+        raise BadConfig(f"{' and '.join(given)}: give only one of --run, -m/--multirun, --cfg, --info")
+    if (args.cfg or args.info) and not args.overrides:
+        return  # the shipped config composes (the tests compose it); saves --cfg job a compose
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        if args.cfg or args.info:
+            _compose(args.overrides)
+            return
         # A compose costs ~0.1 s: a run with no value overrides is its own base, and a sweep's
         # jobs share a few bases, so each distinct override list is composed once.
         compose_once = functools.cache(lambda overrides: _compose(list(overrides)))
