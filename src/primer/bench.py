@@ -33,7 +33,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 
-from primer.plainloop import plain_loop
+from primer.plainloop import plain_loop, sync
 
 RTOL = 1e-5  # how close primer's final loss must be to the plain loop's
 DEFAULT_SIZES = "64x100,256x256,1024x1024,4096x4096"  # batch x hidden; input 1000, output 10 as in the primer
@@ -52,19 +52,14 @@ class StepTimer(pl.Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
         if trainer.global_step == self.warmup:
-            _sync(pl_module.device)
+            sync(pl_module.device)
             self.start = self.clock()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         if trainer.global_step == trainer.max_steps:
-            _sync(pl_module.device)
+            sync(pl_module.device)
             seconds = (self.clock() - self.start) / (trainer.max_steps - self.warmup)
             self.path.write_text(json.dumps({"seconds_per_step": seconds}))
-
-
-def _sync(device) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
 
 
 def primer_fit(size: dict, device: str, warmup: int, out_dir: Path, clock: str = "wall") -> tuple[float, float]:
@@ -161,7 +156,7 @@ def mm_gflops(size: dict, device: str) -> float:
     while time.perf_counter() - start < 0.3:
         for _ in range(10):
             torch.mm(a, b)
-        _sync(device)
+        sync(device)
         count += 10
     return 2 * n * d_in * h * count / (time.perf_counter() - start) / 1e9
 

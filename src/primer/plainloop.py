@@ -39,18 +39,19 @@ def plain_loop(
     start = clock()
     for step in range(steps):
         if step == warmup:
-            _sync(device)
+            sync(device)
             start = clock()
         y_pred = model(x)
         loss = loss_fn(y_pred, y)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    _sync(device)  # the GPU's queue drains only here: no per-step host sync
+    sync(device)  # the GPU's queue drains only here: no per-step host sync
     return loss.item(), (clock() - start) / (steps - warmup)
 
 
-def _sync(device: str) -> None:
+def sync(device: str | torch.device) -> None:
+    """Waits for the GPU's queued work, so that a clock reading counts it; nothing on a CPU."""
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
 
