@@ -9,7 +9,7 @@ from pathlib import Path
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
-from primer.config import BadConfig
+from primer.exits import BadConfig
 
 CONFIG_KEY = "primer"  # checkpoint[CONFIG_KEY] = {"config": composed config, "overrides": [...]}
 
@@ -54,11 +54,49 @@ def load_checkpoint(path: str | Path) -> dict:
     return checkpoint
 
 
-def check_checkpoint(path: str, model: dict, optimizer_target: str) -> None:
+def check_resume(cfg: DictConfig) -> None:
+    """Raises BadConfig unless the run can resume from cfg.ckpt_path as configured.
+
+    The checkpoint must hold this model with these shapes and this optimizer class; the run must
+    go past the checkpoint's step; and an lr change is refused where a scheduler computes the lr
+    from its own restored state (other optimizer values are applied: ApplyOptimizerConfig).
+    """
+    path = str(cfg.ckpt_path)
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    checkpoint = check_checkpoint(path, model, cfg.optimizer._target_)
+    step, max_steps = checkpoint.get("global_step", 0), cfg.trainer.max_steps
+    if max_steps != -1 and max_steps <= step:
+        raise BadConfig(f"trainer.max_steps={max_steps}: ckpt_path={path} is at step {step}; "
+                        f"a resume needs trainer.max_steps>{step}")
+    stored = checkpoint.get(CONFIG_KEY, {}).get("config", {})
+    then_lr, now_lr = stored.get("optimizer", {}).get("lr"), cfg.optimizer.get("lr")
+    if cfg.get("scheduler") and then_lr is not None and then_lr != now_lr:
+        raise BadConfig(f"optimizer.lr={now_lr}: ckpt_path={path} was trained with optimizer.lr={then_lr}, and with "
+                        "a scheduler the lr follows the scheduler's restored state; resume with its lr or start a new run")
+
+
+class ApplyOptimizerConfig(L.Callback):
+    """On a resume, sets the restored optimizer's hyperparameters (lr, momentum, ...) to this run's config,
+    so that what runs is what the run's stored config says (Lightning restores the checkpoint's)."""
+
+    def __init__(self, optimizer_config: dict):
+        self.values = {k: v for k, v in optimizer_config.items() if not k.startswith("_")}
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.ckpt_path is None:
+            return
+        for optimizer in trainer.optimizers:
+            for group in optimizer.param_groups:
+                for key, value in self.values.items():
+                    if key in group:
+                        group[key] = tuple(value) if isinstance(group[key], tuple) else value
+
+
+def check_checkpoint(path: str, model: dict, optimizer_target: str) -> dict:
     """Raises BadConfig unless the checkpoint at `path` was made by this model, with these shapes.
 
     `model` is the run's resolved model config; the net is built from it to compare shapes,
-    which also covers checkpoints made without a stored config.
+    which also covers checkpoints made without a stored config. Returns the loaded checkpoint.
     """
     from hydra.utils import instantiate
 
@@ -82,3 +120,4 @@ def check_checkpoint(path: str, model: dict, optimizer_target: str) -> None:
             f"ckpt_path={path}: made by a different model or shape: {key} is {found.get(key)} there, "
             f"{expected.get(key)} here; resume with the overrides it was trained with: {hint}"
         )
+    return checkpoint

@@ -2,62 +2,117 @@
 
     python -m primer.eval ckpt_path=outputs/runs/<run>/checkpoints/final.ckpt
     python -m primer.eval ckpt_path=PATH trainer.accelerator=cpu   # a GPU run, scored on a CPU
+    python -m primer.eval ckpt_path=PATH data.seed=1               # other data: written beside, not over
 
 The config travels inside the checkpoint (primer.checkpoints.StoreConfig), so the model and
-data are rebuilt without repeating the training overrides; `key=value` arguments change it.
-Prints the metrics as JSON and writes them next to the checkpoint, as `<name>.eval.json`.
+data are rebuilt without repeating the training overrides; `key=value` arguments change it
+(the model's keys excepted: the weights fix the model). Prints the metrics as JSON and writes
+them next to the checkpoint, as `<name>.eval.json`, or `<name>.eval.<overrides>.json` with overrides.
 """
 
 import json
+import re
 import sys
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from primer.config import BadConfig
+from primer import exits
+from primer.exits import BadConfig, setting_up
+
+USAGE = "usage: python -m primer.eval ckpt_path=PATH [key=value ...]"
 
 
 def evaluate(ckpt_path: str, overrides: list[str] = ()) -> dict[str, float]:
     """The checkpoint's `val/*` and `test/*` metrics, on the data its run was configured with."""
-    import lightning as L
+    from primer.checkpoints import load_checkpoint
+
+    checkpoint = load_checkpoint(ckpt_path)  # weights_only: pickled code is refused, never run
+    return score(checkpoint, eval_config(checkpoint, ckpt_path, list(overrides)))
+
+
+def score(checkpoint: dict, cfg: DictConfig) -> dict[str, float]:
     import torch
     from hydra.utils import instantiate
 
-    from primer.checkpoints import CONFIG_KEY, load_checkpoint
+    from primer.quiet import quiet_third_party
     from primer.system import Regression
 
-    checkpoint = load_checkpoint(ckpt_path)  # weights_only: pickled code is refused, never run
-    if CONFIG_KEY not in checkpoint:
-        raise BadConfig(f"ckpt_path={ckpt_path}: holds no primer config; evaluate a checkpoint written by primer.train")
-    cfg = OmegaConf.merge(checkpoint[CONFIG_KEY]["config"], OmegaConf.from_dotlist(list(overrides)))
-
+    quiet_third_party()
     torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
-    datamodule = instantiate(cfg.data)
+    with setting_up("data"):
+        datamodule = instantiate(cfg.data)
     system = Regression(instantiate(cfg.model), optimizer=instantiate(cfg.optimizer), input_dim=cfg.data.input_dim)
     system.load_state_dict(checkpoint["state_dict"])
-    trainer = instantiate(cfg.trainer, devices=1, logger=False, callbacks=[], enable_checkpointing=False,
-                          enable_progress_bar=False, enable_model_summary=False)
+    with setting_up("trainer"):
+        trainer = instantiate(cfg.trainer, devices=1, logger=False, callbacks=[], enable_checkpointing=False,
+                              enable_progress_bar=False, enable_model_summary=False)
     metrics = {}
-    for run in (trainer.validate, trainer.test):
-        for results in run(system, datamodule=datamodule, verbose=False):
-            metrics.update(results)
+    with setting_up("trainer.validate"):
+        for run in (trainer.validate, trainer.test):
+            for results in run(system, datamodule=datamodule, verbose=False):
+                metrics.update(results)
     return {name: float(value) for name, value in sorted(metrics.items())}
 
 
+def eval_config(checkpoint: dict, ckpt_path: str, overrides: list[str]) -> DictConfig:
+    """The training run's stored config with `overrides` applied, checked as a training config is."""
+    from primer.checkpoints import CONFIG_KEY
+    from primer.preflight import close_key
+    from primer.validation import check
+
+    if CONFIG_KEY not in checkpoint:
+        raise BadConfig(f"ckpt_path={ckpt_path}: holds no primer config; evaluate a checkpoint written by primer.train")
+    cfg = OmegaConf.create(checkpoint[CONFIG_KEY]["config"])
+    OmegaConf.set_struct(cfg, True)
+    for override in overrides:
+        key, _, text = override.partition("=")
+        if OmegaConf.select(cfg, key, default=None) is None and key not in _leaves(cfg):
+            raise BadConfig(close_key(key, _leaves(cfg)))
+        if key.startswith("model."):
+            raise BadConfig(f"{override}: ckpt_path={ckpt_path} holds a model with {key}="
+                            f"{OmegaConf.select(cfg, key)}; the weights fix the model, so evaluate it as trained")
+        OmegaConf.update(cfg, key, OmegaConf.from_dotlist([f"x={text}"]).x, merge=True)
+    with open_dict(cfg):
+        cfg.ckpt_path = None  # what training resumed from is not what is evaluated
+    check(cfg)
+    return cfg
+
+
+def _leaves(cfg: DictConfig, prefix: str = "") -> list[str]:
+    keys = []
+    for key, child in cfg.items():
+        keys += _leaves(child, f"{prefix}{key}.") if isinstance(child, DictConfig) else [f"{prefix}{key}"]
+    return keys
+
+
+def output_path(ckpt_path: str, overrides: list[str]) -> Path:
+    """`final.eval.json`, or `final.eval.data.seed=1.json`: an evaluation of other data never replaces it."""
+    suffix = ".eval" + ("." + re.sub(r"[^\w.=,+-]", "_", ",".join(overrides)) if overrides else "") + ".json"
+    return Path(ckpt_path).with_suffix(suffix)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """`ckpt_path=PATH [key=value ...]`; bad input ends in one line and exit code 2."""
+    """`ckpt_path=PATH [key=value ...]`; every ending in one line and its exit code (primer.exits)."""
     args = sys.argv[1:] if argv is None else argv
-    try:
+    with exits.command_line():
         if any("=" not in a for a in args) or not any(a.startswith("ckpt_path=") for a in args):
-            raise BadConfig("usage: python -m primer.eval ckpt_path=PATH [key=value ...]")
+            raise BadConfig(USAGE)
         ckpt_path = next(a for a in args if a.startswith("ckpt_path=")).partition("=")[2]
-        metrics = evaluate(ckpt_path, [a for a in args if not a.startswith("ckpt_path=")])
-    except BadConfig as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-    text = json.dumps(metrics, indent=2) + "\n"
-    Path(ckpt_path).with_suffix(".eval.json").write_text(text)
-    print(text, end="")
+        overrides = [a for a in args if not a.startswith("ckpt_path=")]
+        from primer.checkpoints import load_checkpoint
+
+        checkpoint = load_checkpoint(ckpt_path)
+        cfg = eval_config(checkpoint, ckpt_path, overrides)
+        metrics = score(checkpoint, cfg)
+        path = output_path(ckpt_path, overrides)
+        text = json.dumps(metrics, indent=2) + "\n"
+        path.write_text(text)
+        print(text, end="")
+        print(f"wrote {path}", file=sys.stderr)
+        if cfg.data.target == "random":
+            print("note: data=random has no held-out rows: val/* and test/* score the training batch itself "
+                  "(data=teacher has held-out sets)", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Ctrl-C and SIGTERM stop training at the next step boundary and save a checkpoint to resume
 from; a non-finite loss stops it at the first bad step. Either ends in one line and an exit
-code (EXIT_CODES), not a traceback.
+code (primer.exits), not a traceback.
 """
 
 import contextlib
@@ -10,7 +10,6 @@ import math
 import os
 import shlex
 import signal
-import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,23 +18,9 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-DIVERGED = 3
-EXIT_CODES = {"bad input": 2, "diverged": DIVERGED, "Ctrl-C": 128 + signal.SIGINT, "SIGTERM": 128 + signal.SIGTERM}
-
-
-class Diverged(Exception):
-    """The training loss became NaN or inf; str() is one line for the user."""
-
-    exit_code = DIVERGED
-
-
-class Interrupted(Exception):
-    """A signal stopped training after a checkpoint was saved; str() says how to resume."""
-
-    def __init__(self, message: str, signum: int):
-        super().__init__(message)
-        self.exit_code = 128 + signum
-
+from primer import exits
+from primer.exits import Diverged, Interrupted
+from primer.system import is_logging_step
 
 class SaveOnInterrupt(L.Callback):
     """Ctrl-C and SIGTERM finish the current step, save `interrupted.ckpt` and stop.
@@ -67,6 +52,7 @@ class SaveOnInterrupt(L.Callback):
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if isinstance(exception, SIGTERMException):
             trainer.save_checkpoint(self.ckpt_path, weights_only=False)  # the full state, to resume from
+            exits.keep_run_dir()  # a run dir with a checkpoint to resume from is worth keeping
 
 
 def resume_command(overrides: list[str]) -> str:
@@ -104,8 +90,8 @@ class StopOnNonFinite(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         loss = (outputs["loss"] if isinstance(outputs, Mapping) else outputs).detach()
         step = trainer.global_step  # the optimizer step that produced this loss, counted from 1
-        if loss.device.type == "cpu":  # reading a 0-d CPU tensor costs ~1 us: check every step
-            if not math.isfinite(value := loss.item()):  # (torch.isfinite on it costs ~25 us)
+        if loss.device.type == "cpu":  # reading a 0-d CPU tensor costs no sync: check every step
+            if not math.isfinite(value := loss.item()):  # (cheaper than torch.isfinite on it)
                 raise Diverged(self._message(trainer, step, value))
             return
         # On a GPU, reading the flag every step would make the host wait for the device every step.
@@ -115,7 +101,7 @@ class StopOnNonFinite(L.Callback):
             self.first_bad_step = torch.zeros((), dtype=torch.long, device=loss.device)
         newly_bad = ~torch.isfinite(loss) & (self.first_bad_step == 0)
         self.first_bad_step = torch.where(newly_bad, step, self.first_bad_step)
-        if step % trainer.log_every_n_steps == 0 or step >= trainer.max_steps:
+        if is_logging_step(trainer, step, batch_idx):
             self._raise_if_diverged(trainer)
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module, checkpoint: dict) -> None:
@@ -144,20 +130,17 @@ def _latest_checkpoint(trainer: L.Trainer) -> str | None:
     return path or None
 
 
-@contextlib.contextmanager
-def one_line_exit(multirun: bool):
-    """A diverged or interrupted run ends with one line on stderr and its exit code, no traceback.
+class FirstStep(L.Callback):
+    """Marks the end of the first training step: errors before it are set-up errors (bad input, exit 2,
+    run dir removed); from it on, the run dir holds a run and is kept whatever happens."""
 
-    In a sweep a diverged job raises instead, so that Hydra records it as failed and runs the
-    other jobs; an interrupt stops the whole sweep, as Ctrl-C should.
-    """
-    try:
-        yield
-    except Interrupted as stop:
-        print(f"interrupted: {stop}", file=sys.stderr)
-        sys.exit(stop.exit_code)
-    except Diverged as stop:
-        if multirun:
-            raise
-        print(f"error: {stop}", file=sys.stderr)
-        sys.exit(stop.exit_code)
+    def __init__(self):
+        self.finished = False
+
+    def done(self) -> bool:
+        return self.finished
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        if not self.finished:
+            self.finished = True
+            exits.keep_run_dir()

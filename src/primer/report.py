@@ -17,15 +17,16 @@ import json
 import logging
 import math
 import re
-import sys
 from pathlib import Path
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from primer import exits
+from primer.exits import BadConfig, SweepFailed
+
 FAILURE_FILE = "failure.txt"
-SWEEP_FAILED = 4  # exit code of a sweep that ran every job but some failed
 TABLES, PLOT = ("summary.csv", "summary.md"), "loss_curves.png"
 NO_PLOT = f"{PLOT} not drawn: it needs matplotlib; pip install -e '.[sweeps]' (or pip install matplotlib)"
 TABLE_METRICS = ("train/loss", "val/loss", "val/r2")  # the Markdown table's; the CSV has every metric
@@ -52,11 +53,8 @@ class SweepSummary(Callback):
         if PLOT not in files:
             print(NO_PLOT)
         failed = sum(row["status"] == "failed" for row in rows)
-        if failed:
-            # Every job ran; the exit code still tells a script that some did not finish.
-            # (SystemExit, because Hydra turns a callback's exceptions into warnings.)
-            print(f"error: {failed} of {len(rows)} jobs failed; see {sweep_dir / 'summary.md'}", file=sys.stderr)
-            sys.exit(SWEEP_FAILED)
+        if failed:  # every job ran; the exit code still tells a script that some did not finish
+            exits.sweep_failed(SweepFailed(f"{failed} of {len(rows)} jobs failed; see {sweep_dir / 'summary.md'}"))
 
 
 def job_dirs(root: Path) -> list[Path]:
@@ -192,11 +190,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m primer.report", description=__doc__.splitlines()[0])
     parser.add_argument("dir", type=Path, help="a run dir or a sweep dir (outputs/multirun/<sweep>)")
     root = parser.parse_args(argv).dir
-    if not root.is_dir() or not job_dirs(root):
-        print(f"error: {root}: not a run or sweep dir; give a dir that holds .hydra/ or job dirs with .hydra/",
-              file=sys.stderr)
-        sys.exit(2)
-    table, _, files = write_summary(root)
+    with exits.command_line():
+        if not root.is_dir() or not job_dirs(root):
+            raise BadConfig(f"{root}: not a run or sweep dir; give a dir that holds .hydra/ or job dirs with .hydra/")
+        table, _, files = write_summary(root)
     print(table)
     print(f"\nwrote {', '.join(files)} in {root}")
     if PLOT not in files:

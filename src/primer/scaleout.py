@@ -11,7 +11,7 @@ import os
 
 from omegaconf import DictConfig, OmegaConf
 
-from primer.config import BadConfig
+from primer.exits import BadConfig
 
 
 def processes(cfg: DictConfig) -> int | None:

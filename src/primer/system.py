@@ -1,6 +1,6 @@
 """The Lightning system: trains any of the primer's nets on (x, y) batches."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import lightning as L
 import torch
@@ -9,15 +9,19 @@ from torchmetrics import ExplainedVariance, MeanSquaredError, MetricCollection, 
 
 from primer.nets import HandGradientNet
 
+METRICS = ("mse", "r2", "explained_variance")
+METRIC_CLASSES = {"mse": MeanSquaredError, "r2": R2Score, "explained_variance": ExplainedVariance}
+
 
 class Regression(L.LightningModule):
     """Fits a plain nn.Module to (x, y) with the primer's loss, the summed squared error.
 
     Logged under one spelling: `{stage}/loss` (summed squared error of the batch) and the
     torchmetrics `{stage}/mse`, `{stage}/r2`, `{stage}/explained_variance`, for stage in
-    train/val/test. Training metrics are computed only on the steps the logger writes
-    (every `log_every_n_steps` and the last), so the other steps cost a forward,
-    a backward and an update, nothing more.
+    train/val/test (r2 and explained variance need two rows: `metrics` leaves them out for
+    one-row batches). Training metrics are computed only on logging steps (`is_logging_step`),
+    so the other steps cost a forward, a backward and an update, nothing more. Under
+    Trainer(barebones=True) nothing is logged, as Lightning requires.
 
     A HandGradientNet is trained in manual-optimization mode with the gradients it derives
     itself; any other net goes through autograd. An optional lr scheduler factory is stepped
@@ -36,6 +40,7 @@ class Regression(L.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer],
         input_dim: int,
         scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | None = None,
+        metrics: Sequence[str] = METRICS,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
@@ -44,12 +49,17 @@ class Regression(L.LightningModule):
         self.scheduler_factory = scheduler
         self.loss_fn = nn.MSELoss(reduction="sum")
         self.automatic_optimization = not isinstance(net, HandGradientNet)
-        self.example_input_array = torch.zeros(1, input_dim)  # for the model summary and TensorBoard graph
+        self.input_dim = input_dim
         # Train metrics are logged per step, so under DDP they sync on the step they are computed;
         # val/test metrics sync once, when Lightning computes them at the end of the epoch.
-        self.train_metrics = regression_metrics("train/", dist_sync_on_step=True)
-        self.val_metrics = regression_metrics("val/")
-        self.test_metrics = regression_metrics("test/")
+        self.train_metrics = regression_metrics("train/", metrics, dist_sync_on_step=True)
+        self.val_metrics = regression_metrics("val/", metrics)
+        self.test_metrics = regression_metrics("test/", metrics)
+
+    @property
+    def example_input_array(self) -> torch.Tensor:
+        """For the model summary and the TensorBoard graph, in the dtype the precision (64-true, ...) gave the net."""
+        return torch.zeros(1, self.input_dim, dtype=self.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -64,7 +74,8 @@ class Regression(L.LightningModule):
 
     def training_step(self, batch, batch_idx: int):
         x, y = batch
-        log_now = self._is_logging_step(batch_idx)  # before a manual step moves global_step
+        # before a manual step moves global_step; barebones forbids self.log
+        log_now = not self.trainer.barebones and is_logging_step(self.trainer, self.global_step + 1, batch_idx)
         if self.automatic_optimization:
             y_pred = self.net(x)
             loss = self.loss_fn(y_pred, y)
@@ -88,15 +99,6 @@ class Regression(L.LightningModule):
             scheduler.step()  # manual optimization steps its scheduler itself
         return y_pred, loss
 
-    def _is_logging_step(self, batch_idx: int) -> bool:
-        trainer = self.trainer
-        step = self.global_step + 1  # the step this batch completes
-        return (
-            step % trainer.log_every_n_steps == 0
-            or step == trainer.max_steps
-            or batch_idx + 1 == trainer.num_training_batches
-        )
-
     def validation_step(self, batch, batch_idx: int) -> None:
         self._evaluate(batch, "val", self.val_metrics)
 
@@ -104,6 +106,8 @@ class Regression(L.LightningModule):
         self._evaluate(batch, "test", self.test_metrics)
 
     def _evaluate(self, batch, stage: str, metrics: MetricCollection) -> None:
+        if self.trainer.barebones:
+            return
         x, y = batch
         y_pred = self.net(x)
         self.log(f"{stage}/loss", self.loss_fn(y_pred, y), sync_dist=True, reduce_fx="sum")
@@ -111,9 +115,20 @@ class Regression(L.LightningModule):
         self.log_dict(metrics)
 
 
-def regression_metrics(prefix: str, **kwargs) -> MetricCollection:
-    """mse, r2 and explained variance, named `{prefix}mse` etc.; kwargs go to each metric."""
-    return MetricCollection(
-        {"mse": MeanSquaredError(**kwargs), "r2": R2Score(**kwargs), "explained_variance": ExplainedVariance(**kwargs)},
-        prefix=prefix,
+def is_logging_step(trainer: L.Trainer, step: int, batch_idx: int) -> bool:
+    """The one rule for when training metrics are computed and logged: the first step (so curves
+    start at step 1), every `log_every_n_steps` (0: none in between), the last step of the run and
+    of the epoch. `step` counts optimizer steps from 1: the step this batch completes."""
+    every = trainer.log_every_n_steps
+    return (
+        step == 1
+        or (every > 0 and step % every == 0)
+        or step == trainer.max_steps
+        or batch_idx + 1 == trainer.num_training_batches
     )
+
+
+
+def regression_metrics(prefix: str, names: Sequence[str] = METRICS, **kwargs) -> MetricCollection:
+    """The named metrics (mse, r2, explained_variance), logged as `{prefix}mse` etc.; kwargs go to each."""
+    return MetricCollection({name: METRIC_CLASSES[name](**kwargs) for name in names}, prefix=prefix)

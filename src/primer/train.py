@@ -10,14 +10,16 @@
 import logging
 import math
 import sys
-import warnings
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from primer.config import CONFIG_DIR, BadConfig, check_command_line
+from primer import exits
+from primer.config import CONFIG_DIR
+from primer.exits import Diverged, EndCommand, Ending, Interrupted, setting_up
 from primer.report import record_failure
 
 
@@ -26,51 +28,89 @@ def train(cfg: DictConfig) -> dict[str, float]:
     import lightning as L  # heavy imports here, so --help and config errors stay instant
     import torch
     from hydra.utils import instantiate
-    from lightning.pytorch.callbacks import LearningRateMonitor
 
-    from primer.checkpoints import StoreConfig
-    from primer.guards import SaveOnInterrupt, StopOnNonFinite, interruptible, resume_command
-    from primer.results import RunSummary, final_metrics
+    from primer.guards import SaveOnInterrupt, interruptible, resume_command
+    from primer.quiet import quiet_third_party
+    from primer.results import final_metrics
     from primer.scaleout import use_submitit_tasks_as_ranks
     from primer.system import Regression
 
     logging.getLogger("lightning").handlers.clear()  # Hydra's handlers already print and file its messages
-    # Every batch is the same batch (primer.data.RepeatedBatch): a resume mid-epoch is exact.
-    warnings.filterwarnings("ignore", "You're resuming from a checkpoint that ended before the epoch ended")
-    # Lines a primer user can do nothing about: torch 2.13's deprecation of a call inside Lightning 2.6,
-    # and Lightning's advertisement for its cloud logger at every start.
-    warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated")
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(no_litlogger_advert)  # once per process
-
+    quiet_third_party()
     use_submitit_tasks_as_ranks()
     torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
-    L.seed_everything(cfg.seed)
-    datamodule = instantiate(cfg.data)
-    net = instantiate(cfg.model)
-    scheduler = instantiate(cfg.scheduler) if cfg.scheduler else None
-    system = Regression(net, optimizer=instantiate(cfg.optimizer), input_dim=cfg.data.input_dim, scheduler=scheduler)
-    loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
-    callbacks = [instantiate(c) for name, c in (cfg.callbacks or {}).items() if wanted(name, cfg)]
+    with open_dict(cfg):
+        cfg.seed = L.seed_everything(draw_seed() if cfg.seed is None else cfg.seed)
+    with setting_up("data"):
+        datamodule = instantiate(cfg.data)
+    with setting_up("model"):
+        net = instantiate(cfg.model)
+    with setting_up("optimizer"):
+        optimizer = instantiate(cfg.optimizer)
+        optimizer(net.parameters())  # a bad combination of its values fails here, not inside trainer.fit
+    with setting_up("scheduler"):
+        scheduler = instantiate(cfg.scheduler) if cfg.scheduler else None
+    system = Regression(net, optimizer, input_dim=cfg.data.input_dim, scheduler=scheduler, metrics=metrics_for(cfg))
     overrides = list(HydraConfig.get().overrides.task)
-    saver = SaveOnInterrupt(f"{cfg.paths.output_dir}/checkpoints")  # Ctrl-C, SIGTERM: save, then stop
-    callbacks += [RunSummary(cfg.paths.output_dir, hparams_for_tensorboard(cfg)), StopOnNonFinite(), saver,
-                  StoreConfig(cfg, overrides)]
-    if scheduler and loggers:
-        callbacks.append(LearningRateMonitor(logging_interval="step"))  # logs lr-SGD, lr-Adam
-    trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    checkpoints = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath", default=None)
+    saver = SaveOnInterrupt(checkpoints or f"{cfg.trainer.default_root_dir}/checkpoints")  # Ctrl-C, SIGTERM
+    with setting_up("trainer"):
+        loggers, callbacks = loggers_and_callbacks(cfg, overrides, saver)
+        trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, **barebones_settings(cfg))
 
-    with interruptible(trainer, saver, resume_command(overrides)):
+    first_step = callbacks[-1]
+    with interruptible(trainer, saver, resume_command(overrides)), setting_up("trainer.fit", first_step.done):
         trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     return final_metrics(trainer)
 
 
-def no_litlogger_advert(record: logging.LogRecord) -> bool:
-    return "litlogger" not in record.getMessage()
+def draw_seed() -> int:
+    """seed=null: a fresh seed, shared with the DDP processes Lightning starts (they inherit PL_GLOBAL_SEED)."""
+    import os
+    import random
+
+    return int(os.environ.get("PL_GLOBAL_SEED") or random.SystemRandom().randrange(2**32))
 
 
-def wanted(callback_name: str, cfg: DictConfig) -> bool:
-    """trainer.enable_progress_bar=false turns off the configured bar instead of clashing with it."""
-    return callback_name != "progress_bar" or cfg.trainer.enable_progress_bar is not False
+def loggers_and_callbacks(cfg: DictConfig, overrides: list[str], saver) -> tuple[list, list]:
+    """The configured loggers and callbacks, less those a Trainer flag turns off, plus primer's own.
+    The last callback is the FirstStep marker."""
+    from hydra.utils import instantiate
+    from lightning.pytorch.callbacks import LearningRateMonitor
+
+    from primer.checkpoints import ApplyOptimizerConfig, StoreConfig
+    from primer.guards import FirstStep, StopOnNonFinite
+    from primer.results import RunSummary
+
+    off = switched_off(cfg.trainer)
+    loggers = [] if "logger" in off else [instantiate(c) for c in (cfg.logger or {}).values()]
+    callbacks = [instantiate(c) for name, c in (cfg.callbacks or {}).items() if name not in off]
+    callbacks += [RunSummary(cfg.paths.output_dir, hparams_for_tensorboard(cfg)), StopOnNonFinite(), saver,
+                  StoreConfig(cfg, overrides), ApplyOptimizerConfig(OmegaConf.to_container(cfg.optimizer))]
+    if cfg.scheduler and loggers:
+        callbacks.append(LearningRateMonitor(logging_interval="step"))  # logs lr-SGD, lr-Adam
+    return loggers, callbacks + [FirstStep()]
+
+
+def switched_off(trainer_cfg: DictConfig) -> set[str]:
+    """The configured parts a Trainer flag turns off, instead of clashing with them (Lightning refuses
+    enable_checkpointing=false beside a ModelCheckpoint, and barebones=true beside any of them)."""
+    barebones = trainer_cfg.get("barebones", False)
+    flags = {"model_checkpoint": "enable_checkpointing", "progress_bar": "enable_progress_bar", "logger": "logger"}
+    return {part for part, flag in flags.items() if barebones or trainer_cfg.get(flag) is False}
+
+
+def barebones_settings(cfg: DictConfig) -> dict:
+    """barebones=true turns logging off; primer's log_every_n_steps default must then give way."""
+    return {"log_every_n_steps": None} if cfg.trainer.get("barebones", False) else {}
+
+
+def metrics_for(cfg: DictConfig) -> tuple[str, ...]:
+    """r2 and explained variance need two rows in every batch they see."""
+    from primer.system import METRICS
+
+    rows = [cfg.data.get(key) for key in ("batch_size", "val_size", "test_size")]
+    return METRICS if min(r for r in rows if r is not None) >= 2 else ("mse",)
 
 
 def hparams_for_tensorboard(cfg: DictConfig) -> dict:
@@ -84,41 +124,75 @@ def hparams_for_tensorboard(cfg: DictConfig) -> dict:
     return {k: v if isinstance(v, (str, bool, int, float)) else str(v) for k, v in {**choices, **values}.items()}
 
 
+def save_task_config(cfg: DictConfig) -> None:
+    """Rewrites the run's .hydra/config.yaml after the task changed it (a drawn seed): the stored config is what ran."""
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.output_subdir is not None:
+        task_cfg = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+        OmegaConf.save(task_cfg, Path(hydra_cfg.runtime.output_dir, hydra_cfg.output_subdir, "config.yaml"))
+
+
+_task_started = False  # errors raised before it are Hydra's rejections of the command line
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def hydra_main(cfg: DictConfig) -> float:
     """Returns the final val/loss, what a sweeper minimizes.
 
-    A single run that diverges or is interrupted ends in one line and its exit code (primer.guards).
-    In a sweep, a job that raises is logged and recorded (primer.report) and returns NaN, so the
-    remaining jobs still run and the sweep summary lists it as failed; Ctrl-C stops the sweep.
+    The config is checked here too: submitit jobs and Optuna trials reach the task without the
+    checks Hydra's callbacks ran (primer.preflight). A single run's ending (bad input, diverged,
+    interrupted) leaves for primer.exits; in a sweep, a job that fails is logged and recorded
+    (failure.txt, for the sweep summary) and returns NaN, so the other jobs still run.
     """
-    from primer.guards import one_line_exit
+    from primer.scaleout import check_scale_out
+    from primer.validation import check
 
+    global _task_started
+    _task_started = True
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    drawn = cfg.seed is None
     try:
-        with one_line_exit(multirun):
-            return train(cfg).get("val/loss", math.nan)
+        check(cfg)
+        check_scale_out(cfg, multirun)
+        metrics = train(cfg)
+        return metrics.get("val/loss", math.nan)
+    except Ending as ending:
+        if isinstance(ending, (Diverged, Interrupted)) or multirun:  # say in the run dir why it stopped
+            record_failure(cfg.paths.output_dir, ending)
+        if not multirun or isinstance(ending, Interrupted):  # Ctrl-C stops the whole sweep
+            raise EndCommand(ending) from ending.__cause__
+        logging.getLogger(__name__).error(f"this job failed; the sweep goes on: {ending}")
+        return math.nan
     except Exception as error:
         if not multirun:
             raise
         logging.getLogger(__name__).exception("this job failed; the sweep goes on")
         record_failure(cfg.paths.output_dir, error)
         return math.nan
+    finally:
+        if drawn and cfg.seed is not None:
+            save_task_config(cfg)
 
 
 def main() -> None:
-    """Stops bad input with one line and exit code 2, before Hydra makes a run dir."""
+    """`python -m primer.train` and `primer-train`: every ending in one line and its exit code (primer.exits)."""
     if {"--help", "-h"} & set(sys.argv[1:]):
         from primer.usage import help_text
 
         print(help_text())
         return
-    try:
-        check_command_line(sys.argv[1:])
-    except BadConfig as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-    hydra_main()
+    global _task_started
+    _task_started = False
+    exits.let_hydra_raise()
+    with exits.command_line():
+        try:
+            hydra_main()
+        except Exception as error:
+            if _task_started:
+                raise  # a bug: the traceback is what is needed
+            from primer.preflight import describe_hydra_error
+
+            raise describe_hydra_error(error, sys.argv[1:]) from error
 
 
 if __name__ == "__main__":

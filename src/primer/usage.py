@@ -9,7 +9,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from primer.config import CONFIG_DIR, CONFIG_NAME, RULES
+from primer.config import CONFIG_DIR, CONFIG_NAME
+from primer.validation import RULES
 
 USAGE = """\
 python -m primer.train [group=choice ...] [key=value ...]     train once

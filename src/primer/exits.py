@@ -1,0 +1,146 @@
+"""Every way a primer command ends, its one line and its exit code, in one place.
+
+    0    done
+    1    unexpected: a bug (the traceback is printed)
+    2    bad input: a key, a value or a file the command cannot run with
+    3    diverged: the training loss became NaN or inf
+    4    sweep with failures: every job ran, some failed (the summary says which)
+    130  Ctrl-C, 143 SIGTERM: stopped (a checkpoint to resume from is saved once training has started)
+
+`train`, `eval` and `report` run inside `command_line()`, which turns an `Ending` into its line and
+code. Hydra turns exceptions from its callbacks into warnings and prints its own report of the task's,
+so an ending raised under Hydra travels out wrapped in `EndCommand`, a BaseException Hydra lets pass.
+"""
+
+import contextlib
+import os
+import shutil
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+UNEXPECTED, BAD_INPUT, DIVERGED, SWEEP_FAILED = 1, 2, 3, 4
+INTERRUPTED_BY_CTRL_C = 128 + signal.SIGINT
+
+
+class Ending(Exception):
+    """A way a command ends that is not a bug; str() is the one line the user reads."""
+
+    exit_code = UNEXPECTED
+    label = "error"
+
+
+class BadConfig(Ending):
+    """A config, file or command line the command must not run with."""
+
+    exit_code = BAD_INPUT
+
+
+class Diverged(Ending):
+    """The training loss became NaN or inf."""
+
+    exit_code = DIVERGED
+
+
+class Interrupted(Ending):
+    """A signal stopped the command; the message says what was saved and how to resume."""
+
+    label = "interrupted"
+
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+class SweepFailed(Ending):
+    """Every job of a sweep ran, and some failed."""
+
+    exit_code = SWEEP_FAILED
+
+
+class EndCommand(BaseException):
+    """Carries an Ending through Hydra, which would otherwise report or swallow it."""
+
+    def __init__(self, ending: Ending):
+        super().__init__(str(ending))
+        self.ending = ending
+
+
+# Run dirs made by this command that hold nothing of value until training starts: removed if the
+# command ends before that, so a rejected or interrupted start leaves no empty run dir behind.
+_fresh_dirs: set[Path] = set()
+_sweep_failures: list[SweepFailed] = []
+
+
+def remove_if_it_ends_early(path: str | Path) -> None:
+    """Registers a dir this command is about to create (call it only for dirs that do not exist yet)."""
+    _fresh_dirs.add(Path(path))
+
+
+def keep_run_dir() -> None:
+    """Training has started: the run dir now holds a run worth keeping, whatever happens next."""
+    _fresh_dirs.clear()
+
+
+def sweep_failed(ending: SweepFailed) -> None:
+    """Recorded by the sweep summary; the command's exit code is set when the command ends."""
+    _sweep_failures.append(ending)
+
+
+def show_tracebacks() -> bool:
+    """HYDRA_FULL_ERROR=1, Hydra's own switch, as the user set it, also shows the traceback behind a one-line error."""
+    return os.environ.get(USER_FULL_ERROR, os.environ.get("HYDRA_FULL_ERROR")) == "1"
+
+
+USER_FULL_ERROR = "PRIMER_USER_HYDRA_FULL_ERROR"
+
+
+def let_hydra_raise() -> None:
+    """Makes Hydra raise its errors (unknown key, bad override) instead of printing them, so that they
+    reach command_line() and end in one line; the user's own HYDRA_FULL_ERROR is kept for show_tracebacks."""
+    os.environ.setdefault(USER_FULL_ERROR, os.environ.get("HYDRA_FULL_ERROR", "0"))
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+
+
+@contextlib.contextmanager
+def setting_up(what: str, started=lambda: False):
+    """Turns an error raised while `what` is built, or before training's first step, into BadConfig naming it."""
+    try:
+        yield
+    except Ending:
+        raise
+    except Exception as error:
+        if started():
+            raise
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        raise BadConfig(f"{what}: {type(error).__name__}: {first_line} (HYDRA_FULL_ERROR=1 shows where)") from error
+
+
+@contextlib.contextmanager
+def command_line():
+    """Ends the command with one line and its exit code for every Ending, Ctrl-C included."""
+    _fresh_dirs.clear()
+    _sweep_failures.clear()
+    try:
+        try:
+            yield
+        except EndCommand as wrapped:
+            raise wrapped.ending from wrapped.ending.__cause__
+        if _sweep_failures:
+            raise _sweep_failures.pop()
+    except KeyboardInterrupt:
+        _end(Interrupted("Ctrl-C before training started; nothing to resume", signal.SIGINT))
+    except Ending as ending:
+        if show_tracebacks():
+            traceback.print_exc()
+        _end(ending)
+
+
+def _end(ending: Ending) -> None:
+    for path in _fresh_dirs:
+        shutil.rmtree(path, ignore_errors=True)
+    _fresh_dirs.clear()
+    sys.stdout.flush()
+    print(f"{ending.label}: {ending}", file=sys.stderr)
+    sys.exit(ending.exit_code)

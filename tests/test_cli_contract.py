@@ -1,0 +1,269 @@
+"""The command-line contract, one command line per row: what Lightning and Hydra accept works as they
+document it; everything else ends in one line that names the key, exit 2, and leaves no run dir.
+
+Each command runs in this process through the real entry point (`primer.train.main`, `primer.eval.main`)
+at a tiny size, so the table stays in the fast suite.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from primer import eval as primer_eval
+from primer import exits, train
+from tests.conftest import TINY
+
+QUIET = [*TINY, "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+RUN = "outputs/run"  # hydra.run.dir of the accepted commands
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch, capsys):
+    """Runs `python -m primer.train ARGS` (or another module's main) in tmp_path, in this process."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("HYDRA_FULL_ERROR", exits.USER_FULL_ERROR, "PL_GLOBAL_SEED"):
+        monkeypatch.delenv(name, raising=False)
+
+    def run(*args, main=train.main, prog="primer.train"):
+        monkeypatch.setattr(sys, "argv", [prog, *args])
+        capsys.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as stop:
+            code = stop.code or 0
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def one_line(err: str) -> str:
+    assert err.count("\n") == 1 and "Traceback" not in err, err[-3000:]
+    return err.strip()
+
+
+# --- accepted: Lightning's and Hydra's documented values work -------------------------------------------
+
+ACCEPTED = {  # overrides -> what must hold of the run dir `run` (and the command's stdout)
+    "trainer.fast_dev_run=5": lambda run, out: "`max_steps=5` reached" in out,
+    "trainer.check_val_every_n_epoch=null": lambda run, out: "val/loss" in metrics(run),
+    "trainer.max_steps=-1 trainer.max_epochs=2 data.steps=3": lambda run, out: "`max_epochs=2` reached" in out
+    and stored(run)["trainer"]["max_steps"] == -1,
+    "trainer.log_every_n_steps=0": lambda run, out: "train/loss" in metrics(run),
+    "trainer.precision=64-true": lambda run, out: weights(run).dtype == torch.float64,
+    "trainer.precision=bf16-true": lambda run, out: weights(run).dtype == torch.bfloat16,
+    "trainer.precision=16-true": lambda run, out: weights(run).dtype == torch.float16,
+    "trainer.enable_checkpointing=false": lambda run, out: not (run / "checkpoints").exists()
+    and "val/loss" in metrics(run),
+    "trainer.barebones=true": lambda run, out: not (run / "checkpoints").exists()
+    and not (run / "tensorboard").exists() and (run / "metrics.json").exists(),
+    "+trainer.logger=false": lambda run, out: not (run / "tensorboard").exists() and "train/loss" in metrics(run),
+    "+trainer.gradient_clip_val=1.0": lambda run, out: stored(run)["trainer"]["gradient_clip_val"] == 1.0,
+    "hydra/job_logging=disabled": lambda run, out: not (run / "train.log").exists() and "train/loss" in metrics(run),
+    "data.batch_size=1": lambda run, out: "train/mse" in metrics(run) and "train/r2" not in metrics(run),
+    "optimizer=adam optimizer.weight_decay=0.1": lambda run, out: stored(run)["optimizer"]["weight_decay"] == 0.1,
+    "paths.output_dir=elsewhere": lambda run, out: (Path("elsewhere") / "metrics.json").exists()
+    and (Path("elsewhere") / "checkpoints/final.ckpt").exists() and not (run / "metrics.json").exists(),
+    "trainer.default_root_dir=elsewhere": lambda run, out: (Path("elsewhere") / "checkpoints/final.ckpt").exists()
+    and (Path("elsewhere") / "tensorboard").is_dir() and not (run / "checkpoints").exists(),
+    "callbacks.model_checkpoint.dirpath=elsewhere": lambda run, out: (Path("elsewhere") / "final.ckpt").exists(),
+    "logger.tensorboard.save_dir=elsewhere": lambda run, out: any(Path("elsewhere/tensorboard").glob("events.*")),
+}
+
+
+def metrics(run: Path) -> dict:
+    return json.loads((run / "metrics.json").read_text())
+
+
+def stored(run: Path) -> dict:
+    return torch.load(run / "checkpoints/final.ckpt", weights_only=True)["primer"]["config"]
+
+
+def weights(run: Path) -> torch.Tensor:
+    return torch.load(run / "checkpoints/final.ckpt", weights_only=True)["state_dict"]["net.linear1.weight"]
+
+
+@pytest.mark.slow  # trains in this process
+@pytest.mark.slow  # trains in this process
+@pytest.mark.parametrize("overrides", ACCEPTED)
+def test_what_lightning_and_hydra_accept_runs_and_does_what_it_says(cli, tmp_path, overrides):
+    code, out, err = cli(*QUIET, *overrides.split(), f"hydra.run.dir={RUN}")
+    assert code == 0, err[-3000:]
+    assert ACCEPTED[overrides](tmp_path / RUN, out)
+
+
+@pytest.mark.slow  # trains in this process
+def test_seed_null_draws_a_seed_and_records_it_in_the_run_config_and_checkpoint(cli, tmp_path):
+    code, _, err = cli(*QUIET, "seed=null", f"hydra.run.dir={RUN}")
+    assert code == 0, err[-3000:]
+    import yaml
+
+    seed = yaml.safe_load((tmp_path / RUN / ".hydra/config.yaml").read_text())["seed"]
+    assert isinstance(seed, int) and stored(tmp_path / RUN)["seed"] == seed
+    assert stored(tmp_path / RUN)["data"]["seed"] == seed  # the data was made from it
+
+
+@pytest.mark.slow  # trains in this process
+def test_config_dir_adds_choices_and_its_runs_are_checked_too(cli, tmp_path):
+    (tmp_path / "extra/model").mkdir(parents=True)
+    (tmp_path / "extra/model/wide.yaml").write_text(
+        "defaults: [two_layer]\nhidden_dim: 7\n")
+    code, _, err = cli("--config-dir", "extra", *QUIET, "model=wide", "model.hidden_dim=7", f"hydra.run.dir={RUN}")
+    assert code == 0, err[-3000:]
+    assert weights(tmp_path / RUN).shape == (7, 8)
+    code, _, err = cli("--config-dir", "extra", *QUIET, "model=wide", "model.hidden_dim=-3")
+    assert code == 2 and one_line(err) == "error: model.hidden_dim=-3: must be a positive integer"
+    code, _, err = cli("--config-dir", "extra", *QUIET, f"ckpt_path={tmp_path / 'extra/model/wide.yaml'}")
+    assert code == 2 and "not a checkpoint" in one_line(err)
+
+
+@pytest.mark.slow  # trains in this process
+def test_a_sweep_runs_every_job(cli, tmp_path):
+    code, _, err = cli("-m", *QUIET, "optimizer.lr=1e-4,1e-3", "hydra.sweep.dir=sweep")
+    assert code == 0, err[-3000:]
+    jobs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.is_dir())
+    assert [p.name[:2] for p in jobs] == ["0_", "1_"] and all((p / "metrics.json").is_file() for p in jobs)
+    assert [stored(p)["optimizer"]["lr"] for p in jobs] == [1e-4, 1e-3]
+
+
+def test_printing_a_config_shows_values_a_run_would_reject(cli):
+    code, out, _ = cli("--cfg", "job", "data.batch_size=0")
+    assert code == 0 and "batch_size: 0" in out
+
+
+# --- rejected: one line naming the key, exit 2, nothing written -----------------------------------------
+
+REJECTED = [  # (overrides, the whole line after "error: ", or its start when it ends with "...")
+    ("trainer.precision=17", "trainer.precision=17: must be one of 64, 32, 16, transformer-engine, ..."),
+    ("trainer.fast_dev_run=often", "trainer.fast_dev_run=often: must be an integer or true or false (lightning.Trainer)"),
+    ("trainer.max_steps=0", "trainer.max_steps=0: must be a positive integer, or -1 for no limit ..."),
+    ("trainer.max_steps=many", "trainer.max_steps=many: must be a positive integer, or -1 ..."),
+    ("trainer.log_every_n_steps=often", "trainer.log_every_n_steps=often: must be an integer or null (lightning.Trainer)"),
+    ("model=manual trainer.gradient_clip_val=0.5", "trainer.gradient_clip_val=0.5: model=manual steps its optimizer ..."),
+    ("model=manual trainer.accumulate_grad_batches=2", "trainer.accumulate_grad_batches=2: model=manual steps ..."),
+    ("trainer.val_check_interval=100 trainer.max_steps=50",
+     "trainer.val_check_interval=100: a run is one epoch of trainer.max_steps=50 steps; "
+     "use trainer.val_check_interval<=50"),
+    ("model.input_dim=5", "model.input_dim=5: the net's size follows data.input_dim (8); set data.input_dim=5 instead"),
+    ("optimizer._target_=torch.optim.AdamW",
+     "optimizer.momentum: torch.optim.AdamW takes no argument momentum; remove it with ~optimizer.momentum"),
+    ("+optimizer.nesterov=true", "optimizer: ValueError: Nesterov momentum requires a momentum and zero dampening ..."),
+    ("+trainer.logger=wandb", "trainer.logger=wandb: must be true or false; choose a logger with logger=tensorboard, ..."),
+    ("+trainer.callbacks=[]", "trainer.callbacks: primer sets the Trainer's callbacks from the callbacks group ..."),
+    ("tags=[a,b]", "tags: no such key; primer reads no such setting (--cfg job lists the keys)"),
+    ("data.num_workers=2", "data.num_workers: no such key; primer reads no such setting (--cfg job lists the keys)"),
+    ("debug=fdr", "debug: no such key or group in primer; for a quick check of the whole run use "
+                  "trainer.fast_dev_run=true ..."),
+    ("trainer.max_step=5", "trainer.max_step: no such key; did you mean trainer.max_steps?"),
+    ("model.hiden_dim=5", "model.hiden_dim: no such key; did you mean model.hidden_dim?"),
+    ("+trainer.max_steps=5", "+trainer.max_steps=5: trainer.max_steps is already in the config; "
+                             "set it without the +: trainer.max_steps=5"),
+    ("~optimizer.nope", "~optimizer.nope: there is no optimizer.nope to remove"),
+    ("model=foo", "model=foo: no such model; choose one of autograd, custom_relu, manual, sequential, two_layer"),
+    ("optimizer=rmsprop", "optimizer=rmsprop: no such optimizer; choose one of adam, sgd"),
+    ("hydra/job_logging=nope", "hydra/job_logging=nope: no such hydra/job_logging; choose one of ..."),
+    ("optimizer.lr=0", "optimizer.lr=0: must be a positive number"),
+    ("optimizer.lr=fast", "optimizer.lr=fast: must be a positive number"),
+    ("optimizer.momentum=lots", "optimizer.momentum=lots: must be a number (torch.optim.SGD)"),
+    ("data.batch_size=0", "data.batch_size=0: must be a positive integer"),
+    ("data.output_dim=2.5", "data.output_dim=2.5: must be a positive integer"),
+    ("seed=abc", "seed=abc: must be an integer, or null to draw one"),
+    ("optimizer.lr==", "cannot read override 'optimizer.lr==': write it as key=value"),
+    ("-m optimizer.lr=1e-4,-1", "optimizer.lr=-1: must be a positive number"),
+    ("-m model=two_layer,bogus", "model=bogus: no such model; choose one of ..."),
+    ("-m --cfg job", "Only one of --run, --multirun, --cfg, --info and --shell_completion can be specified ..."),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), REJECTED, ids=[o for o, _ in REJECTED])
+def test_everything_else_stops_in_one_line_naming_the_key_and_writes_nothing(cli, tmp_path, overrides, message):
+    flags = [a for a in overrides.split() if a.startswith("-") or a == "job"]  # Hydra's flags, then overrides
+    code, _, err = cli(*flags, *QUIET, *[a for a in overrides.split() if a not in flags])
+    line = one_line(err)
+    assert code == 2
+    if message.endswith(" ..."):
+        assert line.startswith(f"error: {message[:-4]}"), line
+    else:
+        assert line == f"error: {message}"
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.slow  # trains in this process
+def test_a_rejected_run_into_an_existing_dir_overwrites_nothing(cli, tmp_path):
+    code, _, err = cli(*QUIET, f"hydra.run.dir={RUN}")
+    assert code == 0, err[-3000:]
+    before = {p: p.read_bytes() for p in (tmp_path / RUN).rglob("*") if p.is_file()}
+    code, _, err = cli(*QUIET, "optimizer.lr=0", f"hydra.run.dir={RUN}")
+    assert code == 2 and one_line(err) == "error: optimizer.lr=0: must be a positive number"
+    assert {p: p.read_bytes() for p in (tmp_path / RUN).rglob("*") if p.is_file()} == before
+
+
+# --- resuming: what the stored config says is what runs -------------------------------------------------
+
+@pytest.fixture
+def finished(cli, tmp_path):
+    code, _, err = cli(*QUIET, "hydra.run.dir=outputs/first")
+    assert code == 0, err[-3000:]
+    return tmp_path / "outputs/first/checkpoints/final.ckpt"
+
+
+@pytest.mark.slow  # trains in this process
+def test_resume_applies_a_changed_lr_and_stores_what_ran(cli, tmp_path, finished):
+    code, _, err = cli(*QUIET, "trainer.max_steps=10", "optimizer.lr=0.001", f"ckpt_path={finished}",
+                       f"hydra.run.dir={RUN}")
+    assert code == 0, err[-3000:]
+    resumed = torch.load(tmp_path / RUN / "checkpoints/final.ckpt", weights_only=True)
+    assert resumed["global_step"] == 10
+    assert resumed["optimizer_states"][0]["param_groups"][0]["lr"] == 0.001
+    assert resumed["primer"]["config"]["optimizer"]["lr"] == 0.001
+
+
+@pytest.mark.slow  # trains in this process
+@pytest.mark.parametrize(("overrides", "message"), [
+    ("trainer.max_steps=6", "trainer.max_steps=6: ckpt_path={ckpt} is at step 6; a resume needs trainer.max_steps>6"),
+    ("trainer.max_steps=10 scheduler=step optimizer.lr=0.001",
+     "optimizer.lr=0.001: ckpt_path={ckpt} was trained with optimizer.lr=0.0001, and with a scheduler ..."),
+])
+def test_resume_refuses_what_it_cannot_do_in_one_line(cli, tmp_path, finished, overrides, message):
+    code, _, err = cli(*QUIET, *overrides.split(), f"ckpt_path={finished}")
+    line, message = one_line(err), message.format(ckpt=finished)
+    assert code == 2 and line.startswith(f"error: {message.removesuffix(' ...')}")
+    assert not (tmp_path / "outputs/runs").exists()
+
+
+# --- primer.eval follows the same contract -------------------------------------------------------------
+
+def evaluate(cli, *args):
+    return cli(*args, main=primer_eval.main, prog="primer.eval")
+
+
+@pytest.mark.slow  # trains in this process
+@pytest.mark.parametrize(("overrides", "message"), [
+    ("trainer.max_step=5", "trainer.max_step: no such key; did you mean trainer.max_steps?"),
+    ("model.hidden_dim=50", "model.hidden_dim=50: ckpt_path={ckpt} holds a model with model.hidden_dim=4; "
+                            "the weights fix the model, so evaluate it as trained"),
+    ("data.batch_size=0", "data.batch_size=0: must be a positive integer"),
+    ("seed", "usage: python -m primer.eval ckpt_path=PATH [key=value ...]"),
+])
+def test_eval_stops_bad_input_in_one_line(cli, finished, overrides, message):
+    code, _, err = evaluate(cli, f"ckpt_path={finished}", overrides)
+    assert code == 2 and one_line(err) == f"error: {message.format(ckpt=finished)}"
+
+
+@pytest.mark.slow  # trains in this process
+def test_eval_of_other_data_is_written_beside_the_first_and_says_where(cli, finished):
+    code, out, err = evaluate(cli, f"ckpt_path={finished}")
+    assert code == 0, err[-3000:]
+    first = finished.with_name("final.eval.json")
+    assert json.loads(out) == json.loads(first.read_text())
+    assert f"wrote {first}" in err and "val/* and test/* score the training batch itself" in err
+    before = first.read_bytes()
+    code, out, err = evaluate(cli, f"ckpt_path={finished}", "data.seed=3")
+    assert code == 0, err[-3000:]
+    other = finished.with_name("final.eval.data.seed=3.json")
+    assert f"wrote {other}" in err and json.loads(other.read_text()) == json.loads(out)
+    assert first.read_bytes() == before and json.loads(out) != json.loads(before)
