@@ -1,5 +1,7 @@
 """Shared fixtures: compose the real conf/ with overrides, and run tiny real trainings into tmp_path."""
 
+import sys
+
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
@@ -27,3 +29,27 @@ def make_config(tmp_path):
         return compose_config(tmp_path / subdir, overrides)
 
     return make
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch, capsys):
+    """Runs `python -m primer.train ARGS` (or another entry point's main) in tmp_path, in this process:
+    run(*args) -> (exit code, stdout, stderr)."""
+    from primer import exits, train
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("HYDRA_FULL_ERROR", exits.USER_FULL_ERROR, "PL_GLOBAL_SEED"):
+        monkeypatch.delenv(name, raising=False)
+
+    def run(*args, main=train.main, prog="primer.train"):
+        monkeypatch.setattr(sys, "argv", [prog, *args])
+        capsys.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as stop:
+            code = stop.code or 0
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

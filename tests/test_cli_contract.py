@@ -6,39 +6,16 @@ at a tiny size, so the table stays in the fast suite.
 """
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from primer import eval as primer_eval
-from primer import exits, train
 from tests.conftest import TINY
 
 QUIET = [*TINY, "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 RUN = "outputs/run"  # hydra.run.dir of the accepted commands
-
-
-@pytest.fixture
-def cli(tmp_path, monkeypatch, capsys):
-    """Runs `python -m primer.train ARGS` (or another module's main) in tmp_path, in this process."""
-    monkeypatch.chdir(tmp_path)
-    for name in ("HYDRA_FULL_ERROR", exits.USER_FULL_ERROR, "PL_GLOBAL_SEED"):
-        monkeypatch.delenv(name, raising=False)
-
-    def run(*args, main=train.main, prog="primer.train"):
-        monkeypatch.setattr(sys, "argv", [prog, *args])
-        capsys.readouterr()
-        try:
-            main()
-            code = 0
-        except SystemExit as stop:
-            code = stop.code or 0
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def one_line(err: str) -> str:

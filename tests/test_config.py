@@ -74,16 +74,16 @@ BAD_INPUT = [
     (["data.input_dim=-3"], "data.input_dim=-3: must be a positive integer"),
     (["data.output_dim=2.5"], "data.output_dim=2.5: must be a positive integer"),
     (["model.hidden_dim=-1"], "model.hidden_dim=-1: must be a positive integer"),
-    (["trainer.max_steps=0"], "trainer.max_steps=0: must be a positive integer"),
-    (["trainer.max_steps=many"], "trainer.max_steps=many: must be a positive integer"),
-    (["seed=abc"], "seed=abc: must be an integer"),
-    (["optimizer.momentum=lots"], "optimizer.momentum=lots: must be a number"),
+    (["trainer.max_steps=0"], "trainer.max_steps=0: must be a positive integer, or -1 for no limit"),
+    (["trainer.max_steps=many"], "trainer.max_steps=many: must be a positive integer, or -1 for no limit"),
+    (["seed=abc"], "seed=abc: must be an integer, or null to draw one"),
+    (["optimizer.momentum=lots"], "optimizer.momentum=lots: must be a number (torch.optim.SGD)"),
     (["-m", "optimizer.lr=1e-4,-1"], "optimizer.lr=-1: must be a positive number"),
     (["-m", "model=two_layer,bogus"], "model=bogus: no such model; choose one of"),
     # commands that print a config: it must compose; they are not what a sweep or run would be
     (["model=foo", "--cfg", "job"], "model=foo: no such model; choose one of autograd, custom_relu"),
     (["trainer.max_step=5", "--cfg", "all"], "trainer.max_step: no such key; did you mean trainer.max_steps?"),
-    (["-m", "--cfg", "job"], "-m/--multirun and --cfg: give only one of --run, -m/--multirun, --cfg, --info"),
+    (["-m", "--cfg", "job"], "Only one of --run, --multirun, --cfg, --info and --shell_completion can be specified"),
 ]
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from primer.config import CONFIG_DIR, BadConfig, check_command_line
+from primer.config import CONFIG_DIR
 from tests.test_train import MODELS, PRIMER_LR
 
 EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
@@ -26,11 +26,23 @@ def test_an_override_after_the_experiment_wins(make_config):
     assert make_config("experiment=manual", "optimizer.lr=2e-6").optimizer.lr == 2e-6
 
 
-def test_preflight_check_expands_a_glob_over_experiments(monkeypatch):
-    checked = []
-    monkeypatch.setattr("primer.config.check_values", lambda cfg, overrides, base: checked.append(overrides))
-    check_command_line(["-m", "experiment=glob(*)", "trainer.max_steps=6"])
-    assert checked == [[f"experiment={e}", "trainer.max_steps=6"] for e in EXPERIMENTS]
+def test_preflight_check_expands_a_glob_over_experiments(cli, monkeypatch):
+    import primer.preflight
+    from primer.exits import BadConfig, EndCommand
+
+    seen, check = [], primer.preflight._check_or_end
+
+    def record(config, multirun):
+        check(config, multirun)
+        seen.append(config)
+        if len(seen) == len(EXPERIMENTS):  # all checked: stop before any job runs
+            raise EndCommand(BadConfig("checked"))
+
+    monkeypatch.setattr(primer.preflight, "_check_or_end", record)
+    code, _, err = cli("-m", "experiment=glob(*)", "trainer.max_steps=6")
+    assert code == 2 and err == "error: checked\n"
+    assert [job.hydra.runtime.choices.experiment for job in seen] == EXPERIMENTS
+    assert all(job.trainer.max_steps == 6 for job in seen)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -38,38 +50,30 @@ def test_preflight_check_expands_a_glob_over_experiments(monkeypatch):
     (["-m", "experiment=nope"], "experiment=nope: no such experiment; choose one of autograd, custom_relu"),
     (["-m", "hparams_search=optuna", "trainer.max_steps=0"], "trainer.max_steps=0: must be a positive integer"),
 ])
-def test_preflight_check_stops_a_bad_sweep_before_any_job(args, message):
-    with pytest.raises(BadConfig, match=message.replace("(", r"\(")):
-        check_command_line(args)
+def test_preflight_check_stops_a_bad_sweep_before_any_job(cli, tmp_path, args, message):
+    code, _, err = cli(*args)
+    assert code == 2 and err.startswith(f"error: {message}") and err.count("\n") == 1, err[-2000:]
+    assert not (tmp_path / "outputs").exists()
 
 
-def test_optuna_preset_passes_the_preflight_check():
-    check_command_line(["-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2"])
-
-
-def test_optuna_search_without_its_extra_says_what_to_install(monkeypatch):
+def test_optuna_search_without_its_extra_says_what_to_install(cli, monkeypatch):
     from hydra.core.config_store import ConfigStore
     from hydra.core.plugins import Plugins
 
     Plugins.instance()  # registers the installed plugins' configs, the Optuna sweeper's among them
     # what an install without the `sweeps` extra looks like to Hydra: no hydra/sweeper=optuna
     monkeypatch.delitem(ConfigStore.instance().repo["hydra"]["sweeper"], "optuna.yaml")
-    with pytest.raises(BadConfig, match=r"^hydra/sweeper=optuna: the Optuna sweeper is not installed; "
-                                        r"pip install -e '\.\[sweeps\]'$"):
-        check_command_line(["-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2"])
+    code, _, err = cli("-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2")
+    assert code == 2
+    assert err == "error: hydra/sweeper=optuna: the Optuna sweeper is not installed; pip install -e '.[sweeps]'\n"
 
 
-@pytest.mark.parametrize("args, composed", [
-    ([], [[]]),
-    (["hydra.run.dir=/tmp/x"], [["hydra.run.dir=/tmp/x"]]),  # Hydra's own keys: the run is its own base
-    (["model=sequential", "optimizer.lr=1e-3"], [["model=sequential", "optimizer.lr=1e-3"], ["model=sequential"]]),
-    (["-m", "optimizer.lr=1e-4,1e-3"], [[], ["optimizer.lr=0.0001"], ["optimizer.lr=0.001"]]),
-])
-def test_preflight_check_composes_each_distinct_config_once(monkeypatch, args, composed):
-    """A compose costs ~0.1 s of every command's start-up (benchmarks/PROFILE.md)."""
-    import primer.config
+def test_a_single_run_composes_its_config_once(cli, monkeypatch):
+    """The checks read the config Hydra composed for the run: no second compose at every start."""
+    import hydra
 
-    calls, compose = [], primer.config._compose
-    monkeypatch.setattr(primer.config, "_compose", lambda overrides: calls.append(overrides) or compose(overrides))
-    check_command_line(args)
-    assert calls == composed
+    composes = []
+    monkeypatch.setattr(hydra, "compose", lambda *a, **k: composes.append(a) or pytest.fail("composed again"))
+    code, _, err = cli("optimizer.lr=0")  # checked, rejected: the run stops right after the checks
+    assert code == 2 and err == "error: optimizer.lr=0: must be a positive number\n"
+    assert composes == []

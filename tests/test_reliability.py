@@ -12,8 +12,8 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from primer.guards import Diverged
-from primer.report import SWEEP_FAILED, job_dirs
+from primer.exits import SWEEP_FAILED, Diverged
+from primer.report import job_dirs
 from primer.train import train
 from tests.conftest import TINY, compose_config
 from tests.test_config import run_cli

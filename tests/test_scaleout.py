@@ -13,7 +13,6 @@ import sys
 import pytest
 import torch
 
-from primer.config import BadConfig, check_command_line
 from primer.data import shard
 from primer.report import job_dirs
 from primer.train import train
@@ -118,8 +117,8 @@ UNSUPPORTED = [
 
 @pytest.mark.parametrize(("argv", "message"), UNSUPPORTED, ids=["basic+ddp", "local+ddp-1-task", "slurm-4-tasks",
                                                                 "batch<ranks"])
-def test_unsupported_launcher_and_process_combinations_stop_up_front(argv, message):
-    with pytest.raises(BadConfig) as error:
-        check_command_line(argv)
-    assert str(error.value).startswith(message) and "\n" not in str(error.value)
+def test_unsupported_launcher_and_process_combinations_stop_up_front(cli, tmp_path, argv, message):
+    code, _, err = cli(*argv)
+    assert code == 2 and err.startswith(f"error: {message}") and err.count("\n") == 1, err[-2000:]
+    assert not (tmp_path / "outputs").exists()
 

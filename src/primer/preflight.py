@@ -78,7 +78,8 @@ def grid_jobs(config: DictConfig, config_name: str | None) -> list[DictConfig]:
         except Exception as error:
             raise EndCommand(describe_hydra_error(error, list(job))) from None
         with open_dict(cfg):
-            cfg.hydra = config.hydra  # a compose inside the app keeps Hydra's run-mode launcher: the sweep's is this
+            # a compose inside the app gives run mode's launcher and sweeper; the sweep's are these
+            cfg.hydra.launcher, cfg.hydra.sweeper = config.hydra.launcher, config.hydra.sweeper
         jobs.append(cfg)
     return jobs
 

@@ -192,7 +192,14 @@ def main() -> None:
                 raise  # a bug: the traceback is what is needed
             from primer.preflight import describe_hydra_error
 
-            raise describe_hydra_error(error, sys.argv[1:]) from error
+            raise describe_hydra_error(error, overrides_in(sys.argv[1:])) from error
+
+
+def overrides_in(argv: list[str]) -> list[str]:
+    """The key=value overrides of a command line, without Hydra's flags and their values."""
+    with_value = {"--cfg", "-c", "--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp", "--package",
+                  "-p", "--experimental-rerun"}
+    return [a for i, a in enumerate(argv) if not a.startswith("-") and (i == 0 or argv[i - 1] not in with_value)]
 
 
 if __name__ == "__main__":
