@@ -17,6 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from primer import sweep_resume
 from primer.config import CONFIG_DIR, BadConfig, check_command_line
 from primer.report import record_failure
 
@@ -95,9 +96,15 @@ def hydra_main(cfg: DictConfig) -> float:
     from primer.guards import one_line_exit
 
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    # A sweep re-run into its own dir skips the jobs that finished there with this config.
+    if multirun and (kept := sweep_resume.finished_result(cfg)) is not None:
+        return kept
     try:
         with one_line_exit(multirun):
-            return train(cfg).get("val/loss", math.nan)
+            val_loss = train(cfg).get("val/loss", math.nan)
+            if multirun:
+                sweep_resume.record_finished(cfg, val_loss)
+            return val_loss
     except Exception as error:
         if not multirun:
             raise
