@@ -13,6 +13,7 @@ docs/sweeps.md says how to run, continue and share a study.
 """
 
 import logging
+import warnings
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
@@ -28,6 +29,8 @@ class JoinStudy(Callback):
         if sweeper.get("storage") is None:
             return  # in memory: the study lives as long as this sweep
         logging.getLogger("alembic").setLevel(logging.WARNING)  # not a line per plugin at each schema check
+        # SQLAlchemy 1.4 warns that Optuna 2.10 is not ready for SQLAlchemy 2: the reason for the pin
+        warnings.filterwarnings("ignore", "Deprecated API features detected")
         with _lock(sweeper.storage):
             joined = join(sweeper.storage, sweeper.study_name, _directions(sweeper.direction))
         seed = sweeper.sampler.get("seed")
