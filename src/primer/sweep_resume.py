@@ -38,6 +38,10 @@ def finished_result(cfg: DictConfig) -> float | None:
 
 def record_finished(cfg: DictConfig, result: float) -> None:
     """Writes the record that lets a re-run skip this job, with its wall time for the summary."""
+    from lightning.pytorch.utilities import rank_zero_only  # set by the Trainer; train() has imported lightning
+
+    if rank_zero_only.rank != 0:
+        return  # a job of DDP tasks: one record, as one metrics.json
     job_dir = Path(cfg.paths.output_dir)
     started = (job_dir / ".hydra" / "config.yaml").stat().st_mtime  # Hydra writes it as the job starts
     record = {"config": _config(cfg), "result": result if math.isfinite(result) else None,
