@@ -27,6 +27,7 @@ from primer import exits
 from primer.exits import BadConfig, SweepFailed
 
 FAILURE_FILE = "failure.txt"
+FINISHED_FILE = "finished.json"  # primer.sweep_resume's record of a finished job
 TABLES, PLOT = ("summary.csv", "summary.md"), "loss_curves.png"
 NO_PLOT = f"{PLOT} not drawn: it needs matplotlib; pip install -e '.[sweeps]' (or pip install matplotlib)"
 TABLE_METRICS = ("train/loss", "val/loss", "val/r2")  # the Markdown table's; the CSV has every metric
@@ -97,7 +98,11 @@ def _steps(job_dir: Path) -> int | None:
 
 
 def _wall_time(job_dir: Path) -> float:
-    """From Hydra writing the job's config (before the task starts) to the job's last written file."""
+    """From Hydra writing the job's config (before the task starts) to the job's last written file.
+
+    A job that a re-run skipped has a newer config than its results: its recorded time is used."""
+    if (job_dir / FINISHED_FILE).is_file():
+        return json.loads((job_dir / FINISHED_FILE).read_text())["wall_time_s"]
     start = (job_dir / ".hydra" / "config.yaml").stat().st_mtime
     return round(max(p.stat().st_mtime for p in job_dir.rglob("*") if p.is_file()) - start, 2)
 

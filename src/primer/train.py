@@ -17,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from primer import exits
+from primer import exits, sweep_resume
 from primer.config import CONFIG_DIR
 from primer.exits import Diverged, EndCommand, Ending, Interrupted, setting_up
 from primer.report import record_failure
@@ -151,11 +151,16 @@ def hydra_main(cfg: DictConfig) -> float:
     _task_started = True
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     drawn = cfg.seed is None
+    # A sweep re-run into its own dir skips the jobs that finished there with this config.
+    if multirun and (kept := sweep_resume.finished_result(cfg)) is not None:
+        return kept
     try:
         check(cfg)
         check_scale_out(cfg, multirun)
-        metrics = train(cfg)
-        return metrics.get("val/loss", math.nan)
+        val_loss = train(cfg).get("val/loss", math.nan)
+        if multirun:
+            sweep_resume.record_finished(cfg, val_loss)
+        return val_loss
     except Ending as ending:
         if isinstance(ending, (Diverged, Interrupted)) or multirun:  # say in the run dir why it stopped
             record_failure(cfg.paths.output_dir, ending)
