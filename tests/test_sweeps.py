@@ -116,7 +116,7 @@ def test_each_job_is_a_tensorboard_run_named_by_its_overrides(sweeps):
     _, sweep_dir = sweeps[0]["grid"]
     for job in job_dirs(sweep_dir):
         assert job.name.startswith(f"{job.name.split('_')[0]}_data.input_dim=8,model.hidden_dim=4,model=")
-        events = EventAccumulator(str(job / "tensorboard"))
+        events = EventAccumulator(str(job))
         events.Reload()
         if (job / report.FAILURE_FILE).exists():  # diverged at step 3: its curve until then, no final metrics
             assert events.Scalars("train/loss") and not (job / "metrics.json").exists()

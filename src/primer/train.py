@@ -15,7 +15,7 @@ import warnings
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from primer.config import CONFIG_DIR, BadConfig, check_command_line
 from primer.report import record_failure
@@ -29,6 +29,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from lightning.pytorch.callbacks import LearningRateMonitor
 
     from primer.checkpoints import StoreConfig
+    from primer.console import final_block
+    from primer.dashboard import run_hparams
     from primer.guards import SaveOnInterrupt, StopOnNonFinite, interruptible, resume_command
     from primer.results import RunSummary, final_metrics
     from primer.scaleout import use_submitit_tasks_as_ranks
@@ -40,7 +42,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     # Lines a primer user can do nothing about: torch 2.13's deprecation of a call inside Lightning 2.6,
     # and Lightning's advertisement for its cloud logger at every start.
     warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated")
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(no_litlogger_advert)  # once per process
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(not_for_users)  # once per process
 
     use_submitit_tasks_as_ranks()
     torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
@@ -53,7 +55,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks = [instantiate(c) for name, c in (cfg.callbacks or {}).items() if wanted(name, cfg)]
     overrides = list(HydraConfig.get().overrides.task)
     saver = SaveOnInterrupt(f"{cfg.paths.output_dir}/checkpoints")  # Ctrl-C, SIGTERM: save, then stop
-    callbacks += [RunSummary(cfg.paths.output_dir, hparams_for_tensorboard(cfg)), StopOnNonFinite(), saver,
+    callbacks += [RunSummary(cfg.paths.output_dir, *run_hparams(cfg)), StopOnNonFinite(), saver,
                   StoreConfig(cfg, overrides)]
     if scheduler and loggers:
         callbacks.append(LearningRateMonitor(logging_interval="step"))  # logs lr-SGD, lr-Adam
@@ -61,27 +63,25 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     with interruptible(trainer, saver, resume_command(overrides)):
         trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+    if trainer.is_global_zero:
+        print(final_block(cfg.paths.output_dir))  # the console's last lines: what came out and where
     return final_metrics(trainer)
 
 
-def no_litlogger_advert(record: logging.LogRecord) -> bool:
-    return "litlogger" not in record.getMessage()
+def not_for_users(record: logging.LogRecord) -> bool:
+    """Drops the litlogger advert, and Lightning's note that the configured model summary replaces its own."""
+    message = record.getMessage()
+    return "litlogger" not in message and "Skipping setting a default `ModelSummary`" not in message
+
+
+TRAINER_SWITCHES = {"progress_bar": "enable_progress_bar", "model_summary": "enable_model_summary"}
 
 
 def wanted(callback_name: str, cfg: DictConfig) -> bool:
-    """trainer.enable_progress_bar=false turns off the configured bar instead of clashing with it."""
-    return callback_name != "progress_bar" or cfg.trainer.enable_progress_bar is not False
-
-
-def hparams_for_tensorboard(cfg: DictConfig) -> dict:
-    """The run's choices and values, flat (`optimizer.lr`), as TensorBoard's HPARAMS tab takes them."""
-    choices = {g: c for g, c in HydraConfig.get().runtime.choices.items() if not g.startswith("hydra")}
-    values = {"seed": cfg.seed, "trainer.max_steps": cfg.trainer.max_steps}
-    for group in ("model", "optimizer", "data"):
-        for key, value in OmegaConf.to_container(cfg[group], resolve=True).items():
-            if not key.startswith("_"):
-                values[f"{group}.{key}"] = value
-    return {k: v if isinstance(v, (str, bool, int, float)) else str(v) for k, v in {**choices, **values}.items()}
+    """trainer.enable_progress_bar=false (enable_model_summary=false) turns off the configured
+    callback instead of clashing with it."""
+    switch = TRAINER_SWITCHES.get(callback_name)
+    return switch is None or cfg.trainer[switch] is not False
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
