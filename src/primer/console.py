@@ -26,11 +26,17 @@ class LiveBar(TQDMProgressBar):
     """Lightning's tqdm bar that ends its line when training stops on an exception, so that the
     one-line reason (diverged, interrupted) starts on a fresh line next to the step it stopped at."""
 
+    _batches = 0
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
+        self._batches = batch_idx + 1
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         for bar in (self._val_progress_bar, self._train_progress_bar):
             if bar is not None and not bar.disable:
                 if bar is self._train_progress_bar:
-                    bar.n = self.train_batch_idx  # the bar redraws every refresh_rate steps: show where it stopped
+                    bar.n = self._batches  # the bar redraws every refresh_rate steps: show where it stopped
                 bar.close()
 
 
