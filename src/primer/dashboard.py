@@ -1,5 +1,5 @@
-"""What TensorBoard shows: a run per run dir, no flat `epoch` card, an HPARAMS view that opens on
-what a run or a sweep changed.
+"""What TensorBoard shows: a run per run dir, no flat `epoch` card (primer.results.RunLogger),
+an HPARAMS view that opens on what a run or a sweep changed.
 
 TensorBoard names a run by the dir that holds its event files, so the logger writes straight into
 the run dir: a sweep's runs are `0_model=two_layer,...`, not `.../tensorboard`. Its HPARAMS tab
@@ -8,32 +8,17 @@ hyperparameters that differ first and ticks the first five, and ticks the first 
 the order given. So the config marks the keys a run or a sweep changed as differing, and puts
 train/loss and val/loss first. A single run writes its own (primer.results.RunSummary); a sweep
 writes one into the sweep dir when it ends (primer.report.SweepSummary), its jobs none.
+Light: TensorBoard's protobufs only, so that primer.report needs neither torch nor Lightning.
 """
 
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from lightning.pytorch.loggers import TensorBoardLogger
-
 from primer.report import TABLE_METRICS as FIRST_METRICS
 
 HParamValue = str | bool | int | float | None
 SWEEP_EVENTS_SUFFIX = ".hparams"  # the sweep dir's own event file, replaced when the summary is rebuilt
-
-
-class RunLogger(TensorBoardLogger):
-    """TensorBoardLogger without Lightning's `epoch` scalar while it is 0.
-
-    Lightning adds `epoch` to every logged step; a primer run is one epoch over the same batch,
-    so it would be a flat 0 and the first card of TIME SERIES. A run that reaches a second
-    epoch logs it from then on.
-    """
-
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        if metrics.get("epoch") == 0:
-            metrics = {k: v for k, v in metrics.items() if k != "epoch"}
-        super().log_metrics(metrics, step)
 
 
 def experiment_summary(runs: list[Mapping[str, HParamValue]], differing: Iterable[str], metrics: Iterable[str]):
@@ -98,22 +83,18 @@ def events_dir(run_dir: Path) -> Path:
     return run_dir if any(run_dir.glob("events.out.tfevents.*")) else run_dir / "tensorboard"
 
 
-def session_hparams(run_dir: Path, events=None) -> dict[str, HParamValue]:
-    """The hyperparameters a run wrote to TensorBoard (empty where it wrote none)."""
+def session_hparams(events) -> dict[str, HParamValue]:
+    """The hyperparameters a run wrote to TensorBoard (its loaded EventAccumulator); empty if none."""
     from google.protobuf import json_format
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
 
-    if events is None:
-        events = EventAccumulator(str(events_dir(run_dir)))
-        events.Reload()
     try:
-        content = events.PluginTagToContent("hparams")
+        content = events.PluginTagToContent("hparams").get("_hparams_/session_start_info")
     except KeyError:  # no hparams summary at all
         return {}
-    if "_hparams_/session_start_info" not in content:
+    if content is None:
         return {}
-    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    start = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
     return {k: json_format.MessageToDict(v) for k, v in start.hparams.items()}
 
 

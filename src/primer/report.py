@@ -152,7 +152,7 @@ def write_summary(root: Path) -> tuple[str, list[dict], list[str]]:
     if plot_loss_curves(root, dirs, rows, events):
         files.append(PLOT)
     if dirs != [root]:  # a sweep; a single run wrote its own HPARAMS config
-        runs = [session_hparams(d, e) for d, e in zip(dirs, events)]
+        runs = [session_hparams(e) for e in events]
         # one job: the keys its command line set; more: the keys whose values differ
         differing = _override_keys(rows[0]) if len(rows) == 1 else differing_keys(runs)
         write_sweep_experiment(root, runs, differing, metric_names)

@@ -1,8 +1,9 @@
-"""What a run leaves behind: metrics.json, run.json and its TensorBoard HPARAMS entry."""
+"""What a run leaves behind: metrics.json, run.json, its TensorBoard events and HPARAMS entry."""
 
 import json
 import math
 import time
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -10,6 +11,20 @@ import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from primer.dashboard import HParamValue, experiment_summary, session_end_summary, session_start_summary
+
+
+class RunLogger(TensorBoardLogger):
+    """TensorBoardLogger without Lightning's `epoch` scalar while it is 0.
+
+    Lightning adds `epoch` to every logged step; a primer run is one epoch over the same batch,
+    so it would be a flat 0 and the first card of TIME SERIES. A run that reaches a second
+    epoch logs it from then on.
+    """
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        if metrics.get("epoch") == 0:
+            metrics = {k: v for k, v in metrics.items() if k != "epoch"}
+        super().log_metrics(metrics, step)
 
 
 def final_metrics(trainer: L.Trainer) -> dict[str, float]:
