@@ -37,8 +37,8 @@ ACCEPTED = {  # overrides -> what must hold of the run dir `run` (and the comman
     "trainer.enable_checkpointing=false": lambda run, out: not (run / "checkpoints").exists()
     and "val/loss" in metrics(run),
     "trainer.barebones=true": lambda run, out: not (run / "checkpoints").exists()
-    and not (run / "tensorboard").exists() and (run / "metrics.json").exists(),
-    "+trainer.logger=false": lambda run, out: not (run / "tensorboard").exists() and "train/loss" in metrics(run),
+    and not events(run) and (run / "metrics.json").exists(),
+    "+trainer.logger=false": lambda run, out: not events(run) and "train/loss" in metrics(run),
     "+trainer.gradient_clip_val=1.0": lambda run, out: stored(run)["trainer"]["gradient_clip_val"] == 1.0,
     "hydra/job_logging=disabled": lambda run, out: not (run / "train.log").exists() and "train/loss" in metrics(run),
     "data.batch_size=1": lambda run, out: "train/mse" in metrics(run) and "train/r2" not in metrics(run),
@@ -46,10 +46,14 @@ ACCEPTED = {  # overrides -> what must hold of the run dir `run` (and the comman
     "paths.output_dir=elsewhere": lambda run, out: (Path("elsewhere") / "metrics.json").exists()
     and (Path("elsewhere") / "checkpoints/final.ckpt").exists() and not (run / "metrics.json").exists(),
     "trainer.default_root_dir=elsewhere": lambda run, out: (Path("elsewhere") / "checkpoints/final.ckpt").exists()
-    and (Path("elsewhere") / "tensorboard").is_dir() and not (run / "checkpoints").exists(),
+    and events(Path("elsewhere")) and not (run / "checkpoints").exists() and not events(run),
     "callbacks.model_checkpoint.dirpath=elsewhere": lambda run, out: (Path("elsewhere") / "final.ckpt").exists(),
-    "logger.tensorboard.save_dir=elsewhere": lambda run, out: any(Path("elsewhere/tensorboard").glob("events.*")),
+    "logger.tensorboard.save_dir=elsewhere": lambda run, out: events(Path("elsewhere")) and not events(run),
 }
+
+
+def events(where: Path) -> list[Path]:
+    return list(where.glob("events.out.tfevents.*"))
 
 
 def metrics(run: Path) -> dict:

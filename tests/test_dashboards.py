@@ -11,7 +11,7 @@ from tests.conftest import TINY
 
 
 def events_of(run_dir):
-    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"histograms": 0, "scalars": 0})
+    events = EventAccumulator(str(run_dir), size_guidance={"histograms": 0, "scalars": 0})
     events.Reload()
     return events
 

@@ -69,9 +69,11 @@ def test_two_ddp_processes_train_like_one_process_and_leave_one_run_dir(make_con
     assert len(runs) == 1  # the relaunched rank joined the first process's run dir
     run_dir = runs[0]
     # rank 1 writes only its console log; config, events, metrics and checkpoint are rank 0's
+    events = list(run_dir.glob("events.out.tfevents.*"))
+    assert len(events) == 1
     assert {p.name for p in run_dir.iterdir()} == {
-        ".hydra", "tensorboard", "checkpoints", "metrics.json", "train.log", "train_ddp_process_1.log"}
-    assert len(list((run_dir / "tensorboard").glob("events.out.tfevents.*"))) == 1
+        ".hydra", events[0].name, "hparams.yaml", "checkpoints", "metrics.json", "run.json", "train.log",
+        "train_ddp_process_1.log"}
     assert_same_training(run_dir, tmp_path / "one", reference)
 
 

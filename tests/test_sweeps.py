@@ -116,7 +116,7 @@ def test_each_job_is_a_tensorboard_run_named_by_its_overrides(sweeps):
     _, sweep_dir = sweeps[0]["grid"]
     for job in job_dirs(sweep_dir):
         assert job.name.startswith(f"{job.name.split('_')[0]}_data.input_dim=8,model.hidden_dim=4,model=")
-        events = EventAccumulator(str(job / "tensorboard"))
+        events = EventAccumulator(str(job))
         events.Reload()
         if (job / report.FAILURE_FILE).exists():  # diverged at step 3: its curve until then, no final metrics
             assert events.Scalars("train/loss") and not (job / "metrics.json").exists()
@@ -146,7 +146,8 @@ def test_report_without_matplotlib_writes_the_tables_and_says_how_to_get_the_plo
         shutil.copytree(job, tmp_path / job.name)
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # an install without the `sweeps` extra: import fails
     report.main([str(tmp_path)])
-    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["summary.csv", "summary.md"]
+    files = sorted(p.name for p in tmp_path.iterdir() if p.is_file())
+    assert files[1:] == ["summary.csv", "summary.md"] and files[0].endswith(".hparams")  # + the HPARAMS config
     assert summary_rows(tmp_path) == summary_rows(sweep_dir)
     out = capsys.readouterr().out
     assert f"wrote summary.csv, summary.md in {tmp_path}\n{report.NO_PLOT}\n" in out

@@ -7,6 +7,8 @@ import warnings
 def quiet_third_party() -> None:
     # Every batch is the same batch (primer.data.RepeatedBatch): a resume mid-epoch is exact.
     warnings.filterwarnings("ignore", "You're resuming from a checkpoint that ended before the epoch ended")
+    # A resume writes into its own new run dir by design; the old dir's checkpoint bookkeeping is not needed.
+    warnings.filterwarnings("ignore", r"The dirpath has changed from .* won't be reloaded")
     # torch's deprecation of a call inside Lightning, and Lightning's advertisement for its cloud logger.
     warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     # primer logs the last step whatever the interval (primer.system.is_logging_step), so a short run loses nothing.
@@ -17,4 +19,6 @@ def quiet_third_party() -> None:
 
 
 def no_litlogger_advert(record: logging.LogRecord) -> bool:
-    return "litlogger" not in record.getMessage()
+    """Drops the litlogger advert, and Lightning's note that the configured model summary replaces its own."""
+    message = record.getMessage()
+    return "litlogger" not in message and "Skipping setting a default `ModelSummary`" not in message

@@ -5,8 +5,10 @@
 Written at the end of every multirun by the Hydra callback SweepSummary. Everything is read
 from what each job dir holds, so sweeps made before this module existed work too:
 `.hydra/overrides.yaml` (label), `metrics.json` (final metrics), `checkpoints/final.ckpt`
-(steps), the TensorBoard events (loss curve), file times (wall time), `failure.txt` (why a job
-failed). Heavy imports (torch, tensorboard, matplotlib) happen inside the functions that need them.
+(steps), the TensorBoard events (loss curve, hyperparameters), `run.json` (the wall time the run
+measured itself; never file times, which move when e.g. primer.eval writes into the run dir),
+`failure.txt` (why a job failed). A sweep dir also gets TensorBoard's HPARAMS config, which lists
+the keys the sweep varied and train/loss, val/loss first (primer.dashboard). Heavy imports (torch, tensorboard, matplotlib) happen inside the functions that need them.
 The plot needs matplotlib, from the `sweeps` extra (`pip install -e ".[sweeps]"`); without it the
 summary is the two tables and a line that says how to get the plot.
 """
@@ -30,7 +32,9 @@ FAILURE_FILE = "failure.txt"
 FINISHED_FILE = "finished.json"  # primer.sweep_resume's record of a finished job
 TABLES, PLOT = ("summary.csv", "summary.md"), "loss_curves.png"
 NO_PLOT = f"{PLOT} not drawn: it needs matplotlib; pip install -e '.[sweeps]' (or pip install matplotlib)"
-TABLE_METRICS = ("train/loss", "val/loss", "val/r2")  # the Markdown table's; the CSV has every metric
+# the Markdown table's (the CSV has every metric), the run's last lines' and the first in HPARAMS
+TABLE_METRICS = ("train/loss", "val/loss", "val/r2")
+LINESTYLES, MARKERS = ("-", "--", ":", "-."), ("o", "s", "^", "v", "D", "x")
 
 
 def record_failure(job_dir: str | Path, error: BaseException) -> None:
@@ -53,6 +57,7 @@ class SweepSummary(Callback):
         print(f"\nSweep summary ({', '.join(files)} in {sweep_dir}):\n\n{table}")
         if PLOT not in files:
             print(NO_PLOT)
+        print(f"\ntensorboard --logdir {sweep_dir}")
         failed = sum(row["status"] == "failed" for row in rows)
         if failed:  # every job ran; the exit code still tells a script that some did not finish
             exits.sweep_failed(SweepFailed(f"{failed} of {len(rows)} jobs failed; see {sweep_dir / 'summary.md'}"))
@@ -97,23 +102,27 @@ def _steps(job_dir: Path) -> int | None:
     return torch.load(checkpoint, map_location="cpu", weights_only=True)["global_step"]
 
 
-def _wall_time(job_dir: Path) -> float:
-    """From Hydra writing the job's config (before the task starts) to the job's last written file.
-
-    A job that a re-run skipped has a newer config than its results: its recorded time is used."""
-    if (job_dir / FINISHED_FILE).is_file():
-        return json.loads((job_dir / FINISHED_FILE).read_text())["wall_time_s"]
-    start = (job_dir / ".hydra" / "config.yaml").stat().st_mtime
-    return round(max(p.stat().st_mtime for p in job_dir.rglob("*") if p.is_file()) - start, 2)
+def _wall_time(job_dir: Path) -> float | None:
+    """As the run measured it (primer.results.RunSummary); None for runs that did not record it."""
+    run = job_dir / "run.json"
+    return round(json.loads(run.read_text())["wall_time_s"], 2) if run.exists() else None
 
 
-def loss_curve(job_dir: Path) -> tuple[list[int], list[float]]:
-    """The train/loss points the job's TensorBoard events hold (none without the tensorboard logger)."""
+def job_events(job_dir: Path):
+    """The job's TensorBoard events, every point kept."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    from primer.dashboard import events_dir
+
     logging.getLogger("tensorboard").setLevel(logging.WARNING)  # not a line per event file read
-    events = EventAccumulator(str(job_dir / "tensorboard"), size_guidance={"scalars": 0})  # 0: keep every point
+    events = EventAccumulator(str(events_dir(job_dir)), size_guidance={"scalars": 0})  # 0: keep every point
     events.Reload()
+    return events
+
+
+def loss_curve(job_dir: Path, events=None) -> tuple[list[int], list[float]]:
+    """The train/loss points the job's TensorBoard events hold (none without the tensorboard logger)."""
+    events = events or job_events(job_dir)
     if "train/loss" not in events.Tags()["scalars"]:
         return [], []
     points = events.Scalars("train/loss")
@@ -125,6 +134,8 @@ def write_summary(root: Path) -> tuple[str, list[dict], list[str]]:
 
     Returns the Markdown table, the rows and the names of the files written.
     """
+    from primer.dashboard import differing_keys, session_hparams, write_sweep_experiment
+
     dirs = job_dirs(root)
     rows = [summarize(d) for d in dirs]
     metric_names = sorted({k for row in rows for k in row} - {"job", "overrides", "status", "reason", "steps",
@@ -136,9 +147,26 @@ def write_summary(root: Path) -> tuple[str, list[dict], list[str]]:
     table = markdown_table(rows, [m for m in TABLE_METRICS if m in metric_names])
     (root / "summary.md").write_text(table + "\n")
     files = list(TABLES)
-    if plot_loss_curves(root, dirs, rows):
+    events = [job_events(d) for d in dirs]
+    if plot_loss_curves(root, dirs, rows, events):
         files.append(PLOT)
+    if dirs != [root]:  # a sweep; a single run wrote its own HPARAMS config
+        runs = [session_hparams(e) for e in events]
+        # one job: the keys its command line set; more: the keys whose values differ
+        differing = _override_keys(rows[0]) if len(rows) == 1 else differing_keys(runs)
+        write_sweep_experiment(root, runs, differing, metric_names)
     return table, rows, files
+
+
+def _override_keys(row: dict) -> list[str]:
+    return [o.split("=", 1)[0].lstrip("+") for o in row["overrides"].split()]
+
+
+def varied(rows: list[dict]) -> list[str]:
+    """The override keys whose values are not the same in every job."""
+    values = [dict(o.split("=", 1) for o in r["overrides"].split() if "=" in o) for r in rows]
+    keys = dict.fromkeys(k for v in values for k in v)
+    return [k for k in keys if len({v.get(k) for v in values}) > 1]
 
 
 def markdown_table(rows: list[dict], metrics: list[str]) -> str:
@@ -147,7 +175,8 @@ def markdown_table(rows: list[dict], metrics: list[str]) -> str:
     for row in rows:
         status = f"failed: {row['reason']}" if row["status"] == "failed" else "ok"
         cells = [_job_number(row["job"]), f"`{row['overrides']}`" if row["overrides"] else "(defaults)", status,
-                 row["steps"] if row["steps"] is not None else "", row["wall_time_s"],
+                 row["steps"] if row["steps"] is not None else "",
+                 row["wall_time_s"] if row["wall_time_s"] is not None else "",
                  *(f"{row[m]:.4g}" if m in row else "" for m in metrics)]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
@@ -158,8 +187,10 @@ def _job_number(name: str) -> str:
     return m.group() if (m := re.match(r"\d+(?=_|$)", name)) else name
 
 
-def plot_loss_curves(root: Path, dirs: list[Path], rows: list[dict]) -> bool:
-    """Every job's train/loss on a log scale, labelled by the overrides that set it apart.
+def plot_loss_curves(root: Path, dirs: list[Path], rows: list[dict], events: list) -> bool:
+    """Every job's train/loss on a log scale, labelled by the overrides that set it apart, titled
+    by what the sweep varied. Jobs with the same curve (the primer's point: its nets compute the
+    same function) stay visible: each has its own dashes and markers, the markers staggered.
 
     Returns False, drawing nothing, where matplotlib is not installed.
     """
@@ -173,18 +204,21 @@ def plot_loss_curves(root: Path, dirs: list[Path], rows: list[dict]) -> bool:
 
     shared = set.intersection(*(set(r["overrides"].split()) for r in rows)) if len(rows) > 1 else set()
     fig, ax = plt.subplots(figsize=(8, 5))
-    for i, (job_dir, row) in enumerate(zip(dirs, rows)):
-        steps, values = loss_curve(job_dir)
+    for i, (job_dir, row, job_events) in enumerate(zip(dirs, rows, events)):
+        steps, values = loss_curve(job_dir, job_events)
         finite = [(s, v) for s, v in zip(steps, values) if math.isfinite(v) and v > 0]
         if finite:
             label = " ".join(o for o in row["overrides"].split() if o not in shared) or row["overrides"] or "defaults"
             failed = " (failed)" if row["status"] == "failed" else ""
-            # each line thinner than the one before: jobs with identical curves (the primer's point) all show
-            width = 1 + 3 * (len(rows) - 1 - i) / max(len(rows) - 1, 1)
-            ax.plot(*zip(*finite), linewidth=width, label=f"{_job_number(row['job'])}: {label}{failed}")
-    ax.set(yscale="log", xlabel="step", ylabel="train/loss (summed squared error)", title=root.name)
+            every = max(len(finite) // 8, 1)  # ~8 markers a curve, shifted per job so they do not cover each other
+            ax.plot(*zip(*finite), linestyle=LINESTYLES[i % len(LINESTYLES)], marker=MARKERS[i % len(MARKERS)],
+                    markevery=(i * every // max(len(rows), 1), every), markersize=6, fillstyle="none",
+                    label=f"{_job_number(row['job'])}: {label}{failed}")
+    keys = varied(rows)
+    what = f"{len(rows)} jobs varying {', '.join(keys)}" if keys else rows[0]["overrides"] or "defaults"
+    ax.set(yscale="log", xlabel="step", ylabel="train/loss (summed squared error)", title=f"train/loss: {what}")
     if ax.lines:
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(root / PLOT, dpi=100)
     plt.close(fig)

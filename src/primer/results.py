@@ -1,14 +1,30 @@
-"""What a finished run leaves behind: metrics.json and the TensorBoard HPARAMS entry."""
+"""What a run leaves behind: metrics.json, run.json, its TensorBoard events and HPARAMS entry."""
 
 import json
 import math
+import time
+from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
-from torch.utils.tensorboard.summary import hparams as hparams_summary
 
-HParamValue = str | bool | int | float
+from primer.dashboard import HParamValue, experiment_summary, session_end_summary, session_start_summary
+
+
+class RunLogger(TensorBoardLogger):
+    """TensorBoardLogger without Lightning's `epoch` scalar while it is 0.
+
+    Lightning adds `epoch` to every logged step; a primer run is one epoch over the same batch,
+    so it would be a flat 0 and the first card of TIME SERIES. A run that reaches a second
+    epoch logs it from then on.
+    """
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        if metrics.get("epoch") == 0:
+            metrics = {k: v for k, v in metrics.items() if k != "epoch"}
+        super().log_metrics(metrics, step)
 
 
 def final_metrics(trainer: L.Trainer) -> dict[str, float]:
@@ -17,16 +33,37 @@ def final_metrics(trainer: L.Trainer) -> dict[str, float]:
 
 
 class RunSummary(L.Callback):
-    """When fitting ends, writes `metrics.json` and the hyperparameters next to the final metrics.
+    """Writes what a run measured about itself, and its row of TensorBoard's HPARAMS tab.
 
-    TensorBoard's HPARAMS tab reads each metric's latest value from the scalars already
-    logged under that tag, so only the hparams summary is written here (logging the metrics
-    again would add a stray point to every curve). Runs on rank 0 only.
+    - `metrics.json`: the final value of every logged metric, when fitting ends;
+    - `run.json`: when the run started and ended, its wall time and steps, taken by the run
+      itself (file times change whenever a later tool writes into the run dir); written when
+      fitting ends or stops on an exception;
+    - HPARAMS: the hyperparameters when fitting starts, the status (success or failure) when it
+      ends, and for a single run (`first_keys` not None) the experiment config that lists its
+      overridden keys first. TensorBoard reads each metric's value from the scalars already
+      logged, so the metrics are not logged again (that would add a stray point to every curve).
+
+    Runs on rank 0 only.
     """
 
-    def __init__(self, output_dir: str | Path, hparams: dict[str, HParamValue]):
-        self.metrics_path = Path(output_dir) / "metrics.json"
+    def __init__(self, output_dir: str | Path, hparams: dict[str, HParamValue], first_keys: list[str] | None = None):
+        self.output_dir = Path(output_dir)
         self.hparams = hparams
+        self.first_keys = first_keys
+        self.start = self._clock = 0.0
+        self._session_started = False
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.start, self._clock = time.time(), time.perf_counter()
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        for logger in trainer.loggers:
+            logger.log_hyperparams(self.hparams)  # so its hparams.yaml holds the run's config too
+        self._write(trainer, session_start_summary(self.hparams, self.start))
+        self._session_started = True
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
@@ -34,10 +71,30 @@ class RunSummary(L.Callback):
         metrics = final_metrics(trainer)
         # JSON has no NaN or Infinity: a diverged run's values are written as strings.
         serializable = {k: v if math.isfinite(v) else str(v) for k, v in metrics.items()}
-        self.metrics_path.write_text(json.dumps(serializable, indent=2) + "\n")
+        (self.output_dir / "metrics.json").write_text(json.dumps(serializable, indent=2) + "\n")
+        self._write_run_json(trainer)
+        summaries = [session_end_summary("STATUS_SUCCESS")]
+        if self.first_keys is not None:
+            summaries.append(experiment_summary([self.hparams], self.first_keys, metrics))
+        self._write(trainer, *summaries)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if trainer.is_global_zero and self._session_started:
+            self._write_run_json(trainer)
+            self._write(trainer, session_end_summary("STATUS_FAILURE"))
+
+    def _write_run_json(self, trainer: L.Trainer) -> None:
+        run = {"start": datetime.fromtimestamp(self.start).isoformat(timespec="milliseconds"),
+               "end": datetime.now().isoformat(timespec="milliseconds"),
+               "wall_time_s": round(time.perf_counter() - self._clock, 3),
+               "steps": trainer.global_step}
+        (self.output_dir / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+
+    @staticmethod
+    def _write(trainer: L.Trainer, *summaries) -> None:
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 writer = logger.experiment._get_file_writer()
-                for summary in hparams_summary(self.hparams, metrics):
+                for summary in summaries:
                     writer.add_summary(summary)
                 writer.flush()

@@ -11,7 +11,6 @@ import json
 import logging
 import math
 import shutil
-import time
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -30,22 +29,22 @@ def finished_result(cfg: DictConfig) -> float | None:
         if stored["config"] == _config(cfg):
             log.info(f"skipped {job_dir.name}: finished earlier with this config; its results are kept")
             return math.nan if stored["result"] is None else stored["result"]
-    for stale in (RECORD, "metrics.json", FAILURE_FILE):  # an earlier attempt's, or another config's
+    for stale in (RECORD, "metrics.json", "run.json", FAILURE_FILE):  # an earlier attempt's, or another config's
         (job_dir / stale).unlink(missing_ok=True)
-    shutil.rmtree(job_dir / "tensorboard", ignore_errors=True)  # else the summary draws both runs' curves
+    for events in job_dir.glob("events.out.tfevents.*"):  # else the summary and TensorBoard show both attempts
+        events.unlink()
+    shutil.rmtree(job_dir / "tensorboard", ignore_errors=True)  # where runs before the console change kept them
     return None
 
 
 def record_finished(cfg: DictConfig, result: float) -> None:
-    """Writes the record that lets a re-run skip this job, with its wall time for the summary."""
+    """Writes the record that lets a re-run skip this job."""
     from lightning.pytorch.utilities import rank_zero_only  # set by the Trainer; train() has imported lightning
 
     if rank_zero_only.rank != 0:
         return  # a job of DDP tasks: one record, as one metrics.json
     job_dir = Path(cfg.paths.output_dir)
-    started = (job_dir / ".hydra" / "config.yaml").stat().st_mtime  # Hydra writes it as the job starts
-    record = {"config": _config(cfg), "result": result if math.isfinite(result) else None,
-              "wall_time_s": round(time.time() - started, 2)}
+    record = {"config": _config(cfg), "result": result if math.isfinite(result) else None}
     (job_dir / RECORD).write_text(json.dumps(record, indent=2) + "\n")
 
 

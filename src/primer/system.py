@@ -82,7 +82,7 @@ class Regression(L.LightningModule):
         else:
             y_pred, loss = self._hand_gradient_step(x, y)
         if log_now:
-            self.log("train/loss", loss, sync_dist=True, reduce_fx="sum")
+            self.log("train/loss", loss, sync_dist=True, reduce_fx="sum", prog_bar=True)
             self.log_dict(self.train_metrics(y_pred.detach(), y))
         world_size = self.trainer.world_size
         # DDP averages gradients over ranks, but the loss sums rows: N ranks must step as one process.

@@ -29,6 +29,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     import torch
     from hydra.utils import instantiate
 
+    from primer.console import final_block
     from primer.guards import SaveOnInterrupt, interruptible, resume_command
     from primer.quiet import quiet_third_party
     from primer.results import final_metrics
@@ -61,6 +62,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     first_step = callbacks[-1]
     with interruptible(trainer, saver, resume_command(overrides)), setting_up("trainer.fit", first_step.done):
         trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+    if trainer.is_global_zero:
+        print(final_block(cfg.paths.output_dir))  # the console's last lines: what came out and where
     return final_metrics(trainer)
 
 
@@ -80,12 +83,13 @@ def loggers_and_callbacks(cfg: DictConfig, overrides: list[str], saver) -> tuple
 
     from primer.checkpoints import ApplyOptimizerConfig, StoreConfig
     from primer.guards import FirstStep, StopOnNonFinite
+    from primer.dashboard import run_hparams
     from primer.results import RunSummary
 
     off = switched_off(cfg.trainer)
     loggers = [] if "logger" in off else [instantiate(c) for c in (cfg.logger or {}).values()]
     callbacks = [instantiate(c) for name, c in (cfg.callbacks or {}).items() if name not in off]
-    callbacks += [RunSummary(cfg.paths.output_dir, hparams_for_tensorboard(cfg)), StopOnNonFinite(), saver,
+    callbacks += [RunSummary(cfg.paths.output_dir, *run_hparams(cfg)), StopOnNonFinite(), saver,
                   StoreConfig(cfg, overrides), ApplyOptimizerConfig(OmegaConf.to_container(cfg.optimizer))]
     if cfg.scheduler and loggers:
         callbacks.append(LearningRateMonitor(logging_interval="step"))  # logs lr-SGD, lr-Adam
@@ -96,7 +100,8 @@ def switched_off(trainer_cfg: DictConfig) -> set[str]:
     """The configured parts a Trainer flag turns off, instead of clashing with them (Lightning refuses
     enable_checkpointing=false beside a ModelCheckpoint, and barebones=true beside any of them)."""
     barebones = trainer_cfg.get("barebones", False)
-    flags = {"model_checkpoint": "enable_checkpointing", "progress_bar": "enable_progress_bar", "logger": "logger"}
+    flags = {"model_checkpoint": "enable_checkpointing", "progress_bar": "enable_progress_bar",
+             "model_summary": "enable_model_summary", "logger": "logger"}
     return {part for part, flag in flags.items() if barebones or trainer_cfg.get(flag) is False}
 
 
@@ -112,16 +117,6 @@ def metrics_for(cfg: DictConfig) -> tuple[str, ...]:
     rows = [cfg.data.get(key) for key in ("batch_size", "val_size", "test_size")]
     return METRICS if min(r for r in rows if r is not None) >= 2 else ("mse",)
 
-
-def hparams_for_tensorboard(cfg: DictConfig) -> dict:
-    """The run's choices and values, flat (`optimizer.lr`), as TensorBoard's HPARAMS tab takes them."""
-    choices = {g: c for g, c in HydraConfig.get().runtime.choices.items() if not g.startswith("hydra")}
-    values = {"seed": cfg.seed, "trainer.max_steps": cfg.trainer.max_steps}
-    for group in ("model", "optimizer", "data"):
-        for key, value in OmegaConf.to_container(cfg[group], resolve=True).items():
-            if not key.startswith("_"):
-                values[f"{group}.{key}"] = value
-    return {k: v if isinstance(v, (str, bool, int, float)) else str(v) for k, v in {**choices, **values}.items()}
 
 
 def save_task_config(cfg: DictConfig) -> None:

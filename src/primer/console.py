@@ -1,0 +1,103 @@
+"""What a run prints: its progress with the loss, a model summary a person can read, and a last
+block that says what came out and where it is."""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelSummary as LightningModelSummary
+from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
+from torchmetrics import Metric, MetricCollection
+
+from primer.dashboard import FIRST_METRICS
+
+
+def progress_bar(refresh_rate: int = 50) -> ProgressBar:
+    """A live bar on a terminal; one plain line every `refresh_rate` steps where stdout is a file
+    or a pipe (a sweep's log, CI, `> log`), where the bar's redraws would pile up as `\\r` walls."""
+    if sys.stdout.isatty():
+        return LiveBar(refresh_rate=refresh_rate, leave=True)  # leave: Lightning's closing line starts a new line
+    return LineProgress(every_n_steps=refresh_rate)
+
+
+class LiveBar(TQDMProgressBar):
+    """Lightning's tqdm bar that ends its line when training stops on an exception, so that the
+    one-line reason (diverged, interrupted) starts on a fresh line next to the step it stopped at."""
+
+    _batches = 0
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
+        self._batches = batch_idx + 1
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        for bar in (self._val_progress_bar, self._train_progress_bar):
+            if bar is not None and not bar.disable:
+                if bar is self._train_progress_bar:
+                    bar.n = self._batches  # the bar redraws every refresh_rate steps: show where it stopped
+                bar.close()
+
+
+class LineProgress(ProgressBar):
+    """One line per `every_n_steps` training steps, rounded up to a multiple of the logging
+    interval, and at step 1 and the last step: `step 50/500  train/loss 3.094e+02`.
+
+    The loss is computed on logging steps only (primer.system): lines fall on those steps, so
+    printing costs no extra host sync.
+    """
+
+    def __init__(self, every_n_steps: int = 50):
+        super().__init__()
+        self.every_n_steps = every_n_steps
+        self._enabled = True
+
+    def disable(self) -> None:
+        self._enabled = False
+
+    def enable(self) -> None:
+        self._enabled = True
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
+        step, n = trainer.global_step, max(trainer.log_every_n_steps, 1)
+        every = -(-max(self.every_n_steps, 1) // n) * n
+        if not (self._enabled and trainer.is_global_zero and (step == 1 or step % every == 0 or step == trainer.max_steps)):
+            return
+        metrics = {k: v for k, v in self.get_metrics(trainer, pl_module).items() if k.startswith("train/")}
+        if metrics:  # none yet where step 1 is not a logging step
+            values = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+            print(f"step {step}/{trainer.max_steps}  {values}", flush=True)
+
+
+class ModelSummary(LightningModelSummary):
+    """Lightning's plain-text model summary, with or without `rich` (whose 80-column table cuts
+    class names), less the rows of metric collections: they hold no parameters and say nothing."""
+
+    def _summary(self, trainer: L.Trainer, pl_module: L.LightningModule):
+        self._hidden = {name for name, m in pl_module.named_children() if isinstance(m, (Metric, MetricCollection))}
+        return super()._summary(trainer, pl_module)
+
+    def summarize(self, summary_data: list[tuple[str, list[str]]], *args, **kwargs) -> None:
+        names = dict(summary_data)["Name"]
+        keep = [i for i, name in enumerate(names) if name.split(".")[0] not in self._hidden]
+        super().summarize([(title, [column[i] for i in keep]) for title, column in summary_data], *args, **kwargs)
+
+
+def final_block(run_dir: str | Path) -> str:
+    """The last lines of a run: final losses, steps and wall time, the run dir and the TensorBoard
+    command (on the sweep dir for a sweep's job), from what the run wrote (primer.results)."""
+    run_dir = Path(run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    run = json.loads((run_dir / "run.json").read_text())
+    logdir = run_dir.parent if (run_dir.parent / "multirun.yaml").exists() else run_dir  # Hydra's sweep file
+    lines = [f"done: {run['steps']} steps in {run['wall_time_s']:.1f} s"]
+    lines += [f"  {name:<11} {float(metrics[name]):.4g}" for name in FIRST_METRICS if name in metrics]
+    lines += [f"  {'run dir':<11} {_short(run_dir)}", f"  tensorboard --logdir {_short(logdir)}"]
+    return "\n".join(lines)
+
+
+def _short(path: Path) -> str:
+    """Relative to the current dir where the path is under it, as a person would type it."""
+    relative = os.path.relpath(path)
+    return str(path) if relative.startswith("..") else relative

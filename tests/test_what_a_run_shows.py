@@ -1,0 +1,181 @@
+"""What a person sees of a run without digging: the console (in a file and on a terminal), the
+TensorBoard server's runs, cards and HPARAMS view of a sweep, and the report's wall time."""
+
+import csv
+import fcntl
+import json
+import os
+import pty
+import re
+import struct
+import subprocess
+import sys
+import termios
+import urllib.request
+
+import pytest
+
+from primer.train import train
+from tests.conftest import TINY
+
+QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+
+
+def run_dirs(cwd, kind="runs"):
+    return list((cwd / "outputs" / kind).iterdir())
+
+
+def test_console_shows_the_loss_a_readable_summary_and_where_the_run_is(make_config, tmp_path, capsys, caplog):
+    caplog.set_level("INFO", logger="lightning.pytorch")
+    metrics = train(make_config(*TINY, "model=custom_relu"))
+    out = capsys.readouterr().out
+    summary = caplog.text
+    assert "| TwoLayerNet |" in summary and "| MSELoss " in summary  # full class names, rich installed or not
+    assert "Metric" not in summary and "train_metrics" not in summary
+    # stdout is not a terminal under pytest: plain progress lines, the last step's loss among them
+    assert f"step 6/6  train/loss {metrics['train/loss']:.4g}\n" in out and "\r" not in out
+    last = out.rstrip("\n").splitlines()[-6:]
+    assert last == ["done: 6 steps in " + last[0].split(" in ")[1],
+                    f"  train/loss  {metrics['train/loss']:.4g}",
+                    f"  val/loss    {metrics['val/loss']:.4g}",
+                    f"  val/r2      {metrics['val/r2']:.4g}",
+                    f"  run dir     {tmp_path / 'run'}",
+                    f"  tensorboard --logdir {tmp_path / 'run'}"]
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert last[0] == f"done: 6 steps in {run['wall_time_s']:.1f} s" and run["steps"] == 6
+
+
+@pytest.mark.slow
+def test_default_command_to_a_file_ends_with_the_loss_and_the_run_dir(tmp_path):
+    with open(tmp_path / "log", "w") as log:
+        result = subprocess.run([sys.executable, "-m", "primer.train"], cwd=tmp_path, stdout=log,
+                                stderr=subprocess.STDOUT, timeout=600)
+    text = (tmp_path / "log").read_text()
+    assert result.returncode == 0, text[-3000:]
+    (run_dir,) = run_dirs(tmp_path)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    lines = text.splitlines()
+    assert lines[-5:-3] == [f"  train/loss  {metrics['train/loss']:.4g}", f"  val/loss    {metrics['val/loss']:.4g}"]
+    assert lines[-2:] == [f"  run dir     {run_dir.relative_to(tmp_path)}",
+                          f"  tensorboard --logdir {run_dir.relative_to(tmp_path)}"]
+    assert lines[-7] == "`Trainer.fit` stopped: `max_steps=500` reached."  # on its own line
+    assert "\r" not in text and "Sanity Checking" not in text and "Validation" not in text
+    assert [line for line in lines if line.startswith("step ")][-1].startswith("step 500/500  train/loss ")
+    assert len(lines) < 45  # a screen: no redraw wall
+
+
+@pytest.mark.slow
+def test_diverged_run_on_a_terminal_says_why_on_a_fresh_line(tmp_path):
+    """On a terminal the bar is live; when training stops, its line ends before the reason."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # a 120-column window
+    # diverges at step 3 (tests/test_reliability.py); the bar redraws every 50 steps
+    proc = subprocess.Popen([sys.executable, "-m", "primer.train", *TINY, "trainer.max_steps=50", "optimizer.lr=10"],
+                            cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower)
+    os.close(follower)
+    chunks = []
+    while True:  # until the child closes the terminal
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the other end is closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert proc.wait(timeout=300) == 3
+    screen = b"".join(chunks).decode()
+    assert "Epoch 0:" in screen  # the live bar, not the plain lines
+    before, reason = screen.split("error: training diverged: ", 1)
+    assert before.endswith("\n"), before[-200:]
+    assert re.search(r"Epoch 0: [^\r\n]*\| 3/50 \[", before), before[-300:]  # redrawn at the step it stopped
+    assert reason.startswith("train/loss is ")
+
+
+@pytest.mark.slow
+def test_report_takes_the_wall_time_the_run_measured_not_file_times(tmp_path):
+    def run(*args):
+        result = subprocess.run([sys.executable, "-m", *args], cwd=tmp_path, capture_output=True, text=True,
+                                timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result
+
+    run("primer.train", *TINY, *QUIET)
+    (run_dir,) = run_dirs(tmp_path)
+    run("primer.eval", f"ckpt_path={run_dir / 'checkpoints' / 'final.ckpt'}")  # writes final.eval.json later
+    run("primer.report", str(run_dir))
+    with open(run_dir / "summary.csv") as f:
+        (row,) = csv.DictReader(f)
+    measured = json.loads((run_dir / "run.json").read_text())
+    assert float(row["wall_time_s"]) == round(measured["wall_time_s"], 2)
+    # file times would have counted the eval process too
+    since_config = (run_dir / "checkpoints" / "final.eval.json").stat().st_mtime - \
+        (run_dir / ".hydra" / "config.yaml").stat().st_mtime
+    assert float(row["wall_time_s"]) < since_config
+
+
+def _get(url, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+@pytest.fixture
+def tensorboard_of(tmp_path):
+    """Starts `tensorboard --logdir DIR` on a free port of 127.0.0.1; returns its URL; stops it after."""
+    servers = []
+
+    def start(logdir):
+        server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host",
+                                   "127.0.0.1", "--port", "0", "--load_fast=false", "--reload_interval=1"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        servers.append(server)
+        for line in server.stderr:  # it says where it listens once it does
+            if match := re.search(r"http://127\.0\.0\.1:(\d+)/", line):
+                return f"http://127.0.0.1:{match.group(1)}"
+        raise AssertionError("tensorboard ended without serving")
+
+    yield start
+    for server in servers:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_tensorboard_shows_a_sweep_by_job_dir_with_what_it_varied_first(tmp_path, tensorboard_of):
+    sweep = ["model=two_layer,sequential", "optimizer.lr=1e-4,1e-3"]  # both nets have the same keys
+    result = subprocess.run([sys.executable, "-m", "primer.train", "-m", *sweep, *TINY, *QUIET], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep_dir,) = run_dirs(tmp_path, "multirun")
+    assert result.stdout.rstrip().endswith(f"tensorboard --logdir {sweep_dir.relative_to(tmp_path)}")
+    jobs = sorted(d.name for d in sweep_dir.iterdir() if (d / ".hydra").is_dir())
+    assert len(jobs) == 4 and jobs[0].startswith("0_data.input_dim=8,model.hidden_dim=4,model=two_layer,optimizer.lr=0.0001,")
+
+    url = tensorboard_of(sweep_dir)
+    runs = _get(f"{url}/data/runs")
+    while set(jobs) - set(runs):  # the server loads the event files in the background: wait for all
+        runs = _get(f"{url}/data/runs")
+    assert set(runs) == {*jobs, "."}  # each job by its dir; "." holds the sweep's HPARAMS config
+    tags = _get(f"{url}/data/plugin/scalars/tags")
+    for job in jobs:
+        assert {"train/loss", "val/loss", "val/r2"} <= set(tags[job]) and "epoch" not in tags[job]
+
+    experiment = _get(f"{url}/data/plugin/hparams/experiment", {"experimentName": ""})
+    columns = [(h["name"], h.get("differs", False)) for h in experiment["hparamInfos"]]
+    assert columns[:2] == [("model", True), ("optimizer.lr", True)]  # the swept keys, ticked first
+    assert not any(differs for _, differs in columns[2:])
+    assert {"trainer.log_every_n_steps", "data.input_dim", "seed"} <= {name for name, _ in columns}
+    metrics = [m["name"]["tag"] for m in experiment["metricInfos"]]
+    assert metrics[:3] == ["train/loss", "val/loss", "val/r2"] and "train/explained_variance" in metrics
+
+    groups = _get(f"{url}/data/plugin/hparams/session_groups", {
+        "experimentName": "", "allowedStatuses": ["STATUS_SUCCESS"], "startIndex": 0, "sliceSize": 10,
+        "colParams": [{"hparam": "experiment"}, {"metric": {"tag": "train/loss"}}]})["sessionGroups"]
+    assert sorted(g["name"] for g in groups) == jobs
+    for group in groups:
+        assert "experiment" not in group["hparams"]  # null: an empty cell, not "None"
+        job = json.loads((sweep_dir / group["name"] / "metrics.json").read_text())
+        (loss,) = [m["value"] for m in group["metricValues"] if m["name"]["tag"] == "train/loss"]
+        assert loss == pytest.approx(job["train/loss"])
