@@ -144,3 +144,22 @@ class FirstStep(L.Callback):
         if not self.finished:
             self.finished = True
             exits.keep_run_dir()
+
+
+@contextlib.contextmanager
+def stop_cleanly_until_training():
+    """Ctrl-C while the run is still being set up stops it with `Interrupted` (exit 130, run dir removed):
+    Lightning would otherwise catch the KeyboardInterrupt inside fit and exit 1. From on_train_start
+    on, SaveOnInterrupt's handler takes over and saves a checkpoint to resume from."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Interrupted("Ctrl-C before training started; nothing to resume", signum)
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -25,7 +25,15 @@ from primer.report import record_failure
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fits the configured net to the configured data; returns the final logged metrics."""
-    import lightning as L  # heavy imports here, so --help and config errors stay instant
+    from primer.guards import stop_cleanly_until_training  # heavy imports: here, so --help stays instant
+
+    logging.getLogger("lightning").handlers.clear()  # Hydra's handlers already print and file its messages
+    with stop_cleanly_until_training():
+        return _train(cfg)
+
+
+def _train(cfg: DictConfig) -> dict[str, float]:
+    import lightning as L
     import torch
     from hydra.utils import instantiate
 
@@ -36,7 +44,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from primer.scaleout import use_submitit_tasks_as_ranks
     from primer.system import Regression
 
-    logging.getLogger("lightning").handlers.clear()  # Hydra's handlers already print and file its messages
     quiet_third_party()
     use_submitit_tasks_as_ranks()
     torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
