@@ -1,7 +1,6 @@
 """The real conf/: every choice of every group composes and builds, and bad input stops in one line."""
 
 import inspect
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from primer.config import CONFIG_DIR
+from tests.conftest import run_cli
 
 GROUPS = {group: sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
           for group in ("model", "optimizer", "data", "trainer", "logger", "callbacks")}
@@ -55,12 +55,6 @@ def test_every_choice_composes_and_builds(make_config, group, choice):
     OmegaConf.resolve(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]))  # interpolations resolve
 
 
-def run_cli(*args, cwd):
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    return subprocess.run([sys.executable, "-m", "primer.train", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
-
-
 BAD_INPUT = [
     (["model=foo"], "model=foo: no such model; choose one of autograd, custom_relu, manual, sequential, two_layer"),
     (["optimizer=rmsprop"], "optimizer=rmsprop: no such optimizer; choose one of adam, sgd"),
@@ -88,6 +82,7 @@ BAD_INPUT = [
 
 
 @pytest.mark.parametrize(("args", "message"), BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
+@pytest.mark.slow
 def test_bad_input_stops_with_one_line_and_no_run_dir(tmp_path, args, message):
     result = run_cli(*args, cwd=tmp_path)
     assert result.returncode == 2
@@ -96,11 +91,13 @@ def test_bad_input_stops_with_one_line_and_no_run_dir(tmp_path, args, message):
     assert not (tmp_path / "outputs").exists()  # nothing was started
 
 
+@pytest.mark.slow
 def test_printing_a_config_shows_values_that_a_run_would_reject(tmp_path):
     result = run_cli("data.batch_size=0", "--cfg", "job", cwd=tmp_path)
     assert result.returncode == 0 and "batch_size: 0" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
 @pytest.mark.parametrize("args", [["trainer.accelerator=gpu"], ["trainer=gpu"]])
 def test_gpu_without_a_gpu_says_so_and_suggests_cpu_or_auto(tmp_path, args):
@@ -110,6 +107,7 @@ def test_gpu_without_a_gpu_says_so_and_suggests_cpu_or_auto(tmp_path, args):
     assert "trainer.accelerator=cpu" in result.stderr and "trainer.accelerator=auto" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [["--help"], ["--cfg", "job"], ["model=foo"]])
 def test_config_only_commands_do_not_import_torch(tmp_path, args):
     probe = (
@@ -122,6 +120,7 @@ def test_config_only_commands_do_not_import_torch(tmp_path, args):
     assert "torch imported: False" in result.stderr
 
 
+@pytest.mark.slow
 def test_help_lists_every_group_with_its_choices_and_default(tmp_path):
     result = run_cli("--help", cwd=tmp_path)
     assert result.returncode == 0 and not (tmp_path / "outputs").exists()

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from primer.config import CONFIG_DIR, BadConfig, check_command_line
-from tests.test_train import MODELS, PRIMER_LR
+from tests.conftest import MODELS, PRIMER_LR
 
 EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
 
@@ -43,8 +43,14 @@ def test_preflight_check_stops_a_bad_sweep_before_any_job(args, message):
         check_command_line(args)
 
 
-def test_optuna_preset_passes_the_preflight_check():
-    check_command_line(["-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2"])
+def test_optuna_preset_passes_the_preflight_check(monkeypatch):
+    import primer.config
+
+    checked, check_values = [], primer.config.check_values
+    monkeypatch.setattr(primer.config, "check_values", lambda cfg, overrides, base: checked.append(overrides)
+                        or check_values(cfg, overrides, base))
+    check_command_line(["-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2"])  # raises BadConfig if not
+    assert checked == [["hparams_search=optuna", "hydra.sweeper.n_trials=2"]]  # the trials' shared config, checked
 
 
 def test_optuna_search_without_its_extra_says_what_to_install(monkeypatch):
