@@ -7,7 +7,7 @@ from pathlib import Path
 
 import lightning as L
 import pytest
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf
 
 from primer.config import CONFIG_DIR
@@ -43,6 +43,31 @@ def test_trainer_config_lists_every_trainer_argument(make_config):
     assert set(make_config().trainer) - {"_target_"} == expected
 
 
+def check_built(group, built, cfg):
+    """What a group's choice built does what its config says."""
+    import torch
+    from lightning.pytorch.loggers import Logger
+
+    if group == "model":
+        assert built(torch.randn(3, cfg.data.input_dim)).shape == (3, cfg.data.output_dim)
+    elif group == "optimizer":
+        assert isinstance(built, torch.optim.Optimizer) and built.defaults["lr"] == cfg.optimizer.lr
+    elif group == "data":
+        built.setup("fit")
+        x, y = next(iter(built.train_dataloader()))
+        assert x.shape == (cfg.data.batch_size, cfg.data.input_dim)
+        assert y.shape == (cfg.data.batch_size, cfg.data.output_dim)
+    elif group == "trainer":
+        assert isinstance(built, L.Trainer) and built.max_steps == cfg.trainer.max_steps
+        if cfg.trainer.accelerator != "auto":  # auto picks what the machine has
+            expected = {"cpu": "CPUAccelerator", "gpu": "CUDAAccelerator"}[cfg.trainer.accelerator]
+            assert type(built.accelerator).__name__ == expected
+        assert cfg.trainer.devices == "auto" or built.num_devices == cfg.trainer.devices
+    else:  # logger, callbacks: an object of each entry's class; none for `none`
+        assert [type(b) for b in built] == [get_class(c._target_) for c in cfg[group].values()]
+        assert all(isinstance(b, Logger if group == "logger" else L.Callback) for b in built)
+
+
 @pytest.mark.parametrize(("group", "choice"), EVERY_CHOICE, ids=[f"{g}={c}" for g, c in EVERY_CHOICE])
 def test_every_choice_composes_and_builds(make_config, group, choice):
     if choice in ("gpu", "ddp") and not __import__("torch").cuda.is_available():
@@ -51,7 +76,7 @@ def test_every_choice_composes_and_builds(make_config, group, choice):
     built = instantiate(cfg[group]) if "_target_" in cfg[group] else [instantiate(c) for c in cfg[group].values()]
     if group == "optimizer":
         built = built(instantiate(cfg.model).parameters())
-    assert built is not None
+    check_built(group, built, cfg)
     OmegaConf.resolve(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]))  # interpolations resolve
 
 
