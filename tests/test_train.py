@@ -62,6 +62,7 @@ def test_every_model_trains_a_few_steps(make_config, tmp_path, model):
     assert read_checkpoint(tmp_path / "run" / FINAL)["global_step"] == 6  # manual optimization advances global_step too
 
 
+@pytest.mark.slow  # in-process, but full primer sizes for 500 steps: half the fast subset's time, more under load
 @pytest.mark.parametrize("model", MODELS)
 def test_every_model_converges_with_the_primers_hyperparameters(make_config, tmp_path, model):
     """Full primer sizes, 500 steps: the summed loss falls 6+ orders of magnitude, below 1e-3."""
