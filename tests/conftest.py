@@ -1,8 +1,13 @@
-"""Shared fixtures: compose the real conf/ with overrides, and run tiny real trainings into tmp_path."""
+"""Shared helpers: compose the real conf/ with overrides, run tiny real trainings into tmp_path,
+start the real command line, and read back what a run saved."""
 
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
@@ -11,6 +16,12 @@ from primer.config import CONFIG_DIR, CONFIG_NAME
 
 # Small enough that a training takes well under a second on a 2-core CPU.
 TINY = ["trainer.max_steps=6", "trainer.log_every_n_steps=2", "data.input_dim=8", "model.hidden_dim=4"]
+# No progress bar or model summary: a run's output holds only what the test reads.
+QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+MODELS = ["two_layer", "custom_relu", "sequential", "autograd", "manual"]
+PRIMER_LR = {"two_layer": 1e-4, "custom_relu": 1e-4, "sequential": 1e-4, "autograd": 1e-6, "manual": 1e-6}
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def compose_config(output_dir, overrides=()) -> DictConfig:
@@ -29,6 +40,38 @@ def make_config(tmp_path):
         return compose_config(tmp_path / subdir, overrides)
 
     return make
+
+
+def cli_env() -> dict[str, str]:
+    """The environment of a command-line run: without HYDRA_FULL_ERROR, whose tracebacks would replace
+    the one-line errors under test, and with the repo root importable, for tests/callbacks.py."""
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def run_cli(*args, cwd, module="primer.train", timeout=300) -> subprocess.CompletedProcess:
+    """Runs `python -m primer.train ARGS` (or another primer command) in cwd, made if missing, to its end.
+    The exit code is the caller's to check."""
+    Path(cwd).mkdir(parents=True, exist_ok=True)
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=cli_env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def start_cli(*args, cwd, **popen_kwargs) -> subprocess.Popen:
+    """Starts `python -m primer.train ARGS` in cwd and returns at once: for runs that run together or get a signal."""
+    return subprocess.Popen([sys.executable, "-m", "primer.train", *args], cwd=cwd, env=cli_env(), text=True,
+                            **popen_kwargs)
+
+
+def read_checkpoint(path) -> dict:
+    """What a run saved at `path`, loaded as a resume loads it: tensors and plain containers only."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def same_weights(a: dict, b: dict) -> bool:
+    """Two state dicts hold the same tensors under the same names, bit for bit."""
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.fixture

@@ -1,11 +1,10 @@
 """`python -m primer.autograd`: the primer's walk-through, numbers checked."""
 
-import subprocess
-import sys
-
+import pytest
 import torch
 
 from primer.autograd import walk_through
+from tests.conftest import run_cli
 
 
 def test_walk_through_values_and_gradient():
@@ -16,7 +15,9 @@ def test_walk_through_values_and_gradient():
     assert torch.equal(t["x.grad"], torch.full((2, 2), 4.5))
 
 
-def test_command_prints_the_gradient():
-    result = subprocess.run([sys.executable, "-m", "primer.autograd"], capture_output=True, text=True, check=True)
+@pytest.mark.slow
+def test_command_prints_the_gradient(tmp_path):
+    result = run_cli(module="primer.autograd", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
     assert "out = 27.0" in result.stdout
     assert "[[4.5000, 4.5000]," in result.stdout

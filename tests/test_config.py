@@ -1,17 +1,17 @@
 """The real conf/: every choice of every group composes and builds, and bad input stops in one line."""
 
 import inspect
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import lightning as L
 import pytest
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 from omegaconf import OmegaConf
 
 from primer.config import CONFIG_DIR
+from tests.conftest import run_cli
 
 GROUPS = {group: sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
           for group in ("model", "optimizer", "data", "trainer", "logger", "callbacks")}
@@ -43,6 +43,33 @@ def test_trainer_config_lists_every_trainer_argument(make_config):
     assert set(make_config().trainer) - {"_target_"} == expected
 
 
+def check_built(group, built, cfg):
+    """What a group's choice built does what its config says."""
+    import torch
+    from lightning.pytorch.loggers import Logger
+
+    if group == "model":
+        assert built(torch.randn(3, cfg.data.input_dim)).shape == (3, cfg.data.output_dim)
+    elif group == "optimizer":
+        assert isinstance(built, torch.optim.Optimizer) and built.defaults["lr"] == cfg.optimizer.lr
+    elif group == "data":
+        built.setup("fit")
+        x, y = next(iter(built.train_dataloader()))
+        assert x.shape == (cfg.data.batch_size, cfg.data.input_dim)
+        assert y.shape == (cfg.data.batch_size, cfg.data.output_dim)
+    elif group == "trainer":
+        assert isinstance(built, L.Trainer) and built.max_steps == cfg.trainer.max_steps
+        if cfg.trainer.accelerator != "auto":  # auto picks what the machine has
+            expected = {"cpu": "CPUAccelerator", "gpu": "CUDAAccelerator"}[cfg.trainer.accelerator]
+            assert type(built.accelerator).__name__ == expected
+        assert cfg.trainer.devices == "auto" or built.num_devices == cfg.trainer.devices
+    else:  # logger, callbacks: an object of each entry's class; none for `none`
+        targets = [get_object(c._target_) for c in cfg[group].values()]  # a class, or a function that builds one
+        assert len(built) == len(targets)
+        assert all(type(b) is t for b, t in zip(built, targets) if inspect.isclass(t))
+        assert all(isinstance(b, Logger if group == "logger" else L.Callback) for b in built)
+
+
 @pytest.mark.parametrize(("group", "choice"), EVERY_CHOICE, ids=[f"{g}={c}" for g, c in EVERY_CHOICE])
 def test_every_choice_composes_and_builds(make_config, group, choice):
     if choice in ("gpu", "ddp") and not __import__("torch").cuda.is_available():
@@ -51,14 +78,8 @@ def test_every_choice_composes_and_builds(make_config, group, choice):
     built = instantiate(cfg[group]) if "_target_" in cfg[group] else [instantiate(c) for c in cfg[group].values()]
     if group == "optimizer":
         built = built(instantiate(cfg.model).parameters())
-    assert built is not None
+    check_built(group, built, cfg)
     OmegaConf.resolve(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]))  # interpolations resolve
-
-
-def run_cli(*args, cwd):
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    return subprocess.run([sys.executable, "-m", "primer.train", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
 
 
 BAD_INPUT = [
@@ -88,6 +109,7 @@ BAD_INPUT = [
 
 
 @pytest.mark.parametrize(("args", "message"), BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
+@pytest.mark.slow
 def test_bad_input_stops_with_one_line_and_no_run_dir(tmp_path, args, message):
     result = run_cli(*args, cwd=tmp_path)
     assert result.returncode == 2
@@ -96,11 +118,13 @@ def test_bad_input_stops_with_one_line_and_no_run_dir(tmp_path, args, message):
     assert not (tmp_path / "outputs").exists()  # nothing was started
 
 
+@pytest.mark.slow
 def test_printing_a_config_shows_values_that_a_run_would_reject(tmp_path):
     result = run_cli("data.batch_size=0", "--cfg", "job", cwd=tmp_path)
     assert result.returncode == 0 and "batch_size: 0" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
 @pytest.mark.parametrize("args", [["trainer.accelerator=gpu"], ["trainer=gpu"]])
 def test_gpu_without_a_gpu_says_so_and_suggests_cpu_or_auto(tmp_path, args):
@@ -110,6 +134,7 @@ def test_gpu_without_a_gpu_says_so_and_suggests_cpu_or_auto(tmp_path, args):
     assert "trainer.accelerator=cpu" in result.stderr and "trainer.accelerator=auto" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [["--help"], ["--cfg", "job"], ["model=foo"]])
 def test_config_only_commands_do_not_import_torch(tmp_path, args):
     probe = (
@@ -122,6 +147,7 @@ def test_config_only_commands_do_not_import_torch(tmp_path, args):
     assert "torch imported: False" in result.stderr
 
 
+@pytest.mark.slow
 def test_help_lists_every_group_with_its_choices_and_default(tmp_path):
     result = run_cli("--help", cwd=tmp_path)
     assert result.returncode == 0 and not (tmp_path / "outputs").exists()

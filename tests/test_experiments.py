@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from primer.config import CONFIG_DIR
-from tests.test_train import MODELS, PRIMER_LR
+from tests.conftest import MODELS, PRIMER_LR
 
 EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
 
@@ -54,6 +54,23 @@ def test_preflight_check_stops_a_bad_sweep_before_any_job(cli, tmp_path, args, m
     code, _, err = cli(*args)
     assert code == 2 and err.startswith(f"error: {message}") and err.count("\n") == 1, err[-2000:]
     assert not (tmp_path / "outputs").exists()
+
+
+def test_optuna_preset_passes_the_preflight_check(cli, monkeypatch):
+    import primer.preflight
+    from primer.exits import BadConfig, EndCommand
+
+    checked, check = [], primer.preflight._check_or_end
+
+    def record(config, multirun):
+        check(config, multirun)  # the real check: it would end the command on a bad config
+        checked.append(config)
+        raise EndCommand(BadConfig("checked"))  # stop before the search starts
+
+    monkeypatch.setattr(primer.preflight, "_check_or_end", record)
+    code, _, err = cli("-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2")
+    assert code == 2 and err == "error: checked\n"
+    assert [c.hydra.sweeper.n_trials for c in checked] == [2]  # the trials' shared config, checked once
 
 
 def test_optuna_search_without_its_extra_says_what_to_install(cli, monkeypatch):

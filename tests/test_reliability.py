@@ -1,12 +1,10 @@
 """Bad checkpoints, interruptions, divergence, evaluation and output dirs, through the real command line."""
 
 import json
-import os
 import shlex
 import signal
 import subprocess
-import sys
-import time
+import threading
 
 import pytest
 import torch
@@ -15,16 +13,8 @@ from hydra.utils import instantiate
 from primer.exits import SWEEP_FAILED, Diverged
 from primer.report import job_dirs
 from primer.train import train
-from tests.conftest import TINY, compose_config
-from tests.test_config import run_cli
-
-
-def checkpoint(path):
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def same_weights(a, b):
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+from tests.callbacks import REACHED
+from tests.conftest import QUIET, TINY, compose_config, read_checkpoint, run_cli, same_weights, start_cli
 
 
 class RunsCode:
@@ -52,7 +42,7 @@ def bad_checkpoint(kind, tmp_path, final):
     elif kind == "pickled_code":
         torch.save({"state_dict": {}, "payload": RunsCode(tmp_path / "code_ran")}, path)
     elif kind == "no_stored_config":
-        saved = checkpoint(final)
+        saved = read_checkpoint(final)
         del saved["primer"]
         torch.save(saved, path)
     else:
@@ -72,6 +62,7 @@ BAD_CHECKPOINTS = [  # (checkpoint, extra overrides, message after "error: ckpt_
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("kind", "extra", "message"), BAD_CHECKPOINTS,
                          ids=[f"{k}-{' '.join(e)}" for k, e, _ in BAD_CHECKPOINTS])
 def test_bad_checkpoint_stops_in_one_line_before_training(tmp_path, tiny_run, kind, extra, message):
@@ -86,62 +77,68 @@ def test_bad_checkpoint_stops_in_one_line_before_training(tmp_path, tiny_run, ki
     assert not (tmp_path / "code_ran").exists()  # the pickled code never ran
 
 
-def start_run(run_dir, args, cwd):
-    return subprocess.Popen([sys.executable, "-m", "primer.train", *args, f"hydra.run.dir={run_dir}"],
-                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-# Long enough to be signalled mid-training; the CSV logger writes metrics.csv once steps have run.
-LONG = ["trainer.max_steps=300", "data.input_dim=8", "model.hidden_dim=4", "trainer.enable_progress_bar=false",
-        "logger=csv", "trainer.log_every_n_steps=5", "+logger.csv.flush_logs_every_n_steps=5"]
-
-
+# The CSV logger, so that a resumed run's metrics can be compared with an uninterrupted one's.
+LONG = ["trainer.max_steps=300", "data.input_dim=8", "model.hidden_dim=4", *QUIET, "logger=csv",
+        "trainer.log_every_n_steps=5"]
+STOP_AT = 40  # the step at which tests.callbacks.HoldAtStep waits for the signal
+HOLD = ["+callbacks.hold._target_=tests.callbacks.HoldAtStep", f"+callbacks.hold.step={STOP_AT}"]
 SAVED = "outputs/interrupted/checkpoints/interrupted.ckpt"
 
 
 def interrupt(tmp_path, args, signum):
-    """Starts a LONG run, sends it `signum` once training has started; its stderr's last line."""
-    run = start_run("outputs/interrupted", args, cwd=tmp_path)
-    while not (tmp_path / "outputs/interrupted/csv/metrics.csv").exists() and run.poll() is None:
-        time.sleep(0.02)  # training has started once the logger has written
-    run.send_signal(signum)
-    _, stderr = run.communicate(timeout=120)
+    """Starts a LONG run, sends it `signum` once it holds at step STOP_AT; its stderr's last line."""
+    run = start_cli(*HOLD, *args, "hydra.run.dir=outputs/interrupted", cwd=tmp_path,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    watchdog = threading.Timer(300, run.kill)  # bounds a run that hangs before the marker; not a wait
+    watchdog.start()
+    try:
+        before = []
+        for line in run.stderr:  # blocks until the run prints the next line, or exits
+            before.append(line)
+            if line.startswith(REACHED):
+                break
+        assert before and before[-1] == f"{REACHED} {STOP_AT}\n", "".join(before)[-2000:]
+        run.send_signal(signum)
+        stderr = "".join(before) + run.stderr.read()
+        run.wait()
+    finally:
+        watchdog.cancel()
     assert run.returncode == 128 + signum, stderr[-2000:]
     assert "Traceback" not in stderr
     last_line = stderr.strip().splitlines()[-1]
-    assert last_line.startswith(f"interrupted: {signal.Signals(signum).name} at step ")
+    assert last_line.startswith(f"interrupted: {signal.Signals(signum).name} at step {STOP_AT} of 300: ")
+    assert read_checkpoint(tmp_path / SAVED)["global_step"] == STOP_AT  # the step it was at, before the end
     return last_line
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
     last_line = interrupt(tmp_path, [*LONG, "model=manual", "optimizer.lr=1e-6"], signal.SIGTERM)
-    saved = checkpoint(tmp_path / SAVED)
-    assert 0 < saved["global_step"] < 300 and f"at step {saved['global_step']} of 300" in last_line
+    assert f"saved {SAVED}; resume with: python -m primer.train " in last_line
     assert last_line.endswith(f"model=manual optimizer.lr=1e-6 ckpt_path={SAVED}")
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_to_the_uninterrupted_result_bit_for_bit(tmp_path):
     """Ctrl-C mid-training, then the printed resume command: the same weights and metrics as one run."""
     args = [*LONG, "optimizer=adam"]
     last_line = interrupt(tmp_path, args, signal.SIGINT)
-    assert 0 < checkpoint(tmp_path / SAVED)["global_step"] < 300
 
     command = last_line.partition("resume with: ")[2]
     assert command.startswith("python -m primer.train ") and command.endswith(f"ckpt_path={SAVED}")
-    resumed = subprocess.run([sys.executable, *shlex.split(command)[1:], "hydra.run.dir=outputs/resumed"],
-                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    resumed = run_cli(*shlex.split(command)[3:], "hydra.run.dir=outputs/resumed", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     train(compose_config(tmp_path / "outputs/uninterrupted", args))
 
     runs = {name: tmp_path / "outputs" / name for name in ("resumed", "uninterrupted")}
-    final = {name: checkpoint(d / "checkpoints/final.ckpt") for name, d in runs.items()}
+    final = {name: read_checkpoint(d / "checkpoints/final.ckpt") for name, d in runs.items()}
     assert final["resumed"]["global_step"] == final["uninterrupted"]["global_step"] == 300
     assert same_weights(final["resumed"]["state_dict"], final["uninterrupted"]["state_dict"])
     metrics = {name: json.loads((d / "metrics.json").read_text()) for name, d in runs.items()}
     assert metrics["resumed"] == metrics["uninterrupted"]  # train/loss and val/loss included, exactly
 
 
-DIVERGE = [*TINY, "trainer.max_steps=50", "optimizer.lr=10", "trainer.enable_progress_bar=false"]
+DIVERGE = [*TINY, "trainer.max_steps=50", "optimizer.lr=10", *QUIET]
 
 
 def test_diverging_run_stops_at_the_first_non_finite_step_keeping_finite_checkpoints(make_config, tmp_path):
@@ -152,7 +149,7 @@ def test_diverging_run_stops_at_the_first_non_finite_step_keeping_finite_checkpo
     step = int(str(info.value).split(" at step ")[1].split()[0])
     kept_path = tmp_path / "run/checkpoints/final.ckpt"  # saved after every step until the bad one
     assert str(info.value).endswith(f"last finite checkpoint: {kept_path}")
-    kept = checkpoint(kept_path)
+    kept = read_checkpoint(kept_path)
     assert kept["global_step"] == step - 1
     assert all(torch.isfinite(w).all() for w in kept["state_dict"].values())
     # The kept weights are the ones the bad step started from: their loss is the first non-finite one.
@@ -163,6 +160,7 @@ def test_diverging_run_stops_at_the_first_non_finite_step_keeping_finite_checkpo
     assert not torch.isfinite(((net(x) - y) ** 2).sum())
 
 
+@pytest.mark.slow
 def test_diverging_command_line_run_exits_3_with_one_line(tmp_path):
     result = run_cli(*DIVERGE, cwd=tmp_path)
     assert result.returncode == 3, result.stderr[-2000:]
@@ -174,6 +172,7 @@ def test_diverging_command_line_run_exits_3_with_one_line(tmp_path):
     assert not (run_dir / "checkpoints").exists() and not (run_dir / "metrics.json").exists()
 
 
+@pytest.mark.slow
 def test_diverging_job_of_a_sweep_fails_alone(tmp_path):
     result = run_cli("-m", *DIVERGE, "optimizer.lr=10,1e-4", cwd=tmp_path)
     (sweep,) = (tmp_path / "outputs/multirun").iterdir()
@@ -185,10 +184,10 @@ def test_diverging_job_of_a_sweep_fails_alone(tmp_path):
     assert result.stderr.rstrip().splitlines()[-1].startswith("error: 1 of 2 jobs failed; see ")
 
 
+@pytest.mark.slow
 def test_eval_rebuilds_the_run_from_its_checkpoint_and_matches_its_metrics(tmp_path, tiny_run):
     run_dir, final = tiny_run
-    result = subprocess.run([sys.executable, "-m", "primer.eval", f"ckpt_path={final}"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=120)  # no training overrides
+    result = run_cli(f"ckpt_path={final}", module="primer.eval", cwd=tmp_path)  # no training overrides
     assert result.returncode == 0, result.stderr[-2000:]
     printed = json.loads(result.stdout)
     assert printed == json.loads((run_dir / "checkpoints/final.eval.json").read_text())
@@ -198,32 +197,33 @@ def test_eval_rebuilds_the_run_from_its_checkpoint_and_matches_its_metrics(tmp_p
     assert {f"test/{m}" for m in ("loss", "mse", "r2", "explained_variance")} <= set(printed)
 
 
+@pytest.mark.slow
 def test_eval_refuses_a_checkpoint_that_would_run_code(tmp_path, tiny_run):
     path = bad_checkpoint("pickled_code", tmp_path, tiny_run[1])
-    result = subprocess.run([sys.executable, "-m", "primer.eval", f"ckpt_path={path}"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    result = run_cli(f"ckpt_path={path}", module="primer.eval", cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.startswith(f"error: ckpt_path={path}: refused: ")
     assert result.stderr.count("\n") == 1 and not (tmp_path / "code_ran").exists()
 
 
+@pytest.mark.slow
 def test_runs_started_together_get_their_own_dirs(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    runs = [subprocess.Popen([sys.executable, "-m", "primer.train", *TINY, f"seed={seed}"], cwd=tmp_path, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for seed in (1, 2)]
+    runs = [start_cli(*TINY, f"seed={seed}", cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for seed in (1, 2)]
     assert all(run.wait(timeout=300) == 0 for run in runs)
     run_dirs = sorted((tmp_path / "outputs/runs").iterdir())
     assert len(run_dirs) == 2
-    seeds = sorted(checkpoint(d / "checkpoints/final.ckpt")["primer"]["config"]["seed"] for d in run_dirs)
+    seeds = sorted(read_checkpoint(d / "checkpoints/final.ckpt")["primer"]["config"]["seed"] for d in run_dirs)
     assert seeds == [1, 2] and all((d / "metrics.json").is_file() for d in run_dirs)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_gpu_divergence_is_caught_without_a_per_step_sync_and_keeps_finite_checkpoints(make_config, tmp_path):
-    cfg = make_config(*DIVERGE, "trainer=gpu", "+callbacks.model_checkpoint.every_n_train_steps=3")
+    """The flag is read on logging and saving steps only (every 2nd here), before a checkpoint is written:
+    the message names the first bad step all the same, and the last checkpoint before it stays."""
+    cfg = make_config(*DIVERGE, "trainer=gpu", "+callbacks.model_checkpoint.every_n_train_steps=2")
     with pytest.raises(Diverged, match=r"train/loss is not finite at step \d+ of 50") as info:
         train(cfg)
     step = int(str(info.value).split(" at step ")[1].split()[0])
-    kept = tmp_path / "run/checkpoints/final.ckpt"
-    if kept.exists():  # checked before every save: a checkpoint never holds the diverged weights
-        assert checkpoint(kept)["global_step"] < step
-        assert all(torch.isfinite(w).all() for w in checkpoint(kept)["state_dict"].values())
+    kept = read_checkpoint(tmp_path / "run/checkpoints/final.ckpt")
+    assert kept["global_step"] == (step - 1) // 2 * 2  # the last save before the bad step
+    assert all(torch.isfinite(w).all() for w in kept["state_dict"].values())

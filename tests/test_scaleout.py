@@ -6,9 +6,6 @@ Each CLI run here starts real processes (~5 s of imports each), so sizes are tin
 
 import csv
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -16,22 +13,13 @@ import torch
 from primer.data import shard
 from primer.report import job_dirs
 from primer.train import train
-from tests.conftest import TINY
+from tests.conftest import QUIET, TINY, read_checkpoint, run_cli
 
-QUIET = [*TINY, "trainer.enable_progress_bar=false"]
-
-
-def run_cli(*args, cwd):
-    cwd.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    done = subprocess.run([sys.executable, "-m", "primer.train", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done
+SMALL = [*TINY, *QUIET]
 
 
 def weights(run_dir):
-    state = torch.load(run_dir / "checkpoints" / "final.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    state = read_checkpoint(run_dir / "checkpoints" / "final.ckpt")["state_dict"]
     return {k: v for k, v in state.items() if k.startswith("net.")}
 
 
@@ -58,12 +46,14 @@ def test_shard_gives_each_rank_disjoint_rows_that_together_are_the_batch():
         shard(batch, 0, 8)
 
 
+@pytest.mark.slow
 def test_two_ddp_processes_train_like_one_process_and_leave_one_run_dir(make_config, tmp_path):
     """data.batch_size=7 is the global batch, split 4 + 3; were rows duplicated, losses would double."""
-    overrides = [*QUIET, "data.batch_size=7"]
+    overrides = [*SMALL, "data.batch_size=7"]
     reference = train(make_config(*overrides, subdir="one"))
 
-    run_cli("trainer=ddp_cpu", "trainer.devices=2", *overrides, cwd=tmp_path / "ddp")
+    done = run_cli("trainer=ddp_cpu", "trainer.devices=2", *overrides, cwd=tmp_path / "ddp")
+    assert done.returncode == 0, done.stderr[-3000:]
 
     runs = list((tmp_path / "ddp" / "outputs" / "runs").iterdir())
     assert len(runs) == 1  # the relaunched rank joined the first process's run dir
@@ -77,13 +67,15 @@ def test_two_ddp_processes_train_like_one_process_and_leave_one_run_dir(make_con
     assert_same_training(run_dir, tmp_path / "one", reference)
 
 
+@pytest.mark.slow
 def test_submitit_local_sweep_runs_each_job_with_its_own_results(make_config, tmp_path):
-    run_cli("-m", "hydra/launcher=local", "seed=0,1", *QUIET, cwd=tmp_path / "sweep")
+    done = run_cli("-m", "hydra/launcher=local", "seed=0,1", *SMALL, cwd=tmp_path / "sweep")
+    assert done.returncode == 0, done.stderr[-3000:]
 
     (sweep_dir,) = (tmp_path / "sweep" / "outputs" / "multirun").iterdir()
     jobs = job_dirs(sweep_dir)
     for seed, job_dir in zip((0, 1), jobs, strict=True):
-        reference = train(make_config(*QUIET, f"seed={seed}", subdir=f"seed{seed}"))
+        reference = train(make_config(*SMALL, f"seed={seed}", subdir=f"seed{seed}"))
         assert_same_training(job_dir, tmp_path / f"seed{seed}", reference)
     with open(sweep_dir / "summary.csv") as f:
         rows = list(csv.DictReader(f))
@@ -92,11 +84,13 @@ def test_submitit_local_sweep_runs_each_job_with_its_own_results(make_config, tm
         assert float(row["train/loss"]) == json.loads((job / "metrics.json").read_text())["train/loss"]
 
 
+@pytest.mark.slow
 def test_sweep_of_ddp_jobs_runs_each_job_as_two_submitit_tasks(make_config, tmp_path):
     """The hand-gradient net (gradients all-reduced by hand) on held-out teacher data, two global batch sizes."""
-    fixed = [*QUIET, "model=manual", "optimizer.lr=1e-6", "data=teacher", "data.val_size=5"]
-    run_cli("-m", "hydra/launcher=local", "hydra.launcher.tasks_per_node=2", "trainer=ddp_cpu",
-            "data.batch_size=6,9", *fixed, cwd=tmp_path / "sweep")
+    fixed = [*SMALL, "model=manual", "optimizer.lr=1e-6", "data=teacher", "data.val_size=5"]
+    done = run_cli("-m", "hydra/launcher=local", "hydra.launcher.tasks_per_node=2", "trainer=ddp_cpu",
+                   "data.batch_size=6,9", *fixed, cwd=tmp_path / "sweep")
+    assert done.returncode == 0, done.stderr[-3000:]
 
     (sweep_dir,) = (tmp_path / "sweep" / "outputs" / "multirun").iterdir()
     jobs = job_dirs(sweep_dir)

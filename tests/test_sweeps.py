@@ -15,12 +15,11 @@ from hydra import compose, initialize_config_dir
 from matplotlib import image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from primer import report
+from primer import exits, report
 from primer.config import CONFIG_DIR, CONFIG_NAME
 from primer.report import job_dirs
-from tests.conftest import TINY
+from tests.conftest import QUIET, TINY, run_cli, start_cli
 
-QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 SWEEPS = {  # name: the multirun's arguments
     "grid": ["model=two_layer,custom_relu", "optimizer.lr=1e-4,10", *TINY],
     "joblib": ["hydra/launcher=joblib", "optimizer.lr=1e-4,10", *TINY],
@@ -34,8 +33,7 @@ def sweeps(tmp_path_factory):
     """Starts the three sweeps at once in one dir; returns each one's stdout and sweep dir."""
     cwd = tmp_path_factory.mktemp("sweeps")
     procs = {
-        name: subprocess.Popen([sys.executable, "-m", "primer.train", "-m", *args, *QUIET],
-                               cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        name: start_cli("-m", *args, *QUIET, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         for name, args in SWEEPS.items()
     }
     results = {}
@@ -43,10 +41,10 @@ def sweeps(tmp_path_factory):
         out, err = proc.communicate(timeout=600)
         failed, jobs = {"grid": (2, 4), "joblib": (1, 2)}.get(name, (None, None))
         if failed:  # every job ran; the exit code and the last line say that some failed
-            assert proc.returncode == report.SWEEP_FAILED, err[-3000:]
+            assert proc.returncode == exits.SWEEP_FAILED, err[-3000:]
             assert err.rstrip().splitlines()[-1].startswith(f"error: {failed} of {jobs} jobs failed; see ")
         else:  # optuna: a drawn lr may diverge too
-            assert proc.returncode in (0, report.SWEEP_FAILED), err[-3000:]
+            assert proc.returncode in (0, exits.SWEEP_FAILED), err[-3000:]
         results[name] = out
     dirs = list((cwd / "outputs" / "multirun").iterdir())
     by_name = {name: next(d for d in dirs if _sweep_name(d) == name) for name in SWEEPS}
@@ -87,6 +85,7 @@ def check_summary_matches_every_job(sweep_dir, stdout):
     return rows
 
 
+@pytest.mark.slow
 def test_sweeps_started_together_keep_their_own_dirs(sweeps):
     by_name, dirs = sweeps
     assert len(dirs) == 3
@@ -99,6 +98,7 @@ def test_sweep_dirs_made_in_the_same_second_differ():
     assert first != second and first.startswith("outputs/multirun/")
 
 
+@pytest.mark.slow
 def test_grid_sweep_summary_marks_diverged_jobs_failed(sweeps):
     stdout, sweep_dir = sweeps[0]["grid"]
     rows = check_summary_matches_every_job(sweep_dir, stdout)
@@ -112,6 +112,7 @@ def test_grid_sweep_summary_marks_diverged_jobs_failed(sweeps):
         ["model=custom_relu", "optimizer.lr=0.0001"], ["model=custom_relu", "optimizer.lr=10"]]
 
 
+@pytest.mark.slow
 def test_each_job_is_a_tensorboard_run_named_by_its_overrides(sweeps):
     _, sweep_dir = sweeps[0]["grid"]
     for job in job_dirs(sweep_dir):
@@ -128,6 +129,7 @@ def test_each_job_is_a_tensorboard_run_named_by_its_overrides(sweeps):
         assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")
 
 
+@pytest.mark.slow
 def test_report_rebuilds_the_same_summary_from_the_job_dirs(sweeps, capsys):
     _, sweep_dir = sweeps[0]["grid"]
     before = {name: (sweep_dir / name).read_text() for name in ("summary.csv", "summary.md")}
@@ -139,6 +141,7 @@ def test_report_rebuilds_the_same_summary_from_the_job_dirs(sweeps, capsys):
     assert (sweep_dir / "loss_curves.png").is_file()
 
 
+@pytest.mark.slow
 def test_report_without_matplotlib_writes_the_tables_and_says_how_to_get_the_plot(sweeps, tmp_path, monkeypatch,
                                                                                    capsys):
     _, sweep_dir = sweeps[0]["grid"]
@@ -154,6 +157,7 @@ def test_report_without_matplotlib_writes_the_tables_and_says_how_to_get_the_plo
     assert "pip install -e '.[sweeps]'" in report.NO_PLOT
 
 
+@pytest.mark.slow
 def test_report_of_a_single_run_dir_has_one_row(sweeps):
     _, sweep_dir = sweeps[0]["joblib"]
     run_dir = job_dirs(sweep_dir)[0]
@@ -162,13 +166,14 @@ def test_report_of_a_single_run_dir_has_one_row(sweeps):
     assert row["job"] == run_dir.name and row["status"] == "ok" and row["steps"] == "6"
 
 
+@pytest.mark.slow
 def test_report_of_a_dir_without_runs_says_so_in_one_line(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "primer.report", str(tmp_path)],
-                            capture_output=True, text=True, timeout=60)
+    result = run_cli(str(tmp_path), module="primer.report", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: {tmp_path}: not a run or sweep dir") and result.stderr.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_joblib_sweep_records_a_diverging_job_and_runs_the_others(sweeps):
     stdout, sweep_dir = sweeps[0]["joblib"]
     ok, failed = check_summary_matches_every_job(sweep_dir, stdout)
@@ -178,6 +183,7 @@ def test_joblib_sweep_records_a_diverging_job_and_runs_the_others(sweeps):
     assert "at step 3 of 6; try a smaller optimizer.lr (this run: 10)" in failed["reason"]
 
 
+@pytest.mark.slow
 def test_optuna_search_minimizes_the_final_val_loss_over_its_trials(sweeps):
     stdout, sweep_dir = sweeps[0]["optuna"]
     rows = check_summary_matches_every_job(sweep_dir, stdout)
@@ -189,6 +195,7 @@ def test_optuna_search_minimizes_the_final_val_loss_over_its_trials(sweeps):
     assert best["best_value"] == pytest.approx(min(finished))
 
 
+@pytest.mark.slow
 def test_report_reads_a_sweep_made_before_job_dirs_were_named(sweeps, tmp_path):
     """Older sweeps named job dirs by number only and had no summary: the report needs neither."""
     _, sweep_dir = sweeps[0]["grid"]

@@ -1,0 +1,53 @@
+"""Test-only Lightning callbacks, added to a run with `+callbacks.NAME._target_=tests.callbacks.CLASS`.
+
+A command-line run imports them because run_cli puts the repo root on its PYTHONPATH (conftest.cli_env).
+"""
+
+import json
+import sys
+import time
+
+import lightning as L
+
+REACHED = "test-marker: reached step"
+
+
+class HoldAtStep(L.Callback):
+    """At the end of step `step`: prints `REACHED step` to stderr, then holds training there until a
+    signal arrives, so that a test's signal lands at a known step, however slow the machine.
+
+    Holding is waiting for the run's own handler (SaveOnInterrupt, then Lightning's) to set
+    trainer.received_sigterm; `timeout_s` only bounds a test whose signal never comes.
+    """
+
+    def __init__(self, step: int, timeout_s: float = 120):
+        self.step = step
+        self.timeout_s = timeout_s
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        if trainer.global_step != self.step:  # a resumed run starts past it and never holds
+            return
+        print(f"{REACHED} {self.step}", file=sys.stderr, flush=True)
+        deadline = time.monotonic() + self.timeout_s
+        while not trainer.received_sigterm:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no signal came within {self.timeout_s} s of step {self.step}")
+            time.sleep(0.01)  # Python runs a signal's handler in this thread, between these sleeps
+
+
+class RecordDevices(L.Callback):
+    """Writes, to the JSON file `path` when training ends, where every training step found its batch and
+    the module: [{"x": "cuda:0", "y": "cuda:0", "module": "cuda:0", "x_ptr": 1234}, ...]."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.steps: list[dict] = []
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        x, y = batch
+        self.steps.append({"x": str(x.device), "y": str(y.device), "module": str(pl_module.device),
+                           "x_ptr": x.data_ptr()})  # the same pointer every step: no copy per step
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        with open(self.path, "w") as f:
+            json.dump(self.steps, f)
