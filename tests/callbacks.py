@@ -51,3 +51,22 @@ class RecordDevices(L.Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         with open(self.path, "w") as f:
             json.dump(self.steps, f)
+
+
+SETTING_UP = "test-marker: setting up"
+
+
+class HoldInSetup(L.Callback):
+    """Prints `SETTING_UP` to stderr as fit sets up (before any training step), then holds there,
+    so that a test's Ctrl-C lands while the run is still being set up. The signal's handler ends the
+    hold by raising; `timeout_s` only bounds a test whose signal never comes."""
+
+    def __init__(self, timeout_s: float = 120):
+        self.timeout_s = timeout_s
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        print(SETTING_UP, file=sys.stderr, flush=True)
+        deadline = time.monotonic() + self.timeout_s
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+        raise RuntimeError(f"no signal came within {self.timeout_s} s of set-up")

@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from primer.exits import SWEEP_FAILED, Diverged
 from primer.report import job_dirs
 from primer.train import train
-from tests.callbacks import REACHED
+from tests.callbacks import REACHED, SETTING_UP
 from tests.conftest import QUIET, TINY, compose_config, read_checkpoint, run_cli, same_weights, start_cli
 
 
@@ -109,6 +109,26 @@ def interrupt(tmp_path, args, signum):
     assert last_line.startswith(f"interrupted: {signal.Signals(signum).name} at step {STOP_AT} of 300: ")
     assert read_checkpoint(tmp_path / SAVED)["global_step"] == STOP_AT  # the step it was at, before the end
     return last_line
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_a_run_is_set_up_ends_in_one_line_and_leaves_no_run_dir(tmp_path):
+    run = start_cli(*TINY, "+callbacks.hold._target_=tests.callbacks.HoldInSetup", cwd=tmp_path,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    watchdog = threading.Timer(300, run.kill)  # bounds a run that hangs before the marker; not a wait
+    watchdog.start()
+    try:
+        first = run.stderr.readline()  # blocks until the run reaches set-up, or exits
+        assert first == f"{SETTING_UP}\n", first + run.stderr.read()[-2000:]
+        assert len(list((tmp_path / "outputs/runs").iterdir())) == 1  # Hydra had made the run dir
+        run.send_signal(signal.SIGINT)
+        stderr = run.stderr.read()
+        run.wait()
+    finally:
+        watchdog.cancel()
+    assert run.returncode == 130, stderr[-2000:]
+    assert stderr == "interrupted: Ctrl-C before training started; nothing to resume\n"
+    assert not (tmp_path / "outputs").exists()
 
 
 @pytest.mark.slow
