@@ -19,7 +19,8 @@ fi
 python3 -c "import torch; assert torch.cuda.is_available(), 'no CUDA GPU'; print(torch.__version__, torch.cuda.get_device_name())" \
   2>&1 | tee "$out/gpu.txt" || exit 1
 python3 -m pytest -q -rs -p no:cacheprovider -k "gpu or ddp or cuda" \
-  tests/test_config.py tests/test_train.py tests/test_reliability.py tests/test_scaleout.py 2>&1 | tee "$out/tests.log"
+  tests/test_config.py tests/test_train.py tests/test_reliability.py tests/test_scaleout.py tests/test_cli_contract.py \
+  2>&1 | tee "$out/tests.log"
 tests=${PIPESTATUS[0]}
 python3 -m primer.bench --devices cuda,cpu --parts steady,scale --note "benchmarks/gpu_check.sh" \
   --output "$out/RESULTS-gpu.md" 2>&1 | tee "$out/bench.log"

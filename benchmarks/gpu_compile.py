@@ -4,6 +4,7 @@
 
 Measures, on the GPU, the primer's plain loop and `primer.train` with the net eager and compiled,
 at the primer's size (64 x 1000 -> 100 -> 10), and prints ms/step and the final losses as Markdown.
+primer's runs here draw no TensorBoard graph (log_graph=false): torch.jit.trace cannot trace a compiled net.
 """
 
 import argparse
@@ -68,6 +69,7 @@ def main() -> None:
               f"{statistics.median(s for _, s in runs) * 1e3:.3f} | {runs[0][0]:.6g} |", flush=True)
     for compiled in (False, True):
         size = make_size(64, 100, args.steps)
+        size["logger.tensorboard.log_graph"] = "false"  # torch.jit.trace cannot trace a compiled net
         if compiled:
             size["+callbacks.compile._target_"] = "__main__.CompileNet"
         runs = [primer_fit(size, "cuda", warmup, Path(tempfile.mkdtemp(dir=workdir))) for _ in range(args.repeats)]

@@ -26,9 +26,9 @@ def one_line(err: str) -> str:
 # --- accepted: Lightning's and Hydra's documented values work -------------------------------------------
 
 ACCEPTED = {  # overrides -> what must hold of the run dir `run` (and the command's stdout)
-    "trainer.fast_dev_run=5": lambda run, out: "`max_steps=5` reached" in out,
+    "trainer.fast_dev_run=5": lambda run, out: steps(run) == 5,
     "trainer.check_val_every_n_epoch=null": lambda run, out: "val/loss" in metrics(run),
-    "trainer.max_steps=-1 trainer.max_epochs=2 data.steps=3": lambda run, out: "`max_epochs=2` reached" in out
+    "trainer.max_steps=-1 trainer.max_epochs=2 data.steps=3": lambda run, out: steps(run) == 6
     and stored(run)["trainer"]["max_steps"] == -1,
     "trainer.log_every_n_steps=0": lambda run, out: "train/loss" in metrics(run),
     "trainer.precision=64-true": lambda run, out: weights(run).dtype == torch.float64,
@@ -54,6 +54,10 @@ ACCEPTED = {  # overrides -> what must hold of the run dir `run` (and the comman
 
 def events(where: Path) -> list[Path]:
     return list(where.glob("events.out.tfevents.*"))
+
+
+def steps(run: Path) -> int:
+    return json.loads((run / "run.json").read_text())["steps"]
 
 
 def metrics(run: Path) -> dict:
@@ -248,3 +252,13 @@ def test_eval_of_other_data_is_written_beside_the_first_and_says_where(cli, fini
     other = finished.with_name("final.eval.data.seed=3.json")
     assert f"wrote {other}" in err and json.loads(other.read_text()) == json.loads(out)
     assert first.read_bytes() == before and json.loads(out) != json.loads(before)
+
+
+@pytest.mark.slow  # trains in this process
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize(("precision", "dtype"), [("16-mixed", torch.float32), ("bf16-mixed", torch.float32),
+                                                  ("bf16-true", torch.bfloat16), ("64-true", torch.float64)])
+def test_gpu_precisions_run(cli, tmp_path, precision, dtype):
+    code, _, err = cli(*QUIET, "trainer=gpu", f"trainer.precision={precision}", f"hydra.run.dir={RUN}")
+    assert code == 0, err[-3000:]
+    assert weights(tmp_path / RUN).dtype == dtype and "train/loss" in metrics(tmp_path / RUN)

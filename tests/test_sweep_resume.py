@@ -75,7 +75,7 @@ GRID = ["optimizer.lr=1e-4,2e-4,3e-4", *TINY, *QUIET]
 
 def results(job):
     """What a finished job wrote, with each file's bytes and modification time."""
-    files = [job / "metrics.json", *(job / "checkpoints").iterdir(), *(job / "tensorboard").iterdir()]
+    files = [job / "metrics.json", *(job / "checkpoints").iterdir(), *job.glob("events.out.tfevents.*")]
     return {f.name: (f.read_bytes(), f.stat().st_mtime_ns) for f in files if f.is_file()}
 
 
@@ -122,4 +122,4 @@ def test_a_job_whose_config_changed_runs_again(tmp_path):
     assert results(second)["metrics.json"] != before[second.name]["metrics.json"]
     record = json.loads((second / "finished.json").read_text())
     assert record["config"]["optimizer"]["lr"] == 3e-4
-    assert len(list((second / "tensorboard").glob("events.*"))) == 1  # the old run's curve is gone
+    assert len(list(second.glob("events.out.tfevents.*"))) == 1  # the old run's curve is gone

@@ -9,7 +9,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from primer.train import train
-from tests.conftest import MODELS, PRIMER_LR, TINY, read_checkpoint, run_cli, same_weights
+from tests.conftest import MODELS, PRIMER_LR, QUIET, TINY, read_checkpoint, run_cli, same_weights
 
 FINAL = "checkpoints/final.ckpt"
 
@@ -133,3 +133,19 @@ def test_gpu_run_keeps_the_batch_on_the_device(make_config, tmp_path):
     assert len({s["x_ptr"] for s in steps}) == 1  # no copy per step
     assert read_checkpoint(tmp_path / "run" / FINAL)["global_step"] == 6
     assert torch.isfinite(torch.tensor(metrics["train/loss"]))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_design_card_command_trains_custom_relu_on_the_gpu_to_the_cpu_loss(tmp_path):
+    """`python -m primer.train model=custom_relu trainer.accelerator=gpu`, at the primer's size: the final
+    loss matches the CPU's (float32 matmuls stay exact: no TF32)."""
+    losses = {}
+    for accelerator in ("gpu", "cpu"):
+        result = run_cli("model=custom_relu", f"trainer.accelerator={accelerator}", *QUIET,
+                         f"hydra.run.dir={accelerator}", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-2000:]
+        losses[accelerator] = json.loads((tmp_path / accelerator / "metrics.json").read_text())["train/loss"]
+        used = "True" if accelerator == "gpu" else "False"
+        assert f"GPU available: True (cuda), used: {used}" in result.stdout  # Lightning's own report
+    assert losses["gpu"] == pytest.approx(losses["cpu"], rel=1e-3, abs=1e-8)
