@@ -38,7 +38,8 @@ ACCEPTED = {  # overrides -> what must hold of the run dir `run` (and the comman
     and "val/loss" in metrics(run),
     "trainer.barebones=true": lambda run, out: not (run / "checkpoints").exists()
     and not events(run) and (run / "metrics.json").exists(),
-    "+trainer.logger=false": lambda run, out: not events(run) and "train/loss" in metrics(run),
+    "+trainer.logger=false": lambda run, out: not events(run) and "train/loss" in metrics(run)
+    and "tensorboard --logdir" not in out,  # no events: no command to look at them
     "+trainer.gradient_clip_val=1.0": lambda run, out: stored(run)["trainer"]["gradient_clip_val"] == 1.0,
     "hydra/job_logging=disabled": lambda run, out: not (run / "train.log").exists() and "train/loss" in metrics(run),
     "data.batch_size=1": lambda run, out: "train/mse" in metrics(run) and "train/r2" not in metrics(run),
@@ -46,7 +47,8 @@ ACCEPTED = {  # overrides -> what must hold of the run dir `run` (and the comman
     "paths.output_dir=elsewhere": lambda run, out: (Path("elsewhere") / "metrics.json").exists()
     and (Path("elsewhere") / "checkpoints/final.ckpt").exists() and not (run / "metrics.json").exists(),
     "trainer.default_root_dir=elsewhere": lambda run, out: (Path("elsewhere") / "checkpoints/final.ckpt").exists()
-    and events(Path("elsewhere")) and not (run / "checkpoints").exists() and not events(run),
+    and events(Path("elsewhere")) and not (run / "checkpoints").exists() and not events(run)
+    and "tensorboard --logdir elsewhere" in out,
     "callbacks.model_checkpoint.dirpath=elsewhere": lambda run, out: (Path("elsewhere") / "final.ckpt").exists(),
     "logger.tensorboard.save_dir=elsewhere": lambda run, out: events(Path("elsewhere")) and not events(run),
 }

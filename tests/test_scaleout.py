@@ -102,6 +102,8 @@ def test_sweep_of_ddp_jobs_runs_each_job_as_two_submitit_tasks(make_config, tmp_
 
 UNSUPPORTED = [
     (["-m", "trainer=ddp_cpu", "seed=0,1"], "trainer.devices=2: a sweep of the basic launcher runs its jobs in"),
+    (["-m", "hydra/launcher=joblib", "trainer=ddp_cpu", "seed=0,1"],
+     "trainer.devices=2: a sweep of the joblib launcher runs its jobs in joblib's worker processes"),
     (["-m", "hydra/launcher=local", "trainer=ddp_cpu", "seed=0,1"],
      "hydra.launcher.tasks_per_node=1: a submitit job starts one task per training process"),
     (["-m", "hydra/launcher=slurm", "hydra.launcher.tasks_per_node=4", "seed=0,1"],
@@ -111,7 +113,7 @@ UNSUPPORTED = [
 ]
 
 
-@pytest.mark.parametrize(("argv", "message"), UNSUPPORTED, ids=["basic+ddp", "local+ddp-1-task", "slurm-4-tasks",
+@pytest.mark.parametrize(("argv", "message"), UNSUPPORTED, ids=["basic+ddp", "joblib+ddp", "local+ddp-1-task", "slurm-4-tasks",
                                                                 "batch<ranks"])
 def test_unsupported_launcher_and_process_combinations_stop_up_front(cli, tmp_path, argv, message):
     code, _, err = cli(*argv)

@@ -84,16 +84,20 @@ class ModelSummary(LightningModelSummary):
         super().summarize([(title, [column[i] for i in keep]) for title, column in summary_data], *args, **kwargs)
 
 
-def final_block(run_dir: str | Path) -> str:
+def final_block(run_dir: str | Path, event_dir: str | Path | None = None) -> str:
     """The last lines of a run: final losses, steps and wall time, the run dir and the TensorBoard
-    command (on the sweep dir for a sweep's job), from what the run wrote (primer.results)."""
+    command for where its events are (the sweep dir for a sweep's job; none without a TensorBoard
+    logger), from what the run wrote (primer.results)."""
     run_dir = Path(run_dir)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     run = json.loads((run_dir / "run.json").read_text())
-    logdir = run_dir.parent if (run_dir.parent / "multirun.yaml").exists() else run_dir  # Hydra's sweep file
     lines = [f"done: {run['steps']} steps in {run['wall_time_s']:.1f} s"]
     lines += [f"  {name:<11} {float(metrics[name]):.4g}" for name in FIRST_METRICS if name in metrics]
-    lines += [f"  {'run dir':<11} {_short(run_dir)}", f"  tensorboard --logdir {_short(logdir)}"]
+    lines.append(f"  {'run dir':<11} {_short(run_dir)}")
+    if event_dir is not None:
+        event_dir = Path(event_dir)
+        in_a_sweep = (event_dir.parent / "multirun.yaml").exists()  # Hydra's file in the sweep dir
+        lines.append(f"  tensorboard --logdir {_short(event_dir.parent if in_a_sweep else event_dir)}")
     return "\n".join(lines)
 
 

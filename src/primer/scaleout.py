@@ -46,11 +46,13 @@ def check_scale_out(cfg: DictConfig, multirun: bool) -> None:
                 f"set hydra.launcher.tasks_per_node=<trainer.devices> ({cfg.trainer.devices}) and "
                 f"hydra.launcher.nodes=<trainer.num_nodes> ({cfg.trainer.num_nodes}), with trainer.devices a number"
             )
-    elif launcher.endswith("BasicLauncher") and n != 1:
+    elif (launcher.endswith("BasicLauncher") or "joblib" in launcher) and n != 1:
+        where = "this one process" if launcher.endswith("BasicLauncher") else "joblib's worker processes"
         raise BadConfig(
-            f"trainer.devices={cfg.trainer.devices}: a sweep of the basic launcher runs its jobs in this one process, "
-            "where Lightning cannot start each job's DDP processes; sweep DDP jobs with hydra/launcher=local or "
-            "hydra/launcher=slurm (hydra.launcher.tasks_per_node=<trainer.devices>), or run them one at a time"
+            f"trainer.devices={cfg.trainer.devices}: a sweep of the {'basic' if 'Basic' in launcher else 'joblib'} "
+            f"launcher runs its jobs in {where}, where Lightning cannot start each job's DDP processes; sweep DDP "
+            "jobs with hydra/launcher=local or hydra/launcher=slurm (hydra.launcher.tasks_per_node=<trainer.devices>), "
+            "or run them one at a time"
         )
 
 

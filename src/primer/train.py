@@ -37,6 +37,8 @@ def _train(cfg: DictConfig) -> dict[str, float]:
     import torch
     from hydra.utils import instantiate
 
+    from lightning.pytorch.loggers import TensorBoardLogger
+
     from primer.console import final_block
     from primer.guards import SaveOnInterrupt, interruptible, resume_command
     from primer.quiet import quiet_third_party
@@ -70,7 +72,8 @@ def _train(cfg: DictConfig) -> dict[str, float]:
     with interruptible(trainer, saver, resume_command(overrides)), setting_up("trainer.fit", first_step.done):
         trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     if trainer.is_global_zero:
-        print(final_block(cfg.paths.output_dir))  # the console's last lines: what came out and where
+        event_dirs = [lg.log_dir for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+        print(final_block(cfg.paths.output_dir, next(iter(event_dirs), None)))  # what came out, and where
     return final_metrics(trainer)
 
 
