@@ -187,6 +187,9 @@ CONFIG_COMMANDS = {
     "python -m primer.train --help": (["--help"], 0),
     "python -m primer.train --cfg job": (["--cfg", "job"], 0),
     "python -m primer.train data.batch_size=0  (rejected)": (["data.batch_size=0"], 2),
+    "python -m primer.train trainer.max_step=5  (rejected by Hydra: no such key)": (["trainer.max_step=5"], 2),
+    # checked against lightning.Trainer's signature: costs the torch and Lightning imports, as a run does
+    "python -m primer.train trainer.precision=17  (rejected by the Trainer's signature)": (["trainer.precision=17"], 2),
 }
 
 
