@@ -31,7 +31,7 @@ def test_teacher_task_has_separate_sets_from_one_teacher():
     dm = SyntheticRegression(target="teacher", batch_size=400, input_dim=6, output_dim=2, val_size=50, test_size=60,
                              noise_std=0.0, steps=1)
     train, val, test = batches(dm)
-    (x, y), (x_val, y_val), (x_test, _) = train[0], val[0], test[0]
+    (x, y), (x_val, _), (x_test, _) = train[0], val[0], test[0]
     assert (x.shape[0], x_val.shape[0], x_test.shape[0]) == (400, 50, 60)
     assert not torch.equal(x[:50], x_val)
     x_again, y_again = batches(SyntheticRegression(target="teacher", batch_size=400, input_dim=6, output_dim=2,

@@ -113,7 +113,8 @@ UNSUPPORTED = [
 ]
 
 
-@pytest.mark.parametrize(("argv", "message"), UNSUPPORTED, ids=["basic+ddp", "joblib+ddp", "local+ddp-1-task", "slurm-4-tasks",
+@pytest.mark.parametrize(("argv", "message"), UNSUPPORTED, ids=["basic+ddp", "joblib+ddp", "local+ddp-1-task",
+                                                                "slurm-4-tasks",
                                                                 "batch<ranks"])
 def test_unsupported_launcher_and_process_combinations_stop_up_front(cli, tmp_path, argv, message):
     code, _, err = cli(*argv)

@@ -151,7 +151,8 @@ def test_tensorboard_shows_a_sweep_by_job_dir_with_what_it_varied_first(tmp_path
     (sweep_dir,) = run_dirs(tmp_path, "multirun")
     assert result.stdout.rstrip().endswith(f"tensorboard --logdir {sweep_dir.relative_to(tmp_path)}")
     jobs = sorted(d.name for d in sweep_dir.iterdir() if (d / ".hydra").is_dir())
-    assert len(jobs) == 4 and jobs[0].startswith("0_data.input_dim=8,model.hidden_dim=4,model=two_layer,optimizer.lr=0.0001,")
+    assert len(jobs) == 4
+    assert jobs[0].startswith("0_data.input_dim=8,model.hidden_dim=4,model=two_layer,optimizer.lr=0.0001,")
 
     url = tensorboard_of(sweep_dir)
     runs = _get(f"{url}/data/runs")

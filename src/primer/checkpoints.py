@@ -71,8 +71,9 @@ def check_resume(cfg: DictConfig) -> None:
     stored = checkpoint.get(CONFIG_KEY, {}).get("config", {})
     then_lr, now_lr = stored.get("optimizer", {}).get("lr"), cfg.optimizer.get("lr")
     if cfg.get("scheduler") and then_lr is not None and then_lr != now_lr:
-        raise BadConfig(f"optimizer.lr={now_lr}: ckpt_path={path} was trained with optimizer.lr={then_lr}, and with "
-                        "a scheduler the lr follows the scheduler's restored state; resume with its lr or start a new run")
+        raise BadConfig(f"optimizer.lr={now_lr}: ckpt_path={path} was trained with optimizer.lr={then_lr}, and "
+                        "with a scheduler the lr follows the scheduler's restored state; resume with its lr or start "
+                        "a new run")
 
 
 class ApplyOptimizerConfig(L.Callback):

@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
 from torchmetrics import Metric, MetricCollection
 
 from primer.dashboard import FIRST_METRICS
+from primer.system import is_logging_step
 
 
 def progress_bar(refresh_rate: int = 50) -> ProgressBar:
@@ -62,7 +63,9 @@ class LineProgress(ProgressBar):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
         step, n = trainer.global_step, max(trainer.log_every_n_steps, 1)
         every = -(-max(self.every_n_steps, 1) // n) * n
-        if not (self._enabled and trainer.is_global_zero and (step == 1 or step % every == 0 or step == trainer.max_steps)):
+        if not (self._enabled and trainer.is_global_zero and is_logging_step(trainer, step, batch_idx)):
+            return  # the loss is fresh on logging steps only
+        if not (step == 1 or step % every == 0 or step == trainer.max_steps):
             return
         metrics = {k: v for k, v in self.get_metrics(trainer, pl_module).items() if k.startswith("train/")}
         if metrics:  # none yet where step 1 is not a logging step

@@ -73,7 +73,8 @@ class SyntheticRegression(L.LightningDataModule):
         hp = self.hparams
         rank, world_size, device = 0, 1, torch.device("cpu")
         if self.trainer is not None:
-            rank, world_size, device = self.trainer.global_rank, self.trainer.world_size, self.trainer.strategy.root_device
+            trainer = self.trainer
+            rank, world_size, device = trainer.global_rank, trainer.world_size, trainer.strategy.root_device
 
         def local(batch: Batch) -> Batch:  # this rank's rows, on its device
             return tuple(t.to(device) for t in shard(batch, rank, world_size))

@@ -113,8 +113,11 @@ def setting_up(what: str, started=lambda: False):
     except Exception as error:
         if started():
             raise
-        first_line = (str(error).strip().splitlines() or [""])[0]
-        raise BadConfig(f"{what}: {type(error).__name__}: {first_line} (HYDRA_FULL_ERROR=1 shows where)") from error
+        cause = error
+        while type(cause).__name__ == "InstantiationException" and cause.__cause__ is not None:
+            cause = cause.__cause__  # Hydra's wrapper says only which target failed; its cause says why
+        first_line = (str(cause).strip().splitlines() or [""])[0]
+        raise BadConfig(f"{what}: {type(cause).__name__}: {first_line} (HYDRA_FULL_ERROR=1 shows where)") from error
 
 
 @contextlib.contextmanager

@@ -22,6 +22,7 @@ from primer import exits
 from primer.exits import Diverged, Interrupted
 from primer.system import is_logging_step
 
+
 class SaveOnInterrupt(L.Callback):
     """Ctrl-C and SIGTERM finish the current step, save `interrupted.ckpt` and stop.
 

@@ -8,7 +8,8 @@ from what each job dir holds, so sweeps made before this module existed work too
 (steps), the TensorBoard events (loss curve, hyperparameters), `run.json` (the wall time the run
 measured itself; never file times, which move when e.g. primer.eval writes into the run dir),
 `failure.txt` (why a job failed). A sweep dir also gets TensorBoard's HPARAMS config, which lists
-the keys the sweep varied and train/loss, val/loss first (primer.dashboard). Heavy imports (torch, tensorboard, matplotlib) happen inside the functions that need them.
+the keys the sweep varied and train/loss, val/loss first (primer.dashboard). Heavy imports (torch,
+tensorboard, matplotlib) happen inside the functions that need them.
 The plot needs matplotlib, from the `sweeps` extra (`pip install -e ".[sweeps]"`); without it the
 summary is the two tables and a line that says how to get the plot.
 """

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from primer.report import FAILURE_FILE, FINISHED_FILE as RECORD
+from primer.report import FAILURE_FILE
+from primer.report import FINISHED_FILE as RECORD
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,6 @@ def _train(cfg: DictConfig) -> dict[str, float]:
     import lightning as L
     import torch
     from hydra.utils import instantiate
-
     from lightning.pytorch.loggers import TensorBoardLogger
 
     from primer.console import final_block
@@ -92,8 +91,8 @@ def loggers_and_callbacks(cfg: DictConfig, overrides: list[str], saver) -> tuple
     from lightning.pytorch.callbacks import LearningRateMonitor
 
     from primer.checkpoints import ApplyOptimizerConfig, StoreConfig
-    from primer.guards import FirstStep, StopOnNonFinite
     from primer.dashboard import run_hparams
+    from primer.guards import FirstStep, StopOnNonFinite
     from primer.results import RunSummary
 
     off = switched_off(cfg.trainer)

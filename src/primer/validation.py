@@ -117,11 +117,22 @@ def check_signatures(cfg: DictConfig) -> None:
                 if takes_any_keyword:
                     continue
                 close = difflib.get_close_matches(str(key), params, n=1, cutoff=0.8)
-                hint = f"did you mean {group}.{close[0]}?" if close else f"remove it with ~{group}.{key}"
+                typed = any(o.lstrip("+~").partition("=")[0] == f"{group}.{key}" for o in _overrides(cfg))
+                hint = (f"did you mean {group}.{close[0]}?" if close else "drop it from the command line" if typed
+                        else f"remove it with ~{group}.{key}")
                 raise BadConfig(f"{group}.{key}: {target_name} takes no argument {key}; {hint}")
             found = value(cfg, f"{group}.{key}", default=_UNRESOLVED)
             if found is not _UNRESOLVED and not accepts(params[key], found):
                 raise BadConfig(f"{group}.{key}={_shown(found)}: must be {describe(params[key])} ({target_name})")
+
+
+def _overrides(cfg: DictConfig) -> list[str]:
+    """The command line's overrides: in the config Hydra composed, or in the running job's HydraConfig."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if (task := OmegaConf.select(cfg, "hydra.overrides.task", default=None)) is not None:
+        return list(task)
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
 def check(cfg: DictConfig) -> None:
