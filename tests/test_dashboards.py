@@ -45,3 +45,12 @@ def test_cosine_scheduler_decays_the_lr_and_tensorboard_logs_it(make_config, tmp
     assert saved == pytest.approx(metrics) and saved["lr-SGD"] == pytest.approx(logged[-1].value)
     for tag, value in saved.items():
         assert events.Scalars(tag)[-1].value == pytest.approx(value, rel=1e-6)
+
+
+def test_loss_curve_starts_at_the_first_step_and_ends_at_the_last(make_config, tmp_path):
+    """Lightning writes to the loggers every log_every_n_steps steps; primer adds the first step."""
+    from primer.report import loss_curve
+
+    train(make_config(*TINY, "trainer.log_every_n_steps=3", "trainer.enable_progress_bar=false"))
+    steps, values = loss_curve(tmp_path / "run")
+    assert steps == [1, 3, 6] and values[0] > values[-1]

@@ -127,7 +127,7 @@ def loss_curve(job_dir: Path, events=None) -> tuple[list[int], list[float]]:
     if "train/loss" not in events.Tags()["scalars"]:
         return [], []
     points = events.Scalars("train/loss")
-    return [p.step for p in points], [p.value for p in points]
+    return [p.step + 1 for p in points], [p.value for p in points]  # Lightning counts from 0: step 1 is the first
 
 
 def write_summary(root: Path) -> tuple[str, list[dict], list[str]]:

@@ -88,6 +88,14 @@ class Regression(L.LightningModule):
         # DDP averages gradients over ranks, but the loss sums rows: N ranks must step as one process.
         return loss * world_size if world_size > 1 else loss
 
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        # Lightning writes logged values to the loggers every log_every_n_steps steps only: the first
+        # step's (a logging step, is_logging_step) are written here, so that every curve starts at step 1.
+        if self.global_step == 1 and self.trainer.log_every_n_steps != 1 and not self.trainer.barebones:
+            first = {k: v for k, v in self.trainer.callback_metrics.items() if k.startswith("train/")}
+            for logger in self.loggers:
+                logger.log_metrics(first, step=0)  # Lightning's step numbering: the first step is 0
+
     def _hand_gradient_step(self, x: torch.Tensor, y: torch.Tensor):
         y_pred, loss, grads = self.net.loss_and_gradients(x, y)
         for param, grad in zip(self.net.parameters(), grads):
