@@ -136,6 +136,8 @@ def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
     last_line = interrupt(tmp_path, [*LONG, "model=manual", "optimizer.lr=1e-6"], signal.SIGTERM)
     assert f"saved {SAVED}; resume with: python -m primer.train " in last_line
     assert last_line.endswith(f"model=manual optimizer.lr=1e-6 ckpt_path={SAVED}")
+    reason = (tmp_path / "outputs/interrupted/failure.txt").read_text()  # the run dir says why it stopped
+    assert reason == f"Interrupted: {last_line.removeprefix('interrupted: ')}\n"
 
 
 @pytest.mark.slow
@@ -190,6 +192,7 @@ def test_diverging_command_line_run_exits_3_with_one_line(tmp_path):
     assert last_line.endswith("try a smaller optimizer.lr (this run: 10); no checkpoint was saved")
     (run_dir,) = (tmp_path / "outputs/runs").iterdir()
     assert not (run_dir / "checkpoints").exists() and not (run_dir / "metrics.json").exists()
+    assert (run_dir / "failure.txt").read_text() == f"Diverged: {last_line.removeprefix('error: ')}\n"
 
 
 @pytest.mark.slow
