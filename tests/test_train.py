@@ -33,7 +33,8 @@ def test_run_leaves_metrics_checkpoint_and_tensorboard_events(make_config, tmp_p
     events = EventAccumulator(str(run_dir))
     events.Reload()
     assert expected <= set(events.Tags()["scalars"])
-    assert [e.step for e in events.Scalars("train/loss")] == [1, 3, 5]  # every 2nd step, the last included
+    # the first step, then every 2nd step, the last included (Lightning counts steps from 0)
+    assert [e.step for e in events.Scalars("train/loss")] == [0, 1, 3, 5]
     for tag in expected:
         assert events.Scalars(tag)[-1].value == pytest.approx(saved[tag], rel=1e-6)
     assert events.Tags()["graph"]
