@@ -33,6 +33,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 
 def _train(cfg: DictConfig) -> dict[str, float]:
+    """The run itself: seed -> data -> net -> system -> Trainer -> fit -> what came out."""
     import lightning as L
     import torch
     from hydra.utils import instantiate
