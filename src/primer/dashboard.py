@@ -15,7 +15,8 @@ import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from primer.report import TABLE_METRICS as FIRST_METRICS
+# the metrics a person looks at first: HPARAMS' first columns, the sweep table's, a run's last lines
+FIRST_METRICS = ("train/loss", "val/loss", "val/r2")
 
 HParamValue = str | bool | int | float | None
 SWEEP_EVENTS_SUFFIX = ".hparams"  # the sweep dir's own event file, replaced when the summary is rebuilt

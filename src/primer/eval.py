@@ -23,12 +23,13 @@ from primer.exits import BadConfig, setting_up
 USAGE = "usage: python -m primer.eval ckpt_path=PATH [key=value ...]"
 
 
-def evaluate(ckpt_path: str, overrides: list[str] = ()) -> dict[str, float]:
-    """The checkpoint's `val/*` and `test/*` metrics, on the data its run was configured with."""
+def evaluate(ckpt_path: str, overrides: list[str] = ()) -> tuple[dict[str, float], DictConfig]:
+    """The checkpoint's `val/*` and `test/*` metrics, on the data its run was configured with, and that config."""
     from primer.checkpoints import load_checkpoint
 
     checkpoint = load_checkpoint(ckpt_path)  # weights_only: pickled code is refused, never run
-    return score(checkpoint, eval_config(checkpoint, ckpt_path, list(overrides)))
+    cfg = eval_config(checkpoint, ckpt_path, list(overrides))
+    return score(checkpoint, cfg), cfg
 
 
 def score(checkpoint: dict, cfg: DictConfig) -> dict[str, float]:
@@ -58,17 +59,18 @@ def score(checkpoint: dict, cfg: DictConfig) -> dict[str, float]:
 def eval_config(checkpoint: dict, ckpt_path: str, overrides: list[str]) -> DictConfig:
     """The training run's stored config with `overrides` applied, checked as a training config is."""
     from primer.checkpoints import CONFIG_KEY
-    from primer.preflight import close_key
+    from primer.preflight import close_key, dotted_keys
     from primer.validation import check
 
     if CONFIG_KEY not in checkpoint:
         raise BadConfig(f"ckpt_path={ckpt_path}: holds no primer config; evaluate a checkpoint written by primer.train")
     cfg = OmegaConf.create(checkpoint[CONFIG_KEY]["config"])
     OmegaConf.set_struct(cfg, True)
+    known = dotted_keys(cfg)
     for override in overrides:
         key, _, text = override.partition("=")
-        if OmegaConf.select(cfg, key, default=None) is None and key not in _leaves(cfg):
-            raise BadConfig(close_key(key, _leaves(cfg)))
+        if key not in known:
+            raise BadConfig(close_key(key, known))
         if key.startswith("model."):
             raise BadConfig(f"{override}: ckpt_path={ckpt_path} holds a model with {key}="
                             f"{OmegaConf.select(cfg, key)}; the weights fix the model, so evaluate it as trained")
@@ -77,13 +79,6 @@ def eval_config(checkpoint: dict, ckpt_path: str, overrides: list[str]) -> DictC
         cfg.ckpt_path = None  # what training resumed from is not what is evaluated
     check(cfg)
     return cfg
-
-
-def _leaves(cfg: DictConfig, prefix: str = "") -> list[str]:
-    keys = []
-    for key, child in cfg.items():
-        keys += _leaves(child, f"{prefix}{key}.") if isinstance(child, DictConfig) else [f"{prefix}{key}"]
-    return keys
 
 
 def output_path(ckpt_path: str, overrides: list[str]) -> Path:
@@ -100,11 +95,7 @@ def main(argv: list[str] | None = None) -> None:
             raise BadConfig(USAGE)
         ckpt_path = next(a for a in args if a.startswith("ckpt_path=")).partition("=")[2]
         overrides = [a for a in args if not a.startswith("ckpt_path=")]
-        from primer.checkpoints import load_checkpoint
-
-        checkpoint = load_checkpoint(ckpt_path)
-        cfg = eval_config(checkpoint, ckpt_path, overrides)
-        metrics = score(checkpoint, cfg)
+        metrics, cfg = evaluate(ckpt_path, overrides)
         path = output_path(ckpt_path, overrides)
         text = json.dumps(metrics, indent=2) + "\n"
         path.write_text(text)

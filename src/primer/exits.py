@@ -21,7 +21,6 @@ import traceback
 from pathlib import Path
 
 UNEXPECTED, BAD_INPUT, DIVERGED, SWEEP_FAILED = 1, 2, 3, 4
-INTERRUPTED_BY_CTRL_C = 128 + signal.SIGINT
 
 
 class Ending(Exception):
@@ -88,12 +87,12 @@ def sweep_failed(ending: SweepFailed) -> None:
     _sweep_failures.append(ending)
 
 
+USER_FULL_ERROR = "PRIMER_USER_HYDRA_FULL_ERROR"  # HYDRA_FULL_ERROR as the user set it (let_hydra_raise)
+
+
 def show_tracebacks() -> bool:
     """HYDRA_FULL_ERROR=1, Hydra's own switch, as the user set it, also shows the traceback behind a one-line error."""
     return os.environ.get(USER_FULL_ERROR, os.environ.get("HYDRA_FULL_ERROR")) == "1"
-
-
-USER_FULL_ERROR = "PRIMER_USER_HYDRA_FULL_ERROR"
 
 
 def let_hydra_raise() -> None:

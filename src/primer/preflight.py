@@ -25,19 +25,42 @@ HABITS = {"debug": "for a quick check of the whole run use trainer.fast_dev_run=
 EXTRA_CHOICES = {"hydra/sweeper/optuna": ("the Optuna sweeper", "sweeps")}
 
 
+_checked_every_job = False  # this process's command had each of its jobs checked here
+
+
+def checked_every_job() -> bool:
+    """Whether this callback already checked the job the task is about to run (a run, or a grid job run in
+    this process); jobs started elsewhere (submitit, joblib workers, Optuna trials) check themselves."""
+    return _checked_every_job
+
+
+def forget() -> None:
+    """A new command starts: nothing of it is checked yet."""
+    global _checked_every_job
+    _checked_every_job = False
+
+
 class CheckBeforeRunning(Callback):
     """Stops a bad run, or a sweep with any bad job, before its dir is made."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        global _checked_every_job
         _check_or_end(config, multirun=False)
+        _checked_every_job = True
         run_dir = Path(config.hydra.run.dir)
         created = [d for d in [run_dir, *run_dir.parents] if not d.exists()]
         if created:  # the run dir and any parents Hydra is about to make (outputs/runs/ on a first run)
             exits.remove_if_it_ends_early(created[-1])
 
     def on_multirun_start(self, config: DictConfig, config_name: str | None = None, **kwargs) -> None:
+        global _checked_every_job
         for job in grid_jobs(config, config_name):
             _check_or_end(job, multirun=True)
+        _checked_every_job = _is_grid(config)  # a search's trials are drawn later, each checked as it starts
+
+
+def _is_grid(config: DictConfig) -> bool:
+    return str(config.hydra.sweeper._target_).endswith("BasicSweeper")
 
 
 def _check_or_end(config: DictConfig, multirun: bool) -> None:
@@ -59,7 +82,7 @@ def grid_jobs(config: DictConfig, config_name: str | None) -> list[DictConfig]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     overrides = list(config.hydra.overrides.task)
-    if not str(config.hydra.sweeper._target_).endswith("BasicSweeper"):
+    if not _is_grid(config):
         return [config]
     params = config.hydra.sweeper.get("params") or {}
     overrides += [f"{key}={value}" for key, value in params.items()]
@@ -111,7 +134,7 @@ def _unknown_key(key: str, overrides: list[str]) -> str:
     """'no such key', with a suggestion only where one is genuinely close: the same group, a near spelling."""
     others = [o for o in overrides if o.lstrip("+~").partition("=")[0] != key]
     try:
-        known = _dotted_keys(_compose(others))
+        known = dotted_keys(_compose(others))
     except Exception:
         known = []
     return close_key(key, known)
@@ -120,13 +143,11 @@ def _unknown_key(key: str, overrides: list[str]) -> str:
 def _misplaced_prefix(overrides: list[str]) -> str | None:
     """`+key=v` for a key the config has, or `~key` for one it lacks: which one, and how to write it."""
     for override in overrides:
-        if override.startswith(("++", "~")) and not override.startswith("~"):
-            continue
         key, _, text = override.lstrip("+~").partition("=")
-        if not override.startswith(("+", "~")) or "/" in key:
-            continue
+        if override.startswith("++") or not override.startswith(("+", "~")) or "/" in key:
+            continue  # ++ adds or overrides, as asked; a plain key=value or a group is not misplaced
         try:
-            exists = key in _dotted_keys(_compose([o for o in overrides if o != override]))
+            exists = key in dotted_keys(_compose([o for o in overrides if o != override]))
         except Exception:
             continue
         if override.startswith("+") and exists:
@@ -162,11 +183,12 @@ def _compose(overrides: list[str]) -> DictConfig:
         return compose(CONFIG_NAME, overrides=overrides)
 
 
-def _dotted_keys(node: DictConfig, prefix: str = "") -> list[str]:
+def dotted_keys(node: DictConfig, prefix: str = "") -> list[str]:
+    """Every key of a config, nested ones dotted (`trainer.max_steps`), parents included."""
     keys = []
     for key, child in node.items_ex(resolve=False):
         keys.append(f"{prefix}{key}")
         if isinstance(child, DictConfig):
-            keys += _dotted_keys(child, f"{prefix}{key}.")
+            keys += dotted_keys(child, f"{prefix}{key}.")
     return keys
 

@@ -27,14 +27,12 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from primer import exits
+from primer.dashboard import FIRST_METRICS as TABLE_METRICS
 from primer.exits import BadConfig, SweepFailed
 
 FAILURE_FILE = "failure.txt"
-FINISHED_FILE = "finished.json"  # primer.sweep_resume's record of a finished job
 TABLES, PLOT = ("summary.csv", "summary.md"), "loss_curves.png"
 NO_PLOT = f"{PLOT} not drawn: it needs matplotlib; pip install -e '.[sweeps]' (or pip install matplotlib)"
-# the Markdown table's (the CSV has every metric), the run's last lines' and the first in HPARAMS
-TABLE_METRICS = ("train/loss", "val/loss", "val/r2")
 LINESTYLES, MARKERS = ("-", "--", ":", "-."), ("o", "s", "^", "v", "D", "x")
 
 

@@ -13,8 +13,6 @@ import types
 import typing
 from pathlib import PurePath
 
-NOT_FROM_CONFIG = object()  # a hint no config value can meet
-
 
 def parameters(target) -> tuple[dict[str, typing.Any], bool]:
     """(name -> type hint, takes **kwargs) of a class's __init__ or a function, without `self`."""

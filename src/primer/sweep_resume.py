@@ -16,7 +16,8 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from primer.report import FAILURE_FILE
-from primer.report import FINISHED_FILE as RECORD
+
+RECORD = "finished.json"
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from primer import exits, sweep_resume
+from primer import exits, preflight, sweep_resume
 from primer.config import CONFIG_DIR
 from primer.exits import Diverged, EndCommand, Ending, Interrupted, setting_up
 from primer.report import record_failure
@@ -144,8 +144,8 @@ _task_started = False  # errors raised before it are Hydra's rejections of the c
 def hydra_main(cfg: DictConfig) -> float:
     """Returns the final val/loss, what a sweeper minimizes.
 
-    The config is checked here too: submitit jobs and Optuna trials reach the task without the
-    checks Hydra's callbacks ran (primer.preflight). A single run's ending (bad input, diverged,
+    The config is checked here where Hydra's callback did not check it in this process
+    (primer.preflight): submitit jobs, joblib workers, Optuna trials. A single run's ending (bad input, diverged,
     interrupted) leaves for primer.exits; in a sweep, a job that fails is logged and recorded
     (failure.txt, for the sweep summary) and returns NaN, so the other jobs still run.
     """
@@ -160,8 +160,9 @@ def hydra_main(cfg: DictConfig) -> float:
     if multirun and (kept := sweep_resume.finished_result(cfg)) is not None:
         return kept
     try:
-        check(cfg)
-        check_scale_out(cfg, multirun)
+        if not preflight.checked_every_job():  # a submitit job, a joblib worker, an Optuna trial
+            check(cfg)
+            check_scale_out(cfg, multirun)
         val_loss = train(cfg).get("val/loss", math.nan)
         if multirun:
             sweep_resume.record_finished(cfg, val_loss)
@@ -193,6 +194,7 @@ def main() -> None:
         return
     global _task_started
     _task_started = False
+    preflight.forget()  # a new command (tests run several in one process)
     exits.let_hydra_raise()
     with exits.command_line():
         try:
