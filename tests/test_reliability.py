@@ -87,8 +87,9 @@ SAVED = "outputs/interrupted/checkpoints/interrupted.ckpt"
 
 def interrupt(tmp_path, args, signum):
     """Starts a LONG run, sends it `signum` once it holds at step STOP_AT; its stderr's last line."""
+    stdout = open(tmp_path / "stdout.txt", "w")  # a file: no pipe to fill while stderr is read
     run = start_cli(*HOLD, *args, "hydra.run.dir=outputs/interrupted", cwd=tmp_path,
-                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                    stdout=stdout, stderr=subprocess.PIPE)
     watchdog = threading.Timer(300, run.kill)  # bounds a run that hangs before the marker; not a wait
     watchdog.start()
     try:
@@ -103,7 +104,10 @@ def interrupt(tmp_path, args, signum):
         run.wait()
     finally:
         watchdog.cancel()
+        stdout.close()
     assert run.returncode == 128 + signum, stderr[-2000:]
+    printed = (tmp_path / "stdout.txt").read_text()
+    assert "Seed set to 0" in printed and "Received SIGTERM" not in printed  # not Lightning's "SIGTERM" for a Ctrl-C
     assert "Traceback" not in stderr
     last_line = stderr.strip().splitlines()[-1]
     assert last_line.startswith(f"interrupted: {signal.Signals(signum).name} at step {STOP_AT} of 300: ")

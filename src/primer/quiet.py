@@ -16,6 +16,15 @@ def quiet_third_party() -> None:
     rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if no_litlogger_advert not in rank_zero.filters:
         rank_zero.addFilter(no_litlogger_advert)
+    # Lightning says "Received SIGTERM: 2" for a Ctrl-C too (primer routes SIGINT to its SIGTERM stop);
+    # primer's own last line names the signal, the step and the resume command.
+    signals = logging.getLogger("lightning.pytorch.trainer.connectors.signal_connector")
+    if no_sigterm_notice not in signals.filters:
+        signals.addFilter(no_sigterm_notice)
+
+
+def no_sigterm_notice(record: logging.LogRecord) -> bool:
+    return "Received SIGTERM" not in record.getMessage()
 
 
 def no_litlogger_advert(record: logging.LogRecord) -> bool:
