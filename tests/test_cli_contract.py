@@ -207,9 +207,11 @@ def finished(cli, tmp_path):
 
 @pytest.mark.slow  # trains in this process
 def test_resume_applies_a_changed_lr_and_stores_what_ran(cli, tmp_path, finished):
-    code, _, err = cli(*QUIET, "trainer.max_steps=10", "optimizer.lr=0.001", f"ckpt_path={finished}",
-                       f"hydra.run.dir={RUN}")
+    code, out, err = cli(*QUIET, "trainer.max_steps=10", "optimizer.lr=0.001", f"ckpt_path={finished}",
+                         f"hydra.run.dir={RUN}")
     assert code == 0, err[-3000:]
+    assert "done: 10 steps (resumed at step 6) in " in out  # not "10 steps" as if all ran now
+    assert json.loads((tmp_path / RUN / "run.json").read_text())["resumed_at_step"] == 6
     resumed = torch.load(tmp_path / RUN / "checkpoints/final.ckpt", weights_only=True)
     assert resumed["global_step"] == 10
     assert resumed["optimizer_states"][0]["param_groups"][0]["lr"] == 0.001

@@ -94,7 +94,8 @@ def final_block(run_dir: str | Path, event_dir: str | Path | None = None) -> str
     run_dir = Path(run_dir)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     run = json.loads((run_dir / "run.json").read_text())
-    lines = [f"done: {run['steps']} steps in {run['wall_time_s']:.1f} s"]
+    resumed = f" (resumed at step {run['resumed_at_step']})" if "resumed_at_step" in run else ""
+    lines = [f"done: {run['steps']} steps{resumed} in {run['wall_time_s']:.1f} s"]
     lines += [f"  {name:<11} {float(metrics[name]):.4g}" for name in FIRST_METRICS if name in metrics]
     lines.append(f"  {'run dir':<11} {_short(run_dir)}")
     if event_dir is not None:

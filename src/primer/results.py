@@ -52,6 +52,7 @@ class RunSummary(L.Callback):
         self.hparams = hparams
         self.first_keys = first_keys
         self.start = self._clock = 0.0
+        self.first_step = 0  # the step a resume starts from; 0 for a fresh run
         self._session_started = False
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -64,6 +65,9 @@ class RunSummary(L.Callback):
             logger.log_hyperparams(self.hparams)  # so its hparams.yaml holds the run's config too
         self._write(trainer, session_start_summary(self.hparams, self.start))
         self._session_started = True
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.first_step = trainer.global_step  # restored by now, on a resume
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
@@ -88,6 +92,8 @@ class RunSummary(L.Callback):
                "end": datetime.now().isoformat(timespec="milliseconds"),
                "wall_time_s": round(time.perf_counter() - self._clock, 3),
                "steps": trainer.global_step}
+        if self.first_step:
+            run["resumed_at_step"] = self.first_step
         (self.output_dir / "run.json").write_text(json.dumps(run, indent=2) + "\n")
 
     @staticmethod
