@@ -1,7 +1,8 @@
 """Checkpoints that carry their run's config, and the checks a checkpoint passes before it is used.
 
 Every load is `weights_only`: tensors and plain containers come back, and a pickle that
-would run code is refused without running it.
+would run code is refused without running it. The config stored inside is then checked as data
+(primer.stored_config) before anything reads it.
 """
 
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
+from primer import stored_config
 from primer.exits import BadConfig
 
 CONFIG_KEY = "primer"  # checkpoint[CONFIG_KEY] = {"config": composed config, "overrides": [...]}
@@ -51,6 +53,8 @@ def load_checkpoint(path: str | Path) -> dict:
         raise BadConfig(f"{where}: not a checkpoint ({first_line})") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise BadConfig(f"{where}: not a Lightning checkpoint (no state_dict in it)")
+    if CONFIG_KEY in checkpoint:
+        stored_config.check(checkpoint[CONFIG_KEY], where)  # read only what primer's groups could have written
     return checkpoint
 
 

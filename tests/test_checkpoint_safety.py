@@ -1,0 +1,199 @@
+"""A checkpoint is data: crafted checkpoints whose stored config would run code, write or overwrite files
+are refused in one line (exit 2) by everything that reads them, and nothing in them runs.
+
+Each crafted checkpoint is a checkpoint exactly as primer.train writes it (stored config and
+overrides from primer.checkpoints.StoreConfig, the net's weights) with one change. The fast rows go
+through `primer.eval`'s real entry point in this process; the slow ones start `python -m primer.eval`
+and `python -m primer.train ... ckpt_path=` as a user would.
+"""
+
+import copy
+import functools
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from primer import eval as primer_eval
+from primer.checkpoints import StoreConfig, load_checkpoint
+from primer.eval import eval_config
+from tests.conftest import MODELS, TINY, compose_config, run_cli
+
+
+class RunsCode:
+    """Unpickling this creates `marker`: the payload a stored `torch.load(weights_only=False)` would run."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def stored_as_primer_writes(overrides: list[str]) -> dict:
+    """checkpoint["primer"] of a run of these overrides, made as primer.train makes it, without training."""
+    return copy.deepcopy(_stored(tuple(overrides)))
+
+
+@functools.cache  # composing is most of a fast row's time
+def _stored(overrides: tuple[str, ...]) -> dict:
+    return StoreConfig(compose_config(Path("outputs/run"), overrides), list(overrides)).stored
+
+
+def write_checkpoint(path: Path, stored: dict, change=lambda stored: None) -> Path:
+    """A checkpoint holding `stored` and its net's weights, as primer.train saves one; `change` alters the
+    stored config after the weights are made (the test never builds what it crafts)."""
+    net = instantiate(stored["config"]["model"])
+    change(stored)
+    torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}, "global_step": 6,
+                "primer": stored}, path)
+    return path
+
+
+@pytest.fixture
+def files(tmp_path):
+    """The files a payload would touch: `marker` (must never appear), `victim` (must keep its bytes),
+    `pickled` (a pickle whose loading creates the marker) and `source` (what a copy would write over the victim)."""
+    files = type("Files", (), {})()
+    files.marker, files.victim = tmp_path / "marker", tmp_path / "victim.txt"
+    files.pickled, files.source = tmp_path / "payload.pt", tmp_path / "source.txt"
+    files.victim.write_text("the victim's own bytes\n")
+    files.source.write_text("attacker's bytes\n")
+    torch.save(RunsCode(files.marker), files.pickled)
+    return files
+
+
+def torch_load(f):
+    return {"_target_": "torch.load", "f": str(f.pickled), "weights_only": False}
+
+
+def open_for_writing(f):
+    return {"_target_": "builtins.open", "file": str(f.victim), "mode": "w"}
+
+
+def copy_over(f):
+    return {"_target_": "shutil.copy", "src": str(f.source), "dst": str(f.victim)}
+
+
+def put(key: str, node_of):
+    """A change to the stored config: `key` (dotted) set to node_of(files)."""
+    def change(stored, f):
+        *parents, last = key.split(".")
+        node = stored["config"]
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[last] = node_of(f)
+    return change
+
+
+def add_override(text_of):
+    def change(stored, f):
+        stored["overrides"].append(text_of(f))
+    return change
+
+
+CRAFTED = {  # row -> (change to a checkpoint as primer writes it, what the refusal line names)
+    "torch.load-of-a-pickle": (put("model", torch_load), "model._target_=torch.load"),
+    "open-mode-w-empties-a-file": (put("model", open_for_writing), "model._target_=builtins.open"),
+    "shutil.copy-over-a-file": (put("model", copy_over), "model._target_=shutil.copy"),
+    "env-interpolation": (put("data.seed", lambda f: "${oc.env:HOME}"), "data.seed=${oc.env:HOME}: an interpolation"),
+    "interpolation-in-a-target": (put("model._target_", lambda f: "${oc.env:PRIMER_TARGET}"),
+                                  "model._target_=${oc.env:PRIMER_TARGET}"),
+    "target-in-a-list": (put("callbacks.model_checkpoint.dirpath", lambda f: [copy_over(f)]),
+                         "callbacks.model_checkpoint.dirpath[0]._target_=shutil.copy"),
+    "target-in-_args_": (put("model._args_", lambda f: [open_for_writing(f)]), "model._args_[0]._target_=builtins.open"),
+    "_partial_-target": (put("scheduler", lambda f: open_for_writing(f) | {"_partial_": True}),
+                         "scheduler._target_=builtins.open"),
+    "optimizer-target": (put("optimizer", lambda f: copy_over(f) | {"_partial_": True}),
+                         "optimizer._target_=shutil.copy"),
+    "callback-target": (put("callbacks.model_checkpoint", open_for_writing),
+                        "callbacks.model_checkpoint._target_=builtins.open"),
+    "logger-target": (put("logger.tensorboard", lambda f: {"_target_": "subprocess.run", "args": ["touch", str(f.marker)]}),
+                      "logger.tensorboard._target_=subprocess.run"),
+    "nested-in-trainer": (put("trainer.profiler", torch_load), "trainer.profiler._target_=torch.load"),
+    "_recursive_": (put("model._recursive_", lambda f: False), "model._recursive_: _recursive_"),
+    "target-in-an-override": (add_override(lambda f: "model._target_=builtins.open"),
+                              "override model._target_=builtins.open"),
+    "interpolation-in-an-override": (add_override(lambda f: "data.seed=${oc.env:HOME}"),
+                                     "override data.seed=${oc.env:HOME}"),
+    "hydra-key-in-an-override": (add_override(lambda f: "hydra.callbacks.x._target_=builtins.open"),
+                                 "override hydra.callbacks.x._target_=builtins.open"),
+    "newline-in-an-override": (add_override(lambda f: "seed=1\nerror: forged line"), "override 'seed=1\\nerror: forged line'"),
+}
+
+
+def crafted(row: str, tmp_path: Path, f) -> Path:
+    change, _ = CRAFTED[row]
+    stored = stored_as_primer_writes(TINY)
+    return write_checkpoint(tmp_path / f"{row}.ckpt", stored, lambda stored: change(stored, f))
+
+
+def assert_refused(code: int, err: str, path: Path, names: str, f) -> None:
+    assert code == 2, err[-2000:]
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith(f"error: ckpt_path={path}: refused: its stored config has {names}"), err
+    assert not f.marker.exists()  # nothing ran
+    assert f.victim.read_text() == "the victim's own bytes\n"  # nothing was written or overwritten
+    assert not list(path.parent.glob("*.eval*.json"))  # and eval wrote no result
+
+
+@pytest.mark.parametrize("row", CRAFTED)
+def test_eval_refuses_a_crafted_checkpoint_in_one_line_and_runs_nothing(cli, tmp_path, files, row):
+    path = crafted(row, tmp_path, files)
+    code, _, err = cli(f"ckpt_path={path}", main=primer_eval.main, prog="primer.eval")
+    assert_refused(code, err, path, CRAFTED[row][1], files)
+
+
+@pytest.mark.parametrize("row", ["torch.load-of-a-pickle", "open-mode-w-empties-a-file", "shutil.copy-over-a-file"])
+def test_the_payloads_do_harm_when_built(tmp_path, files, row):
+    """What the guard stops is real: built as Hydra builds a stored config, each payload runs or writes."""
+    stored = stored_as_primer_writes(TINY)
+    CRAFTED[row][0](stored, files)
+    instantiate(stored["config"]["model"])
+    assert files.marker.exists() or files.victim.read_text() != "the victim's own bytes\n"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("row", ["torch.load-of-a-pickle", "open-mode-w-empties-a-file", "shutil.copy-over-a-file"])
+def test_the_eval_command_refuses_the_crafted_checkpoints_of_the_issue(tmp_path, files, row):
+    path = crafted(row, tmp_path, files)
+    result = run_cli(f"ckpt_path={path}", module="primer.eval", cwd=tmp_path)
+    assert_refused(result.returncode, result.stderr, path, CRAFTED[row][1], files)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("row", ["shutil.copy-over-a-file", "target-in-an-override"])
+def test_a_resume_from_a_crafted_checkpoint_is_refused_before_its_run_dir_is_made(tmp_path, files, row):
+    path = crafted(row, tmp_path, files)
+    result = run_cli(*TINY, "trainer.max_steps=8", f"ckpt_path={path}", cwd=tmp_path)
+    assert_refused(result.returncode, result.stderr, path, CRAFTED[row][1], files)
+    assert not (tmp_path / "outputs").exists()
+
+
+# --- what primer writes still loads ------------------------------------------------------------------------
+
+LEGIT = [[f"model={m}"] for m in MODELS] + [["optimizer=adam"], ["scheduler=cosine"], ["scheduler=step"],
+                                             ["data=teacher"],
+                                             ["+callbacks.early_stopping._target_=lightning.pytorch.callbacks.EarlyStopping",
+                                              "+callbacks.early_stopping.monitor=val/loss"]]
+
+
+@pytest.mark.parametrize("overrides", LEGIT, ids=" ".join)
+def test_a_checkpoint_as_primer_writes_it_loads_and_rebuilds(tmp_path, overrides):
+    stored = stored_as_primer_writes([*TINY, *overrides])
+    path = write_checkpoint(tmp_path / "final.ckpt", stored)
+    cfg = eval_config(load_checkpoint(path), str(path), [])
+    assert OmegaConf.to_container(cfg) == stored["config"] | {"ckpt_path": None}  # all of it, as stored
+    instantiate(cfg.model), instantiate(cfg.optimizer), instantiate(cfg.data)  # eval builds these
+
+
+@pytest.mark.slow
+def test_a_trained_checkpoint_with_adam_and_a_scheduler_is_evaluated(tmp_path):
+    run_dir = tmp_path / "outputs/run"
+    trained = run_cli(*TINY, "optimizer=adam", "scheduler=cosine", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    result = run_cli(f"ckpt_path={run_dir}/checkpoints/final.ckpt", module="primer.eval", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (run_dir / "checkpoints/final.eval.json").is_file()
