@@ -17,8 +17,9 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from primer import eval as primer_eval
-from primer.checkpoints import StoreConfig, load_checkpoint
+from primer.checkpoints import StoreConfig, check_resume, load_checkpoint
 from primer.eval import eval_config
+from primer.exits import BadConfig
 from tests.conftest import MODELS, TINY, compose_config, run_cli
 
 
@@ -187,6 +188,18 @@ def test_a_checkpoint_as_primer_writes_it_loads_and_rebuilds(tmp_path, overrides
     cfg = eval_config(load_checkpoint(path), str(path), [])
     assert OmegaConf.to_container(cfg) == stored["config"] | {"ckpt_path": None}  # all of it, as stored
     instantiate(cfg.model), instantiate(cfg.optimizer), instantiate(cfg.data)  # eval builds these
+
+
+HOLD = ["+callbacks.hold._target_=tests.callbacks.HoldAtStep", "+callbacks.hold.step=3"]
+
+
+def test_a_resume_accepts_a_stored_target_only_where_its_own_command_line_builds_it(tmp_path, files):
+    """A run trained with +callbacks.NAME._target_=its.own.Class resumes with that override again; the same
+    checkpoint is refused where the command does not build that class itself."""
+    path = write_checkpoint(tmp_path / "final.ckpt", stored_as_primer_writes([*TINY, *HOLD]))
+    check_resume(compose_config(tmp_path / "again", [*TINY, *HOLD, "trainer.max_steps=8", f"ckpt_path={path}"]))
+    with pytest.raises(BadConfig, match=r"refused: its stored config has callbacks.hold._target_=tests.callbacks"):
+        check_resume(compose_config(tmp_path / "again", [*TINY, "trainer.max_steps=8", f"ckpt_path={path}"]))
 
 
 @pytest.mark.slow

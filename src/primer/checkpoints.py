@@ -5,6 +5,7 @@ would run code is refused without running it. The config stored inside is then c
 (primer.stored_config) before anything reads it.
 """
 
+from collections.abc import Collection
 from pathlib import Path
 
 import lightning as L
@@ -28,14 +29,15 @@ class StoreConfig(L.Callback):
         checkpoint[CONFIG_KEY] = self.stored
 
 
-def load_checkpoint(path: str | Path) -> dict:
-    """The checkpoint at `path`, loaded without running pickled code; BadConfig says why it cannot be."""
+def load_checkpoint(path: str | Path, where: str | None = None, own_targets: Collection[str] = ()) -> dict:
+    """The checkpoint at `path`, loaded without running pickled code; BadConfig says why it cannot be,
+    after `where` (`ckpt_path=PATH` as typed). `own_targets`: see stored_config.check."""
     import pickle
     import re
 
     import torch
 
-    where = f"ckpt_path={path}"
+    where = where or f"ckpt_path={path}"
     if not Path(path).is_file():
         raise BadConfig(f"{where}: no such file")
     try:
@@ -54,7 +56,7 @@ def load_checkpoint(path: str | Path) -> dict:
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise BadConfig(f"{where}: not a Lightning checkpoint (no state_dict in it)")
     if CONFIG_KEY in checkpoint:
-        stored_config.check(checkpoint[CONFIG_KEY], where)  # read only what primer's groups could have written
+        stored_config.check(checkpoint[CONFIG_KEY], where, own_targets)  # read only what primer's groups could have written
     return checkpoint
 
 
@@ -65,17 +67,24 @@ def check_resume(cfg: DictConfig) -> None:
     go past the checkpoint's step; and an lr change is refused where a scheduler computes the lr
     from its own restored state (other optimizer values are applied: ApplyOptimizerConfig).
     """
-    path = str(cfg.ckpt_path)
+    from primer.resume import checkpoint_to_resume, shown
+
+    path = checkpoint_to_resume(cfg)  # ckpt_path as Lightning reads it: a path, or last/hpc
+    if path is None:
+        return  # ckpt_path=last, and no checkpoint yet: training starts from scratch, as in Lightning
+    where = shown(cfg, path)
     model = OmegaConf.to_container(cfg.model, resolve=True)
-    checkpoint = check_checkpoint(path, model, cfg.optimizer._target_)
+    # a target beyond primer's groups (+callbacks.NAME._target_=...) is accepted where this run builds it anyway
+    own = stored_config.targets_in({k: v for k, v in OmegaConf.to_container(cfg).items() if k != "hydra"})
+    checkpoint = check_checkpoint(path, model, cfg.optimizer._target_, where, own)
     step, max_steps = checkpoint.get("global_step", 0), cfg.trainer.max_steps
     if max_steps != -1 and max_steps <= step:
-        raise BadConfig(f"trainer.max_steps={max_steps}: ckpt_path={path} is at step {step}; "
+        raise BadConfig(f"trainer.max_steps={max_steps}: {where} is at step {step}; "
                         f"a resume needs trainer.max_steps>{step}")
     stored = checkpoint.get(CONFIG_KEY, {}).get("config", {})
     then_lr, now_lr = stored.get("optimizer", {}).get("lr"), cfg.optimizer.get("lr")
     if cfg.get("scheduler") and then_lr is not None and then_lr != now_lr:
-        raise BadConfig(f"optimizer.lr={now_lr}: ckpt_path={path} was trained with optimizer.lr={then_lr}, and "
+        raise BadConfig(f"optimizer.lr={now_lr}: {where} was trained with optimizer.lr={then_lr}, and "
                         "with a scheduler the lr follows the scheduler's restored state; resume with its lr or start "
                         "a new run")
 
@@ -97,7 +106,8 @@ class ApplyOptimizerConfig(L.Callback):
                         group[key] = tuple(value) if isinstance(group[key], tuple) else value
 
 
-def check_checkpoint(path: str, model: dict, optimizer_target: str) -> dict:
+def check_checkpoint(path: str, model: dict, optimizer_target: str, where: str | None = None,
+                     own_targets: Collection[str] = ()) -> dict:
     """Raises BadConfig unless the checkpoint at `path` was made by this model, with these shapes.
 
     `model` is the run's resolved model config; the net is built from it to compare shapes,
@@ -105,7 +115,8 @@ def check_checkpoint(path: str, model: dict, optimizer_target: str) -> dict:
     """
     from hydra.utils import instantiate
 
-    checkpoint = load_checkpoint(path)
+    where = where or f"ckpt_path={path}"
+    checkpoint = load_checkpoint(path, where, own_targets)
     stored = checkpoint.get(CONFIG_KEY, {}).get("config", {})
     hint = " ".join(checkpoint.get(CONFIG_KEY, {}).get("overrides", [])) or "(none)"
     then = {f"model.{k}": v for k, v in stored.get("model", {}).items()}
@@ -114,7 +125,7 @@ def check_checkpoint(path: str, model: dict, optimizer_target: str) -> dict:
     for key in now:
         if key in then and then[key] != now[key]:
             raise BadConfig(
-                f"ckpt_path={path}: made with {key}={then[key]}, this run has {key}={now[key]}; "
+                f"{where}: made with {key}={then[key]}, this run has {key}={now[key]}; "
                 f"resume with the overrides it was trained with: {hint}"
             )
     expected = {f"net.{k}": tuple(v.shape) for k, v in instantiate(model).state_dict().items()}
@@ -122,7 +133,7 @@ def check_checkpoint(path: str, model: dict, optimizer_target: str) -> dict:
     if found != expected:
         key = next(k for k in sorted(expected.keys() | found.keys()) if expected.get(k) != found.get(k))
         raise BadConfig(
-            f"ckpt_path={path}: made by a different model or shape: {key} is {found.get(key)} there, "
+            f"{where}: made by a different model or shape: {key} is {found.get(key)} there, "
             f"{expected.get(key)} here; resume with the overrides it was trained with: {hint}"
         )
     return checkpoint

@@ -23,3 +23,12 @@ OmegaConf.register_new_resolver("cut", lambda text, n: str(text)[:n], replace=Tr
 
 # ${positive_or:X,D}: X if it is a positive number, else D (trainer.max_steps=-1 means "no limit")
 OmegaConf.register_new_resolver("positive_or", lambda value, default: value if value > 0 else default, replace=True)
+
+
+def launch_dir() -> str:
+    """The dir the command was started in, from which the paths it was given are read, also under
+    hydra.job.chdir=true, which moves the task into its run dir (Hydra's runtime.cwd)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import get_original_cwd
+
+    return get_original_cwd() if HydraConfig.initialized() else os.getcwd()

@@ -11,6 +11,7 @@ from lightning.pytorch.callbacks import ModelSummary as LightningModelSummary
 from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
 from torchmetrics import Metric, MetricCollection
 
+from primer.config import launch_dir
 from primer.dashboard import FIRST_METRICS
 from primer.system import is_logging_step
 
@@ -106,6 +107,6 @@ def final_block(run_dir: str | Path, event_dir: str | Path | None = None) -> str
 
 
 def _short(path: Path) -> str:
-    """Relative to the current dir where the path is under it, as a person would type it."""
-    relative = os.path.relpath(path)
+    """Relative to the dir the command was started in where the path is under it, as a person would type it."""
+    relative = os.path.relpath(path, launch_dir())
     return str(path) if relative.startswith("..") else relative

@@ -19,6 +19,7 @@ import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from primer import exits
+from primer.config import launch_dir
 from primer.exits import Diverged, Interrupted
 from primer.system import is_logging_step
 
@@ -69,8 +70,8 @@ def interruptible(trainer: L.Trainer, saver: SaveOnInterrupt, resume_command: st
         yield
     except SIGTERMException:
         signum = saver.signum or signal.SIGTERM
-        path = os.path.relpath(saver.ckpt_path)
-        path = saver.ckpt_path if path.startswith("..") else path  # short when under the current dir
+        path = os.path.relpath(saver.ckpt_path, launch_dir())  # ckpt_path= is read from there (hydra.job.chdir)
+        path = saver.ckpt_path if path.startswith("..") else path  # short when under it
         raise Interrupted(
             f"{signal.Signals(signum).name} at step {trainer.global_step} of {trainer.max_steps}: saved {path}; "
             f"resume with: {resume_command} ckpt_path={shlex.quote(path)}",

@@ -15,6 +15,7 @@ Nothing is imported or resolved to decide: every test is on the stored strings.
 
 import functools
 import inspect
+from collections.abc import Collection
 from pathlib import Path
 
 import yaml
@@ -25,20 +26,22 @@ PLAIN = (str, int, float, bool, type(None))
 REFUSED_KEYS = ("_recursive_", "_convert_")
 
 
-def check(stored: object, where: str) -> None:
+def check(stored: object, where: str, also_allowed: Collection[str] = ()) -> None:
     """Raises BadConfig, naming the key and what is wrong, unless `stored` (checkpoint["primer"]) is a config
-    that primer's groups could have written and its overrides could have been typed to primer.train."""
+    that primer's groups could have written and its overrides could have been typed to primer.train.
+    `also_allowed`: targets the running command's own config builds anyway (a resume's +callbacks.NAME)."""
     if not isinstance(stored, dict) or not isinstance(stored.get("config"), dict):
         raise BadConfig(f"{where}: refused: its stored config is not a config primer.train writes; nothing was run")
-    _walk(stored["config"], "", where)
+    allowed = allowed_targets() | set(also_allowed)
+    _walk(stored["config"], "", where, allowed)
     overrides = stored.get("overrides", [])
     if not isinstance(overrides, list):
         raise BadConfig(f"{where}: refused: its stored overrides are not a list; nothing was run")
     for override in overrides:
-        _check_override(override, where)
+        _check_override(override, where, allowed)
 
 
-def _walk(node: object, key: str, where: str) -> None:
+def _walk(node: object, key: str, where: str, allowed: frozenset[str]) -> None:
     if isinstance(node, dict):
         for name, child in node.items():
             child_key = f"{key}.{name}" if key else str(name)
@@ -46,22 +49,22 @@ def _walk(node: object, key: str, where: str) -> None:
                 _refuse(where, _shown(child_key), "a key that is not a string")
             if name in REFUSED_KEYS:
                 _refuse(where, _shown(child_key), f"{name}, which primer's config groups never write")
-            if name == "_target_" and not (isinstance(child, str) and child in allowed_targets()):
+            if name == "_target_" and not (isinstance(child, str) and child in allowed):
                 _refuse(where, f"{_shown(child_key)}={_shown(child)}",
                         "a target primer's config groups never build")
             if name == "_partial_" and not isinstance(child, bool):
                 _refuse(where, f"{_shown(child_key)}={_shown(child)}", "a _partial_ that is not true or false")
-            _walk(child, child_key, where)
+            _walk(child, child_key, where, allowed)
     elif isinstance(node, list):
         for i, child in enumerate(node):
-            _walk(child, f"{key}[{i}]", where)
+            _walk(child, f"{key}[{i}]", where, allowed)
     elif not isinstance(node, PLAIN):
         _refuse(where, _shown(key), f"a {type(node).__name__}, not a config value")
     elif isinstance(node, str) and "${" in node:
         _refuse(where, f"{_shown(key)}={_shown(node)}", "an interpolation (primer stores its config resolved)")
 
 
-def _check_override(override: object, where: str) -> None:
+def _check_override(override: object, where: str, allowed: frozenset[str]) -> None:
     if not isinstance(override, str) or not override.isprintable():
         _refuse(where, f"override {_shown(override)}", "not a command-line override")
     key, _, value = override.partition("=")
@@ -70,7 +73,7 @@ def _check_override(override: object, where: str) -> None:
         _refuse(where, f"override {_shown(override)}", "an interpolation (primer stores its config resolved)")
     if key.lstrip("+~").startswith(("hydra.", "hydra/")) or last in REFUSED_KEYS:
         _refuse(where, f"override {_shown(override)}", "a key primer.train never stores")
-    if last == "_target_" and value not in allowed_targets():
+    if last == "_target_" and value not in allowed:
         _refuse(where, f"override {_shown(override)}", "a target primer's config groups never build")
 
 
@@ -101,16 +104,17 @@ def conf_targets() -> set[str]:
         if path.relative_to(CONFIG_DIR).parts[0] == "hydra":
             continue
         loaded = yaml.safe_load(path.read_text()) or {}
-        targets |= _targets_in({k: v for k, v in loaded.items() if k != "hydra"})
+        targets |= targets_in({k: v for k, v in loaded.items() if k != "hydra"})
     return targets
 
 
-def _targets_in(node: object) -> set[str]:
+def targets_in(node: object) -> set[str]:
+    """The string `_target_`s anywhere in a plain config tree."""
     if isinstance(node, dict):
         found = {node["_target_"]} if isinstance(node.get("_target_"), str) else set()
-        return found.union(*(_targets_in(child) for child in node.values()))
+        return found.union(*(targets_in(child) for child in node.values()))
     if isinstance(node, list):
-        return set().union(*(_targets_in(child) for child in node))
+        return set().union(*(targets_in(child) for child in node))
     return set()
 
 

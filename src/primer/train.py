@@ -43,6 +43,7 @@ def _train(cfg: DictConfig) -> dict[str, float]:
     from primer.guards import SaveOnInterrupt, interruptible, resume_command
     from primer.quiet import quiet_third_party
     from primer.results import final_metrics
+    from primer.resume import resume_from
     from primer.scaleout import use_submitit_tasks_as_ranks
     from primer.system import Regression
 
@@ -70,7 +71,7 @@ def _train(cfg: DictConfig) -> dict[str, float]:
 
     first_step = callbacks[-1]
     with interruptible(trainer, saver, resume_command(overrides)), setting_up("trainer.fit", first_step.done):
-        trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+        trainer.fit(system, datamodule=datamodule, ckpt_path=resume_from(cfg), weights_only=True)
     if trainer.is_global_zero:
         event_dirs = [lg.log_dir for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
         print(final_block(cfg.paths.output_dir, next(iter(event_dirs), None)))  # what came out, and where
