@@ -4,10 +4,13 @@
 import json
 import os
 import shlex
+import shutil
 import signal
 
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.types import RunMode
+from omegaconf import read_write
 
 from primer.config import CONFIG_DIR, CONFIG_NAME
 from primer.exits import BadConfig
@@ -51,6 +54,8 @@ def test_last_is_read_from_hydra_run_dir_before_hydra_makes_it(tmp_path):
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(CONFIG_NAME, overrides=[f"hydra.run.dir={tmp_path / 'run'}", "ckpt_path=last"],
                       return_hydra_config=True)
+    with read_write(cfg.hydra):
+        cfg.hydra.mode = RunMode.RUN  # as Hydra sets it before its callbacks run
     assert checkpoint_to_resume(cfg) == str(last)
 
 
@@ -94,6 +99,16 @@ def test_ckpt_path_last_resumes_from_the_last_checkpoint_of_the_run_dir(cli, tmp
     code, out, err = cli(*SAVE_LAST, "trainer.max_steps=8", "ckpt_path=last")
     assert code == 0, err[-3000:]
     assert run_json(tmp_path / "outputs/run")["resumed_at_step"] == 6 and "done: 8 steps (resumed at step 6)" in out
+
+
+@pytest.mark.slow  # trains in this process
+def test_ckpt_path_hpc_resumes_from_the_highest_numbered_hpc_checkpoint(cli, tmp_path):
+    code, _, err = cli(*TINY, *QUIET, "hydra.run.dir=outputs/run")
+    assert code == 0, err[-3000:]
+    shutil.copy(tmp_path / "outputs/run/checkpoints/final.ckpt", tmp_path / "outputs/run/hpc_ckpt_1.ckpt")
+    code, out, err = cli(*TINY, *QUIET, "hydra.run.dir=outputs/run", "trainer.max_steps=8", "ckpt_path=hpc")
+    assert code == 0, err[-3000:]
+    assert run_json(tmp_path / "outputs/run")["resumed_at_step"] == 6
 
 
 @pytest.mark.slow  # trains in this process

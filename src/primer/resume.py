@@ -16,6 +16,7 @@ import os
 import re
 from pathlib import Path
 
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from primer.config import launch_dir
@@ -95,7 +96,7 @@ def _run_values(cfg: DictConfig, *keys: str) -> list:
     from primer.validation import value
 
     if value(cfg, "paths.output_dir") is None and OmegaConf.select(cfg, "hydra.run.dir", default=None):
-        if OmegaConf.select(cfg, "hydra.mode", default=None) is not None and str(cfg.hydra.mode) != "RUN":
+        if OmegaConf.select(cfg, "hydra.mode", default=None) == RunMode.MULTIRUN:
             return [None] * len(keys)
         cfg = copy.deepcopy(cfg)
         with open_dict(cfg):
