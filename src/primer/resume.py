@@ -47,7 +47,7 @@ def checkpoint_to_resume(cfg: DictConfig) -> str | None:
             raise BadConfig(f"ckpt_path=hpc: no hpc_ckpt_N.ckpt in {root} (Lightning saves them there when SLURM "
                             "requeues a job); give the checkpoint's path")
         return str(max(numbered, key=lambda p: int(p.stem.rpartition("_")[2])))
-    return os.path.join(launch_dir(), typed)  # an absolute path stays as it is
+    return os.path.join(_launch_dir(cfg), typed)  # an absolute path stays as it is
 
 
 def resume_from(cfg: DictConfig) -> str | None:
@@ -78,7 +78,13 @@ def checkpoint_dirs(cfg: DictConfig) -> list[Path]:
     (SaveOnInterrupt's, and Lightning's own ModelCheckpoint's without a dirpath)."""
     dirpath, root = _run_values(cfg, "callbacks.model_checkpoint.dirpath", "trainer.default_root_dir")
     dirs = [Path(d) for d in (dirpath, root and f"{root}/checkpoints") if d]
-    return list(dict.fromkeys(d if d.is_absolute() else Path(launch_dir(), d) for d in dirs))
+    return list(dict.fromkeys(d if d.is_absolute() else Path(_launch_dir(cfg), d) for d in dirs))
+
+
+def _launch_dir(cfg: DictConfig) -> str:
+    """The config Hydra composed knows where the command started (the check before a run, where HydraConfig
+    is not set yet); the task's config does not, and asks HydraConfig."""
+    return OmegaConf.select(cfg, "hydra.runtime.cwd", default=None) or launch_dir()
 
 
 def _is_last(path: Path) -> bool:
@@ -100,5 +106,5 @@ def _run_values(cfg: DictConfig, *keys: str) -> list:
             return [None] * len(keys)
         cfg = copy.deepcopy(cfg)
         with open_dict(cfg):
-            cfg.paths.output_dir = os.path.join(launch_dir(), str(cfg.hydra.run.dir))
+            cfg.paths.output_dir = os.path.join(_launch_dir(cfg), str(cfg.hydra.run.dir))
     return [value(cfg, key) for key in keys]
