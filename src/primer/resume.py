@@ -41,8 +41,9 @@ def checkpoint_to_resume(cfg: DictConfig) -> str | None:
         return str(max(found, key=lambda p: p.stat().st_mtime)) if found else None
     if typed == "hpc":
         root = _run_values(cfg, "trainer.default_root_dir")[0]
-        found = list(Path(root).glob("hpc_ckpt_*.ckpt")) if root else []
-        numbered = [p for p in found if re.fullmatch(r"hpc_ckpt_\d+", p.stem)]
+        if root is None:
+            return None  # a sweep job's dir, not made yet: looked at when the job starts (resume_from)
+        numbered = [p for p in Path(root).glob("hpc_ckpt_*.ckpt") if re.fullmatch(r"hpc_ckpt_\d+", p.stem)]
         if not numbered:
             raise BadConfig(f"ckpt_path=hpc: no hpc_ckpt_N.ckpt in {root} (Lightning saves them there when SLURM "
                             "requeues a job); give the checkpoint's path")
@@ -55,9 +56,9 @@ def resume_from(cfg: DictConfig) -> str | None:
     `last` looks, is known only now."""
     from primer.checkpoints import check_resume
 
-    path = checkpoint_to_resume(cfg)
-    if str(cfg.get("ckpt_path")) in ("last", "hpc"):
-        if path is None:
+    path, typed = checkpoint_to_resume(cfg), str(cfg.get("ckpt_path"))
+    if typed in ("last", "hpc"):
+        if path is None:  # last, where there is none
             dirs = " or ".join(str(d) for d in checkpoint_dirs(cfg))
             logging.getLogger(__name__).warning(
                 f"ckpt_path=last: no last*.ckpt or {INTERRUPTED} in {dirs}; training starts from scratch, as "
