@@ -43,37 +43,42 @@ def console_metrics(out: str) -> dict[str, str]:
     return {words[0]: words[1] for line in lines if (words := line.split()) and words[0] in FIRST_METRICS}
 
 
-def assert_final_step_everywhere(run_dir, out: str, max_steps: int) -> None:
+def assert_final_step_everywhere(run_dir, out: str, steps: int) -> None:
     saved = {k: float(v) for k, v in json.loads((run_dir / "metrics.json").read_text()).items()}
     train_tags = {k for k in saved if k.startswith("train/")}
     assert train_tags >= {"train/loss", "train/mse"}
     last, hparams = last_points(run_dir), hparams_metrics(run_dir)
     for tag in train_tags:
-        assert last[tag] == (max_steps - 1, saved[tag]), tag  # Lightning counts steps from 0
-        assert hparams[tag] == (max_steps - 1, saved[tag]), tag
-    assert f"done: {max_steps} steps" in out
+        assert last[tag] == (steps - 1, saved[tag]), tag  # Lightning counts steps from 0
+        assert hparams[tag] == (steps - 1, saved[tag]), tag
+    assert f"done: {steps} steps" in out
     shown = console_metrics(out)
     assert set(shown) == {"train/loss", "val/loss", "val/r2"}
     for name, text in shown.items():
         assert text == f"{saved[name]:.4g}" == f"{last[name][1]:.4g}"
 
 
-@pytest.mark.parametrize("model, max_steps, every", [
-    ("two_layer", 6, 2),   # a multiple: Lightning writes the last step itself
-    ("two_layer", 6, 4),   # not a multiple
-    ("two_layer", 6, 10),  # log_every_n_steps > max_steps: Lightning writes no training step at all
-    ("two_layer", 5, 0),   # 0: only the first and the last step
-    ("manual", 7, 3),      # manual optimization
+@pytest.mark.parametrize("model, max_steps, every, epochs", [
+    ("two_layer", 6, 2, 1),   # a multiple: Lightning writes the last step itself
+    ("two_layer", 6, 4, 1),   # not a multiple
+    ("two_layer", 6, 10, 1),  # log_every_n_steps > max_steps: Lightning writes no training step at all
+    ("two_layer", 5, 0, 1),   # 0: only the first and the last step
+    ("manual", 7, 3, 1),      # manual optimization
+    ("two_layer", -1, 3, 2),  # two epochs of 5 steps: the last step of each is a logging step
 ])
 def test_last_train_point_metrics_json_hparams_and_console_agree(make_config, tmp_path, capsys, model, max_steps,
-                                                                  every):
+                                                                  every, epochs):
+    length = ["data.steps=5", f"trainer.max_epochs={epochs}"] if max_steps == -1 else []
     cfg = make_config(*SMALL, *QUIET, f"model={model}", f"trainer.max_steps={max_steps}",
-                      f"trainer.log_every_n_steps={every}")
+                      f"trainer.log_every_n_steps={every}", *length)
     capsys.readouterr()
     train(cfg)
-    assert_final_step_everywhere(tmp_path / "run", capsys.readouterr().out, max_steps)
-    # each logging step once: the first and the last added to Lightning's every n, never written twice
-    logging_steps = sorted({1, max_steps, *(range(every, max_steps + 1, every) if every else ())})
+    epoch_steps = cfg.data.steps
+    steps = epoch_steps * epochs
+    assert_final_step_everywhere(tmp_path / "run", capsys.readouterr().out, steps)
+    # each logging step once: the first and the epochs' last added to Lightning's every n, never written twice
+    logging_steps = sorted({1, *range(epoch_steps, steps + 1, epoch_steps), *(range(every, steps + 1, every) if every
+                                                                              else ())})
     events = EventAccumulator(str(tmp_path / "run"), size_guidance={"scalars": 0})
     events.Reload()
     for tag in ("train/loss", "train/mse"):
