@@ -3,8 +3,6 @@ metrics.json, the last point of each train/* curve in TensorBoard and its HPARAM
 whatever max_steps and log_every_n_steps are."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 from tensorboard import context
@@ -14,7 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from primer.dashboard import FIRST_METRICS
 from primer.train import train
-from tests.conftest import QUIET
+from tests.conftest import QUIET, run_cli
 from tests.test_what_a_run_shows import _get, run_dirs, tensorboard_of  # noqa: F401 (a fixture)
 
 SMALL = ["data.input_dim=8", "model.hidden_dim=4"]
@@ -58,12 +56,15 @@ def assert_final_step_everywhere(run_dir, out: str, steps: int) -> None:
         assert text == f"{saved[name]:.4g}" == f"{last[name][1]:.4g}"
 
 
+SLOW = pytest.mark.slow  # the fast loop keeps two cases
+
+
 @pytest.mark.parametrize("model, max_steps, every, epochs", [
-    ("two_layer", 6, 2, 1),   # a multiple: Lightning writes the last step itself
-    ("two_layer", 6, 4, 1),   # not a multiple
+    pytest.param("two_layer", 6, 2, 1, marks=SLOW),   # a multiple: Lightning writes the last step itself
+    pytest.param("two_layer", 6, 4, 1, marks=SLOW),   # not a multiple
     ("two_layer", 6, 10, 1),  # log_every_n_steps > max_steps: Lightning writes no training step at all
-    ("two_layer", 5, 0, 1),   # 0: only the first and the last step
-    ("manual", 7, 3, 1),      # manual optimization
+    pytest.param("two_layer", 5, 0, 1, marks=SLOW),   # 0: only the first and the last step
+    pytest.param("manual", 7, 3, 1, marks=SLOW),      # manual optimization
     ("two_layer", -1, 3, 2),  # two epochs of 5 steps: the last step of each is a logging step
 ])
 def test_last_train_point_metrics_json_hparams_and_console_agree(make_config, tmp_path, capsys, model, max_steps,
@@ -89,8 +90,7 @@ def test_last_train_point_metrics_json_hparams_and_console_agree(make_config, tm
 def test_the_issue_command_shows_the_final_step_in_tensorboard_hparams(tmp_path, tensorboard_of):  # noqa: F811
     """`python -m primer.train trainer.max_steps=6 ...` (log_every_n_steps 10): the real TensorBoard's
     HPARAMS row and last train/loss point are the console's and metrics.json's final values."""
-    result = subprocess.run([sys.executable, "-m", "primer.train", "trainer.max_steps=6", *SMALL], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=300)
+    result = run_cli("trainer.max_steps=6", *SMALL, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = run_dirs(tmp_path)
     assert_final_step_everywhere(run_dir, result.stdout, 6)
