@@ -4,12 +4,12 @@
 
 Written at the end of every multirun by the Hydra callback SweepSummary. Everything is read
 from what each job dir holds, so sweeps made before this module existed work too:
-`.hydra/overrides.yaml` (label), `metrics.json` (final metrics), `checkpoints/final.ckpt`
-(steps), the TensorBoard events (loss curve, hyperparameters), `run.json` (the wall time the run
-measured itself; never file times, which move when e.g. primer.eval writes into the run dir),
-`failure.txt` (why a job failed). A sweep dir also gets TensorBoard's HPARAMS config, which lists
-the keys the sweep varied and train/loss, val/loss first (primer.dashboard). Heavy imports (torch,
-tensorboard, matplotlib) happen inside the functions that need them.
+`.hydra/overrides.yaml` (label), `metrics.json` (final metrics), `run.json` (steps, and the wall
+time the run measured itself; never file times, which move when e.g. primer.eval writes into the
+run dir), `failure.txt` (why a job failed): the table and the exit code need no logger and no
+callback. The TensorBoard events, where a job wrote them, give the loss curves and the sweep dir's
+HPARAMS config, which lists the keys the sweep varied and train/loss, val/loss first
+(primer.dashboard). Heavy imports (tensorboard, matplotlib) happen inside the functions that need them.
 The plot needs matplotlib, from the `sweeps` extra (`pip install -e ".[sweeps]"`); without it the
 summary is the two tables and a line that says how to get the plot.
 """
@@ -33,6 +33,7 @@ from primer.exits import BadConfig, SweepFailed
 FAILURE_FILE = "failure.txt"
 TABLES, PLOT = ("summary.csv", "summary.md"), "loss_curves.png"
 NO_PLOT = f"{PLOT} not drawn: it needs matplotlib; pip install -e '.[sweeps]' (or pip install matplotlib)"
+NO_CURVES = f"{PLOT} not drawn: no job wrote its loss curve to TensorBoard (logger=tensorboard does)"
 LINESTYLES, MARKERS = ("-", "--", ":", "-."), ("o", "s", "^", "v", "D", "x")
 
 
@@ -55,8 +56,9 @@ class SweepSummary(Callback):
         table, rows, files = write_summary(sweep_dir)
         print(f"\nSweep summary ({', '.join(files)} in {sweep_dir}):\n\n{table}")
         if PLOT not in files:
-            print(NO_PLOT)
-        print(f"\ntensorboard --logdir {sweep_dir}")
+            print(why_no_plot(sweep_dir))
+        if any(map(has_events, job_dirs(sweep_dir))):
+            print(f"\ntensorboard --logdir {sweep_dir}")
         failed = sum(row["status"] == "failed" for row in rows)
         if failed:  # every job ran; the exit code still tells a script that some did not finish
             exits.sweep_failed(SweepFailed(f"{failed} of {len(rows)} jobs failed; see {sweep_dir / 'summary.md'}"))
@@ -93,12 +95,10 @@ def summarize(job_dir: Path) -> dict:
 
 
 def _steps(job_dir: Path) -> int | None:
-    checkpoint = job_dir / "checkpoints" / "final.ckpt"
-    if not checkpoint.exists():
-        return None
-    import torch
-
-    return torch.load(checkpoint, map_location="cpu", weights_only=True)["global_step"]
+    """As the run counted them (primer.results.RunSummary), whatever its logger and callbacks; None if it
+    stopped before training."""
+    run = job_dir / "run.json"
+    return json.loads(run.read_text())["steps"] if run.exists() else None
 
 
 def _wall_time(job_dir: Path) -> float | None:
@@ -107,12 +107,21 @@ def _wall_time(job_dir: Path) -> float | None:
     return round(json.loads(run.read_text())["wall_time_s"], 2) if run.exists() else None
 
 
+def has_events(job_dir: Path) -> bool:
+    """Whether the job wrote TensorBoard events (not under logger=csv, none or [])."""
+    from primer.dashboard import events_dir
+
+    return any(events_dir(job_dir).glob("events.out.tfevents.*"))
+
+
 def job_events(job_dir: Path):
-    """The job's TensorBoard events, every point kept."""
+    """The job's TensorBoard events, every point kept; None where it wrote none."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from primer.dashboard import events_dir
 
+    if not has_events(job_dir):
+        return None
     logging.getLogger("tensorboard").setLevel(logging.WARNING)  # not a line per event file read
     events = EventAccumulator(str(events_dir(job_dir)), size_guidance={"scalars": 0})  # 0: keep every point
     events.Reload()
@@ -122,7 +131,7 @@ def job_events(job_dir: Path):
 def loss_curve(job_dir: Path, events=None) -> tuple[list[int], list[float]]:
     """The train/loss points the job's TensorBoard events hold (none without the tensorboard logger)."""
     events = events or job_events(job_dir)
-    if "train/loss" not in events.Tags()["scalars"]:
+    if events is None or "train/loss" not in events.Tags()["scalars"]:
         return [], []
     points = events.Scalars("train/loss")
     return [p.step + 1 for p in points], [p.value for p in points]  # Lightning counts from 0: step 1 is the first
@@ -147,14 +156,20 @@ def write_summary(root: Path) -> tuple[str, list[dict], list[str]]:
     (root / "summary.md").write_text(table + "\n")
     files = list(TABLES)
     events = [job_events(d) for d in dirs]
-    if plot_loss_curves(root, dirs, rows, events):
+    with_events = any(e is not None for e in events)  # none under logger=csv, none or []: the tables are all
+    if with_events and plot_loss_curves(root, dirs, rows, events):
         files.append(PLOT)
-    if dirs != [root]:  # a sweep; a single run wrote its own HPARAMS config
-        runs = [session_hparams(e) for e in events]
+    if dirs != [root] and with_events:  # a sweep; a single run wrote its own HPARAMS config
+        runs = [session_hparams(e) if e is not None else {} for e in events]
         # one job: the keys its command line set; more: the keys whose values differ
         differing = _override_keys(rows[0]) if len(rows) == 1 else differing_keys(runs)
         write_sweep_experiment(root, runs, differing, metric_names)
     return table, rows, files
+
+
+def why_no_plot(root: Path) -> str:
+    """The line that says why loss_curves.png was not drawn."""
+    return NO_PLOT if any(map(has_events, job_dirs(root))) else NO_CURVES
 
 
 def _override_keys(row: dict) -> list[str]:
@@ -235,7 +250,7 @@ def main(argv: list[str] | None = None) -> None:
     print(table)
     print(f"\nwrote {', '.join(files)} in {root}")
     if PLOT not in files:
-        print(NO_PLOT)
+        print(why_no_plot(root))
 
 
 if __name__ == "__main__":

@@ -89,12 +89,16 @@ class Regression(L.LightningModule):
         return loss * world_size if world_size > 1 else loss
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        # Lightning writes logged values to the loggers every log_every_n_steps steps only: the first
-        # step's (a logging step, is_logging_step) are written here, so that every curve starts at step 1.
-        if self.global_step == 1 and self.trainer.log_every_n_steps != 1 and not self.trainer.barebones:
-            first = {k: v for k, v in self.trainer.callback_metrics.items() if k.startswith("train/")}
-            for logger in self.loggers:
-                logger.log_metrics(first, step=0)  # Lightning's step numbering: the first step is 0
+        # Lightning writes logged values to the loggers every log_every_n_steps steps only: the other
+        # logging steps (is_logging_step: the first, the last of the run or epoch) are written here, so
+        # that every curve starts at step 1 and ends on the values metrics.json and HPARAMS hold.
+        step = self.global_step
+        if self.trainer.barebones or not is_logging_step(self.trainer, step, batch_idx) or \
+                written_by_lightning(self.trainer, step):
+            return
+        logged = {k: v for k, v in self.trainer.callback_metrics.items() if k.startswith("train/")}
+        for logger in self.loggers:
+            logger.log_metrics(logged, step=step - 1)  # Lightning's step numbering: the first step is 0
 
     def _hand_gradient_step(self, x: torch.Tensor, y: torch.Tensor):
         y_pred, loss, grads = self.net.loss_and_gradients(x, y)
@@ -134,6 +138,14 @@ def is_logging_step(trainer: L.Trainer, step: int, batch_idx: int) -> bool:
         or step == trainer.max_steps
         or batch_idx + 1 == trainer.num_training_batches
     )
+
+
+def written_by_lightning(trainer: L.Trainer, step: int) -> bool:
+    """Whether Lightning itself writes the training values of `step` (counted from 1) to the loggers:
+    every log_every_n_steps steps, in a fast_dev_run, and on the step the run is told to stop
+    (Lightning's LoggerConnector.should_update_logs)."""
+    every = trainer.log_every_n_steps
+    return bool(trainer.fast_dev_run) or (every > 0 and (step % every == 0 or trainer.should_stop))
 
 
 

@@ -98,8 +98,9 @@ def loggers_and_callbacks(cfg: DictConfig, overrides: list[str], saver) -> tuple
     from primer.results import RunSummary
 
     off = switched_off(cfg.trainer)
-    loggers = [] if "logger" in off else [instantiate(c) for c in (cfg.logger or {}).values()]
-    callbacks = [instantiate(c) for name, c in (cfg.callbacks or {}).items() if name not in off]
+    # logger=[] and callbacks=[] (lightning-hydra-template's spelling of none) compose no key at all
+    loggers = [] if "logger" in off else [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    callbacks = [instantiate(c) for name, c in (cfg.get("callbacks") or {}).items() if name not in off]
     callbacks += [RunSummary(cfg.paths.output_dir, *run_hparams(cfg)), StopOnNonFinite(), saver,
                   StoreConfig(cfg, overrides), ApplyOptimizerConfig(OmegaConf.to_container(cfg.optimizer))]
     if cfg.scheduler and loggers:
