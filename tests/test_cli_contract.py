@@ -38,8 +38,10 @@ ACCEPTED = {  # overrides -> what must hold of the run dir `run` (and the comman
     and "val/loss" in metrics(run),
     "trainer.barebones=true": lambda run, out: not (run / "checkpoints").exists()
     and not events(run) and (run / "metrics.json").exists(),
-    "+trainer.logger=false": lambda run, out: not events(run) and "train/loss" in metrics(run)
+    "trainer.logger=false": lambda run, out: not events(run) and "train/loss" in metrics(run)
     and "tensorboard --logdir" not in out,  # no events: no command to look at them
+    "trainer.max_time={minutes:1}": lambda run, out: steps(run) == 6  # Lightning's dict form
+    and stored(run)["trainer"]["max_time"] == {"minutes": 1},
     "+trainer.gradient_clip_val=1.0": lambda run, out: stored(run)["trainer"]["gradient_clip_val"] == 1.0,
     "hydra/job_logging=disabled": lambda run, out: not (run / "train.log").exists() and "train/loss" in metrics(run),
     "data.batch_size=1": lambda run, out: "train/mse" in metrics(run) and "train/r2" not in metrics(run),
@@ -145,7 +147,7 @@ REJECTED = [  # (overrides, the whole line after "error: ", or its start when it
     ("trainer.accelerator=mps", "trainer: MisconfigurationException: `MPSAccelerator` can not run on your system ..."),
     ("trainer.devices=0", "trainer: MisconfigurationException: ..."),
     ("+optimizer.nesterov=true", "optimizer: ValueError: Nesterov momentum requires a momentum and zero dampening ..."),
-    ("+trainer.logger=wandb",
+    ("trainer.logger=wandb",
      "trainer.logger=wandb: must be true or false; choose a logger with logger=tensorboard, ..."),
     ("+trainer.callbacks=[]", "trainer.callbacks: primer sets the Trainer's callbacks from the callbacks group ..."),
     ("tags=[a,b]", "tags: no such key; primer reads no such setting (--cfg job lists the keys)"),
@@ -165,7 +167,13 @@ REJECTED = [  # (overrides, the whole line after "error: ", or its start when it
     ("optimizer.momentum=lots", "optimizer.momentum=lots: must be a number (torch.optim.SGD)"),
     ("data.batch_size=0", "data.batch_size=0: must be a positive integer"),
     ("data.output_dim=2.5", "data.output_dim=2.5: must be a positive integer"),
-    ("seed=abc", "seed=abc: must be an integer, or null to draw one"),
+    ("seed=abc", "seed=abc: must be an integer from 0 to 4294967295 (numpy's seeds), or null to draw one"),
+    ("seed=-1", "seed=-1: must be an integer from 0 to 4294967295 (numpy's seeds), or null to draw one"),
+    ("seed=99999999999", "seed=99999999999: must be an integer from 0 to 4294967295 (numpy's seeds), ..."),
+    ("trainer.precision=16-mixed model=manual", "trainer.precision=16-mixed: model=manual derives its gradients by "
+     "hand, outside autocast and the gradient scaler of mixed precision; use 32-true, 64-true, bf16-true or 16-true, "
+     "or another model"),
+    ("trainer.precision=bf16 model=manual", "trainer.precision=bf16: model=manual derives its gradients by hand, ..."),
     ("optimizer.lr==", "cannot read override 'optimizer.lr==': write it as key=value"),
     ("-m optimizer.lr=1e-4,-1", "optimizer.lr=-1: must be a positive number"),
     ("-m model=two_layer,bogus", "model=bogus: no such model; choose one of ..."),
