@@ -53,6 +53,12 @@ ACCEPTED = {  # overrides -> what must hold of the run dir `run` (and the comman
     and "tensorboard --logdir elsewhere" in out,
     "callbacks.model_checkpoint.dirpath=elsewhere": lambda run, out: (Path("elsewhere") / "final.ckpt").exists(),
     "logger.tensorboard.save_dir=elsewhere": lambda run, out: events(Path("elsewhere")) and not events(run),
+    "+callbacks.model_checkpoint.monitor=val/loss": lambda run, out: (run / "checkpoints/final.ckpt").exists(),
+    "+callbacks.early_stopping._target_=lightning.pytorch.callbacks.EarlyStopping "
+    "+callbacks.early_stopping.monitor=val/r2 +callbacks.early_stopping.mode=max": lambda run, out: steps(run) == 6,
+    # the cosine spans the run Lightning runs (2 epochs of 3 steps), and ends at its end
+    "scheduler=cosine trainer.max_steps=-1 trainer.max_epochs=2 data.steps=3": lambda run, out: steps(run) == 6
+    and checkpoint(run)["lr_schedulers"][0]["T_max"] == 6 and checkpoint(run)["lr_schedulers"][0]["_last_lr"] == [0.0],
 }
 
 
@@ -66,6 +72,10 @@ def steps(run: Path) -> int:
 
 def metrics(run: Path) -> dict:
     return json.loads((run / "metrics.json").read_text())
+
+
+def checkpoint(run: Path) -> dict:
+    return torch.load(run / "checkpoints/final.ckpt", weights_only=True)
 
 
 def stored(run: Path) -> dict:
@@ -175,6 +185,21 @@ REJECTED = [  # (overrides, the whole line after "error: ", or its start when it
      "or another model"),
     ("trainer.precision=bf16 model=manual", "trainer.precision=bf16: model=manual derives its gradients by hand, ..."),
     ("optimizer.lr==", "cannot read override 'optimizer.lr==': write it as key=value"),
+    ("+callbacks.early_stopping._target_=lightning.pytorch.callbacks.EarlyStopping "
+     "+callbacks.early_stopping.monitor=val_loss",
+     "callbacks.early_stopping.monitor=val_loss: primer logs no such metric; did you mean val/loss? it logs "
+     "train/loss, train/explained_variance, train/mse, train/r2, val/loss, val/explained_variance, val/mse, val/r2"),
+    ("+callbacks.model_checkpoint.monitor=loss", "callbacks.model_checkpoint.monitor=loss: primer logs no such "
+     "metric; it logs train/loss, train/explained_variance, train/mse, train/r2, val/loss, val/explained_variance, "
+     "val/mse, val/r2, epoch, step"),
+    ("scheduler=cosine trainer.max_steps=-1 trainer.max_time=00:00:01:00",
+     "scheduler.T_max=-1: the scheduler spans the run's steps, and trainer.max_steps=-1 sets none; set "
+     "trainer.max_steps, or trainer.max_epochs (scheduler=cosine then spans max_epochs × data.steps steps)"),
+    ("scheduler=cosine trainer.max_steps=-1 trainer.max_epochs=2 trainer.accumulate_grad_batches=2",
+     "trainer.accumulate_grad_batches=2: with trainer.max_steps=-1, scheduler.T_max spans max_epochs × data.steps "
+     "steps, which this changes; set trainer.max_steps to the run's length"),
+    ("scheduler=cosine scheduler.T_max=${trainer.max_steps} trainer.max_steps=-1 trainer.max_epochs=1",
+     "scheduler.T_max=-1: the scheduler spans the run's steps, and trainer.max_steps=-1 sets none; ..."),
     ("-m optimizer.lr=1e-4,-1", "optimizer.lr=-1: must be a positive number"),
     ("-m model=two_layer,bogus", "model=bogus: no such model; choose one of ..."),
     ("-m --cfg job", "Only one of --run, --multirun, --cfg, --info and --shell_completion can be specified ..."),

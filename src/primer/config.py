@@ -23,3 +23,14 @@ OmegaConf.register_new_resolver("cut", lambda text, n: str(text)[:n], replace=Tr
 
 # ${positive_or:X,D}: X if it is a positive number, else D (trainer.max_steps=-1 means "no limit")
 OmegaConf.register_new_resolver("positive_or", lambda value, default: value if value > 0 else default, replace=True)
+
+
+def _run_steps(max_steps: int, max_epochs: int | None, steps_per_epoch: int) -> int:
+    """trainer.max_steps, or with no limit (-1) max_epochs × steps per epoch; -1 if only max_time ends the run."""
+    if max_steps > 0:
+        return max_steps
+    return max_epochs * steps_per_epoch if max_epochs is not None and max_epochs > 0 else -1
+
+
+# ${run_steps:MAX_STEPS,MAX_EPOCHS,STEPS_PER_EPOCH}: how many training steps a run takes (a scheduler's length)
+OmegaConf.register_new_resolver("run_steps", _run_steps, replace=True)

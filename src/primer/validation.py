@@ -158,6 +158,10 @@ def check(cfg: DictConfig) -> None:
         with open_dict(cfg):
             cfg.seed = 0
     check_signatures(cfg)
+    from primer.fit_checks import check_monitors, check_scheduler_length
+
+    check_monitors(cfg)
+    check_scheduler_length(cfg)
     if value(cfg, "ckpt_path") is not None:
         from primer.checkpoints import check_resume
 
