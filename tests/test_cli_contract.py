@@ -38,8 +38,10 @@ ACCEPTED = {  # overrides -> what must hold of the run dir `run` (and the comman
     and "val/loss" in metrics(run),
     "trainer.barebones=true": lambda run, out: not (run / "checkpoints").exists()
     and not events(run) and (run / "metrics.json").exists(),
-    "+trainer.logger=false": lambda run, out: not events(run) and "train/loss" in metrics(run)
+    "trainer.logger=false": lambda run, out: not events(run) and "train/loss" in metrics(run)
     and "tensorboard --logdir" not in out,  # no events: no command to look at them
+    "trainer.max_time={minutes:1}": lambda run, out: steps(run) == 6  # Lightning's dict form
+    and stored(run)["trainer"]["max_time"] == {"minutes": 1},
     "+trainer.gradient_clip_val=1.0": lambda run, out: stored(run)["trainer"]["gradient_clip_val"] == 1.0,
     "hydra/job_logging=disabled": lambda run, out: not (run / "train.log").exists() and "train/loss" in metrics(run),
     "data.batch_size=1": lambda run, out: "train/mse" in metrics(run) and "train/r2" not in metrics(run),
@@ -51,6 +53,12 @@ ACCEPTED = {  # overrides -> what must hold of the run dir `run` (and the comman
     and "tensorboard --logdir elsewhere" in out,
     "callbacks.model_checkpoint.dirpath=elsewhere": lambda run, out: (Path("elsewhere") / "final.ckpt").exists(),
     "logger.tensorboard.save_dir=elsewhere": lambda run, out: events(Path("elsewhere")) and not events(run),
+    "+callbacks.model_checkpoint.monitor=val/loss": lambda run, out: (run / "checkpoints/final.ckpt").exists(),
+    "+callbacks.early_stopping._target_=lightning.pytorch.callbacks.EarlyStopping "
+    "+callbacks.early_stopping.monitor=val/r2 +callbacks.early_stopping.mode=max": lambda run, out: steps(run) == 6,
+    # the cosine spans the run Lightning runs (2 epochs of 3 steps), and ends at its end
+    "scheduler=cosine trainer.max_steps=-1 trainer.max_epochs=2 data.steps=3": lambda run, out: steps(run) == 6
+    and checkpoint(run)["lr_schedulers"][0]["T_max"] == 6 and checkpoint(run)["lr_schedulers"][0]["_last_lr"] == [0.0],
 }
 
 
@@ -64,6 +72,10 @@ def steps(run: Path) -> int:
 
 def metrics(run: Path) -> dict:
     return json.loads((run / "metrics.json").read_text())
+
+
+def checkpoint(run: Path) -> dict:
+    return torch.load(run / "checkpoints/final.ckpt", weights_only=True)
 
 
 def stored(run: Path) -> dict:
@@ -145,7 +157,7 @@ REJECTED = [  # (overrides, the whole line after "error: ", or its start when it
     ("trainer.accelerator=mps", "trainer: MisconfigurationException: `MPSAccelerator` can not run on your system ..."),
     ("trainer.devices=0", "trainer: MisconfigurationException: ..."),
     ("+optimizer.nesterov=true", "optimizer: ValueError: Nesterov momentum requires a momentum and zero dampening ..."),
-    ("+trainer.logger=wandb",
+    ("trainer.logger=wandb",
      "trainer.logger=wandb: must be true or false; choose a logger with logger=tensorboard, ..."),
     ("+trainer.callbacks=[]", "trainer.callbacks: primer sets the Trainer's callbacks from the callbacks group ..."),
     ("tags=[a,b]", "tags: no such key; primer reads no such setting (--cfg job lists the keys)"),
@@ -165,8 +177,29 @@ REJECTED = [  # (overrides, the whole line after "error: ", or its start when it
     ("optimizer.momentum=lots", "optimizer.momentum=lots: must be a number (torch.optim.SGD)"),
     ("data.batch_size=0", "data.batch_size=0: must be a positive integer"),
     ("data.output_dim=2.5", "data.output_dim=2.5: must be a positive integer"),
-    ("seed=abc", "seed=abc: must be an integer, or null to draw one"),
+    ("seed=abc", "seed=abc: must be an integer from 0 to 4294967295 (numpy's seeds), or null to draw one"),
+    ("seed=-1", "seed=-1: must be an integer from 0 to 4294967295 (numpy's seeds), or null to draw one"),
+    ("seed=99999999999", "seed=99999999999: must be an integer from 0 to 4294967295 (numpy's seeds), ..."),
+    ("trainer.precision=16-mixed model=manual", "trainer.precision=16-mixed: model=manual derives its gradients by "
+     "hand, outside autocast and the gradient scaler of mixed precision; use 32-true, 64-true, bf16-true or 16-true, "
+     "or another model"),
+    ("trainer.precision=bf16 model=manual", "trainer.precision=bf16: model=manual derives its gradients by hand, ..."),
     ("optimizer.lr==", "cannot read override 'optimizer.lr==': write it as key=value"),
+    ("+callbacks.early_stopping._target_=lightning.pytorch.callbacks.EarlyStopping "
+     "+callbacks.early_stopping.monitor=val_loss",
+     "callbacks.early_stopping.monitor=val_loss: primer logs no such metric; did you mean val/loss? it logs "
+     "train/loss, train/explained_variance, train/mse, train/r2, val/loss, val/explained_variance, val/mse, val/r2"),
+    ("+callbacks.model_checkpoint.monitor=loss", "callbacks.model_checkpoint.monitor=loss: primer logs no such "
+     "metric; it logs train/loss, train/explained_variance, train/mse, train/r2, val/loss, val/explained_variance, "
+     "val/mse, val/r2, epoch, step"),
+    ("scheduler=cosine trainer.max_steps=-1 trainer.max_time=00:00:01:00",
+     "scheduler.T_max=-1: the scheduler spans the run's steps, and trainer.max_steps=-1 sets none; set "
+     "trainer.max_steps, or trainer.max_epochs (scheduler=cosine then spans max_epochs × data.steps steps)"),
+    ("scheduler=cosine trainer.max_steps=-1 trainer.max_epochs=2 trainer.accumulate_grad_batches=2",
+     "trainer.accumulate_grad_batches=2: with trainer.max_steps=-1, scheduler.T_max spans max_epochs × data.steps "
+     "steps, which this changes; set trainer.max_steps to the run's length"),
+    ("scheduler=cosine scheduler.T_max=${trainer.max_steps} trainer.max_steps=-1 trainer.max_epochs=1",
+     "scheduler.T_max=-1: the scheduler spans the run's steps, and trainer.max_steps=-1 sets none; ..."),
     ("-m optimizer.lr=1e-4,-1", "optimizer.lr=-1: must be a positive number"),
     ("-m model=two_layer,bogus", "model=bogus: no such model; choose one of ..."),
     ("-m --cfg job", "Only one of --run, --multirun, --cfg, --info and --shell_completion can be specified ..."),

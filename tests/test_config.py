@@ -39,8 +39,8 @@ def test_model_sizes_follow_the_data(make_config):
 
 
 def test_trainer_config_lists_every_trainer_argument(make_config):
-    expected = set(inspect.signature(L.Trainer.__init__).parameters) - {"self", "logger", "callbacks", "plugins"}
-    assert set(make_config().trainer) - {"_target_"} == expected
+    expected = set(inspect.signature(L.Trainer.__init__).parameters) - {"self", "callbacks", "plugins"}
+    assert set(make_config().trainer) - {"_target_", "_convert_"} == expected
 
 
 def check_built(group, built, cfg):

@@ -1,6 +1,7 @@
 """Bad checkpoints, interruptions, divergence, evaluation and output dirs, through the real command line."""
 
 import json
+import os
 import shlex
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from primer import exits
 from primer.exits import SWEEP_FAILED, Diverged
 from primer.report import job_dirs
 from primer.train import train
@@ -116,7 +118,8 @@ def interrupt(tmp_path, args, signum):
 
 
 @pytest.mark.slow
-def test_ctrl_c_while_a_run_is_set_up_ends_in_one_line_and_leaves_no_run_dir(tmp_path):
+@pytest.mark.parametrize(("signum", "said"), [(signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")])
+def test_ctrl_c_or_sigterm_while_a_run_is_set_up_ends_in_one_line_and_leaves_no_run_dir(tmp_path, signum, said):
     run = start_cli(*TINY, "+callbacks.hold._target_=tests.callbacks.HoldInSetup", cwd=tmp_path,
                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     watchdog = threading.Timer(300, run.kill)  # bounds a run that hangs before the marker; not a wait
@@ -125,14 +128,27 @@ def test_ctrl_c_while_a_run_is_set_up_ends_in_one_line_and_leaves_no_run_dir(tmp
         first = run.stderr.readline()  # blocks until the run reaches set-up, or exits
         assert first == f"{SETTING_UP}\n", first + run.stderr.read()[-2000:]
         assert len(list((tmp_path / "outputs/runs").iterdir())) == 1  # Hydra had made the run dir
-        run.send_signal(signal.SIGINT)
+        run.send_signal(signum)
         stderr = run.stderr.read()
         run.wait()
     finally:
         watchdog.cancel()
-    assert run.returncode == 130, stderr[-2000:]
-    assert stderr == "interrupted: Ctrl-C before training started; nothing to resume\n"
+    assert run.returncode == 128 + signum, stderr[-2000:]
+    assert stderr == f"interrupted: {said} before training started; nothing to resume\n"
     assert not (tmp_path / "outputs").exists()
+
+
+def test_sigterm_before_the_task_starts_ends_like_ctrl_c(tmp_path, capsys):
+    """SIGTERM while Hydra composes, checks or makes the run dir: one line, exit 143, the new dir removed."""
+    fresh = tmp_path / "outputs"
+    with pytest.raises(SystemExit) as ended, exits.command_line():
+        fresh.mkdir()
+        exits.remove_if_it_ends_early(fresh)
+        os.kill(os.getpid(), signal.SIGTERM)  # Python runs the handler before the next line
+        pytest.fail("SIGTERM did not end the command")
+    assert ended.value.code == 143
+    assert capsys.readouterr().err == "interrupted: SIGTERM before training started; nothing to resume\n"
+    assert not fresh.exists() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored
 
 
 @pytest.mark.slow

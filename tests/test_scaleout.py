@@ -100,6 +100,50 @@ def test_sweep_of_ddp_jobs_runs_each_job_as_two_submitit_tasks(make_config, tmp_
         assert_same_training(job_dir, tmp_path / f"one{job}", reference)
 
 
+@pytest.mark.slow
+def test_basic_sweep_of_ddp_spawn_jobs_runs_each_job_as_two_processes(make_config, tmp_path):
+    """ddp_spawn starts each job's processes from the job itself, so the basic launcher can sweep it
+    (as lightning-hydra-template's test_hydra_sweep_ddp_sim does); each job trains as one process would."""
+    done = run_cli("-m", "seed=0,1", "trainer=ddp_cpu", "trainer.devices=2", "trainer.strategy=ddp_spawn", *SMALL,
+                   cwd=tmp_path / "sweep")
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    (sweep_dir,) = (tmp_path / "sweep" / "outputs" / "multirun").iterdir()
+    jobs = job_dirs(sweep_dir)
+    for seed, job_dir in zip((0, 1), jobs, strict=True):
+        reference = train(make_config(*SMALL, f"seed={seed}", subdir=f"seed{seed}"))
+        assert_same_training(job_dir, tmp_path / f"seed{seed}", reference)
+    with open(sweep_dir / "summary.csv") as f:
+        assert [r["status"] for r in csv.DictReader(f)] == ["ok", "ok"]
+
+
+CLUSTERS = ["NODE_RANK", "SUBMITIT_EXECUTOR", "SLURM_NTASKS", "SLURM_JOB_NAME", "TORCHELASTIC_RUN_ID", "LSB_JOBID",
+            "LSB_DJOB_RANKFILE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE"]
+
+
+def test_several_nodes_with_nothing_to_start_them_stop_up_front(cli, tmp_path, monkeypatch):
+    for name in CLUSTERS:
+        monkeypatch.delenv(name, raising=False)
+    code, _, err = cli("trainer.num_nodes=2")
+    assert code == 2 and err.count("\n") == 1, err[-2000:]
+    assert err.startswith("error: trainer.num_nodes=2: nothing starts the other nodes here, so this run would wait "
+                          "for them forever; run it under SLURM (srun, or -m hydra/launcher=slurm ")
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize("environment", [{"NODE_RANK": "1", "MASTER_ADDR": "10.0.0.1", "MASTER_PORT": "29500"},
+                                         {"SLURM_NTASKS": "2", "SLURM_JOB_NAME": "train"}],
+                         ids=["by-hand", "slurm"])
+def test_several_nodes_pass_where_lightning_finds_them_started(make_config, monkeypatch, environment):
+    from primer.scaleout import check_scale_out
+
+    for name in CLUSTERS:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    check_scale_out(make_config("trainer.num_nodes=2"), multirun=False)  # raises BadConfig if refused
+
+
 UNSUPPORTED = [
     (["-m", "trainer=ddp_cpu", "seed=0,1"], "trainer.devices=2: a sweep of the basic launcher runs its jobs in"),
     (["-m", "hydra/launcher=joblib", "trainer=ddp_cpu", "seed=0,1"],

@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -119,11 +120,29 @@ def setting_up(what: str, started=lambda: False):
         raise BadConfig(f"{what}: {type(cause).__name__}: {first_line} (HYDRA_FULL_ERROR=1 shows where)") from error
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Python raises KeyboardInterrupt for Ctrl-C, so that both end a start-up alike."""
+
+    def __init__(self, signum: int = signal.SIGTERM):
+        super().__init__()
+        self.signum = signum
+
+
+def signal_name(signum: int) -> str:
+    return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+
+
+def _terminate(signum, frame):
+    raise Terminated(signum)
+
+
 @contextlib.contextmanager
 def command_line():
-    """Ends the command with one line and its exit code for every Ending, Ctrl-C included."""
+    """Ends the command with one line and its exit code for every Ending, Ctrl-C and SIGTERM included."""
     _fresh_dirs.clear()
     _sweep_failures.clear()
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         try:
             yield
@@ -131,12 +150,16 @@ def command_line():
             raise wrapped.ending from wrapped.ending.__cause__
         if _sweep_failures:
             raise _sweep_failures.pop()
-    except KeyboardInterrupt:
-        _end(Interrupted("Ctrl-C before training started; nothing to resume", signal.SIGINT))
+    except KeyboardInterrupt as stop:
+        signum = getattr(stop, "signum", signal.SIGINT)
+        _end(Interrupted(f"{signal_name(signum)} before training started; nothing to resume", signum))
     except Ending as ending:
         if show_tracebacks():
             traceback.print_exc()
         _end(ending)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _end(ending: Ending) -> None:

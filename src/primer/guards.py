@@ -150,18 +150,23 @@ class FirstStep(L.Callback):
 
 @contextlib.contextmanager
 def stop_cleanly_until_training():
-    """Ctrl-C while the run is still being set up stops it with `Interrupted` (exit 130, run dir removed):
-    Lightning would otherwise catch the KeyboardInterrupt inside fit and exit 1. From on_train_start
-    on, SaveOnInterrupt's handler takes over and saves a checkpoint to resume from."""
+    """Ctrl-C or SIGTERM while the run is still being set up stops it with `Interrupted` (exit 130 or
+    143, run dir removed): Lightning would otherwise catch the KeyboardInterrupt inside fit and exit 1,
+    and SIGTERM would kill the process and leave a half-made run dir. From on_train_start on,
+    SaveOnInterrupt's handler takes over and saves a checkpoint to resume from."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def stop(signum, frame):
-        raise Interrupted("Ctrl-C before training started; nothing to resume", signum)
+        # Lightning's SIGTERM handler calls the one it found (this) too: once SaveOnInterrupt has taken
+        # Ctrl-C over, training has started and this one stands aside.
+        if signal.getsignal(signal.SIGINT) is stop:
+            raise Interrupted(f"{exits.signal_name(signum)} before training started; nothing to resume", signum)
 
-    previous = signal.signal(signal.SIGINT, stop)
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -82,7 +82,7 @@ class Regression(L.LightningModule):
         else:
             y_pred, loss = self._hand_gradient_step(x, y)
         if log_now:
-            self.log("train/loss", loss, sync_dist=True, reduce_fx="sum", prog_bar=True)
+            self.log(loss_name("train"), loss, sync_dist=True, reduce_fx="sum", prog_bar=True)
             self.log_dict(self.train_metrics(y_pred.detach(), y))
         world_size = self.trainer.world_size
         # DDP averages gradients over ranks, but the loss sums rows: N ranks must step as one process.
@@ -122,7 +122,7 @@ class Regression(L.LightningModule):
             return
         x, y = batch
         y_pred = self.net(x)
-        self.log(f"{stage}/loss", self.loss_fn(y_pred, y), sync_dist=True, reduce_fx="sum")
+        self.log(loss_name(stage), self.loss_fn(y_pred, y), sync_dist=True, reduce_fx="sum")
         metrics.update(y_pred, y)
         self.log_dict(metrics)
 
@@ -152,3 +152,12 @@ def written_by_lightning(trainer: L.Trainer, step: int) -> bool:
 def regression_metrics(prefix: str, names: Sequence[str] = METRICS, **kwargs) -> MetricCollection:
     """The named metrics (mse, r2, explained_variance), logged as `{prefix}mse` etc.; kwargs go to each."""
     return MetricCollection({name: METRIC_CLASSES[name](**kwargs) for name in names}, prefix=prefix)
+
+
+def loss_name(stage: str) -> str:
+    return f"{stage}/loss"
+
+
+def logged_in_fit(metrics: Sequence[str] = METRICS) -> list[str]:
+    """The names a fit logs, by the same functions its steps log them with: what a callback can monitor."""
+    return [name for stage in ("train", "val") for name in (loss_name(stage), *regression_metrics(f"{stage}/", metrics))]

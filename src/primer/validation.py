@@ -20,7 +20,7 @@ from primer.exits import BadConfig
 POSITIVE_INT, POSITIVE_NUMBER = "a positive integer", "a positive number"
 # The keys users type most, and what each must be (on top of what the signatures allow).
 RULES = {
-    "seed": "an integer, or null to draw one",
+    "seed": "an integer from 0 to 4294967295 (numpy's seeds), or null to draw one",
     "optimizer.lr": POSITIVE_NUMBER,
     "data.batch_size": POSITIVE_INT,
     "data.input_dim": POSITIVE_INT,
@@ -63,6 +63,12 @@ def check_rules(cfg: DictConfig) -> None:
             if (found := value(cfg, key)) not in harmless:
                 raise BadConfig(f"{key}={found}: model=manual steps its optimizer itself with hand-derived gradients "
                                 "(manual optimization), where Lightning cannot do this; use another model or drop it")
+        # Autocast would give the hand-derived gradients its low dtype, and 16-mixed's gradient scaler would
+        # unscale gradients it never scaled: the net computes in one dtype, end to end.
+        if "mixed" in str(precision := value(cfg, "trainer.precision")) or str(precision) in ("16", "bf16"):
+            raise BadConfig(f"trainer.precision={precision}: model=manual derives its gradients by hand, outside "
+                            "autocast and the gradient scaler of mixed precision; use 32-true, 64-true, bf16-true "
+                            "or 16-true, or another model")
     logger = value(cfg, "trainer.logger")
     if logger is not None and not isinstance(logger, bool):
         raise BadConfig(f"trainer.logger={logger}: must be true or false; choose a logger with logger=tensorboard, "
@@ -83,7 +89,10 @@ def _is_int(found) -> bool:
 
 def _satisfies(found, key: str) -> bool:
     if key == "seed":
-        return found is None or _is_int(found)
+        import numpy as np
+
+        seeds = np.iinfo(np.uint32)  # what Lightning's seed_everything accepts, for numpy's sake
+        return found is None or (_is_int(found) and seeds.min <= found <= seeds.max)
     if key == "trainer.max_steps":
         return _is_int(found) and (found > 0 or found == -1)
     if RULES[key] == POSITIVE_INT:
@@ -149,6 +158,10 @@ def check(cfg: DictConfig) -> None:
         with open_dict(cfg):
             cfg.seed = 0
     check_signatures(cfg)
+    from primer.fit_checks import check_monitors, check_scheduler_length
+
+    check_monitors(cfg)
+    check_scheduler_length(cfg)
     if value(cfg, "ckpt_path") is not None:
         from primer.checkpoints import check_resume
 
