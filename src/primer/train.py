@@ -26,13 +26,14 @@ from primer.report import record_failure
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fits the configured net to the configured data; returns the final logged metrics."""
     from primer.guards import stop_cleanly_until_training  # heavy imports: here, so --help stays instant
+    from primer.threads import use_cores_given
 
     logging.getLogger("lightning").handlers.clear()  # Hydra's handlers already print and file its messages
-    with stop_cleanly_until_training():
-        return _train(cfg)
+    with use_cores_given(HydraConfig.get().launcher) as cores, stop_cleanly_until_training():
+        return _train(cfg, cores)
 
 
-def _train(cfg: DictConfig) -> dict[str, float]:
+def _train(cfg: DictConfig, cores: dict) -> dict[str, float]:
     """The run itself: seed -> data -> net -> system -> Trainer -> fit -> what came out."""
     import lightning as L
     import torch
@@ -65,7 +66,7 @@ def _train(cfg: DictConfig) -> dict[str, float]:
     checkpoints = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath", default=None)
     saver = SaveOnInterrupt(checkpoints or f"{cfg.trainer.default_root_dir}/checkpoints")  # Ctrl-C, SIGTERM
     with setting_up("trainer"):
-        loggers, callbacks = loggers_and_callbacks(cfg, overrides, saver)
+        loggers, callbacks = loggers_and_callbacks(cfg, overrides, saver, cores)
         trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, **barebones_settings(cfg))
 
     first_step = callbacks[-1]
@@ -85,9 +86,9 @@ def draw_seed() -> int:
     return int(os.environ.get("PL_GLOBAL_SEED") or random.SystemRandom().randrange(2**32))
 
 
-def loggers_and_callbacks(cfg: DictConfig, overrides: list[str], saver) -> tuple[list, list]:
+def loggers_and_callbacks(cfg: DictConfig, overrides: list[str], saver, cores: dict) -> tuple[list, list]:
     """The configured loggers and callbacks, less those a Trainer flag turns off, plus primer's own.
-    The last callback is the FirstStep marker."""
+    The last callback is the FirstStep marker. `cores` (primer.threads) goes into run.json with the seed."""
     from hydra.utils import instantiate
     from lightning.pytorch.callbacks import LearningRateMonitor
 
@@ -99,7 +100,8 @@ def loggers_and_callbacks(cfg: DictConfig, overrides: list[str], saver) -> tuple
     off = switched_off(cfg.trainer)
     loggers = [] if "logger" in off else [instantiate(c) for c in (cfg.logger or {}).values()]
     callbacks = [instantiate(c) for name, c in (cfg.callbacks or {}).items() if name not in off]
-    callbacks += [RunSummary(cfg.paths.output_dir, *run_hparams(cfg)), StopOnNonFinite(), saver,
+    callbacks += [RunSummary(cfg.paths.output_dir, *run_hparams(cfg), inputs={"seed": cfg.seed, **cores}),
+                  StopOnNonFinite(), saver,
                   StoreConfig(cfg, overrides), ApplyOptimizerConfig(OmegaConf.to_container(cfg.optimizer))]
     if cfg.scheduler and loggers:
         callbacks.append(LearningRateMonitor(logging_interval="step"))  # logs lr-SGD, lr-Adam
