@@ -144,7 +144,20 @@ _task_started = False  # errors raised before it are Hydra's rejections of the c
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def hydra_main(cfg: DictConfig) -> float:
-    """Returns the final val/loss, what a sweeper minimizes.
+    """Returns the final val/loss, what a sweeper minimizes. A sweep's job prints one line as it ends
+    and leaves the rest in its log (primer.sweep_console)."""
+    from primer.sweep_console import one_line_per_job
+
+    global _task_started
+    _task_started = True
+    if HydraConfig.get().mode != RunMode.MULTIRUN:
+        return run_job(cfg)
+    with one_line_per_job():
+        return run_job(cfg)
+
+
+def run_job(cfg: DictConfig) -> float:
+    """A run or one job of a sweep.
 
     The config is checked here where Hydra's callback did not check it in this process
     (primer.preflight): submitit jobs, joblib workers, Optuna trials. A single run's ending (bad input, diverged,
@@ -154,8 +167,6 @@ def hydra_main(cfg: DictConfig) -> float:
     from primer.scaleout import check_scale_out
     from primer.validation import check
 
-    global _task_started
-    _task_started = True
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     drawn = cfg.seed is None
     # A sweep re-run into its own dir skips the jobs that finished there with this config.
