@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from primer.dashboard import HParamValue, experiment_summary, session_end_summary, session_start_summary
@@ -37,8 +38,10 @@ class RunSummary(L.Callback):
 
     - `metrics.json`: the final value of every logged metric, when fitting ends;
     - `run.json`: when the run started and ended, its wall time and steps, taken by the run
-      itself (file times change whenever a later tool writes into the run dir); written when
-      fitting ends or stops on an exception;
+      itself (file times change whenever a later tool writes into the run dir), and the inputs
+      besides the config that decide its bits: `inputs` (the seed, the cores given and where
+      from), the intra-op thread count, the device and the torch version; written when fitting
+      ends or stops on an exception;
     - HPARAMS: the hyperparameters when fitting starts, the status (success or failure) when it
       ends, and for a single run (`first_keys` not None) the experiment config that lists its
       overridden keys first. TensorBoard reads each metric's value from the scalars already
@@ -47,8 +50,10 @@ class RunSummary(L.Callback):
     Runs on rank 0 only.
     """
 
-    def __init__(self, output_dir: str | Path, hparams: dict[str, HParamValue], first_keys: list[str] | None = None):
+    def __init__(self, output_dir: str | Path, hparams: dict[str, HParamValue], first_keys: list[str] | None = None,
+                 inputs: dict | None = None):
         self.output_dir = Path(output_dir)
+        self.inputs = inputs or {}
         self.hparams = hparams
         self.first_keys = first_keys
         self.start = self._clock = 0.0
@@ -94,6 +99,8 @@ class RunSummary(L.Callback):
                "steps": trainer.global_step}
         if self.first_step:
             run["resumed_at_step"] = self.first_step
+        run |= {**self.inputs, "intra_op_threads": torch.get_num_threads(),
+                "device": str(trainer.strategy.root_device), "torch": torch.__version__}
         (self.output_dir / "run.json").write_text(json.dumps(run, indent=2) + "\n")
 
     @staticmethod

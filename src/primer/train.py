@@ -26,13 +26,14 @@ from primer.report import record_failure
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fits the configured net to the configured data; returns the final logged metrics."""
     from primer.guards import stop_cleanly_until_training  # heavy imports: here, so --help stays instant
+    from primer.threads import use_cores_given
 
     logging.getLogger("lightning").handlers.clear()  # Hydra's handlers already print and file its messages
-    with stop_cleanly_until_training():
-        return _train(cfg)
+    with use_cores_given(HydraConfig.get().launcher) as cores, stop_cleanly_until_training():
+        return _train(cfg, cores)
 
 
-def _train(cfg: DictConfig) -> dict[str, float]:
+def _train(cfg: DictConfig, cores: dict) -> dict[str, float]:
     """The run itself: seed -> data -> net -> system -> Trainer -> fit -> what came out."""
     import lightning as L
     import torch
@@ -66,7 +67,7 @@ def _train(cfg: DictConfig) -> dict[str, float]:
     checkpoints = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath", default=None)
     saver = SaveOnInterrupt(checkpoints or f"{cfg.trainer.default_root_dir}/checkpoints")  # Ctrl-C, SIGTERM
     with setting_up("trainer"):
-        loggers, callbacks = loggers_and_callbacks(cfg, overrides, saver)
+        loggers, callbacks = loggers_and_callbacks(cfg, overrides, saver, cores)
         trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, **barebones_settings(cfg))
 
     first_step = callbacks[-1]
@@ -86,9 +87,9 @@ def draw_seed() -> int:
     return int(os.environ.get("PL_GLOBAL_SEED") or random.SystemRandom().randrange(2**32))
 
 
-def loggers_and_callbacks(cfg: DictConfig, overrides: list[str], saver) -> tuple[list, list]:
+def loggers_and_callbacks(cfg: DictConfig, overrides: list[str], saver, cores: dict) -> tuple[list, list]:
     """The configured loggers and callbacks, less those a Trainer flag turns off, plus primer's own.
-    The last callback is the FirstStep marker."""
+    The last callback is the FirstStep marker. `cores` (primer.threads) goes into run.json with the seed."""
     from hydra.utils import instantiate
     from lightning.pytorch.callbacks import LearningRateMonitor
 
@@ -101,7 +102,8 @@ def loggers_and_callbacks(cfg: DictConfig, overrides: list[str], saver) -> tuple
     # logger=[] and callbacks=[] (lightning-hydra-template's spelling of none) compose no key at all
     loggers = [] if "logger" in off else [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     callbacks = [instantiate(c) for name, c in (cfg.get("callbacks") or {}).items() if name not in off]
-    callbacks += [RunSummary(cfg.paths.output_dir, *run_hparams(cfg)), StopOnNonFinite(), saver,
+    callbacks += [RunSummary(cfg.paths.output_dir, *run_hparams(cfg), inputs={"seed": cfg.seed, **cores}),
+                  StopOnNonFinite(), saver,
                   StoreConfig(cfg, overrides), ApplyOptimizerConfig(OmegaConf.to_container(cfg.optimizer))]
     if cfg.scheduler and loggers:
         callbacks.append(LearningRateMonitor(logging_interval="step"))  # logs lr-SGD, lr-Adam
@@ -144,7 +146,20 @@ _task_started = False  # errors raised before it are Hydra's rejections of the c
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def hydra_main(cfg: DictConfig) -> float:
-    """Returns the final val/loss, what a sweeper minimizes.
+    """Returns the final val/loss, what a sweeper minimizes. A sweep's job prints one line as it ends
+    and leaves the rest in its log (primer.sweep_console)."""
+    from primer.sweep_console import one_line_per_job
+
+    global _task_started
+    _task_started = True
+    if HydraConfig.get().mode != RunMode.MULTIRUN:
+        return run_job(cfg)
+    with one_line_per_job():
+        return run_job(cfg)
+
+
+def run_job(cfg: DictConfig) -> float:
+    """A run or one job of a sweep.
 
     The config is checked here where Hydra's callback did not check it in this process
     (primer.preflight): submitit jobs, joblib workers, Optuna trials. A single run's ending (bad input, diverged,
@@ -154,8 +169,6 @@ def hydra_main(cfg: DictConfig) -> float:
     from primer.scaleout import check_scale_out
     from primer.validation import check
 
-    global _task_started
-    _task_started = True
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     drawn = cfg.seed is None
     # A sweep re-run into its own dir skips the jobs that finished there with this config.
