@@ -148,7 +148,6 @@ def written_by_lightning(trainer: L.Trainer, step: int) -> bool:
     return bool(trainer.fast_dev_run) or (every > 0 and (step % every == 0 or trainer.should_stop))
 
 
-
 def regression_metrics(prefix: str, names: Sequence[str] = METRICS, **kwargs) -> MetricCollection:
     """The named metrics (mse, r2, explained_variance), logged as `{prefix}mse` etc.; kwargs go to each."""
     return MetricCollection({name: METRIC_CLASSES[name](**kwargs) for name in names}, prefix=prefix)
