@@ -104,14 +104,16 @@ CRAFTED = {  # row -> (change to a checkpoint as primer writes it, what the refu
                                   "model._target_=${oc.env:PRIMER_TARGET}"),
     "target-in-a-list": (put("callbacks.model_checkpoint.dirpath", lambda f: [copy_over(f)]),
                          "callbacks.model_checkpoint.dirpath[0]._target_=shutil.copy"),
-    "target-in-_args_": (put("model._args_", lambda f: [open_for_writing(f)]), "model._args_[0]._target_=builtins.open"),
+    "target-in-_args_": (put("model._args_", lambda f: [open_for_writing(f)]),
+                         "model._args_[0]._target_=builtins.open"),
     "_partial_-target": (put("scheduler", lambda f: open_for_writing(f) | {"_partial_": True}),
                          "scheduler._target_=builtins.open"),
     "optimizer-target": (put("optimizer", lambda f: copy_over(f) | {"_partial_": True}),
                          "optimizer._target_=shutil.copy"),
     "callback-target": (put("callbacks.model_checkpoint", open_for_writing),
                         "callbacks.model_checkpoint._target_=builtins.open"),
-    "logger-target": (put("logger.tensorboard", lambda f: {"_target_": "subprocess.run", "args": ["touch", str(f.marker)]}),
+    "logger-target": (put("logger.tensorboard", lambda f: {"_target_": "subprocess.run",
+                                                           "args": ["touch", str(f.marker)]}),
                       "logger.tensorboard._target_=subprocess.run"),
     "nested-in-trainer": (put("trainer.profiler", torch_load), "trainer.profiler._target_=torch.load"),
     "_recursive_": (put("model._recursive_", lambda f: False), "model._recursive_: _recursive_"),
@@ -121,7 +123,8 @@ CRAFTED = {  # row -> (change to a checkpoint as primer writes it, what the refu
                                      "override data.seed=${oc.env:HOME}"),
     "hydra-key-in-an-override": (add_override(lambda f: "hydra.callbacks.x._target_=builtins.open"),
                                  "override hydra.callbacks.x._target_=builtins.open"),
-    "newline-in-an-override": (add_override(lambda f: "seed=1\nerror: forged line"), "override 'seed=1\\nerror: forged line'"),
+    "newline-in-an-override": (add_override(lambda f: "seed=1\nerror: forged line"),
+                               "override 'seed=1\\nerror: forged line'"),
 }
 
 
@@ -175,10 +178,10 @@ def test_a_resume_from_a_crafted_checkpoint_is_refused_before_its_run_dir_is_mad
 
 # --- what primer writes still loads ------------------------------------------------------------------------
 
+EARLY_STOPPING = ["+callbacks.early_stopping._target_=lightning.pytorch.callbacks.EarlyStopping",
+                  "+callbacks.early_stopping.monitor=val/loss"]
 LEGIT = [[f"model={m}"] for m in MODELS] + [["optimizer=adam"], ["scheduler=cosine"], ["scheduler=step"],
-                                             ["data=teacher"],
-                                             ["+callbacks.early_stopping._target_=lightning.pytorch.callbacks.EarlyStopping",
-                                              "+callbacks.early_stopping.monitor=val/loss"]]
+                                             ["data=teacher"], EARLY_STOPPING]
 
 
 @pytest.mark.parametrize("overrides", LEGIT, ids=" ".join)

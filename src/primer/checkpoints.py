@@ -55,8 +55,8 @@ def load_checkpoint(path: str | Path, where: str | None = None, own_targets: Col
         raise BadConfig(f"{where}: not a checkpoint ({first_line})") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise BadConfig(f"{where}: not a Lightning checkpoint (no state_dict in it)")
-    if CONFIG_KEY in checkpoint:
-        stored_config.check(checkpoint[CONFIG_KEY], where, own_targets)  # read only what primer's groups could have written
+    if CONFIG_KEY in checkpoint:  # read only what primer's groups could have written
+        stored_config.check(checkpoint[CONFIG_KEY], where, own_targets)
     return checkpoint
 
 

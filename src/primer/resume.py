@@ -89,12 +89,11 @@ def _launch_dir(cfg: DictConfig) -> str:
 
 
 def _is_last(path: Path) -> bool:
-    """Lightning's test for a `save_last` file (ModelCheckpoint._find_last_checkpoints), or primer's interrupted.ckpt."""
+    """Lightning's test for a `save_last` file (ModelCheckpoint._find_last_checkpoints), or interrupted.ckpt."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    last = path.suffix == ModelCheckpoint.FILE_EXTENSION and re.match(rf"^{ModelCheckpoint.CHECKPOINT_NAME_LAST}(-(\d+))?",
-                                                                      path.stem)
-    return bool(last) or path.name == INTERRUPTED
+    named_last = re.match(rf"^{ModelCheckpoint.CHECKPOINT_NAME_LAST}(-(\d+))?", path.stem)
+    return (path.suffix == ModelCheckpoint.FILE_EXTENSION and bool(named_last)) or path.name == INTERRUPTED
 
 
 def _run_values(cfg: DictConfig, *keys: str) -> list:

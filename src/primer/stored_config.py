@@ -18,7 +18,7 @@ import inspect
 from collections.abc import Collection
 from pathlib import Path
 
-import yaml
+from omegaconf import OmegaConf
 
 from primer.exits import BadConfig
 
@@ -103,8 +103,8 @@ def conf_targets() -> set[str]:
     for path in Path(CONFIG_DIR).rglob("*.yaml"):
         if path.relative_to(CONFIG_DIR).parts[0] == "hydra":
             continue
-        loaded = yaml.safe_load(path.read_text()) or {}
-        targets |= targets_in({k: v for k, v in loaded.items() if k != "hydra"})
+        loaded = OmegaConf.to_container(OmegaConf.load(path))  # not resolved: only the _target_ strings are read
+        targets |= targets_in({k: v for k, v in (loaded or {}).items() if k != "hydra"})
     return targets
 
 
@@ -126,7 +126,8 @@ def family_targets() -> set[str]:
     import torch.optim
     import torch.optim.lr_scheduler as schedulers
 
-    families = [(torch.optim, torch.optim.Optimizer), (schedulers, (schedulers.LRScheduler, schedulers.ReduceLROnPlateau)),
+    families = [(torch.optim, torch.optim.Optimizer),
+                (schedulers, (schedulers.LRScheduler, schedulers.ReduceLROnPlateau)),
                 (callbacks, callbacks.Callback), (loggers, loggers.Logger)]
     names = set()
     for module, base in families:
