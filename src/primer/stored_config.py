@@ -7,7 +7,7 @@ of it, lists, `_args_` and `_partial_` nodes included, and refuses:
   - a `_target_` outside ALLOWED: the targets in conf/'s groups, and the classes those groups are
     made of (torch.optim optimizers and lr schedulers, Lightning's callbacks and loggers), by exact name;
   - an interpolation (`${oc.env:...}`): primer stores its config resolved, so it is never resolved here;
-  - `_recursive_` and `_convert_`, which primer's groups never write;
+  - `_recursive_` and `_convert_`, except where a group of conf/ writes them (trainer._convert_: all);
   - anything but plain values (str, numbers, bools, None, lists, string-keyed dicts);
   - stored overrides that set any of these, or Hydra's own keys.
 Nothing is imported or resolved to decide: every test is on the stored strings.
@@ -47,7 +47,7 @@ def _walk(node: object, key: str, where: str, allowed: frozenset[str]) -> None:
             child_key = f"{key}.{name}" if key else str(name)
             if not isinstance(name, str):
                 _refuse(where, _shown(child_key), "a key that is not a string")
-            if name in REFUSED_KEYS:
+            if name in REFUSED_KEYS and (child_key, child) not in conf_flags():
                 _refuse(where, _shown(child_key), f"{name}, which primer's config groups never write")
             if name == "_target_" and not (isinstance(child, str) and child in allowed):
                 _refuse(where, f"{_shown(child_key)}={_shown(child)}",
@@ -106,6 +106,22 @@ def conf_targets() -> set[str]:
         loaded = OmegaConf.to_container(OmegaConf.load(path))  # not resolved: only the _target_ strings are read
         targets |= targets_in({k: v for k, v in (loaded or {}).items() if k != "hydra"})
     return targets
+
+
+@functools.cache
+def conf_flags() -> frozenset[tuple[str, object]]:
+    """The `_recursive_`/`_convert_` settings conf/'s groups write at their top, as (stored key, value):
+    a group's own file decides how Hydra builds it, and a checkpoint may hold exactly that."""
+    from primer.config import CONFIG_DIR
+
+    flags = set()
+    for path in Path(CONFIG_DIR).rglob("*.yaml"):
+        group = path.relative_to(CONFIG_DIR).parts[0]
+        loaded = OmegaConf.to_container(OmegaConf.load(path)) if group != "hydra" else None
+        for name in REFUSED_KEYS:
+            if isinstance(loaded, dict) and name in loaded:
+                flags.add((f"{group}.{name}", loaded[name]))
+    return frozenset(flags)
 
 
 def targets_in(node: object) -> set[str]:
