@@ -97,7 +97,7 @@ BAD_INPUT = [
     (["model.hidden_dim=-1"], "model.hidden_dim=-1: must be a positive integer"),
     (["trainer.max_steps=0"], "trainer.max_steps=0: must be a positive integer, or -1 for no limit"),
     (["trainer.max_steps=many"], "trainer.max_steps=many: must be a positive integer, or -1 for no limit"),
-    (["seed=abc"], "seed=abc: must be an integer, or null to draw one"),
+    (["seed=abc"], "seed=abc: must be an integer from 0 to 4294967295 (numpy's seeds), or null to draw one"),
     (["optimizer.momentum=lots"], "optimizer.momentum=lots: must be a number (torch.optim.SGD)"),
     (["-m", "optimizer.lr=1e-4,-1"], "optimizer.lr=-1: must be a positive number"),
     (["-m", "model=two_layer,bogus"], "model=bogus: no such model; choose one of"),

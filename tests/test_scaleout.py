@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from primer.data import shard
+from primer.exits import BadConfig
 from primer.report import job_dirs
 from primer.train import train
 from tests.conftest import QUIET, TINY, read_checkpoint, run_cli
@@ -121,14 +122,18 @@ CLUSTERS = ["NODE_RANK", "SUBMITIT_EXECUTOR", "SLURM_NTASKS", "SLURM_JOB_NAME", 
             "LSB_DJOB_RANKFILE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE"]
 
 
-def test_several_nodes_with_nothing_to_start_them_stop_up_front(cli, tmp_path, monkeypatch):
+def test_several_nodes_with_nothing_to_start_them_stop_up_front(make_config, monkeypatch):
+    """Checked directly: where the check is missing, the command would not fail but wait forever."""
+    from primer.scaleout import check_scale_out
+
     for name in CLUSTERS:
         monkeypatch.delenv(name, raising=False)
-    code, _, err = cli("trainer.num_nodes=2")
-    assert code == 2 and err.count("\n") == 1, err[-2000:]
-    assert err.startswith("error: trainer.num_nodes=2: nothing starts the other nodes here, so this run would wait "
-                          "for them forever; run it under SLURM (srun, or -m hydra/launcher=slurm ")
-    assert not (tmp_path / "outputs").exists()
+    with pytest.raises(BadConfig) as refused:
+        check_scale_out(make_config("trainer.num_nodes=2"), multirun=False)
+    assert str(refused.value).startswith("trainer.num_nodes=2: nothing starts the other nodes here, so this run would "
+                                         "wait for them forever; run it under SLURM (srun, or -m hydra/launcher=slurm ")
+    check_scale_out(make_config("trainer.num_nodes=2", "hydra/launcher=slurm", "hydra.launcher.nodes=2"),
+                    multirun=True)  # a submitit sweep starts them
 
 
 @pytest.mark.parametrize("environment", [{"NODE_RANK": "1", "MASTER_ADDR": "10.0.0.1", "MASTER_PORT": "29500"},

@@ -21,10 +21,13 @@ def check_monitors(cfg: DictConfig) -> None:
     from primer.train import metrics_for
 
     logged = logged_in_fit(metrics_for(cfg))
-    for name, node in (OmegaConf.select(cfg, "callbacks", default=None) or {}).items():
-        monitor = value(cfg, f"callbacks.{name}.monitor")
-        if not isinstance(node, DictConfig) or monitor is None or value(cfg, f"callbacks.{name}.strict") is False:
-            continue  # strict=false: EarlyStopping itself tolerates a metric that never comes
+    callbacks = OmegaConf.select(cfg, "callbacks", default=None)
+    named = callbacks.items() if isinstance(callbacks, DictConfig) else enumerate(callbacks or [])  # a list too
+    for name, node in named:
+        if not isinstance(node, DictConfig) or (monitor := value(node, "monitor")) is None:
+            continue
+        if value(node, "strict") is False:
+            continue  # EarlyStopping(strict=False) itself tolerates a metric that never comes
         try:
             target = get_object(str(node._target_))
         except Exception:
