@@ -5,6 +5,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from primer.studies import study_name
+
 
 def _config_dir() -> Path:
     packaged = Path(__file__).parent / "conf"  # a wheel ships conf/ inside the package
@@ -23,3 +25,6 @@ OmegaConf.register_new_resolver("cut", lambda text, n: str(text)[:n], replace=Tr
 
 # ${positive_or:X,D}: X if it is a positive number, else D (trainer.max_steps=-1 means "no limit")
 OmegaConf.register_new_resolver("positive_or", lambda value, default: value if value > 0 else default, replace=True)
+
+# ${study_name:}: an Optuna search's study, named after what changes its results (primer.studies)
+OmegaConf.register_new_resolver("study_name", study_name, replace=True)

@@ -1,0 +1,100 @@
+"""The search: join the study, then ask, launch and tell, `n_jobs` trials at a time."""
+
+import logging
+import math
+from pathlib import Path
+
+import optuna
+from hydra.core.plugins import Plugins
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from primer import studies
+
+from ._space import grid, search_space
+
+log = logging.getLogger(__name__)
+
+
+class OptunaSearch:
+    def __init__(self, sampler, pruner, direction, storage, study_name, n_trials, n_jobs, max_failure_rate,
+                 params=None) -> None:
+        self.sampler_cfg, self.pruner_cfg = sampler, pruner
+        self.directions = [str(d) for d in direction] if OmegaConf.is_list(direction) else [str(direction)]
+        self.storage, self.study_name = storage, study_name
+        self.n_trials, self.n_jobs, self.max_failure_rate = n_trials, n_jobs, max_failure_rate
+        self.params = params or {}
+
+    def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
+        self.config = config
+        self.launcher = Plugins.instance().instantiate_launcher(
+            config=config, hydra_context=hydra_context, task_function=task_function)
+
+    def sweep(self, arguments: list[str]) -> None:
+        space, fixed = search_space([f"{k}={v}" for k, v in self.params.items()] + list(arguments))
+        study, seed, joined = studies.join(self.storage, self.study_name, self.directions,
+                                           lambda seed: self._sampler(space, seed), instantiate(self.pruner_cfg),
+                                           seed=self.sampler_cfg.get("seed"))
+        log.info(f"Optuna study '{study.study_name}' in {self.storage or 'memory'}: search {joined + 1} on it, "
+                 f"sampler seed {seed}")
+        n_trials = self.n_trials
+        if isinstance(study.sampler, optuna.samplers.GridSampler):
+            n_trials = min(n_trials, math.prod(len(v) for v in grid(space).values()))
+        job_idx = 0
+        while job_idx < n_trials:
+            trials = [study.ask(space) for _ in range(min(self.n_jobs, n_trials - job_idx))]
+            returns = self.launcher.launch([self._overrides(t, fixed) for t in trials], initial_job_idx=job_idx)
+            job_idx += len(returns)
+            failed = [self._tell(study, trial, ret) for trial, ret in zip(trials, returns)]
+            if sum(failed) / len(returns) > self.max_failure_rate:
+                raise RuntimeError(f"{sum(failed)} of {len(returns)} trials failed "
+                                   f"(hydra.sweeper.max_failure_rate={self.max_failure_rate})")
+        self._save_results(study)
+
+    def _sampler(self, space, seed):
+        cfg = OmegaConf.to_container(self.sampler_cfg)
+        if seed is not None:
+            cfg["seed"] = seed
+        if cfg["_target_"] == "optuna.samplers.GridSampler":
+            return instantiate(cfg, search_space=grid(space))
+        return instantiate(cfg)
+
+    @staticmethod
+    def _overrides(trial: optuna.trial.Trial, fixed: dict[str, str]) -> list[str]:
+        # the trial travels in the job's Hydra config (its id: Optuna has no public one); primer.pruning reports to it
+        return [*(f"{k}={v}" for k, v in {**trial.params, **fixed}.items()),
+                f"++hydra.job.env_set.{studies.TRIAL_ENV}={trial._trial_id}"]
+
+    def _tell(self, study: optuna.Study, trial: optuna.trial.Trial, ret) -> bool:
+        """Records the job's ending in the study; True if it failed."""
+        if studies.PRUNED_AT in trial.user_attrs:  # the job stopped itself (primer.pruning)
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            return False
+        try:
+            values = [float(ret.return_value)] if len(self.directions) == 1 else [float(v) for v in ret.return_value]
+        except Exception as error:  # noqa: BLE001 - the job raised, or returned no number: a failed trial
+            log.warning(f"trial {trial.number} failed: {type(error).__name__}: {error}")
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            return True
+        if len(values) != len(self.directions) or not all(math.isfinite(v) for v in values):
+            log.warning(f"trial {trial.number} failed: it returned {values} for directions {self.directions}")
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            return True
+        study.tell(trial, values=values)
+        return False
+
+    def _save_results(self, study: optuna.Study) -> None:
+        """optimization_results.yaml, as hydra-optuna-sweeper writes it: the best of the whole study so far."""
+        results: dict = {"name": "optuna"}
+        try:
+            if len(self.directions) == 1:
+                results.update(best_params=study.best_trial.params, best_value=study.best_trial.value)
+            else:
+                results["solutions"] = [{"params": t.params, "values": t.values} for t in study.best_trials]
+        except ValueError:  # no trial completed
+            results["best_params"] = None
+        path = Path(self.config.hydra.sweep.dir, "optimization_results.yaml")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(OmegaConf.create(results), path)
+        log.info(f"Best of study '{study.study_name}': {results}")
+
