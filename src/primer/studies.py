@@ -22,7 +22,8 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 SWEEPS_KEY = "primer_sweeps"  # the study's user attribute: how many searches have joined it
-TRIAL_ENV = "PRIMER_OPTUNA_TRIAL"  # hydra.job.env_set key: the number of the trial a job runs
+# hydra.job.env_set keys: the study and the number of the trial a job runs
+STUDY_ENV, TRIAL_ENV = "PRIMER_OPTUNA_STUDY", "PRIMER_OPTUNA_TRIAL"
 PRUNED_AT = "pruned_at_step"  # a trial's user attribute, set by the job that pruned itself
 JOURNAL = "journal:///"
 

@@ -8,8 +8,10 @@ import optuna
 from hydra.core.plugins import Plugins
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from optuna.trial import TrialState
 
 from primer import studies
+from primer.exits import BadConfig, EndCommand
 
 from ._space import grid, search_space
 
@@ -31,6 +33,9 @@ class OptunaSearch:
             config=config, hydra_context=hydra_context, task_function=task_function)
 
     def sweep(self, arguments: list[str]) -> None:
+        if self.storage is None and not str(self.pruner_cfg._target_).endswith("NopPruner"):
+            raise EndCommand(BadConfig("hydra.sweeper.pruner: a pruner needs hydra.sweeper.storage (trials report to "
+                                       "it from their jobs); set a storage, or hydra/sweeper/pruner=none"))
         space, fixed = search_space([f"{k}={v}" for k, v in self.params.items()] + list(arguments))
         study, seed, joined = studies.join(self.storage, self.study_name, self.directions,
                                            lambda seed: self._sampler(space, seed), instantiate(self.pruner_cfg),
@@ -45,7 +50,9 @@ class OptunaSearch:
             trials = [study.ask(space) for _ in range(min(self.n_jobs, n_trials - job_idx))]
             returns = self.launcher.launch([self._overrides(t, fixed) for t in trials], initial_job_idx=job_idx)
             job_idx += len(returns)
-            failed = [self._tell(study, trial, ret) for trial, ret in zip(trials, returns)]
+            running = {t.number: t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+            failed = [self._tell(study, trial, ret, running[trial.number].user_attrs)
+                      for trial, ret in zip(trials, returns)]
             if sum(failed) / len(returns) > self.max_failure_rate:
                 raise RuntimeError(f"{sum(failed)} of {len(returns)} trials failed "
                                    f"(hydra.sweeper.max_failure_rate={self.max_failure_rate})")
@@ -61,24 +68,26 @@ class OptunaSearch:
 
     @staticmethod
     def _overrides(trial: optuna.trial.Trial, fixed: dict[str, str]) -> list[str]:
-        # the trial travels in the job's Hydra config (its id: Optuna has no public one); primer.pruning reports to it
+        # the trial travels in the job's Hydra config; primer.pruning reports to it
+        study = trial.study.study_name.replace("\\", "\\\\").replace("'", "\\'").replace("${", "\\${")
         return [*(f"{k}={v}" for k, v in {**trial.params, **fixed}.items()),
-                f"++hydra.job.env_set.{studies.TRIAL_ENV}={trial._trial_id}"]
+                f"++hydra.job.env_set.{studies.TRIAL_ENV}={trial.number}",
+                f"++hydra.job.env_set.{studies.STUDY_ENV}='{study}'"]
 
-    def _tell(self, study: optuna.Study, trial: optuna.trial.Trial, ret) -> bool:
+    def _tell(self, study: optuna.Study, trial: optuna.trial.Trial, ret, user_attrs: dict) -> bool:
         """Records the job's ending in the study; True if it failed."""
-        if studies.PRUNED_AT in trial.user_attrs:  # the job stopped itself (primer.pruning)
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        if studies.PRUNED_AT in user_attrs:  # the job stopped itself (primer.pruning), as the stored trial says
+            study.tell(trial, state=TrialState.PRUNED)
             return False
         try:
             values = [float(ret.return_value)] if len(self.directions) == 1 else [float(v) for v in ret.return_value]
         except Exception as error:  # noqa: BLE001 - the job raised, or returned no number: a failed trial
             log.warning(f"trial {trial.number} failed: {type(error).__name__}: {error}")
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            study.tell(trial, state=TrialState.FAIL)
             return True
         if len(values) != len(self.directions) or not all(math.isfinite(v) for v in values):
             log.warning(f"trial {trial.number} failed: it returned {values} for directions {self.directions}")
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            study.tell(trial, state=TrialState.FAIL)
             return True
         study.tell(trial, values=values)
         return False
