@@ -77,19 +77,19 @@ class OptunaSearch:
     def _tell(self, study: optuna.Study, trial: optuna.trial.Trial, ret, user_attrs: dict) -> bool:
         """Records the job's ending in the study; True if it failed."""
         if studies.PRUNED_AT in user_attrs:  # the job stopped itself (primer.pruning), as the stored trial says
-            study.tell(trial, state=TrialState.PRUNED)
+            _record(study, trial, state=TrialState.PRUNED)
             return False
         try:
             values = [float(ret.return_value)] if len(self.directions) == 1 else [float(v) for v in ret.return_value]
         except Exception as error:  # noqa: BLE001 - the job raised, or returned no number: a failed trial
             log.warning(f"trial {trial.number} failed: {type(error).__name__}: {error}")
-            study.tell(trial, state=TrialState.FAIL)
+            _record(study, trial, state=TrialState.FAIL)
             return True
         if len(values) != len(self.directions) or not all(math.isfinite(v) for v in values):
             log.warning(f"trial {trial.number} failed: it returned {values} for directions {self.directions}")
-            study.tell(trial, state=TrialState.FAIL)
+            _record(study, trial, state=TrialState.FAIL)
             return True
-        study.tell(trial, values=values)
+        _record(study, trial, values=values)
         return False
 
     def _save_results(self, study: optuna.Study) -> None:
@@ -107,3 +107,13 @@ class OptunaSearch:
         OmegaConf.save(OmegaConf.create(results), path)
         log.info(f"Best of study '{study.study_name}': {results}")
 
+
+
+def _record(study: optuna.Study, trial: optuna.trial.Trial, **outcome) -> None:
+    try:
+        study.tell(trial, **outcome)
+    except RuntimeError:
+        # GridSampler calls study.stop() once its grid is covered, which only an optimize() loop accepts;
+        # the trial's state is stored all the same
+        if not isinstance(study.sampler, optuna.samplers.GridSampler):
+            raise

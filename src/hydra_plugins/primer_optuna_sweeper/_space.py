@@ -3,7 +3,7 @@
     choice(a, b)                  CategoricalDistribution([a, b])
     range(1, 4)                   IntDistribution(1, 3): 1, 2, 3, as Hydra's grid runs it
     range(0.1, 0.4, 0.1)          FloatDistribution(0.1, 0.3, step=0.1)
-    interval(1e-5, 1e-2)          FloatDistribution(1e-5, 1e-2); two ints give an IntDistribution
+    interval(1e-5, 1e-2)          FloatDistribution(1e-5, 1e-2); Hydra reads interval(1, 8) as floats too
     tag(log, interval(...))       the same with log=True
     shuffle(...) of a range       CategoricalDistribution of its values
     x (no sweep)                  a fixed value, given to every trial as it is
@@ -41,10 +41,7 @@ def distribution(override: Override) -> BaseDistribution:
             return IntDistribution(low, high, step=step)
         return FloatDistribution(low, high, step=step)
     if override.is_interval_sweep():
-        log = "log" in value.tags
-        if isinstance(value.start, int) and isinstance(value.end, int):
-            return IntDistribution(value.start, value.end, log=log)
-        return FloatDistribution(value.start, value.end, log=log)
+        return FloatDistribution(value.start, value.end, log="log" in value.tags)
     raise ValueError(f"{override.input_line}: the Optuna sweeper takes choice, range or interval sweeps")
 
 

@@ -1,0 +1,126 @@
+"""primer's Optuna sweeper (src/hydra_plugins/primer_optuna_sweeper): Hydra's sweep syntax as Optuna
+distributions, studies named after what changes results, every storage (SQLite, JournalStorage, a real
+PostgreSQL server) shared by searches started together, and pruning. The sweeper's mechanics run a toy
+task (tests/optuna_app.py); what needs a training runs primer.train."""
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from importlib.metadata import version
+from pathlib import Path
+
+import optuna
+import pytest
+from hydra import compose, initialize_config_dir
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+from packaging.version import Version
+
+from hydra_plugins.primer_optuna_sweeper._space import grid, search_space
+from primer.config import CONFIG_DIR, CONFIG_NAME
+from primer.report import job_dirs
+from tests.conftest import QUIET, TINY, cli_env
+from tests.test_sweeps import summary_rows
+
+APP = str(Path(__file__).with_name("optuna_app.py"))
+SWEEPER = ["hydra/sweeper=primer_optuna", "hydra.sweeper.n_jobs=1"]
+
+
+def test_optuna_4_and_sqlalchemy_2_are_what_the_dev_extra_installs():
+    assert Version(version("optuna")) >= Version("4") and Version(version("sqlalchemy")) >= Version("2")
+
+
+def test_ranges_mean_what_they_mean_in_hydra():
+    space, fixed = search_space(["seed=range(1,4)", "a=range(0,10,3)", "b=range(0.5,1.0,0.25)", "c=choice(x,y)",
+                                 "d=tag(log,interval(1e-5,1e-2))", "e=interval(1,8)", "f=7"])
+    assert space["seed"] == IntDistribution(1, 3)  # 1, 2, 3: the end is left out, as in Hydra's grid
+    assert space["a"] == IntDistribution(0, 9, step=3)
+    assert space["b"] == FloatDistribution(0.5, 0.75, step=0.25)
+    assert space["c"] == CategoricalDistribution(["x", "y"])
+    assert space["d"] == FloatDistribution(1e-5, 1e-2, log=True)
+    assert space["e"] == FloatDistribution(1.0, 8.0)  # Hydra's interval is one of floats
+    assert fixed == {"f": "7"}
+    assert grid({k: space[k] for k in ("seed", "a", "b")}) == {"seed": [1, 2, 3], "a": [0, 3, 6, 9], "b": [0.5, 0.75]}
+
+
+def toy_search(tmp_path, *args, cwd=None):
+    """Runs the toy app's search to its end; returns its output."""
+    proc = subprocess.run([sys.executable, APP, "-m", *SWEEPER, *args], cwd=cwd or tmp_path, env=cli_env(),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def only_study(storage):
+    (summary,) = optuna.get_all_study_summaries(storage)
+    return optuna.load_study(study_name=summary.study_name, storage=storage)
+
+
+@pytest.mark.slow
+def test_a_grid_over_a_range_runs_each_value_once(tmp_path):
+    storage = f"sqlite:///{tmp_path}/o.db"
+    toy_search(tmp_path, "x=range(1,4)", "hydra/sweeper/sampler=grid", "hydra.sweeper.n_trials=10",
+               f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=grid")
+    assert sorted(t.params["x"] for t in only_study(storage).trials) == [1, 2, 3]
+
+
+@pytest.mark.slow
+def test_a_multi_objective_search_keeps_the_pareto_front(tmp_path):
+    toy_search(tmp_path, "objectives=2", "x=interval(-4.0,4.0)", "hydra/sweeper/sampler=nsgaii",
+               "hydra.sweeper.direction=[minimize,minimize]", "hydra.sweeper.n_trials=6", "hydra.sweeper.sampler.seed=0",
+               "hydra.sweeper.storage=sqlite:///o.db", "hydra.sweeper.study_name=two", "hydra.sweep.dir=sweep")
+    study = optuna.load_study(study_name="two", storage=f"sqlite:///{tmp_path}/o.db")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 6
+    assert all(t.values == pytest.approx([(t.params["x"] - 2) ** 2, abs(t.params["x"])]) for t in study.trials)
+    results = (tmp_path / "sweep" / "optimization_results.yaml").read_text()
+    assert results.count("values:") == len(study.best_trials) >= 1
+
+
+def start_toy(cwd, *args):
+    return subprocess.Popen([sys.executable, APP, "-m", *SWEEPER, *args], cwd=cwd, env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish_all(procs):
+    outputs = [proc.communicate(timeout=300) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * len(procs), [err[-3000:] for _, err in outputs]
+    return [out + err for out, err in outputs]
+
+
+@pytest.mark.slow
+def test_two_searches_started_together_share_one_study_in_a_journal_file(tmp_path):
+    storage = "journal:///studies/optuna.log"  # relative to where the command runs, in a folder not made yet
+    args = ["x=interval(-4.0,4.0)", "y=choice(0,1)", "hydra.sweeper.n_trials=4", "hydra.sweeper.sampler.seed=0",
+            f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=shared"]
+    outputs = finish_all([start_toy(tmp_path, *args, f"hydra.sweep.dir=s{i}") for i in range(2)])
+    assert sorted("search 2 on it, sampler seed 1" in out for out in outputs) == [False, True]
+    journal = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "studies" / "optuna.log")))
+    study = optuna.load_study(study_name="shared", storage=journal)
+    assert sorted(t.number for t in study.trials) == list(range(8))
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert len({t.params["x"] for t in study.trials}) == 8  # two seeds: no trial drawn twice
+
+
+def study_name(*overrides):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(CONFIG_NAME, overrides=["hparams_search=optuna", *overrides], return_hydra_config=True)
+    return cfg.hydra.sweeper.study_name
+
+
+def test_overrides_that_change_no_result_keep_the_study():
+    name = study_name("trainer.max_steps=6", "data.input_dim=8")
+    assert name.startswith("primer:data.input_dim=8,trainer.max_steps=6 space:")
+    cosmetic = ["logger=csv", "callbacks=none", "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1",
+                "paths.output_dir=elsewhere", "hydra.sweep.dir=elsewhere", "hydra.sweeper.n_trials=3"]
+    assert study_name("data.input_dim=8", *cosmetic, "trainer.max_steps=6") == name
+    # settings that change results, the search space and the direction each name another study
+    others = [study_name("trainer.max_steps=7", "data.input_dim=8"),
+              study_name("trainer.max_steps=6", "data.input_dim=8", "seed=1"),
+              study_name("trainer.max_steps=6", "data.input_dim=8", "hydra.sweeper.params.optimizer='choice(adam)'"),
+              study_name("trainer.max_steps=6", "data.input_dim=8", "hydra.sweeper.direction=maximize")]
+    assert len({name, *others}) == 5
