@@ -124,3 +124,93 @@ def test_overrides_that_change_no_result_keep_the_study():
               study_name("trainer.max_steps=6", "data.input_dim=8", "hydra.sweeper.params.optimizer='choice(adam)'"),
               study_name("trainer.max_steps=6", "data.input_dim=8", "hydra.sweeper.direction=maximize")]
     assert len({name, *others}) == 5
+
+
+SEARCH = ["hparams_search=optuna", *TINY[:3], *QUIET]  # the search draws optimizer, lr and hidden_dim
+
+
+def search(cwd, *args):
+    return subprocess.Popen([sys.executable, "-m", "primer.train", "-m", *SEARCH, *args], cwd=cwd, env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc):
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode in (0, 4), err[-3000:]  # 4: a drawn lr may diverge; the trial is then failed
+    return out + err
+
+
+@pytest.mark.slow
+def test_a_study_continues_across_commands_whatever_they_show_or_write(tmp_path):
+    first = finish(search(tmp_path, "hydra.sweeper.n_trials=2"))
+    # the same search again, shown and written differently: the same study, two more trials
+    second = finish(search(tmp_path, "hydra.sweeper.n_trials=2", "logger=csv", "trainer.log_every_n_steps=1",
+                           "hydra.sweep.dir=elsewhere"))
+    assert "search 1 on it, sampler seed 0" in first and "search 2 on it, sampler seed 1" in second
+    study = only_study(f"sqlite:///{tmp_path}/outputs/optuna.db")
+    assert [t.number for t in study.trials] == [0, 1, 2, 3] and all(t.state.is_finished() for t in study.trials)
+    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 4  # the second search drew anew
+
+
+@pytest.mark.slow
+def test_pruning_stops_a_hopeless_trial_early_and_the_sweep_says_pruned(tmp_path):
+    # median pruner after one trial; val/loss reported every 2 of 6 steps; lr 1e-6 lags lr 1e-3 from step 2
+    proc = search(tmp_path, "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=1",
+                  "hydra.sweeper.n_trials=4", "optimizer=adam", "optimizer.lr=choice(1e-6,1e-3)", "model.hidden_dim=4",
+                  "trainer.val_check_interval=2", "hydra.sweep.dir=sweep")
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]  # pruned is not failed: no exit code 4
+    study = only_study(f"sqlite:///{tmp_path}/outputs/optuna.db")
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert pruned and all(max(t.intermediate_values) < 6 for t in pruned)
+    assert all(t.params["optimizer.lr"] == 1e-6 for t in pruned)
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert complete and all(sorted(t.intermediate_values) == [2, 4, 6] for t in complete)
+    rows = {r["job"]: r for r in summary_rows(tmp_path / "sweep")}
+    for trial, job in zip(study.trials, job_dirs(tmp_path / "sweep")):
+        row = rows[job.name]
+        if trial.state == TrialState.PRUNED:
+            step = max(trial.intermediate_values)
+            assert row["status"] == "pruned" and row["reason"].startswith(f"at step {step} of 6: val/loss")
+            assert int(row["steps"]) == step  # the job stopped there and saved its checkpoint
+        else:
+            assert row["status"] == "ok" and int(row["steps"]) == 6
+    assert f"| pruned: at step " in out
+
+
+@pytest.fixture(scope="module")
+def postgresql():
+    """A real PostgreSQL server from Debian's package, in a temporary dir, on a free port; its URL."""
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not bins:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    bin_dir = Path(bins[-1]).parent
+    root = Path(tempfile.mkdtemp(prefix="primer-pg-"))
+    # initdb refuses to run as root: the server then runs as the package's postgres user
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_user:
+        shutil.chown(root, "postgres")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = root / "data"
+    subprocess.run([*as_user, bin_dir / "initdb", "-D", data, "-U", "primer", "--auth=trust", "-E", "UTF8"],
+                   check=True, capture_output=True)
+    subprocess.run([*as_user, bin_dir / "pg_ctl", "-D", data, "-l", root / "server.log", "-w", "start", "-o",
+                    f"-p {port} -k {root} -c listen_addresses=127.0.0.1"], check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg://primer@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, bin_dir / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_two_searches_started_together_share_one_study_on_postgresql(tmp_path, postgresql):
+    procs = [search(tmp_path, "hydra.sweeper.n_trials=3", f"hydra.sweeper.storage={postgresql}") for _ in range(2)]
+    outputs = [finish(proc) for proc in procs]
+    assert sorted("search 2 on it, sampler seed 1" in out for out in outputs) == [False, True]
+    study = only_study(postgresql)
+    assert sorted(t.number for t in study.trials) == list(range(6))
+    assert all(t.state.is_finished() for t in study.trials)
+    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 6  # two seeds: no trial drawn twice
