@@ -214,3 +214,10 @@ def test_two_searches_started_together_share_one_study_on_postgresql(tmp_path, p
     assert sorted(t.number for t in study.trials) == list(range(6))
     assert all(t.state.is_finished() for t in study.trials)
     assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 6  # two seeds: no trial drawn twice
+
+
+def test_a_pruner_without_a_storage_stops_the_search_in_one_line(cli, tmp_path):
+    code, _, err = cli("-m", "hparams_search=optuna", "hydra/sweeper/pruner=median", "hydra.sweeper.storage=null")
+    assert code == 2 and err == ("error: hydra.sweeper.pruner: a pruner needs hydra.sweeper.storage (trials report "
+                                 "to it from their jobs); set a storage, or hydra/sweeper/pruner=none\n")
+    assert list(tmp_path.iterdir()) == []
