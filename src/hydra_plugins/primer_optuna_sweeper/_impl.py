@@ -2,6 +2,7 @@
 
 import logging
 import math
+from importlib.util import find_spec
 from pathlib import Path
 
 import optuna
@@ -16,6 +17,8 @@ from primer.exits import BadConfig, EndCommand
 from ._space import grid, search_space
 
 log = logging.getLogger(__name__)
+NEEDS = {"optuna.samplers.CmaEsSampler": "cmaes", "optuna.samplers.QMCSampler": "scipy",
+         "optuna.samplers.GPSampler": "scipy"}  # packages Optuna does not install
 
 
 class OptunaSearch:
@@ -36,10 +39,17 @@ class OptunaSearch:
         if self.storage is None and not str(self.pruner_cfg._target_).endswith("NopPruner"):
             raise EndCommand(BadConfig("hydra.sweeper.pruner: a pruner needs hydra.sweeper.storage (trials report to "
                                        "it from their jobs); set a storage, or hydra/sweeper/pruner=none"))
-        space, fixed = search_space([f"{k}={v}" for k, v in self.params.items()] + list(arguments))
-        study, seed, joined = studies.join(self.storage, self.study_name, self.directions,
-                                           lambda seed: self._sampler(space, seed), instantiate(self.pruner_cfg),
-                                           seed=self.sampler_cfg.get("seed"))
+        needs = NEEDS.get(self.sampler_cfg._target_)
+        if needs and find_spec(needs) is None:  # the sampler would import it only at its first relative sample
+            raise EndCommand(BadConfig(f"hydra.sweeper.sampler: {self.sampler_cfg._target_} needs {needs}; "
+                                       f"pip install {needs}"))
+        try:
+            space, fixed = search_space([f"{k}={v}" for k, v in self.params.items()] + list(arguments))
+            study, seed, joined = studies.join(self.storage, self.study_name, self.directions,
+                                               lambda seed: self._sampler(space, seed), instantiate(self.pruner_cfg),
+                                               seed=self.sampler_cfg.get("seed"))
+        except (ValueError, ImportError) as error:  # a sweep Optuna cannot search, a sampler's missing package
+            raise EndCommand(BadConfig(f"hydra.sweeper: {error}")) from error
         log.info(f"Optuna study '{study.study_name}' in {self.storage or 'memory'}: search {joined + 1} on it, "
                  f"sampler seed {seed}")
         n_trials = self.n_trials
