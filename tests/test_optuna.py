@@ -221,3 +221,20 @@ def test_a_pruner_without_a_storage_stops_the_search_in_one_line(cli, tmp_path):
     assert code == 2 and err == ("error: hydra.sweeper.pruner: a pruner needs hydra.sweeper.storage (trials report "
                                  "to it from their jobs); set a storage, or hydra/sweeper/pruner=none\n")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_study_and_trial_reach_the_job_as_the_sweeper_named_them():
+    from types import SimpleNamespace
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.primer_optuna_sweeper._impl import OptunaSearch
+    from primer.studies import STUDY_ENV, TRIAL_ENV
+
+    name = "primer:data.seed=${seed},model.name='a b\\',x=c:\\d space:1234abcd\\"  # quotes, interpolation, backslash
+    trial = SimpleNamespace(params={"optimizer.lr": 0.001}, number=3, study=SimpleNamespace(study_name=name))
+    overrides = OverridesParser.create().parse_overrides(OptunaSearch._overrides(trial, {"seed": "1"}))
+    assert [o.input_line for o in overrides[:2]] == ["optimizer.lr=0.001", "seed=1"]
+    env = OmegaConf.create({o.key_or_group.rsplit(".", 1)[1]: o.value() for o in overrides[2:]})
+    assert env[TRIAL_ENV] == 3 and env[STUDY_ENV] == name  # as the job's config resolves them

@@ -2,6 +2,7 @@
 
 import logging
 import math
+import re
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -79,7 +80,10 @@ class OptunaSearch:
     @staticmethod
     def _overrides(trial: optuna.trial.Trial, fixed: dict[str, str]) -> list[str]:
         # the trial travels in the job's Hydra config; primer.pruning reports to it
-        study = trial.study.study_name.replace("\\", "\\\\").replace("'", "\\'").replace("${", "\\${")
+        # a quoted override value: backslashes before a quote (or the closing one) doubled, quotes and
+        # interpolations escaped
+        study = re.sub(r"(\\*)('|$)", lambda m: m[1] * 2 + ("\\" + m[2] if m[2] else ""), trial.study.study_name)
+        study = study.replace("${", "\\${")
         return [*(f"{k}={v}" for k, v in {**trial.params, **fixed}.items()),
                 f"++hydra.job.env_set.{studies.TRIAL_ENV}={trial.number}",
                 f"++hydra.job.env_set.{studies.STUDY_ENV}='{study}'"]
