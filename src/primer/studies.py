@@ -104,7 +104,7 @@ def _lock(url: str | None):
             return nullcontext()
         path = Path(parsed.database)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(f"{path}.lock")
+    return FileLock(f"{path}.join.lock")  # not `.lock`: JournalFileBackend's own lock is a symlink of that name
 
 
 class _advisory:
