@@ -50,7 +50,7 @@ def test_ranges_mean_what_they_mean_in_hydra():
 def toy_search(tmp_path, *args, cwd=None):
     """Runs the toy app's search to its end; returns its output."""
     proc = subprocess.run([sys.executable, APP, "-m", *SWEEPER, *args], cwd=cwd or tmp_path, env=cli_env(),
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout + proc.stderr
 
@@ -175,7 +175,7 @@ def test_pruning_stops_a_hopeless_trial_early_and_the_sweep_says_pruned(tmp_path
             assert int(row["steps"]) == step  # the job stopped there and saved its checkpoint
         else:
             assert row["status"] == "ok" and int(row["steps"]) == 6
-    assert f"| pruned: at step " in out
+    assert "| pruned: at step " in out
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +201,8 @@ def postgresql():
     try:
         yield f"postgresql+psycopg://primer@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*as_user, bin_dir / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop"], capture_output=True)
+        subprocess.run([*as_user, bin_dir / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop"], capture_output=True,
+                       check=False)
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -7,7 +7,7 @@ Hydra imports this module at every start.
 
 from dataclasses import dataclass, field
 from importlib.util import find_spec
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -23,12 +23,12 @@ class OptunaSweeperConf:
     pruner: Any = MISSING
     direction: Any = "minimize"  # or a list, one per value the task returns
     # None: in memory; any SQLAlchemy URL; journal:///PATH: Optuna's JournalStorage in a file
-    storage: Optional[str] = None
-    study_name: Optional[str] = None
+    storage: str | None = None
+    study_name: str | None = None
     n_trials: int = 20
     n_jobs: int = 2  # trials asked, launched and told together
     max_failure_rate: float = 0.0
-    params: Optional[dict] = None
+    params: dict | None = None
 
 
 SAMPLERS = {  # name: the sampler and the arguments people set (Optuna's defaults)
