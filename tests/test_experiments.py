@@ -78,11 +78,11 @@ def test_optuna_search_without_its_extra_says_what_to_install(cli, monkeypatch):
     from hydra.core.plugins import Plugins
 
     Plugins.instance()  # registers the installed plugins' configs, the Optuna sweeper's among them
-    # what an install without the `sweeps` extra looks like to Hydra: no hydra/sweeper=optuna
-    monkeypatch.delitem(ConfigStore.instance().repo["hydra"]["sweeper"], "optuna.yaml")
+    # what an install without the `sweeps` extra (Optuna) looks like to Hydra: no hydra/sweeper=primer_optuna
+    monkeypatch.delitem(ConfigStore.instance().repo["hydra"]["sweeper"], "primer_optuna.yaml")
     code, _, err = cli("-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2")
     assert code == 2
-    assert err == "error: hydra/sweeper=optuna: the Optuna sweeper is not installed; pip install -e '.[sweeps]'\n"
+    assert err == "error: hydra/sweeper=primer_optuna: the Optuna sweeper is not installed; pip install -e '.[sweeps]'\n"
 
 
 def test_a_single_run_composes_its_config_once(cli, monkeypatch):

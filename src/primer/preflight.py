@@ -22,7 +22,7 @@ from primer.exits import BadConfig, EndCommand
 # Keys that lightning-hydra-template users type, and primer's way to the same thing.
 HABITS = {"debug": "for a quick check of the whole run use trainer.fast_dev_run=true (or a number of steps)"}
 # Choices that a Hydra plugin from an optional extra provides: missing, they mean "not installed".
-EXTRA_CHOICES = {"hydra/sweeper/optuna": ("the Optuna sweeper", "sweeps")}
+EXTRA_CHOICES = {"hydra/sweeper/primer_optuna": ("the Optuna sweeper", "sweeps")}
 
 
 _checked_every_job = False  # this process's command had each of its jobs checked here

@@ -31,6 +31,7 @@ from primer.dashboard import FIRST_METRICS as TABLE_METRICS
 from primer.exits import BadConfig, SweepFailed
 
 FAILURE_FILE = "failure.txt"
+PRUNED_FILE = "pruned.txt"  # an Optuna trial stopped early by its pruner (primer.pruning)
 TABLES, PLOT = ("summary.csv", "summary.md"), "loss_curves.png"
 NO_PLOT = f"{PLOT} not drawn: it needs matplotlib; pip install -e '.[sweeps]' (or pip install matplotlib)"
 NO_CURVES = f"{PLOT} not drawn: no job wrote its loss curve to TensorBoard (logger=tensorboard does)"
@@ -79,6 +80,8 @@ def summarize(job_dir: Path) -> dict:
     status, reason = "ok", ""
     if (job_dir / FAILURE_FILE).exists():
         status, reason = "failed", (job_dir / FAILURE_FILE).read_text().strip()
+    elif (job_dir / PRUNED_FILE).exists():
+        status, reason = "pruned", (job_dir / PRUNED_FILE).read_text().strip()
     elif not metrics:
         status, reason = "failed", "no metrics.json: the job did not finish"
     elif not math.isfinite(metrics.get("train/loss", 0.0)):
@@ -187,7 +190,7 @@ def markdown_table(rows: list[dict], metrics: list[str]) -> str:
     lines = ["| job | overrides | status | steps | wall time (s) | " + " | ".join(metrics) + " |",
              "|---" * (5 + len(metrics)) + "|"]
     for row in rows:
-        status = f"failed: {row['reason']}" if row["status"] == "failed" else "ok"
+        status = f"{row['status']}: {row['reason']}" if row["status"] in ("failed", "pruned") else "ok"
         cells = [_job_number(row["job"]), f"`{row['overrides']}`" if row["overrides"] else "(defaults)", status,
                  row["steps"] if row["steps"] is not None else "",
                  row["wall_time_s"] if row["wall_time_s"] is not None else "",

@@ -96,6 +96,7 @@ def loggers_and_callbacks(cfg: DictConfig, overrides: list[str], saver, cores: d
     from primer.checkpoints import ApplyOptimizerConfig, StoreConfig
     from primer.dashboard import run_hparams
     from primer.guards import FirstStep, StopOnNonFinite
+    from primer.pruning import trial_reporter
     from primer.results import RunSummary
 
     off = switched_off(cfg.trainer)
@@ -104,7 +105,8 @@ def loggers_and_callbacks(cfg: DictConfig, overrides: list[str], saver, cores: d
     callbacks = [instantiate(c) for name, c in (cfg.get("callbacks") or {}).items() if name not in off]
     callbacks += [RunSummary(cfg.paths.output_dir, *run_hparams(cfg), inputs={"seed": cfg.seed, **cores}),
                   StopOnNonFinite(), saver,
-                  StoreConfig(cfg, overrides), ApplyOptimizerConfig(OmegaConf.to_container(cfg.optimizer))]
+                  StoreConfig(cfg, overrides), ApplyOptimizerConfig(OmegaConf.to_container(cfg.optimizer)),
+                  *trial_reporter(cfg.paths.output_dir)]  # an Optuna trial: val/loss to its pruner
     if cfg.scheduler and loggers:
         callbacks.append(LearningRateMonitor(logging_interval="step"))  # logs lr-SGD, lr-Adam
     return loggers, callbacks + [FirstStep()]

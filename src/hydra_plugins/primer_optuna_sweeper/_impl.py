@@ -1,0 +1,133 @@
+"""The search: join the study, then ask, launch and tell, `n_jobs` trials at a time."""
+
+import logging
+import math
+import re
+from importlib.util import find_spec
+from pathlib import Path
+
+import optuna
+from hydra.core.plugins import Plugins
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from optuna.trial import TrialState
+
+from primer import studies
+from primer.exits import BadConfig, EndCommand
+
+from ._space import grid, search_space
+
+log = logging.getLogger(__name__)
+NEEDS = {"optuna.samplers.CmaEsSampler": "cmaes", "optuna.samplers.QMCSampler": "scipy",
+         "optuna.samplers.GPSampler": "scipy"}  # packages Optuna does not install
+
+
+class OptunaSearch:
+    def __init__(self, sampler, pruner, direction, storage, study_name, n_trials, n_jobs, max_failure_rate,
+                 params=None) -> None:
+        self.sampler_cfg, self.pruner_cfg = sampler, pruner
+        self.directions = [str(d) for d in direction] if OmegaConf.is_list(direction) else [str(direction)]
+        self.storage, self.study_name = storage, study_name
+        self.n_trials, self.n_jobs, self.max_failure_rate = n_trials, n_jobs, max_failure_rate
+        self.params = params or {}
+
+    def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
+        self.config = config
+        self.launcher = Plugins.instance().instantiate_launcher(
+            config=config, hydra_context=hydra_context, task_function=task_function)
+
+    def sweep(self, arguments: list[str]) -> None:
+        if self.storage is None and not str(self.pruner_cfg._target_).endswith("NopPruner"):
+            raise EndCommand(BadConfig("hydra.sweeper.pruner: a pruner needs hydra.sweeper.storage (trials report to "
+                                       "it from their jobs); set a storage, or hydra/sweeper/pruner=none"))
+        needs = NEEDS.get(self.sampler_cfg._target_)
+        if needs and find_spec(needs) is None:  # the sampler would import it only at its first relative sample
+            raise EndCommand(BadConfig(f"hydra.sweeper.sampler: {self.sampler_cfg._target_} needs {needs}; "
+                                       f"pip install {needs}"))
+        try:
+            space, fixed = search_space([f"{k}={v}" for k, v in self.params.items()] + list(arguments))
+            study, seed, joined = studies.join(self.storage, self.study_name, self.directions,
+                                               lambda seed: self._sampler(space, seed), instantiate(self.pruner_cfg),
+                                               seed=self.sampler_cfg.get("seed"))
+        except (ValueError, ImportError) as error:  # a sweep Optuna cannot search, a sampler's missing package
+            raise EndCommand(BadConfig(f"hydra.sweeper: {error}")) from error
+        log.info(f"Optuna study '{study.study_name}' in {self.storage or 'memory'}: search {joined + 1} on it, "
+                 f"sampler seed {seed}")
+        n_trials = self.n_trials
+        if isinstance(study.sampler, optuna.samplers.GridSampler):
+            n_trials = min(n_trials, math.prod(len(v) for v in grid(space).values()))
+        job_idx = 0
+        while job_idx < n_trials:
+            trials = [study.ask(space) for _ in range(min(self.n_jobs, n_trials - job_idx))]
+            returns = self.launcher.launch([self._overrides(t, fixed) for t in trials], initial_job_idx=job_idx)
+            job_idx += len(returns)
+            running = {t.number: t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+            failed = [self._tell(study, trial, ret, running[trial.number].user_attrs)
+                      for trial, ret in zip(trials, returns)]
+            if sum(failed) / len(returns) > self.max_failure_rate:
+                raise RuntimeError(f"{sum(failed)} of {len(returns)} trials failed "
+                                   f"(hydra.sweeper.max_failure_rate={self.max_failure_rate})")
+        self._save_results(study)
+
+    def _sampler(self, space, seed):
+        cfg = OmegaConf.to_container(self.sampler_cfg)
+        if seed is not None:
+            cfg["seed"] = seed
+        if cfg["_target_"] == "optuna.samplers.GridSampler":
+            return instantiate(cfg, search_space=grid(space))
+        return instantiate(cfg)
+
+    @staticmethod
+    def _overrides(trial: optuna.trial.Trial, fixed: dict[str, str]) -> list[str]:
+        # the trial travels in the job's Hydra config; primer.pruning reports to it
+        # a quoted override value: backslashes before a quote (or the closing one) doubled, quotes and
+        # interpolations escaped
+        study = re.sub(r"(\\*)('|$)", lambda m: m[1] * 2 + ("\\" + m[2] if m[2] else ""), trial.study.study_name)
+        study = study.replace("${", "\\${")
+        return [*(f"{k}={v}" for k, v in {**trial.params, **fixed}.items()),
+                f"++hydra.job.env_set.{studies.TRIAL_ENV}={trial.number}",
+                f"++hydra.job.env_set.{studies.STUDY_ENV}='{study}'"]
+
+    def _tell(self, study: optuna.Study, trial: optuna.trial.Trial, ret, user_attrs: dict) -> bool:
+        """Records the job's ending in the study; True if it failed."""
+        if studies.PRUNED_AT in user_attrs:  # the job stopped itself (primer.pruning), as the stored trial says
+            _record(study, trial, state=TrialState.PRUNED)
+            return False
+        try:
+            values = [float(ret.return_value)] if len(self.directions) == 1 else [float(v) for v in ret.return_value]
+        except Exception as error:  # noqa: BLE001 - the job raised, or returned no number: a failed trial
+            log.warning(f"trial {trial.number} failed: {type(error).__name__}: {error}")
+            _record(study, trial, state=TrialState.FAIL)
+            return True
+        if len(values) != len(self.directions) or not all(math.isfinite(v) for v in values):
+            log.warning(f"trial {trial.number} failed: it returned {values} for directions {self.directions}")
+            _record(study, trial, state=TrialState.FAIL)
+            return True
+        _record(study, trial, values=values)
+        return False
+
+    def _save_results(self, study: optuna.Study) -> None:
+        """optimization_results.yaml, as hydra-optuna-sweeper writes it: the best of the whole study so far."""
+        results: dict = {"name": "optuna"}
+        try:
+            if len(self.directions) == 1:
+                results.update(best_params=study.best_trial.params, best_value=study.best_trial.value)
+            else:
+                results["solutions"] = [{"params": t.params, "values": t.values} for t in study.best_trials]
+        except ValueError:  # no trial completed
+            results["best_params"] = None
+        path = Path(self.config.hydra.sweep.dir, "optimization_results.yaml")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(OmegaConf.create(results), path)
+        log.info(f"Best of study '{study.study_name}': {results}")
+
+
+
+def _record(study: optuna.Study, trial: optuna.trial.Trial, **outcome) -> None:
+    try:
+        study.tell(trial, **outcome)
+    except RuntimeError:
+        # GridSampler calls study.stop() once its grid is covered, which only an optimize() loop accepts;
+        # the trial's state is stored all the same
+        if not isinstance(study.sampler, optuna.samplers.GridSampler):
+            raise

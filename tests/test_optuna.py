@@ -1,0 +1,241 @@
+"""primer's Optuna sweeper (src/hydra_plugins/primer_optuna_sweeper): Hydra's sweep syntax as Optuna
+distributions, studies named after what changes results, every storage (SQLite, JournalStorage, a real
+PostgreSQL server) shared by searches started together, and pruning. The sweeper's mechanics run a toy
+task (tests/optuna_app.py); what needs a training runs primer.train."""
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from importlib.metadata import version
+from pathlib import Path
+
+import optuna
+import pytest
+from hydra import compose, initialize_config_dir
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+from packaging.version import Version
+
+from hydra_plugins.primer_optuna_sweeper._space import grid, search_space
+from primer.config import CONFIG_DIR, CONFIG_NAME
+from primer.report import job_dirs
+from tests.conftest import QUIET, TINY, cli_env
+from tests.test_sweeps import summary_rows
+
+APP = str(Path(__file__).with_name("optuna_app.py"))
+SWEEPER = ["hydra/sweeper=primer_optuna", "hydra.sweeper.n_jobs=1"]
+
+
+def test_optuna_4_and_sqlalchemy_2_are_what_the_dev_extra_installs():
+    assert Version(version("optuna")) >= Version("4") and Version(version("sqlalchemy")) >= Version("2")
+
+
+def test_ranges_mean_what_they_mean_in_hydra():
+    space, fixed = search_space(["seed=range(1,4)", "a=range(0,10,3)", "b=range(0.5,1.0,0.25)", "c=choice(x,y)",
+                                 "d=tag(log,interval(1e-5,1e-2))", "e=interval(1,8)", "f=7"])
+    assert space["seed"] == IntDistribution(1, 3)  # 1, 2, 3: the end is left out, as in Hydra's grid
+    assert space["a"] == IntDistribution(0, 9, step=3)
+    assert space["b"] == FloatDistribution(0.5, 0.75, step=0.25)
+    assert space["c"] == CategoricalDistribution(["x", "y"])
+    assert space["d"] == FloatDistribution(1e-5, 1e-2, log=True)
+    assert space["e"] == FloatDistribution(1.0, 8.0)  # Hydra's interval is one of floats
+    assert fixed == {"f": "7"}
+    assert grid({k: space[k] for k in ("seed", "a", "b")}) == {"seed": [1, 2, 3], "a": [0, 3, 6, 9], "b": [0.5, 0.75]}
+
+
+def toy_search(tmp_path, *args, cwd=None):
+    """Runs the toy app's search to its end; returns its output."""
+    proc = subprocess.run([sys.executable, APP, "-m", *SWEEPER, *args], cwd=cwd or tmp_path, env=cli_env(),
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def only_study(storage):
+    (summary,) = optuna.get_all_study_summaries(storage)
+    return optuna.load_study(study_name=summary.study_name, storage=storage)
+
+
+@pytest.mark.slow
+def test_a_grid_over_a_range_runs_each_value_once(tmp_path):
+    storage = f"sqlite:///{tmp_path}/o.db"
+    toy_search(tmp_path, "x=range(1,4)", "hydra/sweeper/sampler=grid", "hydra.sweeper.n_trials=10",
+               f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=grid")
+    assert sorted(t.params["x"] for t in only_study(storage).trials) == [1, 2, 3]
+
+
+@pytest.mark.slow
+def test_a_multi_objective_search_keeps_the_pareto_front(tmp_path):
+    toy_search(tmp_path, "objectives=2", "x=interval(-4.0,4.0)", "hydra/sweeper/sampler=nsgaii",
+               "hydra.sweeper.direction=[minimize,minimize]", "hydra.sweeper.n_trials=6", "hydra.sweeper.sampler.seed=0",
+               "hydra.sweeper.storage=sqlite:///o.db", "hydra.sweeper.study_name=two", "hydra.sweep.dir=sweep")
+    study = optuna.load_study(study_name="two", storage=f"sqlite:///{tmp_path}/o.db")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 6
+    assert all(t.values == pytest.approx([(t.params["x"] - 2) ** 2, abs(t.params["x"])]) for t in study.trials)
+    results = (tmp_path / "sweep" / "optimization_results.yaml").read_text()
+    assert results.count("values:") == len(study.best_trials) >= 1
+
+
+def start_toy(cwd, *args):
+    return subprocess.Popen([sys.executable, APP, "-m", *SWEEPER, *args], cwd=cwd, env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish_all(procs):
+    outputs = [proc.communicate(timeout=300) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * len(procs), [err[-3000:] for _, err in outputs]
+    return [out + err for out, err in outputs]
+
+
+@pytest.mark.slow
+def test_two_searches_started_together_share_one_study_in_a_journal_file(tmp_path):
+    storage = "journal:///studies/optuna.log"  # relative to where the command runs, in a folder not made yet
+    args = ["x=interval(-4.0,4.0)", "y=choice(0,1)", "hydra.sweeper.n_trials=4", "hydra.sweeper.sampler.seed=0",
+            f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=shared"]
+    outputs = finish_all([start_toy(tmp_path, *args, f"hydra.sweep.dir=s{i}") for i in range(2)])
+    assert sorted("search 2 on it, sampler seed 1" in out for out in outputs) == [False, True]
+    journal = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "studies" / "optuna.log")))
+    study = optuna.load_study(study_name="shared", storage=journal)
+    assert sorted(t.number for t in study.trials) == list(range(8))
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert len({t.params["x"] for t in study.trials}) == 8  # two seeds: no trial drawn twice
+
+
+def study_name(*overrides):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(CONFIG_NAME, overrides=["hparams_search=optuna", *overrides], return_hydra_config=True)
+    return cfg.hydra.sweeper.study_name
+
+
+def test_overrides_that_change_no_result_keep_the_study():
+    name = study_name("trainer.max_steps=6", "data.input_dim=8")
+    assert name.startswith("primer:data.input_dim=8,trainer.max_steps=6 space:")
+    cosmetic = ["logger=csv", "callbacks=none", "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1",
+                "paths.output_dir=elsewhere", "hydra.sweep.dir=elsewhere", "hydra.sweeper.n_trials=3"]
+    assert study_name("data.input_dim=8", *cosmetic, "trainer.max_steps=6") == name
+    # settings that change results, the search space and the direction each name another study
+    others = [study_name("trainer.max_steps=7", "data.input_dim=8"),
+              study_name("trainer.max_steps=6", "data.input_dim=8", "seed=1"),
+              study_name("trainer.max_steps=6", "data.input_dim=8", "hydra.sweeper.params.optimizer='choice(adam)'"),
+              study_name("trainer.max_steps=6", "data.input_dim=8", "hydra.sweeper.direction=maximize")]
+    assert len({name, *others}) == 5
+
+
+SEARCH = ["hparams_search=optuna", *TINY[:3], *QUIET]  # the search draws optimizer, lr and hidden_dim
+
+
+def search(cwd, *args):
+    return subprocess.Popen([sys.executable, "-m", "primer.train", "-m", *SEARCH, *args], cwd=cwd, env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc):
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode in (0, 4), err[-3000:]  # 4: a drawn lr may diverge; the trial is then failed
+    return out + err
+
+
+@pytest.mark.slow
+def test_a_study_continues_across_commands_whatever_they_show_or_write(tmp_path):
+    first = finish(search(tmp_path, "hydra.sweeper.n_trials=2"))
+    # the same search again, shown and written differently: the same study, two more trials
+    second = finish(search(tmp_path, "hydra.sweeper.n_trials=2", "logger=csv", "trainer.log_every_n_steps=1",
+                           "hydra.sweep.dir=elsewhere"))
+    assert "search 1 on it, sampler seed 0" in first and "search 2 on it, sampler seed 1" in second
+    study = only_study(f"sqlite:///{tmp_path}/outputs/optuna.db")
+    assert [t.number for t in study.trials] == [0, 1, 2, 3] and all(t.state.is_finished() for t in study.trials)
+    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 4  # the second search drew anew
+
+
+@pytest.mark.slow
+def test_pruning_stops_a_hopeless_trial_early_and_the_sweep_says_pruned(tmp_path):
+    # median pruner after one trial; val/loss reported every 2 of 6 steps; lr 1e-6 lags lr 1e-3 from step 2
+    proc = search(tmp_path, "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=1",
+                  "hydra.sweeper.n_trials=4", "optimizer=adam", "optimizer.lr=choice(1e-6,1e-3)", "model.hidden_dim=4",
+                  "trainer.val_check_interval=2", "hydra.sweep.dir=sweep")
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]  # pruned is not failed: no exit code 4
+    study = only_study(f"sqlite:///{tmp_path}/outputs/optuna.db")
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert pruned and all(max(t.intermediate_values) < 6 for t in pruned)
+    assert all(t.params["optimizer.lr"] == 1e-6 for t in pruned)
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert complete and all(sorted(t.intermediate_values) == [2, 4, 6] for t in complete)
+    rows = {r["job"]: r for r in summary_rows(tmp_path / "sweep")}
+    for trial, job in zip(study.trials, job_dirs(tmp_path / "sweep")):
+        row = rows[job.name]
+        if trial.state == TrialState.PRUNED:
+            step = max(trial.intermediate_values)
+            assert row["status"] == "pruned" and row["reason"].startswith(f"at step {step} of 6: val/loss")
+            assert int(row["steps"]) == step  # the job stopped there and saved its checkpoint
+        else:
+            assert row["status"] == "ok" and int(row["steps"]) == 6
+    assert "| pruned: at step " in out
+
+
+@pytest.fixture(scope="module")
+def postgresql():
+    """A real PostgreSQL server from Debian's package, in a temporary dir, on a free port; its URL."""
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not bins:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    bin_dir = Path(bins[-1]).parent
+    root = Path(tempfile.mkdtemp(prefix="primer-pg-"))
+    # initdb refuses to run as root: the server then runs as the package's postgres user
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_user:
+        shutil.chown(root, "postgres")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = root / "data"
+    subprocess.run([*as_user, bin_dir / "initdb", "-D", data, "-U", "primer", "--auth=trust", "-E", "UTF8"],
+                   check=True, capture_output=True)
+    subprocess.run([*as_user, bin_dir / "pg_ctl", "-D", data, "-l", root / "server.log", "-w", "start", "-o",
+                    f"-p {port} -k {root} -c listen_addresses=127.0.0.1"], check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg://primer@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, bin_dir / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop"], capture_output=True,
+                       check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_two_searches_started_together_share_one_study_on_postgresql(tmp_path, postgresql):
+    procs = [search(tmp_path, "hydra.sweeper.n_trials=3", f"hydra.sweeper.storage={postgresql}") for _ in range(2)]
+    outputs = [finish(proc) for proc in procs]
+    assert sorted("search 2 on it, sampler seed 1" in out for out in outputs) == [False, True]
+    study = only_study(postgresql)
+    assert sorted(t.number for t in study.trials) == list(range(6))
+    assert all(t.state.is_finished() for t in study.trials)
+    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 6  # two seeds: no trial drawn twice
+
+
+def test_a_pruner_without_a_storage_stops_the_search_in_one_line(cli, tmp_path):
+    code, _, err = cli("-m", "hparams_search=optuna", "hydra/sweeper/pruner=median", "hydra.sweeper.storage=null")
+    assert code == 2 and err == ("error: hydra.sweeper.pruner: a pruner needs hydra.sweeper.storage (trials report "
+                                 "to it from their jobs); set a storage, or hydra/sweeper/pruner=none\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_study_and_trial_reach_the_job_as_the_sweeper_named_them():
+    from types import SimpleNamespace
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.primer_optuna_sweeper._impl import OptunaSearch
+    from primer.studies import STUDY_ENV, TRIAL_ENV
+
+    name = "primer:data.seed=${seed},model.name='a b\\',x=c:\\d space:1234abcd\\"  # quotes, interpolation, backslash
+    trial = SimpleNamespace(params={"optimizer.lr": 0.001}, number=3, study=SimpleNamespace(study_name=name))
+    overrides = OverridesParser.create().parse_overrides(OptunaSearch._overrides(trial, {"seed": "1"}))
+    assert [o.input_line for o in overrides[:2]] == ["optimizer.lr=0.001", "seed=1"]
+    env = OmegaConf.create({o.key_or_group.rsplit(".", 1)[1]: o.value() for o in overrides[2:]})
+    assert env[TRIAL_ENV] == 3 and env[STUDY_ENV] == name  # as the job's config resolves them
