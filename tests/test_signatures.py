@@ -56,3 +56,12 @@ def test_a_config_spells_a_path_as_a_string_and_a_tuple_as_a_list():
     assert accepts(Path, "runs/a") and not accepts(Path, 3) and not accepts(Path, {"_target_": "pathlib.Path"})
     assert accepts(tuple[int, ...], [1, 2, 3]) and not accepts(tuple[int, ...], [1, True])
     assert accepts(tuple[()], []) and not accepts(tuple[()], [1])
+
+
+def test_a_configs_spelling_is_taught_to_typeguard_for_primers_checks_only():
+    import typeguard
+
+    from primer.signatures import accepts
+
+    assert not accepts(int, True)
+    typeguard.check_type(True, int)  # others who use typeguard keep its own rules

@@ -30,13 +30,14 @@ def accepts(hint, value) -> bool:
     """Whether a plain config value (None, bool, int, float, str, list, dict) fits the type hint."""
     import typeguard  # here, not at the top: config-only commands never judge a value
 
-    if _config_spelling not in typeguard.checker_lookup_functions:
-        typeguard.checker_lookup_functions.insert(0, _config_spelling)
     strategy = typeguard.CollectionCheckStrategy.ALL_ITEMS  # every item, not typeguard's default first one
+    typeguard.checker_lookup_functions.insert(0, _config_spelling)  # for this check only, not for others
     try:
         typeguard.check_type(_built(value), hint, collection_check_strategy=strategy)
     except typeguard.TypeCheckError:
         return False
+    finally:
+        typeguard.checker_lookup_functions.remove(_config_spelling)
     return True
 
 
@@ -55,7 +56,8 @@ def _config_spelling(origin, args, extras):
     for what it builds, which only the constructor can judge."""
     if origin is tuple:
         return _tuple
-    if inspect.isclass(origin) and not getattr(origin, "_is_protocol", False) and (
+    theirs = getattr(origin, "_is_protocol", False) or typing.is_typeddict(origin)  # typeguard checks these
+    if inspect.isclass(origin) and not theirs and (
             origin in (bool, int, float, complex, str) or origin.__module__ not in _TYPEGUARDS_OWN):
         return _instance
 
