@@ -12,6 +12,9 @@ import types
 import typing
 from pathlib import PurePath
 
+import typeguard  # imported with this module, which validation imports only when it judges values
+from typeguard import TypeCheckError, check_type_internal
+
 
 def parameters(target) -> tuple[dict[str, typing.Any], bool]:
     """(name -> type hint, takes **kwargs) of a class's __init__ or a function, without `self`."""
@@ -28,13 +31,11 @@ def parameters(target) -> tuple[dict[str, typing.Any], bool]:
 
 def accepts(hint, value) -> bool:
     """Whether a plain config value (None, bool, int, float, str, list, dict) fits the type hint."""
-    import typeguard  # here, not at the top: config-only commands never judge a value
-
     strategy = typeguard.CollectionCheckStrategy.ALL_ITEMS  # every item, not typeguard's default first one
     typeguard.checker_lookup_functions.insert(0, _config_spelling)  # for this check only, not for others
     try:
         typeguard.check_type(_built(value), hint, collection_check_strategy=strategy)
-    except typeguard.TypeCheckError:
+    except TypeCheckError:
         return False
     finally:
         typeguard.checker_lookup_functions.remove(_config_spelling)
@@ -58,41 +59,33 @@ def _config_spelling(origin, args, extras):
         return _tuple
     theirs = getattr(origin, "_is_protocol", False) or typing.is_typeddict(origin)  # typeguard checks these
     if inspect.isclass(origin) and not theirs and (
-            origin in (bool, int, float, complex, str) or origin.__module__ not in _TYPEGUARDS_OWN):
+            origin in (bool, int, float, str) or origin.__module__ not in _TYPEGUARDS_OWN):
         return _instance
 
 
 _TYPEGUARDS_OWN = ("builtins", "types", "typing", "collections.abc")  # classes typeguard checks its own way
-_NUMERIC_TOWER = {float: (int, float), complex: (int, float, complex)}  # PEP 484: an int is a float
+_NUMERIC_TOWER = {float: (int, float)}  # PEP 484: an int is a float
 
 
 def _instance(value, origin, args, memo) -> None:
     if value is BUILT:  # stands for an object of a class no command line spells, not for a value it does
         if origin.__module__ == "builtins" or issubclass(origin, PurePath):
-            _fail("is no value a _target_ builds")
+            raise TypeCheckError("is no value a _target_ builds")
         return
     allowed = (str, origin) if issubclass(origin, PurePath) else _NUMERIC_TOWER.get(origin, origin)
     if (isinstance(value, bool) and origin is not bool) or not isinstance(value, allowed):
-        _fail(f"is not {origin.__qualname__}")
-
-
-def _fail(message: str):
-    import typeguard
-
-    raise typeguard.TypeCheckError(message)
+        raise TypeCheckError(f"is not {origin.__qualname__}")
 
 
 def _tuple(value, origin, args, memo) -> None:
-    from typeguard import check_type_internal
-
     if not isinstance(value, (list, tuple)):  # instantiate passes a config's list on as it is
-        _fail("is not a list")
+        raise TypeCheckError("is not a list")
     if args == ((),):  # typeguard's spelling of tuple[()]
         args = ()
     elif not args or args[-1] is Ellipsis:  # tuple, tuple[int, ...]
         args = (args[0] if args else typing.Any,) * len(value)
     if len(args) != len(value):
-        _fail(f"has {len(value)} items, not {len(args)}")
+        raise TypeCheckError(f"has {len(value)} items, not {len(args)}")
     for arg, item in zip(args, value):
         check_type_internal(item, arg, memo)
 
