@@ -1,17 +1,19 @@
-"""Whether a config value fits a parameter of the callable it is passed to, judged by its type hints.
+"""Whether a config value fits a parameter of the callable it is passed to, judged by typeguard.
 
 The real signatures are the schema: `trainer.*` is checked against `lightning.Trainer.__init__`,
-`model.*` against the net's constructor, `optimizer.*` against the optimizer's. A value from a
-config is None, a bool, an int, a float, a str, a list or a dict; anything else a hint names
-(an Accelerator, a Logger, ...) cannot come from a command line, and is not what is checked.
+`model.*` against the net's constructor, `optimizer.*` against the optimizer's. typeguard judges a
+value against a hint; what is primer's own is how a config spells things (below) and `describe`,
+which says what a hint allows in the words of a config.
 """
 
 import collections.abc
 import inspect
-import numbers
 import types
 import typing
 from pathlib import PurePath
+
+import typeguard  # imported with this module, which validation imports only when it judges values
+from typeguard import TypeCheckError, check_type_internal
 
 
 def parameters(target) -> tuple[dict[str, typing.Any], bool]:
@@ -28,41 +30,64 @@ def parameters(target) -> tuple[dict[str, typing.Any], bool]:
 
 
 def accepts(hint, value) -> bool:
-    """Whether a config value (None, bool, int, float, str, list, dict) fits the type hint."""
-    if hint is typing.Any or isinstance(hint, typing.TypeVar):
-        return True
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(accepts(arg, value) for arg in args)
-    if origin is typing.Literal:
-        return any(value == arg and type(value) is type(arg) for arg in args)
-    if value is None:
-        return hint is type(None)
-    if isinstance(value, bool):
-        return hint is bool
-    if origin is not None:  # list[int], dict[str, int], Iterable[...], tuple[...]
-        return _accepts_container(origin, args, value)
-    if hint is float:  # an int is a float, as in PEP 484's numeric tower
-        return isinstance(value, numbers.Real)
-    if hint in (int, str):
-        return isinstance(value, hint)
-    if inspect.isclass(hint) and issubclass(hint, PurePath):
-        return isinstance(value, str)
-    if inspect.isclass(hint) and isinstance(value, dict):
-        return "_target_" in value  # instantiate builds it
-    return False
+    """Whether a plain config value (None, bool, int, float, str, list, dict) fits the type hint."""
+    strategy = typeguard.CollectionCheckStrategy.ALL_ITEMS  # every item, not typeguard's default first one
+    typeguard.checker_lookup_functions.insert(0, _config_spelling)  # for this check only, not for others
+    try:
+        typeguard.check_type(_built(value), hint, collection_check_strategy=strategy)
+    except TypeCheckError:
+        return False
+    finally:
+        typeguard.checker_lookup_functions.remove(_config_spelling)
+    return True
 
 
-def _accepts_container(origin, args, value) -> bool:
+BUILT = object()  # what Hydra instantiates from a `_target_` mapping: an object only the constructor can judge
+
+
+def _built(value):
     if isinstance(value, dict):
-        if not (inspect.isclass(origin) and issubclass(origin, collections.abc.Mapping)):
-            return False
-        return not args or all(accepts(args[0], k) and accepts(args[1], v) for k, v in value.items())
-    if isinstance(value, list) and inspect.isclass(origin) and issubclass(origin, collections.abc.Iterable):
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            return len(args) == len(value) and all(accepts(a, v) for a, v in zip(args, value))
-        return not args or all(accepts(args[0], v) for v in value)
-    return False
+        return BUILT if "_target_" in value else {k: _built(v) for k, v in value.items()}
+    return [_built(v) for v in value] if isinstance(value, list) else value
+
+
+def _config_spelling(origin, args, extras):
+    """How a config spells what a hint names, taught to typeguard: a bool is no number (YAML's `true` is
+    not 1, as Python's True is), a list stands for a tuple, a string for a path, and a `_target_` mapping
+    for what it builds, which only the constructor can judge."""
+    if origin is tuple:
+        return _tuple
+    theirs = getattr(origin, "_is_protocol", False) or typing.is_typeddict(origin)  # typeguard checks these
+    if inspect.isclass(origin) and not theirs and (
+            origin in (bool, int, float, str) or origin.__module__ not in _TYPEGUARDS_OWN):
+        return _instance
+
+
+_TYPEGUARDS_OWN = ("builtins", "types", "typing", "collections.abc")  # classes typeguard checks its own way
+_NUMERIC_TOWER = {float: (int, float)}  # PEP 484: an int is a float
+
+
+def _instance(value, origin, args, memo) -> None:
+    if value is BUILT:  # stands for an object of a class no command line spells, not for a value it does
+        if origin.__module__ == "builtins" or issubclass(origin, PurePath):
+            raise TypeCheckError("is no value a _target_ builds")
+        return
+    allowed = (str, origin) if issubclass(origin, PurePath) else _NUMERIC_TOWER.get(origin, origin)
+    if (isinstance(value, bool) and origin is not bool) or not isinstance(value, allowed):
+        raise TypeCheckError(f"is not {origin.__qualname__}")
+
+
+def _tuple(value, origin, args, memo) -> None:
+    if not isinstance(value, (list, tuple)):  # instantiate passes a config's list on as it is
+        raise TypeCheckError("is not a list")
+    if args == ((),):  # typeguard's spelling of tuple[()]
+        args = ()
+    elif not args or args[-1] is Ellipsis:  # tuple, tuple[int, ...]
+        args = (args[0] if args else typing.Any,) * len(value)
+    if len(args) != len(value):
+        raise TypeCheckError(f"has {len(value)} items, not {len(args)}")
+    for arg, item in zip(args, value):
+        check_type_internal(item, arg, memo)
 
 
 def describe(hint) -> str:

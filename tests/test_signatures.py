@@ -1,0 +1,67 @@
+"""Config values judged against the real signatures (primer.signatures, through typeguard), as a command
+line spells them: Hydra composes, OmegaConf resolves interpolations, YAML types the values."""
+
+import pytest
+
+from primer.exits import BadConfig
+from primer.validation import check_signatures
+
+ACCEPTED = [
+    "trainer.max_time={minutes:1}",  # Lightning's dict argument
+    "trainer.precision=16",
+    "trainer.precision=16-mixed",
+    "trainer.fast_dev_run=true",
+    "trainer.fast_dev_run=3",
+    "trainer.devices=[0]",
+    "trainer.gradient_clip_val=1",  # an int is a number
+    "trainer.deterministic=warn",
+    "trainer.min_steps=${trainer.max_steps}",  # judged as resolved
+    "+trainer.profiler._target_=lightning.pytorch.profilers.SimpleProfiler",  # Hydra builds it
+    "optimizer=adam +optimizer.betas=[0.8,0.9]",  # a list stands for Adam's tuple
+]
+
+REJECTED = [
+    ("trainer.max_epochs=true", "trainer.max_epochs=true: must be an integer or null (lightning.Trainer)"),
+    ("trainer.enable_progress_bar=1",
+     "trainer.enable_progress_bar=1: must be true or false or null (lightning.Trainer)"),
+    ("optimizer.momentum=true", "optimizer.momentum=true: must be a number (torch.optim.SGD)"),
+    ("trainer.precision=true", "trainer.precision=true: must be one of 64, 32, 16, transformer-engine"),
+    ("trainer.devices=[0,x]", "trainer.devices=[0, 'x']: must be a list, a string or an integer"),  # every item
+    ("trainer.max_time={minutes:true}", "trainer.max_time={'minutes': True}: must be a string, a mapping or null"),
+    ("trainer.max_time=[]", "trainer.max_time=[]: must be a string, a mapping or null"),  # a list is no mapping
+    ("trainer.enable_progress_bar={_target_:lightning.pytorch.profilers.SimpleProfiler}",
+     "trainer.enable_progress_bar={'_target_': 'lightning.pytorch.profilers.SimpleProfiler'}: must be true or false "
+     "or null"),  # what a _target_ builds is no bool
+    ("optimizer=adam +optimizer.betas=[0.9]", "optimizer.betas=[0.9]: must be a list (torch.optim.Adam)"),
+]
+
+
+@pytest.mark.parametrize("overrides", ACCEPTED)
+def test_what_the_signatures_allow_passes(make_config, overrides):
+    check_signatures(make_config(*overrides.split()))
+
+
+@pytest.mark.parametrize(("overrides", "message"), REJECTED, ids=[o for o, _ in REJECTED])
+def test_what_they_do_not_allow_is_named_with_what_they_do(make_config, overrides, message):
+    with pytest.raises(BadConfig) as raised:
+        check_signatures(make_config(*overrides.split()))
+    assert str(raised.value).startswith(message), str(raised.value)
+
+
+def test_a_config_spells_a_path_as_a_string_and_a_tuple_as_a_list():
+    from pathlib import Path
+
+    from primer.signatures import accepts
+
+    assert accepts(Path, "runs/a") and not accepts(Path, 3) and not accepts(Path, {"_target_": "pathlib.Path"})
+    assert accepts(tuple[int, ...], [1, 2, 3]) and not accepts(tuple[int, ...], [1, True])
+    assert accepts(tuple[()], []) and not accepts(tuple[()], [1])
+
+
+def test_a_configs_spelling_is_taught_to_typeguard_for_primers_checks_only():
+    import typeguard
+
+    from primer.signatures import accepts
+
+    assert not accepts(int, True)
+    typeguard.check_type(True, int)  # others who use typeguard keep its own rules
