@@ -157,7 +157,7 @@ REJECTED = [  # (overrides, the whole line after "error: ", or its start when it
     ("+trainer.max_steps=5", "+trainer.max_steps=5: trainer.max_steps is already in the config; "
                              "set it without the +: trainer.max_steps=5"),
     ("~optimizer.nope", "~optimizer.nope: there is no optimizer.nope to remove"),
-    ("model=foo", "model=foo: no such model; choose one of autograd, custom_relu, manual, sequential, two_layer"),
+    ("model=foo", "model=foo: no such model; choose one of autograd, custom_relu, manual, raw_custom_relu, sequential, two_layer"),
     ("optimizer=rmsprop", "optimizer=rmsprop: no such optimizer; choose one of adam, sgd"),
     ("hydra/job_logging=nope", "hydra/job_logging=nope: no such hydra/job_logging; choose one of ..."),
     ("optimizer.lr=0", "optimizer.lr=0: must be a positive number"),

@@ -19,7 +19,7 @@ EVERY_CHOICE = [(group, choice) for group, choices in GROUPS.items() for choice 
 
 
 def test_groups_offer_the_documented_choices():
-    assert GROUPS["model"] == ["autograd", "custom_relu", "manual", "sequential", "two_layer"]
+    assert GROUPS["model"] == ["autograd", "custom_relu", "manual", "raw_custom_relu", "sequential", "two_layer"]
     assert {"sgd", "adam"} <= set(GROUPS["optimizer"])
     assert GROUPS["data"] == ["random", "teacher"]
     assert {"cpu", "gpu", "auto"} <= set(GROUPS["trainer"])
@@ -83,7 +83,7 @@ def test_every_choice_composes_and_builds(make_config, group, choice):
 
 
 BAD_INPUT = [
-    (["model=foo"], "model=foo: no such model; choose one of autograd, custom_relu, manual, sequential, two_layer"),
+    (["model=foo"], "model=foo: no such model; choose one of autograd, custom_relu, manual, raw_custom_relu, sequential, two_layer"),
     (["optimizer=rmsprop"], "optimizer=rmsprop: no such optimizer; choose one of adam, sgd"),
     (["data=mnist"], "data=mnist: no such data; choose one of random, teacher"),
     (["logger=wandb"], "logger=wandb: no such logger; choose one of csv, none, tensorboard"),
@@ -153,5 +153,5 @@ def test_help_lists_every_group_with_its_choices_and_default(tmp_path):
     assert result.returncode == 0 and not (tmp_path / "outputs").exists()
     for group, choices in GROUPS.items():
         assert f"  {group}: {', '.join(choices)}  [" in result.stdout
-    assert "  model: autograd, custom_relu, manual, sequential, two_layer  [two_layer]" in result.stdout
+    assert "  model: autograd, custom_relu, manual, raw_custom_relu, sequential, two_layer  [two_layer]" in result.stdout
     assert "  optimizer.lr: a positive number" in result.stdout
