@@ -266,6 +266,25 @@ def test_eval_of_other_data_is_written_beside_the_first_and_says_where(cli, fini
 
 
 @pytest.mark.slow  # trains in this process
+def test_eval_of_a_teacher_run_says_whether_other_data_is_new_samples_or_a_new_teacher(cli, tmp_path):
+    code, _, err = cli(*QUIET, "data=teacher", "hydra.run.dir=outputs/teacher")
+    assert code == 0, err[-3000:]
+    ckpt = tmp_path / "outputs/teacher/checkpoints/final.ckpt"
+    for override, kind, note in [
+        ("data.seed=1", "new_samples", "note: data.seed=1: new samples of the teacher this model learned "
+                                       "(data.teacher_seed=0)"),
+        ("data.teacher_seed=1", "new_teacher", "note: data.teacher_seed=1: a new teacher, not the one this model "
+                                               "learned"),
+    ]:
+        code, out, err = evaluate(cli, f"ckpt_path={ckpt}", override)
+        assert code == 0, err[-3000:]
+        written = ckpt.with_name(f"final.eval.{kind}.{override}.json")
+        assert f"wrote {written}" in err and note in err
+        # (in this process, after a training, Lightning's "GPU available" lines reach stdout first)
+        assert json.loads(written.read_text()) == json.loads(out[out.index("{"):])
+
+
+@pytest.mark.slow  # trains in this process
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize(("precision", "dtype"), [("16-mixed", torch.float32), ("bf16-mixed", torch.float32),
                                                   ("bf16-true", torch.bfloat16), ("64-true", torch.float64)])

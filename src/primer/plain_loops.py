@@ -31,19 +31,22 @@ def loss_fn(y: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
     return (y_pred - y).pow(2).sum()
 
 
-def seed_data(seed: int = 0, batch_size: int = N, input_dim: int = D_IN, output_dim: int = D_OUT):
-    """x (N, D_in) and y (N, D_out), standard normal and unrelated, as `data=random` draws them."""
+def seed_data(seed: int = 0, batch_size: int = N, input_dim: int = D_IN, output_dim: int = D_OUT,
+              dtype: torch.dtype = torch.float32):
+    """x (N, D_in) and y (N, D_out), standard normal and unrelated, as `data=random` draws them
+    (in float32, then cast to `dtype`, as trainer.precision=64-true casts the batch)."""
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(batch_size, input_dim, generator=gen)
     y = torch.randn(batch_size, output_dim, generator=gen)
-    return x, y
+    return x.to(dtype), y.to(dtype)
 
 
 def manual_gradient_computation(x, y, seed: int = 0, hidden_dim: int = H, lr: float = 1e-6, steps: int = STEPS):
-    """Raw weights, gradients derived by hand, `w -= lr * grad`. Returns the loss of every step."""
+    """Raw weights, gradients derived by hand, `w -= lr * grad`. Returns the loss of every step.
+    (Every loop here trains in x's dtype, its weights drawn in float32 first, as primer.train draws them.)"""
     torch.manual_seed(seed)
-    w1 = torch.randn(x.shape[1], hidden_dim)  # (D_in, H)
-    w2 = torch.randn(hidden_dim, y.shape[1])  # (H, D_out)
+    w1 = torch.randn(x.shape[1], hidden_dim).to(x.dtype)  # (D_in, H)
+    w2 = torch.randn(hidden_dim, y.shape[1]).to(x.dtype)  # (H, D_out)
     losses = []
     for t in range(steps):
         h = x.mm(w1)  # (N, H)
@@ -67,7 +70,7 @@ def feed_forward_net(x, y, seed: int = 0, hidden_dim: int = H, lr: float = 1e-6,
     """FeedForwardNet: the same raw weights, gradients by autograd, the update still by hand.
     relu="custom" is "Applying Custom Function" (MyReLU.apply)."""
     torch.manual_seed(seed)
-    model = FeedForwardNet(x.shape[1], hidden_dim, y.shape[1], relu=relu)
+    model = FeedForwardNet(x.shape[1], hidden_dim, y.shape[1], relu=relu).to(x.dtype)
     losses = []
     for t in range(steps):
         loss = loss_fn(y, model(x))
@@ -87,6 +90,7 @@ def applying_custom_function(x, y, seed: int = 0, hidden_dim: int = H, lr: float
 
 def nn_loop(model: nn.Module, x, y, lr: float = 1e-4, steps: int = STEPS):
     """The seed's class-based loop: MSELoss(reduction='sum') and SGD, with the backward and step it leaves out."""
+    model = model.to(x.dtype)
     criterion = nn.MSELoss(reduction="sum")
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     losses = []
@@ -126,7 +130,8 @@ def main(argv: list[str]) -> None:
     names = argv or list(SECTIONS)
     unknown = [n for n in names if n not in SECTIONS]
     if unknown:
-        sys.exit(f"error: no such section: {unknown[0]}; choose one of {', '.join(SECTIONS)}")
+        print(f"error: no such section: {unknown[0]}; choose one of {', '.join(SECTIONS)}", file=sys.stderr)
+        sys.exit(2)
     x, y = seed_data()
     for name in names:
         print(name)
