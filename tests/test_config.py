@@ -155,3 +155,14 @@ def test_help_lists_every_group_with_its_choices_and_default(tmp_path):
         assert f"  {group}: {', '.join(choices)}  [" in result.stdout
     assert "  model: autograd, custom_relu, manual, raw_custom_relu, sequential, two_layer  [two_layer]" in result.stdout
     assert "  optimizer.lr: a positive number" in result.stdout
+
+
+@pytest.mark.parametrize("overrides, suffix", [
+    ("model=manual,optimizer.lr=1e-06", "_model-manual_optimizer.lr-1e-06"),
+    ("+trainer.x=[1,2],data.path=/tmp/a b", "_-trainer.x-1_2-_data.path-tmp-a-b"),
+    ("", ""),
+])
+def test_a_run_dir_name_ends_with_its_overrides_in_characters_ckpt_path_takes_back(overrides, suffix):
+    """conf/train.yaml's hydra.run.dir: no `=`, `,` or `/` from the overrides, which Hydra would not read back
+    in ckpt_path=PATH."""
+    assert OmegaConf.create({"o": overrides, "name": "${suffix:${o},120}"}).name == suffix

@@ -133,8 +133,6 @@ def write_summary(root: Path) -> tuple[str, list[dict], list[str]]:
 
     Returns the Markdown table, the rows and the names of the files written.
     """
-    from primer.dashboard import differing_keys, session_hparams, write_sweep_experiment
-
     dirs = job_dirs(root)
     rows = [summarize(d) for d in dirs]
     metric_names = sorted({k for row in rows for k in row} - {"job", "overrides", "status", "reason", "steps",
@@ -149,16 +147,7 @@ def write_summary(root: Path) -> tuple[str, list[dict], list[str]]:
     events = [job_events(d) for d in dirs]
     if plot_loss_curves(root, dirs, rows, events):
         files.append(PLOT)
-    if dirs != [root]:  # a sweep; a single run wrote its own HPARAMS config
-        runs = [session_hparams(e) for e in events]
-        # one job: the keys its command line set; more: the keys whose values differ
-        differing = _override_keys(rows[0]) if len(rows) == 1 else differing_keys(runs)
-        write_sweep_experiment(root, runs, differing, metric_names)
     return table, rows, files
-
-
-def _override_keys(row: dict) -> list[str]:
-    return [o.split("=", 1)[0].lstrip("+") for o in row["overrides"].split()]
 
 
 def varied(rows: list[dict]) -> list[str]:

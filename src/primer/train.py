@@ -100,7 +100,7 @@ def loggers_and_callbacks(cfg: DictConfig, overrides: list[str], saver) -> tuple
     loggers = [] if "logger" in off else [instantiate(c) for c in (cfg.logger or {}).values()]
     callbacks = [instantiate(c) for name, c in (cfg.callbacks or {}).items() if name not in off]
     advice = seed_lr_advice(HydraConfig.get().runtime.choices.model, OmegaConf.select(cfg, "tutorial"))
-    callbacks += [RunSummary(cfg.paths.output_dir, *run_hparams(cfg)), StopOnNonFinite(advice), saver,
+    callbacks += [RunSummary(cfg.paths.output_dir, run_hparams(cfg)), StopOnNonFinite(advice), saver,
                   StoreConfig(cfg, overrides), ApplyOptimizerConfig(OmegaConf.to_container(cfg.optimizer))]
     if cfg.scheduler and loggers:
         callbacks.append(LearningRateMonitor(logging_interval="step"))  # logs lr-SGD, lr-Adam
