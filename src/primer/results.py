@@ -20,7 +20,7 @@ class RunLogger(TensorBoardLogger):
     so it would be a flat 0 and the first card of TIME SERIES. A run that reaches a second
     epoch logs it from then on.
 
-    train/loss falls over seven decades (1e7 to 1e-6 for the raw-weight nets), and TensorBoard's
+    train/loss falls by up to twelve decades (about 3e7 to 2e-5 for the raw-weight nets), and TensorBoard's
     scalar cards open on a linear axis (log scale is a per-card toggle): `train/log10_loss`,
     log10 of the logged train/loss at the same steps, reads at a glance. TensorBoard only: it is
     a view of train/loss, not a metric of its own (not in metrics.json).

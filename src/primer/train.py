@@ -2,9 +2,9 @@
 
     python -m primer.train                                       # TwoLayerNet, SGD, 500 steps, CPU
     python -m primer.train model=custom_relu trainer.accelerator=gpu
-    python -m primer.train model=manual optimizer.lr=1e-6
+    python -m primer.train model=manual                          # the tutorial's lr comes with the model
     python -m primer.train --cfg job                             # print the composed config
-    python -m primer.train -m 'experiment=glob(*)'               # the whole primer, one job per section
+    python -m primer.train -m 'experiment=glob(*)'               # the tutorial's training sections, in order
 """
 
 import logging
