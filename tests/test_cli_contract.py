@@ -169,7 +169,7 @@ REJECTED = [  # (overrides, the whole line after "error: ", or its start when it
     ("+trainer.max_steps=5", "+trainer.max_steps=5: trainer.max_steps is already in the config; "
                              "set it without the +: trainer.max_steps=5"),
     ("~optimizer.nope", "~optimizer.nope: there is no optimizer.nope to remove"),
-    ("model=foo", "model=foo: no such model; choose one of autograd, custom_relu, manual, sequential, two_layer"),
+    ("model=foo", "model=foo: no such model; choose one of autograd, custom_relu, manual, raw_custom_relu, sequential, two_layer"),
     ("optimizer=rmsprop", "optimizer=rmsprop: no such optimizer; choose one of adam, sgd"),
     ("hydra/job_logging=nope", "hydra/job_logging=nope: no such hydra/job_logging; choose one of ..."),
     ("optimizer.lr=0", "optimizer.lr=0: must be a positive number"),
@@ -296,6 +296,25 @@ def test_eval_of_other_data_is_written_beside_the_first_and_says_where(cli, fini
     other = finished.with_name("final.eval.data.seed=3.json")
     assert f"wrote {other}" in err and json.loads(other.read_text()) == json.loads(out)
     assert first.read_bytes() == before and json.loads(out) != json.loads(before)
+
+
+@pytest.mark.slow  # trains in this process
+def test_eval_of_a_teacher_run_says_whether_other_data_is_new_samples_or_a_new_teacher(cli, tmp_path):
+    code, _, err = cli(*QUIET, "data=teacher", "hydra.run.dir=outputs/teacher")
+    assert code == 0, err[-3000:]
+    ckpt = tmp_path / "outputs/teacher/checkpoints/final.ckpt"
+    for override, kind, note in [
+        ("data.seed=1", "new_samples", "note: data.seed=1: new samples of the teacher this model learned "
+                                       "(data.teacher_seed=0)"),
+        ("data.teacher_seed=1", "new_teacher", "note: data.teacher_seed=1: a new teacher, not the one this model "
+                                               "learned"),
+    ]:
+        code, out, err = evaluate(cli, f"ckpt_path={ckpt}", override)
+        assert code == 0, err[-3000:]
+        written = ckpt.with_name(f"final.eval.{kind}.{override}.json")
+        assert f"wrote {written}" in err and note in err
+        # (in this process, after a training, Lightning's "GPU available" lines reach stdout first)
+        assert json.loads(written.read_text()) == json.loads(out[out.index("{"):])
 
 
 @pytest.mark.slow  # trains in this process

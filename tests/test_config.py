@@ -19,7 +19,7 @@ EVERY_CHOICE = [(group, choice) for group, choices in GROUPS.items() for choice 
 
 
 def test_groups_offer_the_documented_choices():
-    assert GROUPS["model"] == ["autograd", "custom_relu", "manual", "sequential", "two_layer"]
+    assert GROUPS["model"] == ["autograd", "custom_relu", "manual", "raw_custom_relu", "sequential", "two_layer"]
     assert {"sgd", "adam"} <= set(GROUPS["optimizer"])
     assert GROUPS["data"] == ["random", "teacher"]
     assert {"cpu", "gpu", "auto"} <= set(GROUPS["trainer"])
@@ -83,7 +83,7 @@ def test_every_choice_composes_and_builds(make_config, group, choice):
 
 
 BAD_INPUT = [
-    (["model=foo"], "model=foo: no such model; choose one of autograd, custom_relu, manual, sequential, two_layer"),
+    (["model=foo"], "model=foo: no such model; choose one of autograd, custom_relu, manual, raw_custom_relu, sequential, two_layer"),
     (["optimizer=rmsprop"], "optimizer=rmsprop: no such optimizer; choose one of adam, sgd"),
     (["data=mnist"], "data=mnist: no such data; choose one of random, teacher"),
     (["logger=wandb"], "logger=wandb: no such logger; choose one of csv, none, tensorboard"),
@@ -153,5 +153,16 @@ def test_help_lists_every_group_with_its_choices_and_default(tmp_path):
     assert result.returncode == 0 and not (tmp_path / "outputs").exists()
     for group, choices in GROUPS.items():
         assert f"  {group}: {', '.join(choices)}  [" in result.stdout
-    assert "  model: autograd, custom_relu, manual, sequential, two_layer  [two_layer]" in result.stdout
+    assert "  model: autograd, custom_relu, manual, raw_custom_relu, sequential, two_layer  [two_layer]" in result.stdout
     assert "  optimizer.lr: a positive number" in result.stdout
+
+
+@pytest.mark.parametrize("overrides, suffix", [
+    ("model=manual,optimizer.lr=1e-06", "_model-manual_optimizer.lr-1e-06"),
+    ("+trainer.x=[1,2],data.path=/tmp/a b", "_-trainer.x-1_2-_data.path-tmp-a-b"),
+    ("", ""),
+])
+def test_a_run_dir_name_ends_with_its_overrides_in_characters_ckpt_path_takes_back(overrides, suffix):
+    """conf/train.yaml's hydra.run.dir: no `=`, `,` or `/` from the overrides, which Hydra would not read back
+    in ckpt_path=PATH."""
+    assert OmegaConf.create({"o": overrides, "name": "${suffix:${o},120}"}).name == suffix

@@ -38,3 +38,19 @@ def test_teacher_task_has_separate_sets_from_one_teacher():
                                                    noise_std=0.0, steps=1))[0][0]
     assert torch.equal(y, y_again)  # the teacher is fixed by the seed
     assert not torch.equal(y, torch.zeros_like(y)) and y.std() > 0.1
+
+
+def test_teacher_seed_draws_the_teacher_and_seed_the_samples():
+    def train_batch(**seeds):
+        dm = SyntheticRegression(target="teacher", batch_size=30, input_dim=5, output_dim=2, noise_std=0.0, steps=1,
+                                 **seeds)
+        return batches(dm)[0][0]
+
+    x0, y0 = train_batch(seed=0)
+    x_samples, y_samples = train_batch(seed=1, teacher_seed=0)  # new samples, same teacher
+    x_teacher, y_teacher = train_batch(seed=0, teacher_seed=1)  # same samples, new teacher
+    assert torch.equal(train_batch(seed=0, teacher_seed=0)[1], y0)  # teacher_seed=seed: the default
+    assert not torch.equal(x_samples, x0) and torch.equal(x_teacher, x0)
+    w1, w2 = SyntheticRegression(input_dim=5, output_dim=2)._teacher(torch.Generator().manual_seed(0))
+    assert torch.allclose(y_samples, x_samples.mm(w1).clamp(min=0).mm(w2))  # seed 0's teacher
+    assert not torch.allclose(y_teacher, y0)

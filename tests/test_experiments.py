@@ -8,22 +8,44 @@ from primer.config import CONFIG_DIR
 from tests.conftest import MODELS, PRIMER_LR
 
 EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
+# The seed's training sections, in its order, and the model each trains.
+SEED_SECTIONS = {
+    "1_manual_gradient_computation": "manual",  # Simple Model > Manual Gradient Computation
+    "2_feed_forward_net": "autograd",  # the class FeedForwardNet, gradients by autograd
+    "3_applying_custom_function": "raw_custom_relu",  # MyReLU.apply(x.mm(self.w1)).mm(self.w2)
+    "4_sequential_model": "sequential",  # Model Declarations > Sequential Model
+    "5_class_based_declaration": "two_layer",  # TwoLayerNet, MSELoss(sum), SGD lr 1e-4
+}
 
 
-def test_there_is_one_experiment_per_primer_section():
-    assert EXPERIMENTS == sorted(MODELS)
+def test_the_experiments_are_the_seeds_sections_in_its_order():
+    assert EXPERIMENTS == list(SEED_SECTIONS)
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_experiment_sets_its_model_and_the_primers_lr(make_config, experiment):
+def test_experiment_trains_its_sections_net_with_the_seeds_dims_lr_and_loss(make_config, experiment):
     cfg = make_config(f"experiment={experiment}")
-    assert cfg.model == make_config(f"model={experiment}").model
-    assert cfg.hydra.runtime.choices.optimizer == "sgd"
-    assert cfg.optimizer.lr == PRIMER_LR[experiment]
+    model = SEED_SECTIONS[experiment]
+    assert cfg.model == make_config(f"model={model}").model
+    assert cfg.hydra.runtime.choices.optimizer == "sgd" and cfg.optimizer.momentum == 0
+    assert cfg.optimizer.lr == PRIMER_LR[model]
+    assert (cfg.data.batch_size, cfg.data.input_dim, cfg.model.hidden_dim, cfg.data.output_dim) == (64, 1000, 100, 10)
+    assert (cfg.data.target, cfg.trainer.max_steps) == ("random", 500)
 
 
-def test_an_override_after_the_experiment_wins(make_config):
-    assert make_config("experiment=manual", "optimizer.lr=2e-6").optimizer.lr == 2e-6
+@pytest.mark.parametrize("model", MODELS)
+def test_a_model_alone_carries_the_seeds_lr(make_config, model):
+    assert make_config(f"model={model}").optimizer.lr == PRIMER_LR[model]
+
+
+@pytest.mark.parametrize("overrides, lr", [
+    (["model=manual", "optimizer.lr=2e-6"], 2e-6),  # a typed lr wins over the model's
+    (["optimizer.lr=2e-6", "model=manual"], 2e-6),  # wherever it stands on the line
+    (["model=manual", "optimizer=adam"], 1e-3),  # another optimizer brings its own lr
+    (["experiment=1_manual_gradient_computation", "optimizer.lr=2e-6"], 2e-6),
+])
+def test_an_optimizer_override_wins_over_the_models_lr(make_config, overrides, lr):
+    assert make_config(*overrides).optimizer.lr == lr
 
 
 def test_preflight_check_expands_a_glob_over_experiments(cli, monkeypatch):
@@ -41,13 +63,13 @@ def test_preflight_check_expands_a_glob_over_experiments(cli, monkeypatch):
     monkeypatch.setattr(primer.preflight, "_check_or_end", record)
     code, _, err = cli("-m", "experiment=glob(*)", "trainer.max_steps=6")
     assert code == 2 and err == "error: checked\n"
-    assert [job.hydra.runtime.choices.experiment for job in seen] == EXPERIMENTS
+    assert [job.hydra.runtime.choices.experiment for job in seen] == list(SEED_SECTIONS)  # the seed's order
     assert all(job.trainer.max_steps == 6 for job in seen)
 
 
 @pytest.mark.parametrize("args, message", [
     (["-m", "experiment=glob(*)", "optimizer.lr=1e-4,-1"], "optimizer.lr=-1: must be a positive number"),
-    (["-m", "experiment=nope"], "experiment=nope: no such experiment; choose one of autograd, custom_relu"),
+    (["-m", "experiment=nope"], "experiment=nope: no such experiment; choose one of 1_manual_gradient_computation, 2_feed"),
     (["-m", "hparams_search=optuna", "trainer.max_steps=0"], "trainer.max_steps=0: must be a positive integer"),
 ])
 def test_preflight_check_stops_a_bad_sweep_before_any_job(cli, tmp_path, args, message):

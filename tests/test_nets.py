@@ -52,17 +52,32 @@ def test_sequential_net_computes_what_two_layer_net_computes():
         lambda: TwoLayerNet(D_IN, H, D_OUT, relu="custom"),
         lambda: sequential_net(D_IN, H, D_OUT),
         lambda: FeedForwardNet(D_IN, H, D_OUT),
+        lambda: FeedForwardNet(D_IN, H, D_OUT, relu="custom"),
         lambda: HandGradientNet(D_IN, H, D_OUT),
     ],
-    ids=["two_layer", "custom_relu", "sequential", "autograd", "manual"],
+    ids=["two_layer", "custom_relu", "sequential", "autograd", "raw_custom_relu", "manual"],
 )
 def test_every_net_maps_a_batch_to_outputs(make_net):
     assert make_net()(torch.randn(N, D_IN)).shape == (N, D_OUT)
 
 
-def test_two_layer_net_rejects_an_unknown_relu():
+@pytest.mark.parametrize("net", [TwoLayerNet, FeedForwardNet])
+def test_a_net_rejects_an_unknown_relu(net):
     with pytest.raises(ValueError, match="relu must be"):
-        TwoLayerNet(D_IN, H, D_OUT, relu="gelu")
+        net(D_IN, H, D_OUT, relu="gelu")
+
+
+def test_raw_weight_net_with_my_relu_computes_what_it_computes_with_clamp():
+    """The seed's "Applying Custom Function": MyReLU.apply(x.mm(w1)).mm(w2), same output and gradients."""
+    torch.manual_seed(2)
+    clamp = FeedForwardNet(D_IN, H, D_OUT)
+    custom = FeedForwardNet(D_IN, H, D_OUT, relu="custom")
+    custom.load_state_dict(clamp.state_dict())
+    x = torch.randn(N, D_IN)
+    for net in (clamp, custom):
+        net(x).pow(2).sum().backward()
+    assert torch.equal(clamp(x), custom(x))
+    assert all(torch.equal(a.grad, b.grad) for a, b in zip(clamp.parameters(), custom.parameters()))
 
 
 def test_raw_weight_net_has_two_weight_matrices_and_no_bias():

@@ -158,7 +158,7 @@ def test_tensorboard_shows_a_sweep_by_job_dir_with_what_it_varied_first(tmp_path
     runs = _get(f"{url}/data/runs")
     while set(jobs) - set(runs):  # the server loads the event files in the background: wait for all
         runs = _get(f"{url}/data/runs")
-    assert set(runs) == {*jobs, "."}  # each job by its dir; "." holds the sweep's HPARAMS config
+    assert set(runs) == set(jobs)  # each job by its dir, and no empty run
     tags = _get(f"{url}/data/plugin/scalars/tags")
     for job in jobs:
         assert {"train/loss", "val/loss", "val/r2"} <= set(tags[job]) and "epoch" not in tags[job]
@@ -169,7 +169,7 @@ def test_tensorboard_shows_a_sweep_by_job_dir_with_what_it_varied_first(tmp_path
     assert not any(differs for _, differs in columns[2:])
     assert {"trainer.log_every_n_steps", "data.input_dim", "seed"} <= {name for name, _ in columns}
     metrics = [m["name"]["tag"] for m in experiment["metricInfos"]]
-    assert metrics[:3] == ["train/loss", "val/loss", "val/r2"] and "train/explained_variance" in metrics
+    assert {"train/loss", "train/log10_loss", "val/loss", "val/r2", "train/explained_variance"} <= set(metrics)
 
     groups = _get(f"{url}/data/plugin/hparams/session_groups", {
         "experimentName": "", "allowedStatuses": ["STATUS_SUCCESS"], "startIndex": 0, "sliceSize": 10,
@@ -180,3 +180,20 @@ def test_tensorboard_shows_a_sweep_by_job_dir_with_what_it_varied_first(tmp_path
         job = json.loads((sweep_dir / group["name"] / "metrics.json").read_text())
         (loss,) = [m["value"] for m in group["metricValues"] if m["name"]["tag"] == "train/loss"]
         assert loss == pytest.approx(job["train/loss"])
+
+    # outputs/ as a whole: the sweep's jobs and a single run beside them, each a run, none empty
+    single = subprocess.run([sys.executable, "-m", "primer.train", *TINY, *QUIET, "optimizer.lr=3e-4"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=600)
+    assert single.returncode == 0, single.stderr[-3000:]
+    (run_dir,) = run_dirs(tmp_path)
+    url = tensorboard_of(tmp_path / "outputs")
+    expected = {str(d.relative_to(tmp_path / "outputs")) for d in [*(sweep_dir / j for j in jobs), run_dir]}
+    runs = _get(f"{url}/data/runs")
+    while expected - set(runs):
+        runs = _get(f"{url}/data/runs")
+    assert set(runs) == expected
+    tags = _get(f"{url}/data/plugin/scalars/tags")
+    assert all("train/log10_loss" in tags[run] for run in runs)
+    experiment = _get(f"{url}/data/plugin/hparams/experiment", {"experimentName": ""})
+    differing = [h["name"] for h in experiment["hparamInfos"] if h.get("differs")]
+    assert differing == ["model", "optimizer.lr"]  # what differs across outputs/: the HPARAMS columns ticked first

@@ -1,6 +1,7 @@
 """Where the config lives, and the resolvers it uses. Imported by every entry point before Hydra starts."""
 
 import os
+import re
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -22,6 +23,18 @@ OmegaConf.register_new_resolver("pid", os.getpid, replace=True, use_cache=True)
 
 # ${cut:TEXT,N}: TEXT's first N characters (a sweep job's dir name must stay a valid file name)
 OmegaConf.register_new_resolver("cut", lambda text, n: str(text)[:n], replace=True)
+
+
+
+def _name_suffix(overrides: str, n: int) -> str:
+    """`_model-manual_optimizer.lr-1e-06` for `model=manual,optimizer.lr=1e-06`, cut to n characters, or "".
+    Letters, digits and `.-_` only: a path with `=` or `,` in it could not be given back as ckpt_path=PATH."""
+    text = re.sub(r"[^\w.-]+", "-", str(overrides).replace(",", "_"))[:n]
+    return f"_{text}" if text else ""
+
+
+# ${suffix:OVERRIDES,N}: a run dir's name ends with what its command line changed (conf/train.yaml)
+OmegaConf.register_new_resolver("suffix", _name_suffix, replace=True)
 
 # ${positive_or:X,D}: X if it is a positive number, else D (trainer.max_steps=-1 means "no limit")
 OmegaConf.register_new_resolver("positive_or", lambda value, default: value if value > 0 else default, replace=True)

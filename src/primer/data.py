@@ -40,7 +40,9 @@ class SyntheticRegression(L.LightningDataModule):
     target="random": y ~ N(0, 1), unrelated to x, as in the primer. There is nothing to
         generalize, so validation and test score the fit on the training batch itself.
     target="teacher": y = teacher(x) + noise_std * N(0, 1), the teacher a fixed random
-        ReLU net, with held-out validation and test sets drawn the same way.
+        ReLU net, with held-out validation and test sets drawn the same way. `seed` draws the
+        samples, `teacher_seed` (default: `seed`) the teacher: another `seed` alone gives new
+        samples of the same teacher, another `teacher_seed` alone a new teacher of the same x.
 
     All tensors come from a generator seeded with `seed`, on the CPU, so the data is the
     same bits on every device; they are then moved once to the training device and stay there.
@@ -60,6 +62,7 @@ class SyntheticRegression(L.LightningDataModule):
         val_size: int = 64,
         test_size: int = 64,
         seed: int = 0,
+        teacher_seed: int | None = None,
     ):
         super().__init__()
         if target not in ("random", "teacher"):
@@ -85,7 +88,9 @@ class SyntheticRegression(L.LightningDataModule):
             y = torch.randn(hp.batch_size, hp.output_dim, generator=gen)
             self.train_batch = self.val_batch = self.test_batch = local((x, y))
         else:
-            teacher = self._teacher(gen)
+            teacher = self._teacher(gen)  # drawn even when replaced, so the samples after it stay the same
+            if hp.teacher_seed is not None and hp.teacher_seed != hp.seed:
+                teacher = self._teacher(torch.Generator().manual_seed(hp.teacher_seed))
             self.train_batch, self.val_batch, self.test_batch = (
                 local(self._teacher_batch(teacher, n, gen)) for n in (hp.batch_size, hp.val_size, hp.test_size)
             )

@@ -3,11 +3,14 @@
     python -m primer.eval ckpt_path=outputs/runs/<run>/checkpoints/final.ckpt
     python -m primer.eval ckpt_path=PATH trainer.accelerator=cpu   # a GPU run, scored on a CPU
     python -m primer.eval ckpt_path=PATH data.seed=1               # other data: written beside, not over
+    python -m primer.eval ckpt_path=PATH data.teacher_seed=1       # data=teacher: a new teacher, not new samples
 
 The config travels inside the checkpoint (primer.checkpoints.StoreConfig), so the model and
 data are rebuilt without repeating the training overrides; `key=value` arguments change it
 (the model's keys excepted: the weights fix the model). Prints the metrics as JSON and writes
 them next to the checkpoint, as `<name>.eval.json`, or `<name>.eval.<overrides>.json` with overrides.
+For data=teacher, other data is one of two things, named on the console and in the file name:
+new samples of the teacher the model learned (data.seed), or a new teacher (data.teacher_seed).
 """
 
 import json
@@ -81,10 +84,28 @@ def eval_config(checkpoint: dict, ckpt_path: str, overrides: list[str]) -> DictC
     return cfg
 
 
-def output_path(ckpt_path: str, overrides: list[str]) -> Path:
-    """`final.eval.json`, or `final.eval.data.seed=1.json`: an evaluation of other data never replaces it."""
-    suffix = ".eval" + ("." + re.sub(r"[^\w.=,+-]", "_", ",".join(overrides)) if overrides else "") + ".json"
-    return Path(ckpt_path).with_suffix(suffix)
+OTHER_DATA = {  # data=teacher: what a changed seed means, and the note that says so
+    "new_teacher": "{key}: a new teacher, not the one this model learned: expect a low or negative r2 "
+                   "(data.seed alone gives new samples of the same teacher)",
+    "new_samples": "{key}: new samples of the teacher this model learned (data.teacher_seed={teacher_seed}): "
+                   "val/* and test/* measure generalization to them",
+}
+
+
+def other_data(cfg: DictConfig, overrides: list[str]) -> str | None:
+    """For data=teacher: "new_teacher" (data.teacher_seed changed), "new_samples" (data.seed alone), or None."""
+    keys = {o.partition("=")[0] for o in overrides}
+    if cfg.data.target != "teacher":
+        return None
+    return "new_teacher" if "data.teacher_seed" in keys else "new_samples" if "data.seed" in keys else None
+
+
+def output_path(ckpt_path: str, overrides: list[str], other: str | None = None) -> Path:
+    """`final.eval.json`, or `final.eval.data.seed=1.json` (`final.eval.new_samples.data.seed=1.json` for
+    data=teacher): an evaluation of other data never replaces it."""
+    parts = [other] if other else []
+    parts += [re.sub(r"[^\w.=,+-]", "_", ",".join(overrides))] if overrides else []
+    return Path(ckpt_path).with_suffix("".join(f".{part}" for part in ["eval", *parts, "json"]))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -96,7 +117,8 @@ def main(argv: list[str] | None = None) -> None:
         ckpt_path = next(a for a in args if a.startswith("ckpt_path=")).partition("=")[2]
         overrides = [a for a in args if not a.startswith("ckpt_path=")]
         metrics, cfg = evaluate(ckpt_path, overrides)
-        path = output_path(ckpt_path, overrides)
+        other = other_data(cfg, overrides)
+        path = output_path(ckpt_path, overrides, other)
         text = json.dumps(metrics, indent=2) + "\n"
         path.write_text(text)
         print(text, end="")
@@ -104,6 +126,10 @@ def main(argv: list[str] | None = None) -> None:
         if cfg.data.target == "random":
             print("note: data=random has no held-out rows: val/* and test/* score the training batch itself "
                   "(data=teacher has held-out sets)", file=sys.stderr)
+        if other:
+            key = "data.teacher_seed" if other == "new_teacher" else "data.seed"
+            note = OTHER_DATA[other].format(key=f"{key}={OmegaConf.select(cfg, key)}", teacher_seed=cfg.data.teacher_seed)
+            print(f"note: {note}", file=sys.stderr)
 
 
 if __name__ == "__main__":

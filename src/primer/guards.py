@@ -83,11 +83,13 @@ class StopOnNonFinite(L.Callback):
     """Stops training with Diverged at the first step whose training loss is NaN or inf.
 
     It raises before any checkpoint of that step is written (Lightning runs ModelCheckpoint
-    after other callbacks), so every checkpoint on disk holds finite weights.
+    after other callbacks), so every checkpoint on disk holds finite weights. `advice` follows
+    the run's lr in the message (e.g. the lr the seed trains this net at).
     """
 
-    def __init__(self):
+    def __init__(self, advice: str = ""):
         self.first_bad_step: torch.Tensor | None = None  # GPU only: 0 until a step goes bad
+        self.advice = advice
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         loss = (outputs["loss"] if isinstance(outputs, Mapping) else outputs).detach()
@@ -113,16 +115,24 @@ class StopOnNonFinite(L.Callback):
         if self.first_bad_step is not None and (step := int(self.first_bad_step)) > 0:
             raise Diverged(self._message(trainer, step, None))
 
-    @staticmethod
-    def _message(trainer: L.Trainer, step: int, loss: float | None) -> str:
+    def _message(self, trainer: L.Trainer, step: int, loss: float | None) -> str:
         lr = trainer.optimizers[0].param_groups[0]["lr"]
         value = "not finite" if loss is None else loss  # nan or inf
         kept = [p for p in (_latest_checkpoint(trainer), trainer.ckpt_path) if p]
         return (
             f"training diverged: train/loss is {value} at step {step} of {trainer.max_steps}; "
-            f"try a smaller optimizer.lr (this run: {lr:g}); "
+            f"try a smaller optimizer.lr (this run: {lr:g}{self.advice}); "
             + (f"last finite checkpoint: {kept[0]}" if kept else "no checkpoint was saved")
         )
+
+
+def seed_lr_advice(model: str, tutorial: dict | None) -> str:
+    """`; the seed trains model=manual at 1e-6: experiment=1_manual_gradient_computation`, from the model's
+    `tutorial` entry (conf/model/*.yaml); empty for a model without one."""
+    if not tutorial or tutorial.get("lr") is None:
+        return ""
+    preset = f": experiment={tutorial['section']}" if tutorial.get("section") else ""
+    return f"; the seed trains model={model} at {tutorial['lr']:g}{preset}"
 
 
 def _latest_checkpoint(trainer: L.Trainer) -> str | None:

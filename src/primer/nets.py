@@ -33,21 +33,31 @@ class MyReLU(torch.autograd.Function):
         return grad_output.masked_fill(input < 0, 0)
 
 
+RELUS = ("clamp", "custom")  # h.clamp(min=0), or MyReLU.apply(h)
+
+
+def relu(h: torch.Tensor, kind: str) -> torch.Tensor:
+    return MyReLU.apply(h) if kind == "custom" else h.clamp(min=0)
+
+
+def _checked_relu(kind: str) -> str:
+    if kind not in RELUS:
+        raise ValueError(f"relu must be 'clamp' or 'custom', got {kind!r}")
+    return kind
+
+
 class TwoLayerNet(nn.Module):
     """Linear -> ReLU -> Linear, with the ReLU as clamp(min=0) or the custom MyReLU."""
 
     def __init__(self, input_dim: int, hidden_dim: int, output_dim: int, relu: str = "clamp"):
         super().__init__()
-        if relu not in ("clamp", "custom"):
-            raise ValueError(f"relu must be 'clamp' or 'custom', got {relu!r}")
-        self.relu = relu
+        self.relu = _checked_relu(relu)
         self.linear1 = nn.Linear(input_dim, hidden_dim)
         self.linear2 = nn.Linear(hidden_dim, output_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.linear1(x)  # (N, H)
-        h_relu = MyReLU.apply(h) if self.relu == "custom" else h.clamp(min=0)
-        return self.linear2(h_relu)  # (N, D_out)
+        return self.linear2(relu(h, self.relu))  # (N, D_out)
 
 
 def sequential_net(input_dim: int, hidden_dim: int, output_dim: int) -> nn.Sequential:
@@ -62,21 +72,23 @@ def sequential_net(input_dim: int, hidden_dim: int, output_dim: int) -> nn.Seque
 class FeedForwardNet(nn.Module):
     """Two raw weight matrices, no bias: y_pred = relu(x @ w1) @ w2.
 
-    The weights start as standard normals, as in the primer, so the summed squared error
-    starts near 1e7 and the primer's learning rate for this net is 1e-6.
+    The weights start as standard normals, as in the seed, so the summed squared error
+    starts near 1e7 and the seed's learning rate for this net is 1e-6. relu="custom" is the
+    seed's "Applying Custom Function": MyReLU.apply(x.mm(w1)).mm(w2).
     """
 
-    def __init__(self, input_dim: int, hidden_dim: int, output_dim: int):
+    def __init__(self, input_dim: int, hidden_dim: int, output_dim: int, relu: str = "clamp"):
         super().__init__()
+        self.relu = _checked_relu(relu)
         self.w1 = nn.Parameter(torch.randn(input_dim, hidden_dim))  # (D_in, H)
         self.w2 = nn.Parameter(torch.randn(hidden_dim, output_dim))  # (H, D_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mm(self.w1).clamp(min=0).mm(self.w2)
+        return relu(x.mm(self.w1), self.relu).mm(self.w2)
 
 
 class HandGradientNet(FeedForwardNet):
-    """FeedForwardNet that also derives its own gradients, with no autograd.
+    """FeedForwardNet that also derives its own gradients, with no autograd (its ReLU is clamp).
 
     For the summed squared error L = sum((y_pred - y)^2), by the chain rule:
         dL/dy_pred = 2 (y_pred - y)                      (N, D_out)
@@ -84,6 +96,9 @@ class HandGradientNet(FeedForwardNet):
         dL/dh      = dL/dy_pred w2^T, zeroed where h < 0  (N, H)
         dL/dw1     = x^T dL/dh                            (D_in, H)
     """
+
+    def __init__(self, input_dim: int, hidden_dim: int, output_dim: int):
+        super().__init__(input_dim, hidden_dim, output_dim)
 
     @torch.no_grad()
     def loss_and_gradients(

@@ -145,8 +145,6 @@ def write_summary(root: Path) -> tuple[str, list[dict], list[str]]:
 
     Returns the Markdown table, the rows and the names of the files written.
     """
-    from primer.dashboard import differing_keys, session_hparams, write_sweep_experiment
-
     dirs = job_dirs(root)
     rows = [summarize(d) for d in dirs]
     metric_names = sorted({k for row in rows for k in row} - {"job", "overrides", "status", "reason", "steps",
@@ -162,21 +160,12 @@ def write_summary(root: Path) -> tuple[str, list[dict], list[str]]:
     with_events = any(e is not None for e in events)  # none under logger=csv, none or []: the tables are all
     if with_events and plot_loss_curves(root, dirs, rows, events):
         files.append(PLOT)
-    if dirs != [root] and with_events:  # a sweep; a single run wrote its own HPARAMS config
-        runs = [session_hparams(e) if e is not None else {} for e in events]
-        # one job: the keys its command line set; more: the keys whose values differ
-        differing = _override_keys(rows[0]) if len(rows) == 1 else differing_keys(runs)
-        write_sweep_experiment(root, runs, differing, metric_names)
     return table, rows, files
 
 
 def why_no_plot(root: Path) -> str:
     """The line that says why loss_curves.png was not drawn."""
     return NO_PLOT if any(map(has_events, job_dirs(root))) else NO_CURVES
-
-
-def _override_keys(row: dict) -> list[str]:
-    return [o.split("=", 1)[0].lstrip("+") for o in row["overrides"].split()]
 
 
 def varied(rows: list[dict]) -> list[str]:

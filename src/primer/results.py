@@ -11,20 +11,29 @@ import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from primer.dashboard import HParamValue, experiment_summary, session_end_summary, session_start_summary
+from primer.dashboard import HParamValue, session_end_summary, session_start_summary
 
 
 class RunLogger(TensorBoardLogger):
-    """TensorBoardLogger without Lightning's `epoch` scalar while it is 0.
+    """TensorBoardLogger without Lightning's `epoch` scalar while it is 0, and with `train/log10_loss`.
 
     Lightning adds `epoch` to every logged step; a primer run is one epoch over the same batch,
     so it would be a flat 0 and the first card of TIME SERIES. A run that reaches a second
     epoch logs it from then on.
+
+    train/loss falls by up to twelve decades (about 3e7 to 2e-5 for the raw-weight nets), and TensorBoard's
+    scalar cards open on a linear axis (log scale is a per-card toggle): `train/log10_loss`,
+    log10 of the logged train/loss at the same steps, reads at a glance. TensorBoard only: it is
+    a view of train/loss, not a metric of its own (not in metrics.json).
     """
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        metrics = dict(metrics)
         if metrics.get("epoch") == 0:
-            metrics = {k: v for k, v in metrics.items() if k != "epoch"}
+            del metrics["epoch"]
+        if (loss := metrics.get("train/loss")) is not None:
+            loss = float(loss)
+            metrics["train/log10_loss"] = math.log10(loss) if loss > 0 and math.isfinite(loss) else math.nan
         super().log_metrics(metrics, step)
 
 
@@ -43,19 +52,16 @@ class RunSummary(L.Callback):
       from), the intra-op thread count, the device and the torch version; written when fitting
       ends or stops on an exception;
     - HPARAMS: the hyperparameters when fitting starts, the status (success or failure) when it
-      ends, and for a single run (`first_keys` not None) the experiment config that lists its
-      overridden keys first. TensorBoard reads each metric's value from the scalars already
-      logged, so the metrics are not logged again (that would add a stray point to every curve).
+      ends. TensorBoard reads each metric's value from the scalars already logged, so the metrics
+      are not logged again (that would add a stray point to every curve).
 
     Runs on rank 0 only.
     """
 
-    def __init__(self, output_dir: str | Path, hparams: dict[str, HParamValue], first_keys: list[str] | None = None,
-                 inputs: dict | None = None):
+    def __init__(self, output_dir: str | Path, hparams: dict[str, HParamValue], inputs: dict | None = None):
         self.output_dir = Path(output_dir)
         self.inputs = inputs or {}
         self.hparams = hparams
-        self.first_keys = first_keys
         self.start = self._clock = 0.0
         self.first_step = 0  # the step a resume starts from; 0 for a fresh run
         self._session_started = False
@@ -82,10 +88,7 @@ class RunSummary(L.Callback):
         serializable = {k: v if math.isfinite(v) else str(v) for k, v in metrics.items()}
         (self.output_dir / "metrics.json").write_text(json.dumps(serializable, indent=2) + "\n")
         self._write_run_json(trainer)
-        summaries = [session_end_summary("STATUS_SUCCESS")]
-        if self.first_keys is not None:
-            summaries.append(experiment_summary([self.hparams], self.first_keys, metrics))
-        self._write(trainer, *summaries)
+        self._write(trainer, session_end_summary("STATUS_SUCCESS"))
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if trainer.is_global_zero and self._session_started:

@@ -2,9 +2,9 @@
 
     python -m primer.train                                       # TwoLayerNet, SGD, 500 steps, CPU
     python -m primer.train model=custom_relu trainer.accelerator=gpu
-    python -m primer.train model=manual optimizer.lr=1e-6
+    python -m primer.train model=manual                          # the tutorial's lr comes with the model
     python -m primer.train --cfg job                             # print the composed config
-    python -m primer.train -m 'experiment=glob(*)'               # the whole primer, one job per section
+    python -m primer.train -m 'experiment=glob(*)'               # the tutorial's training sections, in order
 """
 
 import logging
@@ -95,7 +95,7 @@ def loggers_and_callbacks(cfg: DictConfig, overrides: list[str], saver, cores: d
 
     from primer.checkpoints import ApplyOptimizerConfig, StoreConfig
     from primer.dashboard import run_hparams
-    from primer.guards import FirstStep, StopOnNonFinite
+    from primer.guards import FirstStep, StopOnNonFinite, seed_lr_advice
     from primer.pruning import trial_reporter
     from primer.results import RunSummary
 
@@ -103,8 +103,9 @@ def loggers_and_callbacks(cfg: DictConfig, overrides: list[str], saver, cores: d
     # logger=[] and callbacks=[] (lightning-hydra-template's spelling of none) compose no key at all
     loggers = [] if "logger" in off else [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     callbacks = [instantiate(c) for name, c in (cfg.get("callbacks") or {}).items() if name not in off]
-    callbacks += [RunSummary(cfg.paths.output_dir, *run_hparams(cfg), inputs={"seed": cfg.seed, **cores}),
-                  StopOnNonFinite(), saver,
+    advice = seed_lr_advice(HydraConfig.get().runtime.choices.model, OmegaConf.select(cfg, "tutorial"))
+    callbacks += [RunSummary(cfg.paths.output_dir, run_hparams(cfg), inputs={"seed": cfg.seed, **cores}),
+                  StopOnNonFinite(advice), saver,
                   StoreConfig(cfg, overrides), ApplyOptimizerConfig(OmegaConf.to_container(cfg.optimizer)),
                   *trial_reporter(cfg.paths.output_dir)]  # an Optuna trial: val/loss to its pruner
     if cfg.scheduler and loggers:
