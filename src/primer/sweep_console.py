@@ -49,7 +49,8 @@ def one_line_per_job() -> Iterator[None]:
     finally:
         for handler in consoles:
             handler.removeFilter(only)
-        print(job_line(num, job_dir), file=console, flush=True)
+        if _rank() == 0:  # a job of several submitit tasks: one line, as one metrics.json
+            print(job_line(num, job_dir), file=console, flush=True)
 
 
 def job_line(num: int, job_dir: Path) -> str:
@@ -78,6 +79,12 @@ def colour_only_on_a_terminal() -> None:
         handler.setFormatter(colorlog.ColoredFormatter(optuna.logging.create_default_formatter()._fmt,
                                                        stream=handler.stream))
         logger.addHandler(handler)
+
+
+def _rank() -> int:
+    from lightning.pytorch.utilities import rank_zero_only  # set by the Trainer, or by the environment
+
+    return rank_zero_only.rank
 
 
 def _model_summary(record: logging.LogRecord) -> bool:
