@@ -45,8 +45,8 @@ def test_sweep_prints_its_dir_the_model_summary_once_a_line_per_job_and_the_summ
     first_job = next(i for i, line in enumerate(lines) if line.startswith("#0 "))
     summary = lines[first_job + 3:]
     markdown = (sweep_dir / "summary.md").read_text().splitlines()
-    assert summary == ["", f"Sweep summary (summary.csv, summary.md, loss_curves.png in outputs/multirun/"
-                       f"{sweep_dir.name}):", "", *markdown, "", f"tensorboard --logdir outputs/multirun/{sweep_dir.name}"]
+    heading = f"Sweep summary (summary.csv, summary.md, loss_curves.png in outputs/multirun/{sweep_dir.name}):"
+    assert summary == ["", heading, "", *markdown, "", f"tensorboard --logdir outputs/multirun/{sweep_dir.name}"]
 
     model_summary = "\n".join(lines[1:first_job])
     assert out.count("Total params") == 1 and model_summary.strip() in (job_dirs(sweep_dir)[0] / "train.log").read_text()
@@ -92,4 +92,4 @@ def test_no_colour_codes_in_any_file_or_stream_of_a_sweep(sweeps, name):
         assert ESCAPE not in text, path
     assert texts > 10
     if name == "optuna":
-        assert re.search(r"^\[I [\d-]+ [\d:,]+\] A new study created", err, re.M)  # Optuna's line, plain
+        assert re.search(r"^\[I [\d-]+ [\d:,]+\] A new study created", err, re.MULTILINE)  # Optuna's line, plain
