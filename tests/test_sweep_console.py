@@ -10,6 +10,7 @@ import yaml
 
 from primer import exits
 from primer.report import job_dirs
+from primer.sweep_console import job_line
 from tests.conftest import TINY, start_cli
 
 SWEEPS = {  # progress lines and the model summary on, to see where they go
@@ -93,3 +94,28 @@ def test_no_colour_codes_in_any_file_or_stream_of_a_sweep(sweeps, name):
     assert texts > 10
     if name == "optuna":
         assert re.search(r"^\[I [\d-]+ [\d:,]+\] A new study created", err, re.MULTILINE)  # Optuna's line, plain
+
+
+def job_dir_with(tmp_path, overrides, **files):
+    job = tmp_path / "3_job"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    for name, text in files.items():
+        (job / name.replace("_", ".")).write_text(text)
+    return job
+
+
+def test_a_job_line_is_its_row_of_the_summary(tmp_path):
+    metrics = json.dumps({"train/loss": 2.4784e-06, "val/loss": 2.41e-06, "val/r2": 1.0, "val/mse": 3.7e-09})
+    job = job_dir_with(tmp_path, ["seed=3"], metrics_json=metrics, run_json=json.dumps({"wall_time_s": 1.234}))
+    assert job_line(3, job, "ignored") == "#3 seed=3  train/loss 2.478e-06  val/loss 2.41e-06  val/r2 1  (1.2 s)"
+
+
+def test_a_failed_job_line_says_why(tmp_path):
+    job = job_dir_with(tmp_path, ["optimizer.lr=10"], failure_txt="Diverged: train/loss is inf at step 3\n")
+    assert job_line(3, job, "ignored") == "#3 optimizer.lr=10  failed: Diverged: train/loss is inf at step 3"
+
+
+def test_a_job_without_hydra_dir_says_where_its_results_are(tmp_path):
+    """hydra.output_subdir=null: no .hydra/overrides.yaml to read the row from."""
+    assert job_line(0, tmp_path, "seed=0") == f"#0 seed=0  ended; what it wrote is in {tmp_path}"
