@@ -10,6 +10,7 @@ import yaml
 
 from primer import exits
 from primer.report import job_dirs
+from primer.sweep_console import job_line
 from tests.conftest import TINY, start_cli
 
 SWEEPS = {  # progress lines and the model summary on, to see where they go
@@ -45,8 +46,8 @@ def test_sweep_prints_its_dir_the_model_summary_once_a_line_per_job_and_the_summ
     first_job = next(i for i, line in enumerate(lines) if line.startswith("#0 "))
     summary = lines[first_job + 3:]
     markdown = (sweep_dir / "summary.md").read_text().splitlines()
-    assert summary == ["", f"Sweep summary (summary.csv, summary.md, loss_curves.png in outputs/multirun/"
-                       f"{sweep_dir.name}):", "", *markdown, "", f"tensorboard --logdir outputs/multirun/{sweep_dir.name}"]
+    heading = f"Sweep summary (summary.csv, summary.md, loss_curves.png in outputs/multirun/{sweep_dir.name}):"
+    assert summary == ["", heading, "", *markdown, "", f"tensorboard --logdir outputs/multirun/{sweep_dir.name}"]
 
     model_summary = "\n".join(lines[1:first_job])
     assert out.count("Total params") == 1 and model_summary.strip() in (job_dirs(sweep_dir)[0] / "train.log").read_text()
@@ -92,4 +93,29 @@ def test_no_colour_codes_in_any_file_or_stream_of_a_sweep(sweeps, name):
         assert ESCAPE not in text, path
     assert texts > 10
     if name == "optuna":
-        assert re.search(r"^\[I [\d-]+ [\d:,]+\] A new study created", err, re.M)  # Optuna's line, plain
+        assert re.search(r"^\[I [\d-]+ [\d:,]+\] A new study created", err, re.MULTILINE)  # Optuna's line, plain
+
+
+def job_dir_with(tmp_path, overrides, **files):
+    job = tmp_path / "3_job"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    for name, text in files.items():
+        (job / name.replace("_", ".")).write_text(text)
+    return job
+
+
+def test_a_job_line_is_its_row_of_the_summary(tmp_path):
+    metrics = json.dumps({"train/loss": 2.4784e-06, "val/loss": 2.41e-06, "val/r2": 1.0, "val/mse": 3.7e-09})
+    job = job_dir_with(tmp_path, ["seed=3"], metrics_json=metrics, run_json=json.dumps({"wall_time_s": 1.234}))
+    assert job_line(3, job, "ignored") == "#3 seed=3  train/loss 2.478e-06  val/loss 2.41e-06  val/r2 1  (1.2 s)"
+
+
+def test_a_failed_job_line_says_why(tmp_path):
+    job = job_dir_with(tmp_path, ["optimizer.lr=10"], failure_txt="Diverged: train/loss is inf at step 3\n")
+    assert job_line(3, job, "ignored") == "#3 optimizer.lr=10  failed: Diverged: train/loss is inf at step 3"
+
+
+def test_a_job_without_hydra_dir_says_where_its_results_are(tmp_path):
+    """hydra.output_subdir=null: no .hydra/overrides.yaml to read the row from."""
+    assert job_line(0, tmp_path, "seed=0") == f"#0 seed=0  ended; what it wrote is in {tmp_path}"

@@ -49,13 +49,17 @@ def one_line_per_job() -> Iterator[None]:
     finally:
         for handler in consoles:
             handler.removeFilter(only)
-        print(job_line(num, job_dir), file=console, flush=True)
+        if _rank() == 0:  # a job of several submitit tasks: one line, as one metrics.json
+            print(job_line(num, job_dir, " ".join(hydra_cfg.overrides.task)), file=console, flush=True)
 
 
-def job_line(num: int, job_dir: Path) -> str:
-    """`#0 optimizer.lr=1e-4  train/loss 2.478e-06  val/loss 2.412e-06  val/r2 1  (1.2 s)`, or the reason it failed."""
+def job_line(num: int, job_dir: Path, overrides: str) -> str:
+    """`#0 optimizer.lr=1e-4  train/loss 2.478e-06  val/loss 2.412e-06  val/r2 1  (1.2 s)`, or the reason it failed:
+    the job's row of the sweep summary."""
     from primer.report import summarize
 
+    if not (job_dir / ".hydra").is_dir():  # hydra.output_subdir=null: no row, and no summary either
+        return f"#{num} {overrides}  ended; what it wrote is in {job_dir}"
     row = summarize(job_dir)
     if row["status"] != "ok":
         return f"#{num} {row['overrides']}  failed: {row['reason']}"
@@ -78,6 +82,12 @@ def colour_only_on_a_terminal() -> None:
         handler.setFormatter(colorlog.ColoredFormatter(optuna.logging.create_default_formatter()._fmt,
                                                        stream=handler.stream))
         logger.addHandler(handler)
+
+
+def _rank() -> int:
+    from lightning.pytorch.utilities import rank_zero_only  # set by the Trainer, or by the environment
+
+    return rank_zero_only.rank
 
 
 def _model_summary(record: logging.LogRecord) -> bool:

@@ -157,6 +157,9 @@ def hydra_main(cfg: DictConfig) -> float:
     _task_started = True
     if HydraConfig.get().mode != RunMode.MULTIRUN:
         return run_job(cfg)
+    # A sweep re-run into its own dir skips the jobs that finished there with this config.
+    if (kept := sweep_resume.finished_result(cfg)) is not None:
+        return kept
     with one_line_per_job():
         return run_job(cfg)
 
@@ -174,9 +177,6 @@ def run_job(cfg: DictConfig) -> float:
 
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     drawn = cfg.seed is None
-    # A sweep re-run into its own dir skips the jobs that finished there with this config.
-    if multirun and (kept := sweep_resume.finished_result(cfg)) is not None:
-        return kept
     try:
         if not preflight.checked_every_job():  # a submitit job, a joblib worker, an Optuna trial
             check(cfg)
