@@ -11,6 +11,7 @@ import torch
 from hydra.utils import instantiate
 
 from primer.exits import SWEEP_FAILED, Diverged
+from primer.guards import StopOnNonFinite
 from primer.report import job_dirs
 from primer.train import train
 from tests.callbacks import REACHED, SETTING_UP
@@ -186,6 +187,23 @@ def test_diverging_run_stops_at_the_first_non_finite_step_keeping_finite_checkpo
     assert not torch.isfinite(((net(x) - y) ** 2).sum())
 
 
+@pytest.mark.parametrize("every, fold", [(10, StopOnNonFinite.FOLD), (0, 1)])
+def test_run_diverging_between_logging_steps_names_its_first_non_finite_step(make_config, monkeypatch, every, fold):
+    """The loss is read on logging steps only (0: the first and last, and before validation), and folded
+    on its device every `fold` steps in between: the message is the one a check of every step gives."""
+    monkeypatch.setattr(StopOnNonFinite, "FOLD", fold)
+
+    def message(every: int) -> str:
+        with pytest.raises(Diverged) as info:
+            train(make_config(*DIVERGE, f"trainer.log_every_n_steps={every}", subdir=f"every{every}"))
+        return str(info.value)
+
+    checked_every_step = message(1)
+    step = int(checked_every_step.split(" at step ")[1].split()[0])
+    assert 1 < step < 10  # between logging steps
+    assert message(every) == checked_every_step
+
+
 @pytest.mark.slow
 def test_diverging_command_line_run_exits_3_with_one_line(tmp_path):
     result = run_cli(*DIVERGE, cwd=tmp_path)
@@ -248,7 +266,7 @@ def test_gpu_divergence_is_caught_without_a_per_step_sync_and_keeps_finite_check
     """The flag is read on logging and saving steps only (every 2nd here), before a checkpoint is written:
     the message names the first bad step all the same, and the last checkpoint before it stays."""
     cfg = make_config(*DIVERGE, "trainer=gpu", "+callbacks.model_checkpoint.every_n_train_steps=2")
-    with pytest.raises(Diverged, match=r"train/loss is not finite at step \d+ of 50") as info:
+    with pytest.raises(Diverged, match=r"train/loss is (nan|inf) at step \d+ of 50") as info:
         train(cfg)
     step = int(str(info.value).split(" at step ")[1].split()[0])
     kept = read_checkpoint(tmp_path / "run/checkpoints/final.ckpt")

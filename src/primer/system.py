@@ -82,7 +82,9 @@ class Regression(L.LightningModule):
         else:
             y_pred, loss = self._hand_gradient_step(x, y)
         if log_now:
-            self.log("train/loss", loss, sync_dist=True, reduce_fx="sum", prog_bar=True)
+            # not prog_bar: Lightning would read a prog_bar value on the host after every step, logging or
+            # not; primer's progress (primer.console) reads it on logging steps only
+            self.log("train/loss", loss, sync_dist=True, reduce_fx="sum")
             self.log_dict(self.train_metrics(y_pred.detach(), y))
         world_size = self.trainer.world_size
         # DDP averages gradients over ranks, but the loss sums rows: N ranks must step as one process.
