@@ -119,6 +119,8 @@ class StopOnNonFinite(L.Callback):
 
     def _fold(self) -> None:
         """Records the first non-finite loss of those kept, on their device: no host sync."""
+        if not self._losses:
+            return
         losses = torch.stack(self._losses)  # (n,)
         if self._first_bad is None:
             self._first_bad = torch.full((), -1, dtype=torch.long, device=losses.device)
@@ -131,13 +133,14 @@ class StopOnNonFinite(L.Callback):
         self._losses.clear()
 
     def _raise_if_diverged(self, trainer: L.Trainer) -> None:
-        if self._losses:
+        """Reads what was kept: the host waits for the device here."""
+        if self._first_bad is None and (not self._losses or bool(torch.isfinite(torch.stack(self._losses)).all())):
+            self._losses.clear()  # the usual case: all finite, nothing folded since the last read
+        else:
             self._fold()
-        if self._first_bad is None:
-            return
-        if (first := int(self._first_bad)) >= 0:  # the host waits for the device here
-            raise Diverged(self._message(trainer, self._steps[first], float(self._bad_loss)))
-        self._steps = array("q")
+            if (first := int(self._first_bad)) >= 0:
+                raise Diverged(self._message(trainer, self._steps[first], float(self._bad_loss)))
+        self._steps, self._first_bad = array("q"), None
 
     @staticmethod
     def _message(trainer: L.Trainer, step: int, loss: float) -> str:

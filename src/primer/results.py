@@ -14,12 +14,26 @@ from primer.dashboard import HParamValue, experiment_summary, session_end_summar
 
 
 class RunLogger(TensorBoardLogger):
-    """TensorBoardLogger without Lightning's `epoch` scalar while it is 0.
+    """TensorBoardLogger without Lightning's `epoch` scalar while it is 0, and without a flush on every
+    logging step.
 
     Lightning adds `epoch` to every logged step; a primer run is one epoch over the same batch,
     so it would be a flat 0 and the first card of TIME SERIES. A run that reaches a second
     epoch logs it from then on.
+
+    Lightning calls `save` after every logging step, and its flush made training wait until the
+    writer's thread had put everything on disk. The writer flushes on its own every `flush_secs`
+    (what a live TensorBoard lags by) and when the run ends or fails (`finalize`).
     """
+
+    def __init__(self, *args, flush_secs: float = 5, **kwargs):
+        super().__init__(*args, flush_secs=flush_secs, **kwargs)
+        self._saved = False
+
+    def save(self) -> None:
+        if not self._saved:  # the first, at the start of fit: writes hparams.yaml, as Lightning's save does once
+            super().save()
+            self._saved = True
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         if metrics.get("epoch") == 0:

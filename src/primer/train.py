@@ -68,7 +68,7 @@ def _train(cfg: DictConfig) -> dict[str, float]:
         loggers, callbacks = loggers_and_callbacks(cfg, overrides, saver)
         trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, **barebones_settings(cfg))
 
-    first_step = callbacks[-1]
+    first_step = callbacks[-1].parts[-1]
     with interruptible(trainer, saver, resume_command(overrides)), setting_up("trainer.fit", first_step.done):
         trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     if trainer.is_global_zero:
@@ -87,7 +87,7 @@ def draw_seed() -> int:
 
 def loggers_and_callbacks(cfg: DictConfig, overrides: list[str], saver) -> tuple[list, list]:
     """The configured loggers and callbacks, less those a Trainer flag turns off, plus primer's own.
-    The last callback is the FirstStep marker."""
+    The last callback holds primer's own (primer.together), the FirstStep marker last."""
     from hydra.utils import instantiate
     from lightning.pytorch.callbacks import LearningRateMonitor
 
@@ -95,15 +95,18 @@ def loggers_and_callbacks(cfg: DictConfig, overrides: list[str], saver) -> tuple
     from primer.dashboard import run_hparams
     from primer.guards import FirstStep, StopOnNonFinite
     from primer.results import RunSummary
+    from primer.together import Together
 
     off = switched_off(cfg.trainer)
+    if not OmegaConf.select(cfg, "callbacks.histograms.every_n_steps"):
+        off.add("histograms")  # at 0 it writes nothing, and Lightning would still call its hooks every step
     loggers = [] if "logger" in off else [instantiate(c) for c in (cfg.logger or {}).values()]
     callbacks = [instantiate(c) for name, c in (cfg.callbacks or {}).items() if name not in off]
-    callbacks += [RunSummary(cfg.paths.output_dir, *run_hparams(cfg)), StopOnNonFinite(), saver,
-                  StoreConfig(cfg, overrides), ApplyOptimizerConfig(OmegaConf.to_container(cfg.optimizer))]
     if cfg.scheduler and loggers:
         callbacks.append(LearningRateMonitor(logging_interval="step"))  # logs lr-SGD, lr-Adam
-    return loggers, callbacks + [FirstStep()]
+    own = Together(RunSummary(cfg.paths.output_dir, *run_hparams(cfg)), StopOnNonFinite(), saver,
+                   StoreConfig(cfg, overrides), ApplyOptimizerConfig(OmegaConf.to_container(cfg.optimizer)), FirstStep())
+    return loggers, callbacks + [own]
 
 
 def switched_off(trainer_cfg: DictConfig) -> set[str]:
