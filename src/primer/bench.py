@@ -285,7 +285,7 @@ def run(args: argparse.Namespace, workdir: Path) -> tuple[list[str], bool]:
 def steady_table(args: argparse.Namespace, workdir: Path) -> tuple[list[str], bool]:
     size, same = args.steady_size, True
     shape = " -> ".join(str(size[k]) for k in ("data.input_dim", "model.hidden_dim", "data.output_dim"))
-    shape = f"{size['data.batch_size']} x {shape}"
+    shape = f"{size['data.batch_size']} x {shape}" + "".join(f", primer with {item}" for item in args.set)
     lines = [f"## Steady state, per step, {args.clock} clock (targets: primer <= 1.25x plain; "
              "primer <= 1.10x a bare Trainer)", ""]
     lines += ["| device | N x D_in -> H -> D_out | steps | plain ms/step | bare Trainer ms/step | primer ms/step "
@@ -350,6 +350,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sizes", default=DEFAULT_SIZES, help="scale: comma-separated NxH (batch x hidden)")
     parser.add_argument("--repeats", type=int, default=5, help="timed A B pairs for steady, whole and config")
     parser.add_argument("--scale-repeats", type=int, default=3, help="timed A B pairs per scale size")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="steady state: an override for primer's run only, e.g. trainer.log_every_n_steps=50")
     parser.add_argument("--clock", choices=CLOCKS, default="wall", help="per-step time: wall or this process's CPU")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--output", type=Path, help="also write the Markdown report to this file")
@@ -365,6 +367,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.smoke:
         args.parts, args.devices, args.repeats = ["steady"], ["cpu"], 1
         args.steady_size = make_size(batch=8, hidden=4, steps=20, input_dim=8, output_dim=2)
+    args.steady_size |= dict(item.split("=", 1) for item in args.set)  # primer_fit passes every key on
     return args
 
 
