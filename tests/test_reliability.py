@@ -187,13 +187,13 @@ def test_diverging_run_stops_at_the_first_non_finite_step_keeping_finite_checkpo
     assert not torch.isfinite(((net(x) - y) ** 2).sum())
 
 
-@pytest.mark.parametrize("every, fold", [(10, StopOnNonFinite.FOLD), (0, 1)])
-def test_run_diverging_between_logging_steps_names_its_first_non_finite_step(make_config, monkeypatch, every, fold):
-    """The loss is read on logging steps only (0: the first and last, and before validation), and folded
-    on its device every `fold` steps in between: the message is the one a check of every step gives."""
-    monkeypatch.setattr(StopOnNonFinite, "FOLD", fold)
+def test_run_diverging_between_logging_steps_names_its_first_non_finite_step(make_config, monkeypatch):
+    """The loss is read on logging steps only (every 10th; with 0, the first and last, and before
+    validation), and folded on its device every FOLD steps in between: the message is the one a check
+    of every step gives."""
 
-    def message(every: int) -> str:
+    def message(every: int, fold: int = StopOnNonFinite.FOLD) -> str:
+        monkeypatch.setattr(StopOnNonFinite, "FOLD", fold)
         with pytest.raises(Diverged) as info:
             train(make_config(*DIVERGE, f"trainer.log_every_n_steps={every}", subdir=f"every{every}"))
         return str(info.value)
@@ -201,7 +201,8 @@ def test_run_diverging_between_logging_steps_names_its_first_non_finite_step(mak
     checked_every_step = message(1)
     step = int(checked_every_step.split(" at step ")[1].split()[0])
     assert 1 < step < 10  # between logging steps
-    assert message(every) == checked_every_step
+    assert message(10) == checked_every_step
+    assert message(0, fold=1) == checked_every_step  # folded after each step, read at the end
 
 
 @pytest.mark.slow
