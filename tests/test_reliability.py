@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 
 from primer import exits
 from primer.exits import SWEEP_FAILED, Diverged
+from primer.guards import StopOnNonFinite
 from primer.report import job_dirs
 from primer.train import train
 from tests.callbacks import REACHED, SETTING_UP
@@ -212,6 +213,24 @@ def test_divergence_names_the_lr_the_seed_trains_the_model_at(make_config, model
     assert f"try a smaller optimizer.lr {advice}; " in str(info.value)
 
 
+def test_run_diverging_between_logging_steps_names_its_first_non_finite_step(make_config, monkeypatch):
+    """The loss is read on logging steps only (every 10th; with 0, the first and last, and before
+    validation), and folded on its device every FOLD steps in between: the message is the one a check
+    of every step gives."""
+
+    def message(every: int, fold: int = StopOnNonFinite.FOLD) -> str:
+        monkeypatch.setattr(StopOnNonFinite, "FOLD", fold)
+        with pytest.raises(Diverged) as info:
+            train(make_config(*DIVERGE, f"trainer.log_every_n_steps={every}", subdir=f"every{every}"))
+        return str(info.value)
+
+    checked_every_step = message(1)
+    step = int(checked_every_step.split(" at step ")[1].split()[0])
+    assert 1 < step < 10  # between logging steps
+    assert message(10) == checked_every_step
+    assert message(0, fold=1) == checked_every_step  # folded after each step, read at the end
+
+
 @pytest.mark.slow
 def test_diverging_command_line_run_exits_3_with_one_line(tmp_path):
     result = run_cli(*DIVERGE, cwd=tmp_path)
@@ -275,7 +294,7 @@ def test_gpu_divergence_is_caught_without_a_per_step_sync_and_keeps_finite_check
     """The flag is read on logging and saving steps only (every 2nd here), before a checkpoint is written:
     the message names the first bad step all the same, and the last checkpoint before it stays."""
     cfg = make_config(*DIVERGE, "trainer=gpu", "+callbacks.model_checkpoint.every_n_train_steps=2")
-    with pytest.raises(Diverged, match=r"train/loss is not finite at step \d+ of 50") as info:
+    with pytest.raises(Diverged, match=r"train/loss is (nan|inf) at step \d+ of 50") as info:
         train(cfg)
     step = int(str(info.value).split(" at step ")[1].split()[0])
     kept = read_checkpoint(tmp_path / "run/checkpoints/final.ckpt")

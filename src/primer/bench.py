@@ -7,8 +7,10 @@
 
 A is the primer's loop (primer.plainloop); B is what `python -m primer.train` runs: the real
 conf/ composed by Hydra and handed to primer.train.train, with everything the default run does
-(TensorBoard logging, metrics, progress bar, final checkpoint). Each measurement alternates
-A B A B after one untimed pair, and reports medians. Steady-state time per step is measured
+(TensorBoard logging, metrics, progress bar, final checkpoint). The steady-state table adds a bare
+Lightning Trainer (no logger, callbacks, progress bar or summary; a LightningModule of a training
+step and an optimizer) on the same net, data and optimizer: the floor primer's features add to.
+Each measurement alternates A B (bare) A B ... after one untimed round, and reports medians. Steady-state time per step is measured
 inside the run from the start of step `warmup` (a tenth of the steps) to the end of the last step,
 in both A and B, so set-up (imports, Trainer, data, model summary, graph logging) and the end of
 the run (validation, checkpoint, metrics.json) are left out; the whole-process part counts them.
@@ -45,7 +47,8 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 class StepTimer(pl.Callback):
-    """Writes the seconds per training step, from the start of step `warmup` to the end of the last, to `path`."""
+    """Writes the seconds per training step, from the start of step `warmup` to the end of the last, and
+    the last step's loss, to `path`."""
 
     def __init__(self, path: str, warmup: int, clock: str = "wall"):
         self.path, self.warmup, self.clock, self.start = Path(path), warmup, CLOCKS[clock], 0.0
@@ -59,7 +62,43 @@ class StepTimer(pl.Callback):
         if trainer.global_step == trainer.max_steps:
             sync(pl_module.device)
             seconds = (self.clock() - self.start) / (trainer.max_steps - self.warmup)
-            self.path.write_text(json.dumps({"seconds_per_step": seconds}))
+            loss = float(outputs["loss"] if isinstance(outputs, dict) else outputs)
+            self.path.write_text(json.dumps({"seconds_per_step": seconds, "loss": loss}))
+
+
+class BareRegression(pl.LightningModule):
+    """What a Lightning user writes by hand for the primer: its step and its optimizer, nothing logged."""
+
+    def __init__(self, net: torch.nn.Module, lr: float):
+        super().__init__()
+        self.net, self.lr = net, lr
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        return torch.nn.functional.mse_loss(self.net(x), y, reduction="sum")
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.net.parameters(), lr=self.lr)
+
+
+def bare_fit(size: dict, device: str, warmup: int, out_dir: Path, clock: str = "wall") -> tuple[float, float]:
+    """A bare Lightning Trainer on the primer's net, data and optimizer; returns (final loss, seconds per step)."""
+    from primer.data import SyntheticRegression
+    from primer.nets import TwoLayerNet
+
+    steps, seed = size["trainer.max_steps"], size["seed"]
+    data = SyntheticRegression(size["data.batch_size"], size["data.input_dim"], size["data.output_dim"], steps, seed=seed)
+    torch.manual_seed(seed)  # as primer's seed_everything leaves it before the net is made
+    net = TwoLayerNet(size["data.input_dim"], size["model.hidden_dim"], size["data.output_dim"])
+    timer_path = out_dir / "step_timer.json"
+    trainer = pl.Trainer(
+        accelerator="gpu" if device == "cuda" else "cpu", devices=1, max_steps=steps, logger=False,
+        callbacks=[StepTimer(str(timer_path), warmup, clock)], enable_progress_bar=False,
+        enable_model_summary=False, enable_checkpointing=False,
+    )
+    trainer.fit(BareRegression(net, size["optimizer.lr"]), datamodule=data)
+    timed = json.loads(timer_path.read_text())
+    return timed["loss"], timed["seconds_per_step"]
 
 
 def primer_fit(size: dict, device: str, warmup: int, out_dir: Path, clock: str = "wall") -> tuple[float, float]:
@@ -106,26 +145,28 @@ def plain_fit(size: dict, device: str, warmup: int, clock: str = "wall") -> tupl
     )
 
 
-def side_by_side(size: dict, device: str, repeats: int, workdir: Path, clock: str = "wall") -> dict:
-    """A B A B ... after one untimed pair; medians of seconds per step, and every final loss."""
+def side_by_side(size: dict, device: str, repeats: int, workdir: Path, clock: str = "wall", bare: bool = False) -> dict:
+    """A B A B ... (A B C with the bare Trainer) after one untimed round; medians of seconds per step,
+    every final loss, and the median of each round's primer / bare ratio."""
     warmup = max(1, size["trainer.max_steps"] // 10)
-    runs = {"plain": [], "primer": []}
+    fits = {"plain": lambda: plain_fit(size, device, warmup, clock),
+            "primer": lambda: primer_fit(size, device, warmup, Path(tempfile.mkdtemp(dir=workdir)), clock)}
+    if bare:
+        fits["bare"] = lambda: bare_fit(size, device, warmup, Path(tempfile.mkdtemp(dir=workdir)), clock)
+    runs = {kind: [] for kind in fits}
     for repeat in range(repeats + 1):
-        plain = plain_fit(size, device, warmup, clock)
-        primer = primer_fit(size, device, warmup, Path(tempfile.mkdtemp(dir=workdir)), clock)
+        measured = {kind: fit() for kind, fit in fits.items()}
         if repeat > 0:
-            runs["plain"].append(plain)
-            runs["primer"].append(primer)
+            for kind, run in measured.items():
+                runs[kind].append(run)
     losses = [loss for kind in runs.values() for loss, _ in kind]
-    plain_s, primer_s = (statistics.median(s for _, s in runs[kind]) for kind in ("plain", "primer"))
-    return {
-        "plain_s": plain_s,
-        "primer_s": primer_s,
-        "ratio": primer_s / plain_s,
-        "plain_loss": runs["plain"][0][0],
-        "primer_loss": runs["primer"][0][0],
-        "same_loss": all(abs(loss - losses[0]) <= RTOL * abs(losses[0]) for loss in losses),
-    }
+    result = {f"{kind}_s": statistics.median(s for _, s in runs[kind]) for kind in runs}
+    result |= {f"{kind}_loss": runs[kind][0][0] for kind in runs}
+    result["ratio"] = result["primer_s"] / result["plain_s"]
+    if bare:  # ratios of the same round, where the machine's load was about the same for both
+        result["over_bare"] = statistics.median(p / b for (_, p), (_, b) in zip(runs["primer"], runs["bare"]))
+    result["same_loss"] = all(abs(loss - losses[0]) <= RTOL * abs(losses[0]) for loss in losses)
+    return result
 
 
 def make_size(batch: int, hidden: int, steps: int, input_dim: int = 1000, output_dim: int = 10) -> dict:
@@ -244,19 +285,22 @@ def run(args: argparse.Namespace, workdir: Path) -> tuple[list[str], bool]:
 def steady_table(args: argparse.Namespace, workdir: Path) -> tuple[list[str], bool]:
     size, same = args.steady_size, True
     shape = " -> ".join(str(size[k]) for k in ("data.input_dim", "model.hidden_dim", "data.output_dim"))
-    shape = f"{size['data.batch_size']} x {shape}"
-    lines = [f"## Steady state, per step, {args.clock} clock (target: primer <= 1.25x plain)", ""]
-    lines += ["| device | N x D_in -> H -> D_out | steps | plain ms/step | primer ms/step | ratio "
-              "| final loss plain / primer | same (rel 1e-5) |", "|---|---|---|---|---|---|---|---|"]
+    shape = f"{size['data.batch_size']} x {shape}" + "".join(f", primer with {item}" for item in args.set)
+    lines = [f"## Steady state, per step, {args.clock} clock (targets: primer <= 1.25x plain; "
+             "primer <= 1.10x a bare Trainer)", ""]
+    lines += ["| device | N x D_in -> H -> D_out | steps | plain ms/step | bare Trainer ms/step | primer ms/step "
+              "| primer / plain | primer / bare Trainer | final loss plain / bare / primer | same (rel 1e-5) |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for device in args.devices:
         if device == "cuda" and not torch.cuda.is_available():
-            lines.append(f"| cuda | {shape} | | not measured: no CUDA device | | | | |")
+            lines.append(f"| cuda | {shape} | | not measured: no CUDA device | | | | | | |")
             continue
-        r = side_by_side(size, device, args.repeats, workdir, args.clock)
+        r = side_by_side(size, device, args.repeats, workdir, args.clock, bare=True)
         same &= r["same_loss"]
         lines.append(
-            f"| {device} | {shape} | {size['trainer.max_steps']} | {ms(r['plain_s'])} | {ms(r['primer_s'])} | "
-            f"{r['ratio']:.2f}x | {r['plain_loss']:.6g} / {r['primer_loss']:.6g} | {yes_no(r['same_loss'])} |"
+            f"| {device} | {shape} | {size['trainer.max_steps']} | {ms(r['plain_s'])} | {ms(r['bare_s'])} | "
+            f"{ms(r['primer_s'])} | {r['ratio']:.2f}x | {r['over_bare']:.2f}x | "
+            f"{r['plain_loss']:.6g} / {r['bare_loss']:.6g} / {r['primer_loss']:.6g} | {yes_no(r['same_loss'])} |"
         )
     return lines + [""], same
 
@@ -306,6 +350,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sizes", default=DEFAULT_SIZES, help="scale: comma-separated NxH (batch x hidden)")
     parser.add_argument("--repeats", type=int, default=5, help="timed A B pairs for steady, whole and config")
     parser.add_argument("--scale-repeats", type=int, default=3, help="timed A B pairs per scale size")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="steady state: an override for primer's run only, e.g. trainer.log_every_n_steps=50")
     parser.add_argument("--clock", choices=CLOCKS, default="wall", help="per-step time: wall or this process's CPU")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--output", type=Path, help="also write the Markdown report to this file")
@@ -321,6 +367,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.smoke:
         args.parts, args.devices, args.repeats = ["steady"], ["cpu"], 1
         args.steady_size = make_size(batch=8, hidden=4, steps=20, input_dim=8, output_dim=2)
+    args.steady_size |= dict(item.split("=", 1) for item in args.set)  # primer_fit passes every key on
     return args
 
 

@@ -24,15 +24,31 @@ def progress_bar(refresh_rate: int = 50) -> ProgressBar:
     return LineProgress(every_n_steps=refresh_rate)
 
 
+SHOWN = ("train/loss",)  # what the bar and the plain lines show beside the step
+
+
+def shown_values(trainer: L.Trainer) -> dict[str, float]:
+    """SHOWN as numbers. Reading them makes the host wait for the device: call on logging steps only,
+    where the logger reads them too (values are not logged with prog_bar, which Lightning reads every step)."""
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if k in SHOWN}
+
+
 class LiveBar(TQDMProgressBar):
-    """Lightning's tqdm bar that ends its line when training stops on an exception, so that the
-    one-line reason (diverged, interrupted) starts on a fresh line next to the step it stopped at."""
+    """Lightning's tqdm bar, showing the loss read on the last logging step, that ends its line when
+    training stops on an exception, so that the one-line reason (diverged, interrupted) starts on a
+    fresh line next to the step it stopped at."""
 
     _batches = 0
+    _shown: dict[str, float] = {}
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
         self._batches = batch_idx + 1
+        if self.is_enabled and is_logging_step(trainer, trainer.global_step, batch_idx):
+            self._shown = shown_values(trainer)
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
+        return {**super().get_metrics(trainer, pl_module), **self._shown}
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         for bar in (self._val_progress_bar, self._train_progress_bar):
@@ -47,7 +63,7 @@ class LineProgress(ProgressBar):
     interval, and at step 1 and the last step: `step 50/500  train/loss 3.094e+02`.
 
     The loss is computed on logging steps only (primer.system): lines fall on those steps, so
-    printing costs no extra host sync.
+    printing costs no extra host sync (`shown_values`).
     """
 
     def __init__(self, every_n_steps: int = 50):
@@ -68,7 +84,7 @@ class LineProgress(ProgressBar):
             return  # the loss is fresh on logging steps only
         if not (step == 1 or step % every == 0 or step == trainer.max_steps):
             return
-        metrics = {k: v for k, v in self.get_metrics(trainer, pl_module).items() if k.startswith("train/")}
+        metrics = shown_values(trainer)
         if metrics:  # none yet where step 1 is not a logging step
             values = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items())
             print(f"step {step}/{trainer.max_steps}  {values}", flush=True)

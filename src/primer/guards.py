@@ -6,11 +6,11 @@ code (primer.exits), not a traceback.
 """
 
 import contextlib
-import math
 import os
 import shlex
 import signal
 import threading
+from array import array
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -80,47 +80,76 @@ def interruptible(trainer: L.Trainer, saver: SaveOnInterrupt, resume_command: st
 
 
 class StopOnNonFinite(L.Callback):
-    """Stops training with Diverged at the first step whose training loss is NaN or inf.
+    """Stops training with Diverged, naming the first step whose training loss is NaN or inf.
 
-    It raises before any checkpoint of that step is written (Lightning runs ModelCheckpoint
-    after other callbacks), so every checkpoint on disk holds finite weights. `advice` follows
-    the run's lr in the message (e.g. the lr the seed trains this net at).
+    Reading a loss every step would make the host wait for the device every step. The losses
+    stay where they are instead: kept as they come, folded every FOLD steps into a device-side
+    record of the first non-finite one, and read on logging steps (where the logger reads the
+    loss anyway), before validation, before any checkpoint is written and when training ends.
+    A run that diverges between logging steps stops at the next one, naming the step it went bad
+    at and its loss; every checkpoint on disk holds finite weights (ModelCheckpoint runs after
+    other callbacks, and a save checks first). `advice` follows the run's lr in the message (e.g. the
+    lr the seed trains this net at).
     """
 
+    FOLD = 64  # losses kept before folding: bounds the memory when logging is rare (log_every_n_steps=0)
+
     def __init__(self, advice: str = ""):
-        self.first_bad_step: torch.Tensor | None = None  # GPU only: 0 until a step goes bad
         self.advice = advice
+        self._losses: list[torch.Tensor] = []  # since the last fold, on their device
+        self._steps = array("q")  # the step of every loss since the last read
+        self._first_bad: torch.Tensor | None = None  # index into _steps of the first non-finite loss; -1: none
+        self._bad_loss: torch.Tensor | None = None  # its value
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         loss = (outputs["loss"] if isinstance(outputs, Mapping) else outputs).detach()
         step = trainer.global_step  # the optimizer step that produced this loss, counted from 1
-        if loss.device.type == "cpu":  # reading a 0-d CPU tensor costs no sync: check every step
-            if not math.isfinite(value := loss.item()):  # (cheaper than torch.isfinite on it)
-                raise Diverged(self._message(trainer, step, value))
-            return
-        # On a GPU, reading the flag every step would make the host wait for the device every step.
-        # The first bad step is kept on the device instead, and read on logging steps (the progress
-        # bar and logger sync then anyway), on the last step and before any checkpoint is written.
-        if self.first_bad_step is None:
-            self.first_bad_step = torch.zeros((), dtype=torch.long, device=loss.device)
-        newly_bad = ~torch.isfinite(loss) & (self.first_bad_step == 0)
-        self.first_bad_step = torch.where(newly_bad, step, self.first_bad_step)
+        self._losses.append(loss)
+        self._steps.append(step)
         if is_logging_step(trainer, step, batch_idx):
             self._raise_if_diverged(trainer)
+        elif len(self._losses) >= self.FOLD:
+            self._fold()
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module) -> None:
+        self._raise_if_diverged(trainer)
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module, checkpoint: dict) -> None:
         self._raise_if_diverged(trainer)
 
-    def _raise_if_diverged(self, trainer: L.Trainer) -> None:
-        if self.first_bad_step is not None and (step := int(self.first_bad_step)) > 0:
-            raise Diverged(self._message(trainer, step, None))
+    def on_train_end(self, trainer: L.Trainer, pl_module) -> None:
+        self._raise_if_diverged(trainer)  # a run stopped by max_time or a callback, between logging steps
 
-    def _message(self, trainer: L.Trainer, step: int, loss: float | None) -> str:
+    def _fold(self) -> None:
+        """Records the first non-finite loss of those kept, on their device: no host sync."""
+        if not self._losses:
+            return
+        losses = torch.stack(self._losses)  # (n,)
+        if self._first_bad is None:
+            self._first_bad = torch.full((), -1, dtype=torch.long, device=losses.device)
+            self._bad_loss = torch.zeros((), dtype=losses.dtype, device=losses.device)
+        bad = ~torch.isfinite(losses)
+        first = bad.byte().argmax()  # the first bad one, where there is one
+        new = bad.any() & (self._first_bad < 0)
+        self._first_bad = torch.where(new, first + (len(self._steps) - len(self._losses)), self._first_bad)
+        self._bad_loss = torch.where(new, losses.gather(0, first[None])[0], self._bad_loss)
+        self._losses.clear()
+
+    def _raise_if_diverged(self, trainer: L.Trainer) -> None:
+        """Reads what was kept: the host waits for the device here."""
+        if self._first_bad is None and (not self._losses or bool(torch.isfinite(torch.stack(self._losses)).all())):
+            self._losses.clear()  # the usual case: all finite, nothing folded since the last read
+        else:
+            self._fold()
+            if (first := int(self._first_bad)) >= 0:
+                raise Diverged(self._message(trainer, self._steps[first], float(self._bad_loss)))
+        self._steps, self._first_bad = array("q"), None
+
+    def _message(self, trainer: L.Trainer, step: int, loss: float) -> str:
         lr = trainer.optimizers[0].param_groups[0]["lr"]
-        value = "not finite" if loss is None else loss  # nan or inf
         kept = [p for p in (_latest_checkpoint(trainer), trainer.ckpt_path) if p]
         return (
-            f"training diverged: train/loss is {value} at step {step} of {trainer.max_steps}; "
+            f"training diverged: train/loss is {loss} at step {step} of {trainer.max_steps}; "
             f"try a smaller optimizer.lr (this run: {lr:g}{self.advice}); "
             + (f"last finite checkpoint: {kept[0]}" if kept else "no checkpoint was saved")
         )

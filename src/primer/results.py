@@ -15,7 +15,8 @@ from primer.dashboard import HParamValue, session_end_summary, session_start_sum
 
 
 class RunLogger(TensorBoardLogger):
-    """TensorBoardLogger without Lightning's `epoch` scalar while it is 0, and with `train/log10_loss`.
+    """TensorBoardLogger without Lightning's `epoch` scalar while it is 0, with `train/log10_loss`, and
+    without a flush on every logging step.
 
     Lightning adds `epoch` to every logged step; a primer run is one epoch over the same batch,
     so it would be a flat 0 and the first card of TIME SERIES. A run that reaches a second
@@ -25,7 +26,20 @@ class RunLogger(TensorBoardLogger):
     scalar cards open on a linear axis (log scale is a per-card toggle): `train/log10_loss`,
     log10 of the logged train/loss at the same steps, reads at a glance. TensorBoard only: it is
     a view of train/loss, not a metric of its own (not in metrics.json).
+
+    Lightning calls `save` after every logging step, and its flush made training wait until the
+    writer's thread had put everything on disk. The writer flushes on its own every `flush_secs`
+    (what a live TensorBoard lags by) and when the run ends or fails (`finalize`).
     """
+
+    def __init__(self, *args, flush_secs: float = 5, **kwargs):
+        super().__init__(*args, flush_secs=flush_secs, **kwargs)
+        self._saved = False
+
+    def save(self) -> None:
+        if not self._saved:  # the first, at the start of fit: writes hparams.yaml, as Lightning's save does once
+            super().save()
+            self._saved = True
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         metrics = dict(metrics)

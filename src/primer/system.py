@@ -50,9 +50,9 @@ class Regression(L.LightningModule):
         self.loss_fn = nn.MSELoss(reduction="sum")
         self.automatic_optimization = not isinstance(net, HandGradientNet)
         self.input_dim = input_dim
-        # Train metrics are logged per step, so under DDP they sync on the step they are computed;
-        # val/test metrics sync once, when Lightning computes them at the end of the epoch.
-        self.train_metrics = regression_metrics("train/", metrics, dist_sync_on_step=True)
+        # Train metrics are those of one batch (`_batch_metrics`); val/test metrics accumulate over
+        # the epoch and sync once, when Lightning computes them at its end.
+        self.train_metrics = regression_metrics("train/", metrics)
         self.val_metrics = regression_metrics("val/", metrics)
         self.test_metrics = regression_metrics("test/", metrics)
 
@@ -82,8 +82,10 @@ class Regression(L.LightningModule):
         else:
             y_pred, loss = self._hand_gradient_step(x, y)
         if log_now:
-            self.log(loss_name("train"), loss, sync_dist=True, reduce_fx="sum", prog_bar=True)
-            self.log_dict(self.train_metrics(y_pred.detach(), y))
+            # not prog_bar: Lightning would read a prog_bar value on the host after every step, logging or
+            # not; primer's progress (primer.console) reads it on logging steps only
+            self.log(loss_name("train"), loss, sync_dist=True, reduce_fx="sum")
+            self.log_dict(self._batch_metrics(y_pred.detach(), y))
         world_size = self.trainer.world_size
         # DDP averages gradients over ranks, but the loss sums rows: N ranks must step as one process.
         return loss * world_size if world_size > 1 else loss
@@ -99,6 +101,13 @@ class Regression(L.LightningModule):
         logged = {k: v for k, v in self.trainer.callback_metrics.items() if k.startswith("train/")}
         for logger in self.loggers:
             logger.log_metrics(logged, step=step - 1)  # Lightning's step numbering: the first step is 0
+
+    def _batch_metrics(self, y_pred: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The train metrics of this batch; under DDP, of the global batch (compute syncs the ranks' states).
+        Cheaper than the collection's forward, which also keeps a running state that nothing reads."""
+        self.train_metrics.reset()
+        self.train_metrics.update(y_pred, y)
+        return self.train_metrics.compute()
 
     def _hand_gradient_step(self, x: torch.Tensor, y: torch.Tensor):
         y_pred, loss, grads = self.net.loss_and_gradients(x, y)

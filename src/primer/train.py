@@ -70,7 +70,7 @@ def _train(cfg: DictConfig, cores: dict) -> dict[str, float]:
         loggers, callbacks = loggers_and_callbacks(cfg, overrides, saver, cores)
         trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, **barebones_settings(cfg))
 
-    first_step = callbacks[-1]
+    first_step = callbacks[-1].parts[-1]
     with interruptible(trainer, saver, resume_command(overrides)), setting_up("trainer.fit", first_step.done):
         trainer.fit(system, datamodule=datamodule, ckpt_path=resume_from(cfg), weights_only=True)
     if trainer.is_global_zero:
@@ -89,7 +89,8 @@ def draw_seed() -> int:
 
 def loggers_and_callbacks(cfg: DictConfig, overrides: list[str], saver, cores: dict) -> tuple[list, list]:
     """The configured loggers and callbacks, less those a Trainer flag turns off, plus primer's own.
-    The last callback is the FirstStep marker. `cores` (primer.threads) goes into run.json with the seed."""
+    The last callback holds primer's own (primer.together), the FirstStep marker last. `cores`
+    (primer.threads) goes into run.json with the seed."""
     from hydra.utils import instantiate
     from lightning.pytorch.callbacks import LearningRateMonitor
 
@@ -98,19 +99,23 @@ def loggers_and_callbacks(cfg: DictConfig, overrides: list[str], saver, cores: d
     from primer.guards import FirstStep, StopOnNonFinite, seed_lr_advice
     from primer.pruning import trial_reporter
     from primer.results import RunSummary
+    from primer.together import Together
 
     off = switched_off(cfg.trainer)
+    if not OmegaConf.select(cfg, "callbacks.histograms.every_n_steps"):
+        off.add("histograms")  # at 0 it writes nothing, and Lightning would still call its hooks every step
     # logger=[] and callbacks=[] (lightning-hydra-template's spelling of none) compose no key at all
     loggers = [] if "logger" in off else [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     callbacks = [instantiate(c) for name, c in (cfg.get("callbacks") or {}).items() if name not in off]
-    advice = seed_lr_advice(HydraConfig.get().runtime.choices.model, OmegaConf.select(cfg, "tutorial"))
-    callbacks += [RunSummary(cfg.paths.output_dir, run_hparams(cfg), inputs={"seed": cfg.seed, **cores}),
-                  StopOnNonFinite(advice), saver,
-                  StoreConfig(cfg, overrides), ApplyOptimizerConfig(OmegaConf.to_container(cfg.optimizer)),
-                  *trial_reporter(cfg.paths.output_dir)]  # an Optuna trial: val/loss to its pruner
     if cfg.scheduler and loggers:
         callbacks.append(LearningRateMonitor(logging_interval="step"))  # logs lr-SGD, lr-Adam
-    return loggers, callbacks + [FirstStep()]
+    advice = seed_lr_advice(HydraConfig.get().runtime.choices.model, OmegaConf.select(cfg, "tutorial"))
+    own = Together(RunSummary(cfg.paths.output_dir, run_hparams(cfg), inputs={"seed": cfg.seed, **cores}),
+                   StopOnNonFinite(advice), saver,
+                   StoreConfig(cfg, overrides), ApplyOptimizerConfig(OmegaConf.to_container(cfg.optimizer)),
+                   *trial_reporter(cfg.paths.output_dir),  # an Optuna trial: val/loss to its pruner
+                   FirstStep())
+    return loggers, callbacks + [own]
 
 
 def switched_off(trainer_cfg: DictConfig) -> set[str]:

@@ -1,0 +1,40 @@
+"""primer's own callbacks reach Lightning as one: fewer hooks called on every step, the same calls made."""
+
+import lightning as L
+
+from primer.guards import SaveOnInterrupt
+from primer.together import Together
+from primer.train import loggers_and_callbacks
+
+
+class Records(L.Callback):
+    def __init__(self, name: str, calls: list):
+        self.name, self.calls = name, calls
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.calls.append((self.name, "on_train_batch_end", outputs, batch_idx))
+
+
+class RecordsSetupToo(Records):
+    def setup(self, trainer, pl_module, stage):
+        self.calls.append((self.name, "setup", stage))
+
+
+def test_together_calls_the_parts_that_override_a_hook_in_order():
+    calls = []
+    together = Together(RecordsSetupToo("a", calls), Records("b", calls))
+    together.on_train_batch_end(None, None, "loss", "batch", 3)
+    together.setup(None, None, "fit")
+    together.on_train_start(None, None)  # overridden by no part: calls nothing
+    assert calls == [("a", "on_train_batch_end", "loss", 3), ("b", "on_train_batch_end", "loss", 3), ("a", "setup", "fit")]
+    assert together._hooks["on_train_start"] == [] and together.state_dict() == {}
+
+
+def test_default_run_hands_lightning_four_callbacks(make_config, tmp_path):
+    """Checkpoint, summary and progress bar (Lightning finds them by type), then primer's own as one;
+    the weight histograms, off by default, are not registered."""
+    _, callbacks = loggers_and_callbacks(make_config(), [], SaveOnInterrupt(tmp_path))
+    assert [type(c).__name__ for c in callbacks] == ["ModelCheckpoint", "ModelSummary", "LineProgress", "Together"]
+    names = [type(p).__name__ for p in callbacks[-1].parts]
+    assert names == ["RunSummary", "StopOnNonFinite", "SaveOnInterrupt", "StoreConfig", "ApplyOptimizerConfig",
+                     "FirstStep"]
