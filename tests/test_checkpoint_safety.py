@@ -17,7 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from primer import eval as primer_eval
-from primer.checkpoints import StoreConfig, check_resume, load_checkpoint
+from primer.checkpoints import StoreConfig, check_checkpoint, check_resume, load_checkpoint
 from primer.eval import eval_config
 from primer.exits import BadConfig
 from tests.conftest import MODELS, TINY, compose_config, run_cli
@@ -123,6 +123,12 @@ CRAFTED = {  # row -> (change to a checkpoint as primer writes it, what the refu
                                      "override data.seed=${oc.env:HOME}"),
     "hydra-key-in-an-override": (add_override(lambda f: "hydra.callbacks.x._target_=builtins.open"),
                                  "override hydra.callbacks.x._target_=builtins.open"),
+    "target-in-a-dict-override": (add_override(lambda f: f"+callbacks.evil={{_target_:builtins.open,file:{f.victim},mode:w}}"),
+                                  "override callbacks.evil._target_=builtins.open"),
+    "override-into-hydra's-package": (add_override(lambda f: "+callbacks@hydra.callbacks=default"),
+                                      "override +callbacks@hydra.callbacks=default: a key"),
+    "override-hydra-cannot-parse": (add_override(lambda f: "data.seed=1;touch marker"),
+                                    "override data.seed=1;touch marker: not a command-line override"),
     "newline-in-an-override": (add_override(lambda f: "seed=1\nerror: forged line"),
                                "override 'seed=1\\nerror: forged line'"),
 }
@@ -174,6 +180,16 @@ def test_a_resume_from_a_crafted_checkpoint_is_refused_before_its_run_dir_is_mad
     result = run_cli(*TINY, "trainer.max_steps=8", f"ckpt_path={path}", cwd=tmp_path)
     assert_refused(result.returncode, result.stderr, path, CRAFTED[row][1], files)
     assert not (tmp_path / "outputs").exists()
+
+
+def test_the_overrides_a_refusal_repeats_are_quoted_for_the_shell(tmp_path):
+    """A stored override Hydra accepts may still hold shell syntax (`|`); the hint a user pastes quotes it."""
+    stored = stored_as_primer_writes(TINY)
+    stored["overrides"].append("data.seed=0|sh")
+    path = write_checkpoint(tmp_path / "final.ckpt", stored)
+    model = stored["config"]["model"] | {"hidden_dim": 5}
+    with pytest.raises(BadConfig, match=r"trained with: .* 'data.seed=0\|sh'$"):
+        check_checkpoint(str(path), model, stored["config"]["optimizer"]["_target_"])
 
 
 # --- what primer writes still loads ------------------------------------------------------------------------

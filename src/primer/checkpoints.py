@@ -5,6 +5,7 @@ would run code is refused without running it. The config stored inside is then c
 (primer.stored_config) before anything reads it.
 """
 
+import shlex
 from collections.abc import Collection
 from pathlib import Path
 
@@ -118,7 +119,7 @@ def check_checkpoint(path: str, model: dict, optimizer_target: str, where: str |
     where = where or f"ckpt_path={path}"
     checkpoint = load_checkpoint(path, where, own_targets)
     stored = checkpoint.get(CONFIG_KEY, {}).get("config", {})
-    hint = " ".join(checkpoint.get(CONFIG_KEY, {}).get("overrides", [])) or "(none)"
+    hint = " ".join(map(shlex.quote, checkpoint.get(CONFIG_KEY, {}).get("overrides", []))) or "(none)"
     then = {f"model.{k}": v for k, v in stored.get("model", {}).items()}
     then["optimizer._target_"] = stored.get("optimizer", {}).get("_target_", optimizer_target)
     now = {f"model.{k}": v for k, v in model.items()} | {"optimizer._target_": optimizer_target}
