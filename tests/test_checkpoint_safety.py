@@ -192,6 +192,40 @@ def test_the_overrides_a_refusal_repeats_are_quoted_for_the_shell(tmp_path):
         check_checkpoint(str(path), model, stored["config"]["optimizer"]["_target_"])
 
 
+def with_a_checkpoint_state(path: Path, best_model_path: str) -> Path:
+    """The checkpoint at `path`, its ModelCheckpoint state (as Lightning saves it) naming `best_model_path`."""
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["callbacks"] = checkpoint.get("callbacks", {}) | {"ModelCheckpoint{'monitor': None, 'mode': 'min', 'every_n_train_steps': 0, "
+                               "'every_n_epochs': 1, 'train_time_interval': None}": {
+        "monitor": None, "best_model_score": None, "best_model_path": best_model_path, "current_score": None,
+        "dirpath": str(path.parent), "best_k_models": {}, "kth_best_model_path": "", "last_model_path": ""}}
+    torch.save(checkpoint, path)
+    return path
+
+
+def test_a_checkpoint_state_naming_a_file_out_of_its_dir_is_refused(tmp_path, files):
+    path = write_checkpoint(tmp_path / "final.ckpt", stored_as_primer_writes(TINY))
+    load_checkpoint(with_a_checkpoint_state(path, str(tmp_path / "checkpoints/final.ckpt")))  # as primer writes it
+    with_a_checkpoint_state(path, f"{tmp_path}/run/checkpoints/../../{files.victim.name}")
+    with pytest.raises(BadConfig, match=r"refused: its ModelCheckpoint state has best_model_path '.*/\.\./victim"):
+        load_checkpoint(path)
+
+
+@pytest.mark.slow
+def test_a_resume_into_a_known_run_dir_deletes_nothing_a_checkpoint_names(tmp_path, files):
+    """With hydra.run.dir given (as for ckpt_path=last), the new checkpoint dir is known in advance; Lightning's
+    ModelCheckpoint would delete the restored best_model_path `<that dir>/../../victim` after its first save."""
+    trained = run_cli(*TINY, f"hydra.run.dir={tmp_path}/first", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    path = with_a_checkpoint_state(tmp_path / "first/checkpoints/final.ckpt",
+                                   f"{tmp_path}/run/checkpoints/../../{files.victim.name}")
+    result = run_cli(*TINY, "trainer.max_steps=8", f"hydra.run.dir={tmp_path}/run", f"ckpt_path={path}", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.count("\n") == 1 and "a resume would delete" in result.stderr, result.stderr
+    assert files.victim.read_text() == "the victim's own bytes\n"
+    assert not (tmp_path / "run").exists()
+
+
 # --- what primer writes still loads ------------------------------------------------------------------------
 
 EARLY_STOPPING = ["+callbacks.early_stopping._target_=lightning.pytorch.callbacks.EarlyStopping",
