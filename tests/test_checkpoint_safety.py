@@ -226,6 +226,33 @@ def test_a_resume_into_a_known_run_dir_deletes_nothing_a_checkpoint_names(tmp_pa
     assert not (tmp_path / "run").exists()
 
 
+def drop(key):
+    def change(checkpoint):
+        checkpoint["primer"]["config"].pop(key)
+    return change
+
+
+MALFORMED = {  # a checkpoint that holds nothing harmful, but not what primer writes -> what the line says
+    "no-model-group": (drop("model"), "its stored config has no model group"),
+    "config-not-a-tree": (lambda c: c["primer"]["config"].update(model=[1]), "its stored config has no model group"),
+    "optimizer-without-_partial_": (lambda c: c["primer"]["config"]["optimizer"].pop("_partial_"),
+                                    "optimizer: TypeError"),
+    "a-weight-the-model-lacks": (lambda c: c["state_dict"].update({"net.extra": torch.zeros(1)}),
+                                 "the checkpoint's weights do not fit the model its config names"),
+}
+
+
+@pytest.mark.parametrize("row", MALFORMED)
+def test_eval_of_a_checkpoint_primer_did_not_write_ends_in_one_line(cli, tmp_path, row):
+    path = write_checkpoint(tmp_path / "final.ckpt", stored_as_primer_writes(TINY))
+    checkpoint = torch.load(path, weights_only=True)
+    MALFORMED[row][0](checkpoint)
+    torch.save(checkpoint, path)
+    code, _, err = cli(f"ckpt_path={path}", main=primer_eval.main, prog="primer.eval")
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert MALFORMED[row][1] in err, err
+
+
 # --- what primer writes still loads ------------------------------------------------------------------------
 
 EARLY_STOPPING = ["+callbacks.early_stopping._target_=lightning.pytorch.callbacks.EarlyStopping",
