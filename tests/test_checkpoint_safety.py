@@ -253,6 +253,17 @@ def test_eval_of_a_checkpoint_primer_did_not_write_ends_in_one_line(cli, tmp_pat
     assert MALFORMED[row][1] in err, err
 
 
+def test_eval_writes_nothing_where_a_checkpoints_trainer_settings_point(cli, tmp_path):
+    """A stored trainer.profiler=pytorch would write its traces into the stored trainer.default_root_dir."""
+    stored = stored_as_primer_writes(TINY)
+    stored["config"]["trainer"] |= {"profiler": "pytorch", "default_root_dir": str(tmp_path / "elsewhere")}
+    path = write_checkpoint(tmp_path / "final.ckpt", stored)
+    code, _, err = cli(f"ckpt_path={path}", main=primer_eval.main, prog="primer.eval")
+    assert code == 0, err
+    assert not (tmp_path / "elsewhere").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["final.ckpt", "final.eval.json"]
+
+
 # --- what primer writes still loads ------------------------------------------------------------------------
 
 EARLY_STOPPING = ["+callbacks.early_stopping._target_=lightning.pytorch.callbacks.EarlyStopping",

@@ -78,6 +78,8 @@ def eval_config(checkpoint: dict, ckpt_path: str, overrides: list[str]) -> DictC
                             "written by primer.train")
     cfg = OmegaConf.create(checkpoint[CONFIG_KEY]["config"])
     OmegaConf.set_struct(cfg, True)
+    with open_dict(cfg):  # an evaluation writes only its .eval.json: no profiler traces into a dir the file names
+        cfg.trainer.profiler = cfg.trainer.default_root_dir = None
     known = dotted_keys(cfg)
     for override in overrides:
         key, _, text = override.partition("=")
