@@ -17,7 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from primer import eval as primer_eval
-from primer.checkpoints import StoreConfig, check_resume, load_checkpoint
+from primer.checkpoints import StoreConfig, check_checkpoint, check_resume, load_checkpoint
 from primer.eval import eval_config
 from primer.exits import BadConfig
 from tests.conftest import MODELS, TINY, compose_config, run_cli
@@ -123,6 +123,12 @@ CRAFTED = {  # row -> (change to a checkpoint as primer writes it, what the refu
                                      "override data.seed=${oc.env:HOME}"),
     "hydra-key-in-an-override": (add_override(lambda f: "hydra.callbacks.x._target_=builtins.open"),
                                  "override hydra.callbacks.x._target_=builtins.open"),
+    "target-in-a-dict-override": (add_override(lambda f: f"+callbacks.evil={{_target_:builtins.open,file:{f.victim},mode:w}}"),
+                                  "override callbacks.evil._target_=builtins.open"),
+    "override-into-hydra's-package": (add_override(lambda f: "+callbacks@hydra.callbacks=default"),
+                                      "override +callbacks@hydra.callbacks=default: a key"),
+    "override-hydra-cannot-parse": (add_override(lambda f: "data.seed=1;touch marker"),
+                                    "override data.seed=1;touch marker: not a command-line override"),
     "newline-in-an-override": (add_override(lambda f: "seed=1\nerror: forged line"),
                                "override 'seed=1\\nerror: forged line'"),
 }
@@ -174,6 +180,88 @@ def test_a_resume_from_a_crafted_checkpoint_is_refused_before_its_run_dir_is_mad
     result = run_cli(*TINY, "trainer.max_steps=8", f"ckpt_path={path}", cwd=tmp_path)
     assert_refused(result.returncode, result.stderr, path, CRAFTED[row][1], files)
     assert not (tmp_path / "outputs").exists()
+
+
+def test_the_overrides_a_refusal_repeats_are_quoted_for_the_shell(tmp_path):
+    """A stored override Hydra accepts may still hold shell syntax (`|`); the hint a user pastes quotes it."""
+    stored = stored_as_primer_writes(TINY)
+    stored["overrides"].append("data.seed=0|sh")
+    path = write_checkpoint(tmp_path / "final.ckpt", stored)
+    model = stored["config"]["model"] | {"hidden_dim": 5}
+    with pytest.raises(BadConfig, match=r"trained with: .* 'data.seed=0\|sh'$"):
+        check_checkpoint(str(path), model, stored["config"]["optimizer"]["_target_"])
+
+
+def with_a_checkpoint_state(path: Path, best_model_path: str) -> Path:
+    """The checkpoint at `path`, its ModelCheckpoint state (as Lightning saves it) naming `best_model_path`."""
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["callbacks"] = checkpoint.get("callbacks", {}) | {"ModelCheckpoint{'monitor': None, 'mode': 'min', 'every_n_train_steps': 0, "
+                               "'every_n_epochs': 1, 'train_time_interval': None}": {
+        "monitor": None, "best_model_score": None, "best_model_path": best_model_path, "current_score": None,
+        "dirpath": str(path.parent), "best_k_models": {}, "kth_best_model_path": "", "last_model_path": ""}}
+    torch.save(checkpoint, path)
+    return path
+
+
+def test_a_checkpoint_state_naming_a_file_out_of_its_dir_is_refused(tmp_path, files):
+    path = write_checkpoint(tmp_path / "final.ckpt", stored_as_primer_writes(TINY))
+    load_checkpoint(with_a_checkpoint_state(path, str(tmp_path / "checkpoints/final.ckpt")))  # as primer writes it
+    with_a_checkpoint_state(path, f"{tmp_path}/run/checkpoints/../../{files.victim.name}")
+    with pytest.raises(BadConfig, match=r"refused: its ModelCheckpoint state has best_model_path '.*/\.\./victim"):
+        load_checkpoint(path)
+
+
+@pytest.mark.slow
+def test_a_resume_into_a_known_run_dir_deletes_nothing_a_checkpoint_names(tmp_path, files):
+    """With hydra.run.dir given (as for ckpt_path=last), the new checkpoint dir is known in advance; Lightning's
+    ModelCheckpoint would delete the restored best_model_path `<that dir>/../../victim` after its first save."""
+    trained = run_cli(*TINY, f"hydra.run.dir={tmp_path}/first", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    path = with_a_checkpoint_state(tmp_path / "first/checkpoints/final.ckpt",
+                                   f"{tmp_path}/run/checkpoints/../../{files.victim.name}")
+    result = run_cli(*TINY, "trainer.max_steps=8", f"hydra.run.dir={tmp_path}/run", f"ckpt_path={path}", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.count("\n") == 1 and "a resume would delete" in result.stderr, result.stderr
+    assert files.victim.read_text() == "the victim's own bytes\n"
+    assert not (tmp_path / "run").exists()
+
+
+def drop(key):
+    def change(checkpoint):
+        checkpoint["primer"]["config"].pop(key)
+    return change
+
+
+MALFORMED = {  # a checkpoint that holds nothing harmful, but not what primer writes -> what the line says
+    "no-model-group": (drop("model"), "its stored config has no model group"),
+    "config-not-a-tree": (lambda c: c["primer"]["config"].update(model=[1]), "its stored config has no model group"),
+    "optimizer-without-_partial_": (lambda c: c["primer"]["config"]["optimizer"].pop("_partial_"),
+                                    "optimizer: TypeError"),
+    "a-weight-the-model-lacks": (lambda c: c["state_dict"].update({"net.extra": torch.zeros(1)}),
+                                 "the checkpoint's weights do not fit the model its config names"),
+}
+
+
+@pytest.mark.parametrize("row", MALFORMED)
+def test_eval_of_a_checkpoint_primer_did_not_write_ends_in_one_line(cli, tmp_path, row):
+    path = write_checkpoint(tmp_path / "final.ckpt", stored_as_primer_writes(TINY))
+    checkpoint = torch.load(path, weights_only=True)
+    MALFORMED[row][0](checkpoint)
+    torch.save(checkpoint, path)
+    code, _, err = cli(f"ckpt_path={path}", main=primer_eval.main, prog="primer.eval")
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert MALFORMED[row][1] in err, err
+
+
+def test_eval_writes_nothing_where_a_checkpoints_trainer_settings_point(cli, tmp_path):
+    """A stored trainer.profiler=pytorch would write its traces into the stored trainer.default_root_dir."""
+    stored = stored_as_primer_writes(TINY)
+    stored["config"]["trainer"] |= {"profiler": "pytorch", "default_root_dir": str(tmp_path / "elsewhere")}
+    path = write_checkpoint(tmp_path / "final.ckpt", stored)
+    code, _, err = cli(f"ckpt_path={path}", main=primer_eval.main, prog="primer.eval")
+    assert code == 0, err
+    assert not (tmp_path / "elsewhere").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["final.ckpt", "final.eval.json"]
 
 
 # --- what primer writes still loads ------------------------------------------------------------------------

@@ -202,6 +202,8 @@ REJECTED = [  # (overrides, the whole line after "error: ", or its start when it
      "scheduler.T_max=-1: the scheduler spans the run's steps, and trainer.max_steps=-1 sets none; ..."),
     ("-m optimizer.lr=1e-4,-1", "optimizer.lr=-1: must be a positive number"),
     ("-m model=two_layer,bogus", "model=bogus: no such model; choose one of ..."),
+    ("-m seed=0,1 trainer=ddp_cpu trainer.devices=2 trainer.strategy=ddp",
+     "trainer.devices=2: a sweep of the basic launcher runs its jobs in this one process, ..."),
     ("-m --cfg job", "Only one of --run, --multirun, --cfg, --info and --shell_completion can be specified ..."),
 ]
 
@@ -209,9 +211,10 @@ REJECTED = [  # (overrides, the whole line after "error: ", or its start when it
 @pytest.mark.parametrize(("overrides", "message"), REJECTED, ids=[o for o, _ in REJECTED])
 def test_everything_else_stops_in_one_line_naming_the_key_and_writes_nothing(cli, tmp_path, overrides, message):
     flags = [a for a in overrides.split() if a.startswith("-") or a == "job"]  # Hydra's flags, then overrides
-    code, _, err = cli(*flags, *QUIET, *[a for a in overrides.split() if a not in flags])
+    code, out, err = cli(*flags, *QUIET, *[a for a in overrides.split() if a not in flags])
     line = one_line(err)
     assert code == 2
+    assert "sweep into" not in out  # a refused sweep names no dir it never makes
     if message.endswith(" ..."):
         assert line.startswith(f"error: {message[:-4]}"), line
     else:

@@ -167,6 +167,13 @@ def test_report_of_a_single_run_dir_has_one_row(sweeps):
 
 
 @pytest.mark.slow
+def test_report_shows_a_jobs_overrides_as_typed_and_resolves_nothing_in_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("PRIMER_SECRET", "the secret")
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra/overrides.yaml").write_text("- seed=${oc.env:PRIMER_SECRET}\n")
+    assert report.summarize(tmp_path)["overrides"] == "seed=${oc.env:PRIMER_SECRET}"
+
+
 def test_report_of_a_dir_without_runs_says_so_in_one_line(tmp_path):
     result = run_cli(str(tmp_path), module="primer.report", cwd=tmp_path)
     assert result.returncode == 2

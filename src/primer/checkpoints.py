@@ -5,6 +5,7 @@ would run code is refused without running it. The config stored inside is then c
 (primer.stored_config) before anything reads it.
 """
 
+import shlex
 from collections.abc import Collection
 from pathlib import Path
 
@@ -57,7 +58,25 @@ def load_checkpoint(path: str | Path, where: str | None = None, own_targets: Col
         raise BadConfig(f"{where}: not a Lightning checkpoint (no state_dict in it)")
     if CONFIG_KEY in checkpoint:  # read only what primer's groups could have written
         stored_config.check(checkpoint[CONFIG_KEY], where, own_targets)
+    _check_checkpoint_paths(checkpoint.get("callbacks"), where)
     return checkpoint
+
+
+CHECKPOINT_PATHS = ("best_model_path", "last_model_path", "kth_best_model_path", "best_k_models")
+
+
+def _check_checkpoint_paths(states: object, where: str) -> None:
+    """A resumed ModelCheckpoint deletes its restored best/last checkpoint once it saves a new one, when the
+    path lies under its dirpath; `<dirpath>/../../file` does for Lightning (its test does not normalize),
+    so a path with `..` is refused. What ModelCheckpoint writes is its real dirpath joined to a name."""
+    for state in (states.values() if isinstance(states, dict) else ()):
+        for name in CHECKPOINT_PATHS:
+            value = state.get(name) if isinstance(state, dict) else None
+            for path in (value if isinstance(value, dict) else [value]):
+                if isinstance(path, str) and ".." in Path(path).parts:
+                    raise BadConfig(f"{where}: refused: its ModelCheckpoint state has {name} {path!r}, a path out of "
+                                    "its checkpoint dir that a resume would delete; nothing was run "
+                                    "(use a checkpoint written by primer.train)")
 
 
 def check_resume(cfg: DictConfig) -> None:
@@ -118,7 +137,7 @@ def check_checkpoint(path: str, model: dict, optimizer_target: str, where: str |
     where = where or f"ckpt_path={path}"
     checkpoint = load_checkpoint(path, where, own_targets)
     stored = checkpoint.get(CONFIG_KEY, {}).get("config", {})
-    hint = " ".join(checkpoint.get(CONFIG_KEY, {}).get("overrides", [])) or "(none)"
+    hint = " ".join(map(shlex.quote, checkpoint.get(CONFIG_KEY, {}).get("overrides", []))) or "(none)"
     then = {f"model.{k}": v for k, v in stored.get("model", {}).items()}
     then["optimizer._target_"] = stored.get("optimizer", {}).get("_target_", optimizer_target)
     now = {f"model.{k}": v for k, v in model.items()} | {"optimizer._target_": optimizer_target}

@@ -46,8 +46,16 @@ def score(checkpoint: dict, cfg: DictConfig) -> dict[str, float]:
     torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
     with setting_up("data"):
         datamodule = instantiate(cfg.data)
-    system = Regression(instantiate(cfg.model), optimizer=instantiate(cfg.optimizer), input_dim=cfg.data.input_dim)
-    system.load_state_dict(checkpoint["state_dict"])
+    with setting_up("model"):
+        net = instantiate(cfg.model)
+    with setting_up("optimizer"):
+        optimizer = instantiate(cfg.optimizer)
+    system = Regression(net, optimizer=optimizer, input_dim=cfg.data.input_dim)
+    try:
+        system.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as error:  # torch lists the keys and shapes over several lines
+        raise BadConfig(f"the checkpoint's weights do not fit the model its config names: {' '.join(str(error).split())}"
+                        [:400]) from None
     with setting_up("trainer"):
         trainer = instantiate(cfg.trainer, devices=1, logger=False, callbacks=[], enable_checkpointing=False,
                               enable_progress_bar=False, enable_model_summary=False)
@@ -67,8 +75,14 @@ def eval_config(checkpoint: dict, ckpt_path: str, overrides: list[str]) -> DictC
 
     if CONFIG_KEY not in checkpoint:
         raise BadConfig(f"ckpt_path={ckpt_path}: holds no primer config; evaluate a checkpoint written by primer.train")
+    for group in ("model", "data", "optimizer", "trainer"):  # what eval builds; stored_config checked the rest
+        if not isinstance(checkpoint[CONFIG_KEY]["config"].get(group), dict):
+            raise BadConfig(f"ckpt_path={ckpt_path}: its stored config has no {group} group; evaluate a checkpoint "
+                            "written by primer.train")
     cfg = OmegaConf.create(checkpoint[CONFIG_KEY]["config"])
     OmegaConf.set_struct(cfg, True)
+    with open_dict(cfg):  # an evaluation writes only its .eval.json: no profiler traces into a dir the file names
+        cfg.trainer.profiler = cfg.trainer.default_root_dir = None
     known = dotted_keys(cfg)
     for override in overrides:
         key, _, text = override.partition("=")

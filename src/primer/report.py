@@ -88,13 +88,18 @@ def summarize(job_dir: Path) -> dict:
         status, reason = "failed", f"diverged: train/loss={metrics['train/loss']}"
     return {
         "job": job_dir.name,
-        "overrides": " ".join(OmegaConf.load(job_dir / ".hydra" / "overrides.yaml")),
+        "overrides": " ".join(_typed_overrides(job_dir)),
         "status": status,
         "reason": reason,
         "steps": _steps(job_dir),
         "wall_time_s": _wall_time(job_dir),
         **metrics,
     }
+
+
+def _typed_overrides(job_dir: Path) -> list[str]:
+    """The job's overrides as typed: `${...}` in them is text, never resolved (a sweep dir is data)."""
+    return [str(o) for o in OmegaConf.to_container(OmegaConf.load(job_dir / ".hydra" / "overrides.yaml"))]
 
 
 def _steps(job_dir: Path) -> int | None:

@@ -65,16 +65,26 @@ def _walk(node: object, key: str, where: str, allowed: frozenset[str]) -> None:
 
 
 def _check_override(override: object, where: str, allowed: frozenset[str]) -> None:
+    """An override as Hydra's parser reads it: a dict or list value (`+callbacks.x={_target_:...}`) is walked
+    like the stored tree, and a package (`@hydra.callbacks`) is a key too."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
     if not isinstance(override, str) or not override.isprintable():
         _refuse(where, f"override {_shown(override)}", "not a command-line override")
-    key, _, value = override.partition("=")
-    last = key.lstrip("+~").rpartition(".")[2]
     if "${" in override:
         _refuse(where, f"override {_shown(override)}", "an interpolation (primer stores its config resolved)")
-    if key.lstrip("+~").startswith(("hydra.", "hydra/")) or last in REFUSED_KEYS:
+    try:
+        parsed = OverridesParser.create().parse_override(override)
+    except Exception:  # Hydra's parser refused it: primer.train could not have run with it
+        _refuse(where, f"override {_shown(override)}", "not a command-line override")
+    key, value = parsed.key_or_group, parsed.value()
+    if any(k == "hydra" or k.startswith(("hydra.", "hydra/")) for k in (key, parsed.package or "")) \
+            or key.rpartition(".")[2] in REFUSED_KEYS:
         _refuse(where, f"override {_shown(override)}", "a key primer.train never stores")
-    if last == "_target_" and value not in allowed:
+    if key.rpartition(".")[2] == "_target_" and value not in allowed:
         _refuse(where, f"override {_shown(override)}", "a target primer's config groups never build")
+    if isinstance(value, (dict, list)):
+        _walk(value, f"override {key}", where, allowed)
 
 
 def _refuse(where: str, what: str, why: str) -> None:
