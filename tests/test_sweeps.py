@@ -11,12 +11,10 @@ import sys
 
 import pytest
 import yaml
-from hydra import compose, initialize_config_dir
 from matplotlib import image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from primer import exits, report
-from primer.config import CONFIG_DIR, CONFIG_NAME
 from primer.report import job_dirs
 from tests.conftest import QUIET, TINY, run_cli, start_cli
 
@@ -92,10 +90,20 @@ def test_sweeps_started_together_keep_their_own_dirs(sweeps):
     assert [len(job_dirs(by_name[name][1])) for name in SWEEPS] == [4, 2, 3]
 
 
+SWEEP_DIR_OF_THIS_PROCESS = """
+from hydra import compose, initialize_config_dir
+from primer.config import CONFIG_DIR, CONFIG_NAME
+with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+    print(compose(CONFIG_NAME, return_hydra_config=True).hydra.sweep.dir)
+"""
+
+
 def test_sweep_dirs_made_in_the_same_second_differ():
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        first, second = (str(compose(CONFIG_NAME, return_hydra_config=True).hydra.sweep.dir) for _ in range(2))
-    assert first != second and first.startswith("outputs/multirun/")
+    """Two commands started together name their sweep dirs apart (the process id), whatever the clock says."""
+    started = [subprocess.Popen([sys.executable, "-c", SWEEP_DIR_OF_THIS_PROCESS], stdout=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    first, second = (p.communicate(timeout=120)[0].strip() for p in started)
+    assert first != second and first.startswith("outputs/multirun/") and second.startswith("outputs/multirun/")
 
 
 @pytest.mark.slow

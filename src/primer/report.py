@@ -106,7 +106,7 @@ def _steps(job_dir: Path) -> int | None:
     """As the run counted them (primer.results.RunSummary), whatever its logger and callbacks; None if it
     stopped before training."""
     run = job_dir / "run.json"
-    return json.loads(run.read_text())["steps"] if run.exists() else None
+    return json.loads(run.read_text()).get("steps") if run.exists() else None
 
 
 def _wall_time(job_dir: Path) -> float | None:
