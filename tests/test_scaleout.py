@@ -73,13 +73,7 @@ def test_submitit_local_sweep_runs_each_job_with_its_own_results(make_config, tm
     done = run_cli("-m", "hydra/launcher=local", "seed=0,1", *SMALL, cwd=tmp_path / "sweep")
     assert done.returncode == 0, done.stderr[-3000:]
 
-    (sweep_dir,) = (tmp_path / "sweep" / "outputs" / "multirun").iterdir()
-    jobs = job_dirs(sweep_dir)
-    for seed, job_dir in zip((0, 1), jobs, strict=True):
-        reference = train(make_config(*SMALL, f"seed={seed}", subdir=f"seed{seed}"))
-        assert_same_training(job_dir, tmp_path / f"seed{seed}", reference)
-    with open(sweep_dir / "summary.csv") as f:
-        rows = list(csv.DictReader(f))
+    jobs, rows = seed_jobs_train_as_lone_runs(make_config, tmp_path)
     assert [(r["job"], r["status"]) for r in rows] == [(job.name, "ok") for job in jobs]
     for row, job in zip(rows, jobs):
         assert float(row["train/loss"]) == json.loads((job / "metrics.json").read_text())["train/loss"]
@@ -109,13 +103,20 @@ def test_basic_sweep_of_ddp_spawn_jobs_runs_each_job_as_two_processes(make_confi
                    cwd=tmp_path / "sweep")
     assert done.returncode == 0, done.stderr[-3000:]
 
+    _, rows = seed_jobs_train_as_lone_runs(make_config, tmp_path)
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+
+
+def seed_jobs_train_as_lone_runs(make_config, tmp_path) -> tuple[list, list[dict]]:
+    """The jobs of a `seed=0,1` sweep made in tmp_path/sweep, each checked against the same run alone;
+    returns them and the sweep summary's rows."""
     (sweep_dir,) = (tmp_path / "sweep" / "outputs" / "multirun").iterdir()
     jobs = job_dirs(sweep_dir)
     for seed, job_dir in zip((0, 1), jobs, strict=True):
         reference = train(make_config(*SMALL, f"seed={seed}", subdir=f"seed{seed}"))
         assert_same_training(job_dir, tmp_path / f"seed{seed}", reference)
     with open(sweep_dir / "summary.csv") as f:
-        assert [r["status"] for r in csv.DictReader(f)] == ["ok", "ok"]
+        return jobs, list(csv.DictReader(f))
 
 
 CLUSTERS = ["NODE_RANK", "SUBMITIT_EXECUTOR", "SLURM_NTASKS", "SLURM_JOB_NAME", "TORCHELASTIC_RUN_ID", "LSB_JOBID",
