@@ -264,6 +264,14 @@ def test_eval_writes_nothing_where_a_checkpoints_trainer_settings_point(cli, tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["final.ckpt", "final.eval.json"]
 
 
+def test_eval_of_a_checkpoint_of_several_nodes_runs_on_this_one(tmp_path):
+    """Stored trainer.num_nodes=2 made primer.eval wait for a second node forever."""
+    stored = stored_as_primer_writes(TINY)
+    stored["config"]["trainer"]["num_nodes"] = 2
+    path = write_checkpoint(tmp_path / "final.ckpt", stored)
+    assert eval_config(load_checkpoint(path), str(path), []).trainer.num_nodes == 1
+
+
 # --- what primer writes still loads ------------------------------------------------------------------------
 
 EARLY_STOPPING = ["+callbacks.early_stopping._target_=lightning.pytorch.callbacks.EarlyStopping",

@@ -80,6 +80,7 @@ def eval_config(checkpoint: dict, ckpt_path: str, overrides: list[str]) -> DictC
     OmegaConf.set_struct(cfg, True)
     with open_dict(cfg):  # an evaluation writes only its .eval.json: no profiler traces into a dir the file names
         cfg.trainer.profiler = cfg.trainer.default_root_dir = None
+        cfg.trainer.num_nodes = 1  # on one device (score): a stored num_nodes=2 would wait for a node forever
     known = dotted_keys(cfg)
     for override in overrides:
         key, _, text = override.partition("=")
