@@ -123,7 +123,8 @@ CRAFTED = {  # row -> (change to a checkpoint as primer writes it, what the refu
                                      "override data.seed=${oc.env:HOME}"),
     "hydra-key-in-an-override": (add_override(lambda f: "hydra.callbacks.x._target_=builtins.open"),
                                  "override hydra.callbacks.x._target_=builtins.open"),
-    "target-in-a-dict-override": (add_override(lambda f: f"+callbacks.evil={{_target_:builtins.open,file:{f.victim},mode:w}}"),
+    "target-in-a-dict-override": (add_override(lambda f: "+callbacks.evil={_target_:builtins.open,file:"
+                                               f"{f.victim},mode:w}}"),
                                   "override callbacks.evil._target_=builtins.open"),
     "override-into-hydra's-package": (add_override(lambda f: "+callbacks@hydra.callbacks=default"),
                                       "override +callbacks@hydra.callbacks=default: a key"),
@@ -195,8 +196,9 @@ def test_the_overrides_a_refusal_repeats_are_quoted_for_the_shell(tmp_path):
 def with_a_checkpoint_state(path: Path, best_model_path: str) -> Path:
     """The checkpoint at `path`, its ModelCheckpoint state (as Lightning saves it) naming `best_model_path`."""
     checkpoint = torch.load(path, weights_only=True)
-    checkpoint["callbacks"] = checkpoint.get("callbacks", {}) | {"ModelCheckpoint{'monitor': None, 'mode': 'min', 'every_n_train_steps': 0, "
-                               "'every_n_epochs': 1, 'train_time_interval': None}": {
+    key = ("ModelCheckpoint{'monitor': None, 'mode': 'min', 'every_n_train_steps': 0, 'every_n_epochs': 1, "
+           "'train_time_interval': None}")
+    checkpoint["callbacks"] = checkpoint.get("callbacks", {}) | {key: {
         "monitor": None, "best_model_score": None, "best_model_path": best_model_path, "current_score": None,
         "dirpath": str(path.parent), "best_k_models": {}, "kth_best_model_path": "", "last_model_path": ""}}
     torch.save(checkpoint, path)

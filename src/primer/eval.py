@@ -51,8 +51,8 @@ def score(checkpoint: dict, cfg: DictConfig) -> dict[str, float]:
     try:
         system.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as error:  # torch lists the keys and shapes over several lines
-        raise BadConfig(f"the checkpoint's weights do not fit the model its config names: {' '.join(str(error).split())}"
-                        [:400]) from None
+        detail = " ".join(str(error).split())[:300]
+        raise BadConfig(f"the checkpoint's weights do not fit the model its config names: {detail}") from None
     with setting_up("trainer"):
         trainer = instantiate(cfg.trainer, devices=1, logger=False, callbacks=[], enable_checkpointing=False,
                               enable_progress_bar=False, enable_model_summary=False)
