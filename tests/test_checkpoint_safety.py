@@ -123,7 +123,8 @@ CRAFTED = {  # row -> (change to a checkpoint as primer writes it, what the refu
                                      "override data.seed=${oc.env:HOME}"),
     "hydra-key-in-an-override": (add_override(lambda f: "hydra.callbacks.x._target_=builtins.open"),
                                  "override hydra.callbacks.x._target_=builtins.open"),
-    "target-in-a-dict-override": (add_override(lambda f: f"+callbacks.evil={{_target_:builtins.open,file:{f.victim},mode:w}}"),
+    "target-in-a-dict-override": (add_override(lambda f: "+callbacks.evil={_target_:builtins.open,file:"
+                                               f"{f.victim},mode:w}}"),
                                   "override callbacks.evil._target_=builtins.open"),
     "override-into-hydra's-package": (add_override(lambda f: "+callbacks@hydra.callbacks=default"),
                                       "override +callbacks@hydra.callbacks=default: a key"),
@@ -195,8 +196,9 @@ def test_the_overrides_a_refusal_repeats_are_quoted_for_the_shell(tmp_path):
 def with_a_checkpoint_state(path: Path, best_model_path: str) -> Path:
     """The checkpoint at `path`, its ModelCheckpoint state (as Lightning saves it) naming `best_model_path`."""
     checkpoint = torch.load(path, weights_only=True)
-    checkpoint["callbacks"] = checkpoint.get("callbacks", {}) | {"ModelCheckpoint{'monitor': None, 'mode': 'min', 'every_n_train_steps': 0, "
-                               "'every_n_epochs': 1, 'train_time_interval': None}": {
+    key = ("ModelCheckpoint{'monitor': None, 'mode': 'min', 'every_n_train_steps': 0, 'every_n_epochs': 1, "
+           "'train_time_interval': None}")
+    checkpoint["callbacks"] = checkpoint.get("callbacks", {}) | {key: {
         "monitor": None, "best_model_score": None, "best_model_path": best_model_path, "current_score": None,
         "dirpath": str(path.parent), "best_k_models": {}, "kth_best_model_path": "", "last_model_path": ""}}
     torch.save(checkpoint, path)
@@ -264,6 +266,14 @@ def test_eval_writes_nothing_where_a_checkpoints_trainer_settings_point(cli, tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["final.ckpt", "final.eval.json"]
 
 
+def test_eval_of_a_checkpoint_of_several_nodes_runs_on_this_one(tmp_path):
+    """Stored trainer.num_nodes=2 made primer.eval wait for a second node forever."""
+    stored = stored_as_primer_writes(TINY)
+    stored["config"]["trainer"]["num_nodes"] = 2
+    path = write_checkpoint(tmp_path / "final.ckpt", stored)
+    assert eval_config(load_checkpoint(path), str(path), []).trainer.num_nodes == 1
+
+
 # --- what primer writes still loads ------------------------------------------------------------------------
 
 EARLY_STOPPING = ["+callbacks.early_stopping._target_=lightning.pytorch.callbacks.EarlyStopping",
@@ -277,9 +287,8 @@ def test_a_checkpoint_as_primer_writes_it_loads_and_rebuilds(tmp_path, overrides
     stored = stored_as_primer_writes([*TINY, *overrides])
     path = write_checkpoint(tmp_path / "final.ckpt", stored)
     cfg = eval_config(load_checkpoint(path), str(path), [])
-    expected = stored["config"] | {"ckpt_path": None}  # all of it, as stored, but where eval writes nothing:
-    expected["trainer"] = expected["trainer"] | {"profiler": None, "default_root_dir": None}
-    assert OmegaConf.to_container(cfg) == expected
+    stored["config"]["trainer"] |= {"profiler": None, "default_root_dir": None, "num_nodes": 1}  # eval's own
+    assert OmegaConf.to_container(cfg) == stored["config"] | {"ckpt_path": None}  # the rest, as stored
     instantiate(cfg.model), instantiate(cfg.optimizer), instantiate(cfg.data)  # eval builds these
 
 

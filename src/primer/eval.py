@@ -54,8 +54,8 @@ def score(checkpoint: dict, cfg: DictConfig) -> dict[str, float]:
     try:
         system.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as error:  # torch lists the keys and shapes over several lines
-        raise BadConfig(f"the checkpoint's weights do not fit the model its config names: {' '.join(str(error).split())}"
-                        [:400]) from None
+        detail = " ".join(str(error).split())[:300]
+        raise BadConfig(f"the checkpoint's weights do not fit the model its config names: {detail}") from None
     with setting_up("trainer"):
         trainer = instantiate(cfg.trainer, devices=1, logger=False, callbacks=[], enable_checkpointing=False,
                               enable_progress_bar=False, enable_model_summary=False)
@@ -83,6 +83,7 @@ def eval_config(checkpoint: dict, ckpt_path: str, overrides: list[str]) -> DictC
     OmegaConf.set_struct(cfg, True)
     with open_dict(cfg):  # an evaluation writes only its .eval.json: no profiler traces into a dir the file names
         cfg.trainer.profiler = cfg.trainer.default_root_dir = None
+        cfg.trainer.num_nodes = 1  # on one device (score): a stored num_nodes=2 would wait for a node forever
     known = dotted_keys(cfg)
     for override in overrides:
         key, _, text = override.partition("=")
