@@ -96,10 +96,11 @@ def test_the_issue_command_shows_the_final_step_in_tensorboard_hparams(tmp_path,
     assert_final_step_everywhere(run_dir, result.stdout, 6)
     saved = json.loads((run_dir / "metrics.json").read_text())
 
-    url = tensorboard_of(run_dir)
-    while "." not in (runs := _get(f"{url}/data/runs")):  # it loads the event files in the background
+    url = tensorboard_of(tmp_path / "outputs")  # as the README says: tensorboard --logdir outputs
+    run = run_dir.relative_to(tmp_path / "outputs").as_posix()
+    while run not in (runs := _get(f"{url}/data/runs")):  # it loads the event files in the background
         pass
-    assert runs == ["."]
+    assert runs == [run]
     groups = _get(f"{url}/data/plugin/hparams/session_groups", {
         "experimentName": "", "allowedStatuses": ["STATUS_SUCCESS"], "startIndex": 0, "sliceSize": 10,
         "colParams": [{"metric": {"tag": "train/loss"}}]})["sessionGroups"]

@@ -112,7 +112,8 @@ def loggers_and_callbacks(cfg: DictConfig, overrides: list[str], saver, cores: d
     advice = seed_lr_advice(HydraConfig.get().runtime.choices.model, OmegaConf.select(cfg, "tutorial"))
     own = Together(RunSummary(cfg.paths.output_dir, run_hparams(cfg), inputs={"seed": cfg.seed, **cores}),
                    StopOnNonFinite(advice), saver,
-                   StoreConfig(cfg, overrides), ApplyOptimizerConfig(OmegaConf.to_container(cfg.optimizer)),
+                   StoreConfig(cfg, overrides),
+                   ApplyOptimizerConfig(OmegaConf.to_container(cfg.optimizer, resolve=True)),  # lr: ${tutorial.lr}
                    *trial_reporter(cfg.paths.output_dir),  # an Optuna trial: val/loss to its pruner
                    FirstStep())
     return loggers, callbacks + [own]
