@@ -52,7 +52,7 @@ def _summary(tag: str, plugin_data):
 
 
 def events_dir(run_dir: Path) -> Path:
-    """Where a run's event files are: the run dir, or its `tensorboard/` (runs made before that)."""
+    """Where a run's event files are: the run dir, or its `tensorboard/` subdir."""
     return run_dir if any(run_dir.glob("events.out.tfevents.*")) else run_dir / "tensorboard"
 
 

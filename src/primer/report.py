@@ -3,13 +3,11 @@
     python -m primer.report outputs/multirun/<sweep>    # rebuild the summary of any sweep or run dir
 
 Written at the end of every multirun by the Hydra callback SweepSummary. Everything is read
-from what each job dir holds, so sweeps made before this module existed work too:
+from what each job dir holds:
 `.hydra/overrides.yaml` (label), `metrics.json` (final metrics), `run.json` (steps, and the wall
 time the run measured itself; never file times, which move when e.g. primer.eval writes into the
 run dir), `failure.txt` (why a job failed): the table and the exit code need no logger and no
-callback. The TensorBoard events, where a job wrote them, give the loss curves and the sweep dir's
-HPARAMS config, which lists the keys the sweep varied and train/loss, val/loss first
-(primer.dashboard). Heavy imports (tensorboard, matplotlib) happen inside the functions that need them.
+callback. The TensorBoard events, where a job wrote them, give the loss curves. Heavy imports (tensorboard, matplotlib) happen inside the functions that need them.
 The plot needs matplotlib, from the `sweeps` extra (`pip install -e ".[sweeps]"`); without it the
 summary is the two tables and a line that says how to get the plot.
 """

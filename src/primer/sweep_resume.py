@@ -35,7 +35,7 @@ def finished_result(cfg: DictConfig) -> float | None:
         (job_dir / stale).unlink(missing_ok=True)
     for events in job_dir.glob("events.out.tfevents.*"):  # else the summary and TensorBoard show both attempts
         events.unlink()
-    shutil.rmtree(job_dir / "tensorboard", ignore_errors=True)  # where runs before the console change kept them
+    shutil.rmtree(job_dir / "tensorboard", ignore_errors=True)  # events in a tensorboard/ subdir
     return None
 
 
