@@ -154,3 +154,24 @@ def test_gpu_design_card_command_trains_custom_relu_on_the_gpu_to_the_cpu_loss(t
         used = "True" if accelerator == "gpu" else "False"
         assert f"GPU available: True (cuda), used: {used}" in result.stdout  # Lightning's own report
     assert losses["gpu"] == pytest.approx(losses["cpu"], rel=1e-3, abs=1e-8)
+
+
+def test_train_metrics_of_a_batch_are_those_of_the_torchmetrics_classes():
+    """A logging step's train/mse, r2 and explained_variance: torchmetrics' functions on the batch, bit for bit
+    what its metric classes compute from a fresh state (what the val and test metrics use)."""
+    import lightning as L
+
+    from primer.nets import TwoLayerNet
+    from primer.system import Regression, regression_metrics
+
+    system = Regression(TwoLayerNet(8, 4, 2), torch.optim.SGD, input_dim=8)
+    system.trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+    generator = torch.Generator().manual_seed(0)
+    y_pred, y = torch.randn(16, 2, generator=generator), torch.randn(16, 2, generator=generator)  # (N, D_out)
+    classes = regression_metrics("train/")
+    classes.update(y_pred, y)
+    expected = classes.compute()
+    logged = system._batch_metrics(y_pred, y)
+    assert logged.keys() == expected.keys()
+    for name, value in expected.items():
+        assert torch.equal(logged[name], value), name
