@@ -55,7 +55,7 @@ class Regression(L.LightningModule):
         self.input_dim = input_dim
         # Train metrics are those of one batch (`_batch_metrics`); val/test metrics accumulate over
         # the epoch and sync once, when Lightning computes them at its end.
-        self.train_metric_names = tuple(metrics)
+        self.train_metrics = regression_metrics("train/", metrics)
         self.val_metrics = regression_metrics("val/", metrics)
         self.test_metrics = regression_metrics("test/", metrics)
 
@@ -106,11 +106,15 @@ class Regression(L.LightningModule):
             logger.log_metrics(logged, step=step - 1)  # Lightning's step numbering: the first step is 0
 
     def _batch_metrics(self, y_pred: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The train metrics of this batch; under DDP, of the global batch (the ranks' rows, gathered once).
-        torchmetrics' functions: the math of its metric classes without a state to reset, update and sync."""
-        if self.trainer.world_size > 1:
-            y_pred, y = (rows.flatten(0, 1) for rows in self.all_gather((y_pred, y)))  # (world, n, d) -> (N, d)
-        return {f"train/{name}": METRIC_FUNCTIONS[name](y_pred, y) for name in self.train_metric_names}
+        """The train metrics of this batch; under DDP, of the global batch.
+
+        In one process, torchmetrics' functions: its metric classes' math without a state to reset, update
+        and compute. Under DDP the classes' compute syncs the ranks' states (their shards may differ in rows)."""
+        if self.trainer.world_size == 1:
+            return {name: METRIC_FUNCTIONS[name.removeprefix("train/")](y_pred, y) for name in self.train_metrics}
+        self.train_metrics.reset()
+        self.train_metrics.update(y_pred, y)
+        return self.train_metrics.compute()
 
     def _hand_gradient_step(self, x: torch.Tensor, y: torch.Tensor):
         y_pred, loss, grads = self.net.loss_and_gradients(x, y)
