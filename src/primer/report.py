@@ -212,7 +212,9 @@ def plot_loss_curves(root: Path, dirs: list[Path], rows: list[dict], events: lis
     import matplotlib.pyplot as plt
 
     shared = set.intersection(*(set(r["overrides"].split()) for r in rows)) if len(rows) > 1 else set()
-    fig, ax = plt.subplots(figsize=(8, 5))
+    # fixed margins that fit the title, the axis labels and log-scale ticks: tight_layout would measure
+    # every text by drawing the figure an extra time
+    fig, ax = plt.subplots(figsize=(8, 5), gridspec_kw=dict(left=0.1, right=0.97, bottom=0.1, top=0.93))
     for i, (job_dir, row, job_events) in enumerate(zip(dirs, rows, events)):
         steps, values = loss_curve(job_dir, job_events)
         finite = [(s, v) for s, v in zip(steps, values) if math.isfinite(v) and v > 0]
@@ -228,7 +230,6 @@ def plot_loss_curves(root: Path, dirs: list[Path], rows: list[dict], events: lis
     ax.set(yscale="log", xlabel="step", ylabel="train/loss (summed squared error)", title=f"train/loss: {what}")
     if ax.lines:
         ax.legend(fontsize=8)
-    fig.tight_layout()
     fig.savefig(root / PLOT, dpi=100)
     plt.close(fig)
     return True
