@@ -18,9 +18,9 @@ import lightning as L
 import torch
 from torch import nn
 
-from primer.bench import make_size, primer_fit
-from primer.nets import TwoLayerNet
-from primer.plainloop import sync
+from benchmarks.bench import make_size, primer_fit
+from primer.tutorial.nets import TwoLayerNet
+from benchmarks.plainloop import sync
 
 
 class CompileNet(L.Callback):

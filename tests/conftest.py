@@ -80,7 +80,8 @@ def same_weights(a: dict, b: dict) -> bool:
 def cli(tmp_path, monkeypatch, capsys):
     """Runs `python -m primer.train ARGS` (or another entry point's main) in tmp_path, in this process:
     run(*args) -> (exit code, stdout, stderr)."""
-    from primer import exits, train
+    from primer import exits
+    from primer.cli import train
 
     monkeypatch.chdir(tmp_path)
     for name in ("HYDRA_FULL_ERROR", exits.USER_FULL_ERROR, "PL_GLOBAL_SEED"):

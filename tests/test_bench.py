@@ -1,6 +1,6 @@
-"""primer.bench in its smoke mode: numerics only, no timing assertions (benchmarks are not timed tests)."""
+"""benchmarks.bench in its smoke mode: numerics only, no timing assertions (benchmarks are not timed tests)."""
 
-from primer import bench
+from benchmarks import bench
 
 
 def test_smoke_bench_finds_primer_and_plain_loop_reach_the_same_loss(capsys):

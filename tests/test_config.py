@@ -30,7 +30,7 @@ def test_defaults_are_the_primers_sizes(make_config):
     cfg = make_config()
     assert (cfg.data.batch_size, cfg.data.input_dim, cfg.data.output_dim) == (64, 1000, 10)
     assert (cfg.model.hidden_dim, cfg.optimizer.lr, cfg.trainer.max_steps) == (100, 1e-4, 500)
-    assert cfg.trainer.accelerator == "cpu" and cfg.model._target_ == "primer.nets.TwoLayerNet"
+    assert cfg.trainer.accelerator == "cpu" and cfg.model._target_ == "primer.tutorial.nets.TwoLayerNet"
 
 
 def test_model_sizes_follow_the_data(make_config):

@@ -1,4 +1,4 @@
-"""The seed's training sections as plain-PyTorch loops (primer.plain_loops), held to the Lightning runs."""
+"""The seed's training sections as plain-PyTorch loops (primer.tutorial.plain_loops), held to the Lightning runs."""
 
 import ast
 import inspect
@@ -6,9 +6,9 @@ import inspect
 import pytest
 import torch
 
-import primer.plain_loops as plain_loops
-from primer.plain_loops import SECTIONS, class_based_declaration, seed_data
-from primer.train import train
+import primer.tutorial.plain_loops as plain_loops
+from primer.tutorial.plain_loops import SECTIONS, class_based_declaration, seed_data
+from primer.cli.train import train
 
 # Seed sizes, fewer steps: enough for every loss to fall several decades.
 STEPS = 200

@@ -10,10 +10,10 @@ import json
 import pytest
 import torch
 
-from primer.data import shard
+from primer.run.data import shard
 from primer.exits import BadConfig
-from primer.report import job_dirs
-from primer.train import train
+from primer.sweeps.report import job_dirs
+from primer.cli.train import train
 from tests.conftest import QUIET, TINY, read_checkpoint, run_cli
 
 SMALL = [*TINY, *QUIET]
@@ -125,7 +125,7 @@ CLUSTERS = ["NODE_RANK", "SUBMITIT_EXECUTOR", "SLURM_NTASKS", "SLURM_JOB_NAME", 
 
 def test_several_nodes_with_nothing_to_start_them_stop_up_front(make_config, monkeypatch):
     """Checked directly: where the check is missing, the command would not fail but wait forever."""
-    from primer.scaleout import check_scale_out
+    from primer.checks.scaleout import check_scale_out
 
     for name in CLUSTERS:
         monkeypatch.delenv(name, raising=False)
@@ -141,7 +141,7 @@ def test_several_nodes_with_nothing_to_start_them_stop_up_front(make_config, mon
                                          {"SLURM_NTASKS": "2", "SLURM_JOB_NAME": "train"}],
                          ids=["by-hand", "slurm"])
 def test_several_nodes_pass_where_lightning_finds_them_started(make_config, monkeypatch, environment):
-    from primer.scaleout import check_scale_out
+    from primer.checks.scaleout import check_scale_out
 
     for name in CLUSTERS:
         monkeypatch.delenv(name, raising=False)

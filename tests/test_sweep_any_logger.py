@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from primer import exits, report
-from primer.train import train
+from primer import exits
+from primer.sweeps import report
+from primer.cli.train import train
 from tests.conftest import QUIET, TINY
 
 DIVERGING, FINISHING = "optimizer.lr=1e-4,10", "optimizer.lr=1e-4,1e-3"

@@ -14,8 +14,9 @@ import yaml
 from matplotlib import image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from primer import exits, report
-from primer.report import job_dirs
+from primer import exits
+from primer.sweeps import report
+from primer.sweeps.report import job_dirs
 from tests.conftest import QUIET, TINY, run_cli, start_cli
 
 SWEEPS = {  # name: the multirun's arguments
@@ -113,7 +114,7 @@ def test_grid_sweep_summary_marks_diverged_jobs_failed(sweeps):
     for row in rows:
         diverging = "optimizer.lr=10" in row["overrides"].split()
         assert row["status"] == ("failed" if diverging else "ok")
-        # the message of a run that stops itself at its first non-finite loss (primer.guards)
+        # the message of a run that stops itself at its first non-finite loss (primer.run.guards)
         assert bool(re.search(r"train/loss is (nan|inf) at step \d+ of 6", row["reason"])) == diverging
     assert [r["overrides"].split()[:2] for r in rows] == [
         ["model=two_layer", "optimizer.lr=0.0001"], ["model=two_layer", "optimizer.lr=10"],
@@ -143,7 +144,7 @@ def test_report_rebuilds_the_same_summary_from_the_job_dirs(sweeps, capsys):
     before = {name: (sweep_dir / name).read_text() for name in ("summary.csv", "summary.md")}
     for name in ("summary.csv", "summary.md", "loss_curves.png"):
         (sweep_dir / name).unlink()
-    report.main([str(sweep_dir)])  # what `python -m primer.report DIR` runs
+    report.main([str(sweep_dir)])  # what `python -m primer.sweeps.report DIR` runs
     assert {name: (sweep_dir / name).read_text() for name in before} == before
     assert before["summary.md"].strip() in capsys.readouterr().out
     assert (sweep_dir / "loss_curves.png").is_file()
@@ -183,7 +184,7 @@ def test_report_shows_a_jobs_overrides_as_typed_and_resolves_nothing_in_them(tmp
 
 
 def test_report_of_a_dir_without_runs_says_so_in_one_line(tmp_path):
-    result = run_cli(str(tmp_path), module="primer.report", cwd=tmp_path)
+    result = run_cli(str(tmp_path), module="primer.sweeps.report", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: {tmp_path}: not a run or sweep dir") and result.stderr.count("\n") == 1
 

@@ -2,9 +2,9 @@
 
 import lightning as L
 
-from primer.guards import SaveOnInterrupt
-from primer.together import Together
-from primer.train import loggers_and_callbacks
+from primer.run.guards import SaveOnInterrupt
+from primer.run.together import Together
+from primer.cli.train import loggers_and_callbacks
 
 
 class Records(L.Callback):

@@ -9,7 +9,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from primer.train import train
+from primer.cli.train import train
 from tests.conftest import MODELS, PRIMER_LR, QUIET, TINY, read_checkpoint, run_cli, same_weights
 
 FINAL = "checkpoints/final.ckpt"
@@ -38,7 +38,7 @@ def test_run_leaves_metrics_checkpoint_and_tensorboard_events(make_config, tmp_p
     assert [e.step for e in events.Scalars("train/loss")] == [0, 1, 3, 5]
     for tag in expected:
         assert events.Scalars(tag)[-1].value == pytest.approx(saved[tag], rel=1e-6)
-    # TensorBoard's loss card on a log scale, at the same steps (primer.results.RunLogger)
+    # TensorBoard's loss card on a log scale, at the same steps (primer.run.results.RunLogger)
     log10 = [(e.step, e.value) for e in events.Scalars("train/log10_loss")]
     assert log10 == [(e.step, pytest.approx(math.log10(e.value), abs=1e-6)) for e in events.Scalars("train/loss")]
     assert events.Tags()["graph"]
@@ -49,7 +49,7 @@ def test_hparams_tab_lists_the_run_config_with_its_final_metrics(make_config, tm
     events = EventAccumulator(str(tmp_path / "run"))
     events.Reload()
     content = events.PluginTagToContent("hparams")
-    # the run's session only: TensorBoard builds the columns from all sessions under its logdir (primer.dashboard)
+    # the run's session only: TensorBoard builds the columns from all sessions under its logdir (primer.run.dashboard)
     assert set(content) == {"_hparams_/session_start_info", "_hparams_/session_end_info"}
     session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
     assert "hp_metric" not in events.Tags()["scalars"]
@@ -128,7 +128,7 @@ def test_command_line_run_from_any_directory(tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_gpu_run_keeps_the_batch_on_the_device(make_config, tmp_path):
-    """The data moves to the GPU once (primer.data): every step finds it there, at the same address."""
+    """The data moves to the GPU once (primer.run.data): every step finds it there, at the same address."""
     record = tmp_path / "devices.json"
     metrics = train(make_config(*TINY, "trainer=gpu", "+callbacks.devices._target_=tests.callbacks.RecordDevices",
                                 f"+callbacks.devices.path={record}"))

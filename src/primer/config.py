@@ -6,8 +6,6 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from primer.studies import study_name
-
 
 def _config_dir() -> Path:
     packaged = Path(__file__).parent / "conf"  # a wheel ships conf/ inside the package
@@ -23,7 +21,6 @@ OmegaConf.register_new_resolver("pid", os.getpid, replace=True, use_cache=True)
 
 # ${cut:TEXT,N}: TEXT's first N characters (a sweep job's dir name must stay a valid file name)
 OmegaConf.register_new_resolver("cut", lambda text, n: str(text)[:n], replace=True)
-
 
 
 def _name_suffix(overrides: str, n: int) -> str:
@@ -58,5 +55,3 @@ def _run_steps(max_steps: int, max_epochs: int | None, steps_per_epoch: int) -> 
 
 # ${run_steps:MAX_STEPS,MAX_EPOCHS,STEPS_PER_EPOCH}: how many training steps a run takes (a scheduler's length)
 OmegaConf.register_new_resolver("run_steps", _run_steps, replace=True)
-# ${study_name:}: an Optuna search's study, named after what changes its results (primer.studies)
-OmegaConf.register_new_resolver("study_name", study_name, replace=True)

@@ -1,5 +1,5 @@
 """What TensorBoard shows: a run per run dir, no flat `epoch` card, a log10 loss card
-(primer.results.RunLogger), and an HPARAMS row per run.
+(primer.run.results.RunLogger), and an HPARAMS row per run.
 
 TensorBoard names a run by the dir that holds its event files, so the logger writes straight into
 the run dir: a sweep's runs are `0_model=two_layer,...`, not `.../tensorboard`. Each run writes its
@@ -8,7 +8,7 @@ the HPARAMS columns from the sessions under whatever logdir it is given (a sweep
 outputs/), marks the keys whose values differ there and lists them first, and takes the metrics from
 the logged scalars. A config written by primer would be one per logdir, stale as soon as another
 run lands beside it, and would need an event file outside any run (an empty `.` run).
-Light: TensorBoard's protobufs only, so that primer.report needs neither torch nor Lightning.
+Light: TensorBoard's protobufs only, so that primer.sweeps.report needs neither torch nor Lightning.
 """
 
 import time
@@ -55,26 +55,3 @@ def events_dir(run_dir: Path) -> Path:
     """Where a run's event files are: the run dir, or its `tensorboard/` subdir."""
     return run_dir if any(run_dir.glob("events.out.tfevents.*")) else run_dir / "tensorboard"
 
-
-def run_hparams(cfg) -> dict[str, HParamValue]:
-    """The run's choices and values, flat (`optimizer.lr`), as HPARAMS takes them.
-
-    Every key the command line set is included, so a swept key always has its column.
-    """
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
-
-    hydra = HydraConfig.get()
-    hparams = {g: c for g, c in hydra.runtime.choices.items() if not g.startswith("hydra")}
-    hparams |= {"seed": cfg.seed, "trainer.max_steps": cfg.trainer.max_steps}
-    for group in ("model", "optimizer", "data"):
-        for key, value in OmegaConf.to_container(cfg[group], resolve=True).items():
-            if not key.startswith("_"):
-                hparams[f"{group}.{key}"] = value
-    typed = [o.split("=", 1)[0].lstrip("+") for o in hydra.overrides.task if not o.startswith("~")]
-    typed = [k for k in typed if not k.startswith("hydra")]
-    for key in typed:
-        if key not in hparams:
-            hparams[key] = OmegaConf.select(cfg, key)
-    hparams = {k: v if v is None or isinstance(v, (str, bool, int, float)) else str(v) for k, v in hparams.items()}
-    return hparams

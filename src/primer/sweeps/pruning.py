@@ -1,7 +1,7 @@
 """An Optuna trial's job reports its val/loss to the trial, and stops when the study's pruner says so.
 
 Active only in a job of an Optuna search with a storage (hparams_search=optuna): the sweeper names
-the trial in the job's Hydra config (hydra.job.env_set, primer.studies.TRIAL_ENV). Each validation
+the trial in the job's Hydra config (hydra.job.env_set, primer.sweeps.studies.TRIAL_ENV). Each validation
 reports val/loss at its global step; when the pruner (hydra.sweeper.pruner: median, successive_halving,
 hyperband, ...) prunes the trial, the training stops there as it would at max_steps (checkpoint,
 metrics.json, TensorBoard), `pruned.txt` says why, and the sweeper records the trial as pruned.
@@ -14,8 +14,8 @@ from pathlib import Path
 
 from lightning.pytorch.callbacks import Callback
 
-from primer.report import PRUNED_FILE
-from primer.studies import PRUNED_AT, STUDY_ENV, TRIAL_ENV
+from primer.sweeps.report import PRUNED_FILE
+from primer.sweeps.studies import PRUNED_AT, STUDY_ENV, TRIAL_ENV
 
 
 def trial_reporter(output_dir: str) -> list[Callback]:
@@ -42,7 +42,7 @@ class ReportToTrial(Callback):
         if trainer.is_global_zero and self.trial is None:
             from hydra.utils import instantiate
 
-            from primer.studies import load_trial
+            from primer.sweeps.studies import load_trial
 
             pruner = instantiate(self.pruner_cfg) if self.pruner_cfg else None
             self.trial = load_trial(self.storage, self.study_name, self.number, pruner)

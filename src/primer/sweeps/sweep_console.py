@@ -1,8 +1,8 @@
 """What a sweep prints: a line as it starts, the model summary once, one line per job as it ends,
-then the sweep summary (primer.report). The rest of what a job says, Lightning's lines, progress,
+then the sweep summary (primer.sweeps.report). The rest of what a job says, Lightning's lines, progress,
 warnings and errors included, goes into the job's own log (`<job dir>/<job name>.log`, Hydra's file).
 
-Each job's line comes from what the job wrote (primer.report.summarize), so the console, the job's
+Each job's line comes from what the job wrote (primer.sweeps.report.summarize), so the console, the job's
 files and the summary's row agree.
 """
 
@@ -16,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from primer.dashboard import FIRST_METRICS
+from primer.run.dashboard import FIRST_METRICS
 
 
 class SweepStart(Callback):
@@ -56,7 +56,7 @@ def one_line_per_job() -> Iterator[None]:
 def job_line(num: int, job_dir: Path, overrides: str) -> str:
     """`#0 optimizer.lr=1e-4  train/loss 2.478e-06  val/loss 2.412e-06  val/r2 1  (1.2 s)`, or the reason it failed:
     the job's row of the sweep summary."""
-    from primer.report import summarize
+    from primer.sweeps.report import summarize
 
     if not (job_dir / ".hydra").is_dir():  # hydra.output_subdir=null: no row, and no summary either
         return f"#{num} {overrides}  ended; what it wrote is in {job_dir}"

@@ -7,7 +7,7 @@
   there is none, training starts from scratch with a note, as Lightning does.
 - `hpc`: the newest `hpc_ckpt_N.ckpt` in `trainer.default_root_dir` (saved by Lightning on a SLURM requeue).
 - `best` means the best checkpoint of an earlier `fit` in the same process; a new run has none.
-The file found is checked as any `ckpt_path` is (primer.checkpoints.check_resume) before training.
+The file found is checked as any `ckpt_path` is (primer.checks.checkpoint_files.check_resume) before training.
 """
 
 import copy
@@ -22,12 +22,12 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from primer.config import launch_dir
 from primer.exits import BadConfig
 
-INTERRUPTED = "interrupted.ckpt"  # primer.guards.SaveOnInterrupt's file
+INTERRUPTED = "interrupted.ckpt"  # primer.run.guards.SaveOnInterrupt's file
 
 
 def checkpoint_to_resume(cfg: DictConfig) -> str | None:
     """The file a run of `cfg` resumes from, as an absolute path; None: it starts from scratch."""
-    from primer.validation import value
+    from primer.checks.validation import value
 
     typed = value(cfg, "ckpt_path")
     if typed is None:
@@ -54,7 +54,7 @@ def checkpoint_to_resume(cfg: DictConfig) -> str | None:
 def resume_from(cfg: DictConfig) -> str | None:
     """checkpoint_to_resume, for Trainer.fit. A keyword is checked again here: a sweep job's dir, where
     `last` looks, is known only now."""
-    from primer.checkpoints import check_resume
+    from primer.checks.checkpoint_files import check_resume
 
     path, typed = checkpoint_to_resume(cfg), str(cfg.get("ckpt_path"))
     if typed in ("last", "hpc"):
@@ -99,7 +99,7 @@ def _is_last(path: Path) -> bool:
 def _run_values(cfg: DictConfig, *keys: str) -> list:
     """The values at `keys` for this run. Before Hydra has made the run dir (the check before a run), the
     run dir is hydra.run.dir, where it will be made; a sweep job's is not known yet (None)."""
-    from primer.validation import value
+    from primer.checks.validation import value
 
     if value(cfg, "paths.output_dir") is None and OmegaConf.select(cfg, "hydra.run.dir", default=None):
         if OmegaConf.select(cfg, "hydra.mode", default=None) == RunMode.MULTIRUN:

@@ -9,16 +9,15 @@ import difflib
 from omegaconf import DictConfig, OmegaConf
 
 from primer.exits import BadConfig
-from primer.validation import value
+from primer.checks.validation import value
 
 
 def check_monitors(cfg: DictConfig) -> None:
-    """Each configured callback's `monitor` names a metric the system logs (primer.system.logged_in_fit)."""
+    """Each configured callback's `monitor` names a metric the system logs (primer.run.system.logged_in_fit)."""
     from hydra.utils import get_object
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from primer.system import logged_in_fit
-    from primer.train import metrics_for
+    from primer.run.system import logged_in_fit
 
     logged = logged_in_fit(metrics_for(cfg))
     callbacks = OmegaConf.select(cfg, "callbacks", default=None)
@@ -59,3 +58,11 @@ def check_scheduler_length(cfg: DictConfig) -> None:
             if (found := value(cfg, other)) not in plain:
                 raise BadConfig(f"{other}={found}: with trainer.max_steps=-1, scheduler.{key} spans max_epochs × "
                                 "data.steps steps, which this changes; set trainer.max_steps to the run's length")
+
+
+def metrics_for(cfg: DictConfig) -> tuple[str, ...]:
+    """r2 and explained variance need two rows in every batch they see."""
+    from primer.run.system import METRICS
+
+    rows = [cfg.data.get(key) for key in ("batch_size", "val_size", "test_size")]
+    return METRICS if min(r for r in rows if r is not None) >= 2 else ("mse",)

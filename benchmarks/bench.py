@@ -1,11 +1,11 @@
-"""python -m primer.bench: primer's training path against the primer's plain loop, side by side.
+"""python -m benchmarks.bench: primer's training path against the primer's plain loop, side by side.
 
-    python -m primer.bench                                  # every figure, as Markdown (a few minutes on 2 quiet cores)
-    python -m primer.bench --output benchmarks/RESULTS.md   # ... also written to a file
-    python -m primer.bench --parts steady --repeats 9       # one part, more repeats
-    python -m primer.bench --smoke                          # seconds: numerics only (what CI runs)
+    python -m benchmarks.bench                                  # every figure, as Markdown (a few minutes on 2 quiet cores)
+    python -m benchmarks.bench --output benchmarks/RESULTS.md   # ... also written to a file
+    python -m benchmarks.bench --parts steady --repeats 9       # one part, more repeats
+    python -m benchmarks.bench --smoke                          # seconds: numerics only (what CI runs)
 
-A is the primer's loop (primer.plainloop); B is what `python -m primer.train` runs: the real
+A is the primer's loop (benchmarks.plainloop); B is what `python -m primer.train` runs: the real
 conf/ composed by Hydra and handed to primer.train.train, with everything the default run does
 (TensorBoard logging, metrics, progress bar, final checkpoint). The steady-state table adds a bare
 Lightning Trainer (no logger, callbacks, progress bar or summary; a LightningModule of a training
@@ -35,7 +35,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 
-from primer.plainloop import plain_loop, sync
+from benchmarks.plainloop import plain_loop, sync
 
 RTOL = 1e-5  # how close primer's final loss must be to the plain loop's
 DEFAULT_SIZES = "64x100,256x256,1024x1024,4096x4096"  # batch x hidden; input 1000, output 10 as in the primer
@@ -83,8 +83,8 @@ class BareRegression(pl.LightningModule):
 
 def bare_fit(size: dict, device: str, warmup: int, out_dir: Path, clock: str = "wall") -> tuple[float, float]:
     """A bare Lightning Trainer on the primer's net, data and optimizer; returns (final loss, seconds per step)."""
-    from primer.data import SyntheticRegression
-    from primer.nets import TwoLayerNet
+    from primer.run.data import SyntheticRegression
+    from primer.tutorial.nets import TwoLayerNet
 
     steps, seed = size["trainer.max_steps"], size["seed"]
     data = SyntheticRegression(size["data.batch_size"], size["data.input_dim"], size["data.output_dim"], steps, seed=seed)
@@ -108,14 +108,14 @@ def primer_fit(size: dict, device: str, warmup: int, out_dir: Path, clock: str =
     from omegaconf import open_dict
 
     from primer.config import CONFIG_DIR, CONFIG_NAME
-    from primer.train import train
+    from primer.cli.train import train
 
     timer_path = out_dir / "step_timer.json"
     overrides = [
         f"hydra.run.dir={out_dir}",
         f"trainer={'gpu' if device == 'cuda' else 'cpu'}",
         *(f"{key}={value}" for key, value in size.items()),
-        "+callbacks.step_timer._target_=primer.bench.StepTimer",
+        "+callbacks.step_timer._target_=benchmarks.bench.StepTimer",
         f"+callbacks.step_timer.path={timer_path}",
         f"+callbacks.step_timer.warmup={warmup}",
         f"+callbacks.step_timer.clock={clock}",
@@ -212,10 +212,10 @@ def wall_seconds(argv: list[str], expect_rc: int = 0) -> float:
 
 
 def whole_process(repeats: int, workdir: Path) -> dict:
-    """`python -m primer.plainloop` and `python -m primer.train`, each a fresh process, A B A B."""
+    """`python -m benchmarks.plainloop` and `python -m primer.train`, each a fresh process, A B A B."""
     times = {"plain": [], "primer": []}
     for repeat in range(repeats + 1):
-        plain = wall_seconds(["-m", "primer.plainloop"])
+        plain = wall_seconds(["-m", "benchmarks.plainloop"])
         primer = wall_seconds(["-m", "primer.train", f"hydra.run.dir={workdir}/whole{repeat}"])
         if repeat > 0:
             times["plain"].append(plain)
@@ -308,7 +308,7 @@ def steady_table(args: argparse.Namespace, workdir: Path) -> tuple[list[str], bo
 def whole_table(args: argparse.Namespace, workdir: Path) -> tuple[list[str], bool]:
     r = whole_process(args.repeats, workdir)
     lines = ["## Whole process, 500 steps (target: primer <= 1.5x plain)", ""]
-    lines += ["| `python -m primer.plainloop` s | `python -m primer.train` s | ratio |", "|---|---|---|"]
+    lines += ["| `python -m benchmarks.plainloop` s | `python -m primer.train` s | ratio |", "|---|---|---|"]
     return lines + [f"| {r['plain_s']:.2f} | {r['primer_s']:.2f} | {r['ratio']:.2f}x |", ""], True
 
 
@@ -341,7 +341,7 @@ def scale_table(args: argparse.Namespace, workdir: Path) -> tuple[list[str], boo
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m primer.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {', '.join(PARTS)}")
     parser.add_argument("--devices", default="cpu,cuda", help="cpu and/or cuda; without a GPU, cuda is 'not measured'")
     parser.add_argument("--steps", type=int, default=500, help="steps of the steady-state runs")
@@ -382,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("lightning.pytorch", "lightning.fabric"):  # no "GPU available: ...", "Seed set" per run
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module="lightning")
-    command = shlex.join(["python", "-m", "primer.bench", *(argv if argv is not None else sys.argv[1:])])
+    command = shlex.join(["python", "-m", "benchmarks.bench", *(argv if argv is not None else sys.argv[1:])])
     header = [f"Command: `{command}`", "", f"Machine: {machine()}", ""]
     header += [f"Measured: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. {args.note}".rstrip(), ""]
     print("\n".join(header), flush=True)

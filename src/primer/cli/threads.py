@@ -4,7 +4,7 @@ Jobs that run side by side (a joblib or submitit sweep, SLURM jobs on one node) 
 OpenMP thread per core of the machine by default; those threads spin against each other and a job
 runs many times slower. The thread count also decides the floating-point bits: a sum split over
 2 threads rounds differently from one over 1. So each job takes the cores its launcher gave it,
-and run.json records them (primer.results), which makes a run repeatable from what it recorded.
+and run.json records them (primer.run.results), which makes a run repeatable from what it recorded.
 """
 
 import contextlib

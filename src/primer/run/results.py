@@ -11,7 +11,7 @@ import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from primer.dashboard import HParamValue, session_end_summary, session_start_summary
+from primer.run.dashboard import HParamValue, session_end_summary, session_start_summary
 
 
 class RunLogger(TensorBoardLogger):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from primer.report import FAILURE_FILE, PRUNED_FILE
+from primer.sweeps.report import FAILURE_FILE, PRUNED_FILE
 
 RECORD = "finished.json"
 

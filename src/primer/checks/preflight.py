@@ -64,8 +64,8 @@ def _is_grid(config: DictConfig) -> bool:
 
 
 def _check_or_end(config: DictConfig, multirun: bool) -> None:
-    from primer.scaleout import check_scale_out
-    from primer.validation import check
+    from primer.checks.scaleout import check_scale_out
+    from primer.checks.validation import check
 
     try:
         check(config)

@@ -1,33 +1,19 @@
-"""Checkpoints that carry their run's config, and the checks a checkpoint passes before it is used.
+"""The checks a checkpoint file passes before it is used: for eval, and for a resume.
 
 Every load is `weights_only`: tensors and plain containers come back, and a pickle that
 would run code is refused without running it. The config stored inside is then checked as data
-(primer.stored_config) before anything reads it.
+(primer.checks.stored_config) before anything reads it.
 """
 
 import shlex
 from collections.abc import Collection
 from pathlib import Path
 
-import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
-from primer import stored_config
+from primer.checks import stored_config
 from primer.exits import BadConfig
-
-CONFIG_KEY = "primer"  # checkpoint[CONFIG_KEY] = {"config": composed config, "overrides": [...]}
-
-
-class StoreConfig(L.Callback):
-    """Puts the run's composed config (a plain dict) and its command-line overrides in every checkpoint,
-    so that `primer.eval` can rebuild the model and data, and a resume can be checked against them."""
-
-    def __init__(self, cfg: DictConfig, overrides: list[str]):
-        config = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])  # a test's cfg holds hydra too
-        self.stored = {"config": OmegaConf.to_container(config, resolve=True), "overrides": list(overrides)}
-
-    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
-        checkpoint[CONFIG_KEY] = self.stored
+from primer.run.checkpoints import CONFIG_KEY
 
 
 def load_checkpoint(path: str | Path, where: str | None = None, own_targets: Collection[str] = ()) -> dict:
@@ -86,7 +72,7 @@ def check_resume(cfg: DictConfig) -> None:
     go past the checkpoint's step; and an lr change is refused where a scheduler computes the lr
     from its own restored state (other optimizer values are applied: ApplyOptimizerConfig).
     """
-    from primer.resume import checkpoint_to_resume, shown
+    from primer.checks.resume import checkpoint_to_resume, shown
 
     path = checkpoint_to_resume(cfg)  # ckpt_path as Lightning reads it: a path, or last/hpc
     if path is None:
@@ -106,23 +92,6 @@ def check_resume(cfg: DictConfig) -> None:
         raise BadConfig(f"optimizer.lr={now_lr}: {where} was trained with optimizer.lr={then_lr}, and "
                         "with a scheduler the lr follows the scheduler's restored state; resume with its lr or start "
                         "a new run")
-
-
-class ApplyOptimizerConfig(L.Callback):
-    """On a resume, sets the restored optimizer's hyperparameters (lr, momentum, ...) to this run's config,
-    so that what runs is what the run's stored config says (Lightning restores the checkpoint's)."""
-
-    def __init__(self, optimizer_config: dict):
-        self.values = {k: v for k, v in optimizer_config.items() if not k.startswith("_")}
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.ckpt_path is None:
-            return
-        for optimizer in trainer.optimizers:
-            for group in optimizer.param_groups:
-                for key, value in self.values.items():
-                    if key in group:
-                        group[key] = tuple(value) if isinstance(group[key], tuple) else value
 
 
 def check_checkpoint(path: str, model: dict, optimizer_target: str, where: str | None = None,

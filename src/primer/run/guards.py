@@ -21,7 +21,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from primer import exits
 from primer.config import launch_dir
 from primer.exits import Diverged, Interrupted
-from primer.system import is_logging_step
+from primer.run.system import is_logging_step
 
 
 class SaveOnInterrupt(L.Callback):

@@ -1,15 +1,15 @@
 """Every training section of the seed as a plain-PyTorch loop, written the way the seed writes it.
 
-    python -m primer.plain_loops                                  # every section, losses at t = 99, 199, ..., 499
-    python -m primer.plain_loops 1_manual_gradient_computation    # one section (the experiment preset's name)
+    python -m primer.tutorial.plain_loops                                  # every section, losses at t = 99, 199, ..., 499
+    python -m primer.tutorial.plain_loops 1_manual_gradient_computation    # one section (the experiment preset's name)
 
 Each loop trains the same net, on the same data, from the same seed as
 `python -m primer.train experiment=<section>`, so the two can be read side by side: primer's
-LightningModule (primer.system.Regression) hides this loop behind trainer.fit. The seed's bugs are
+LightningModule (primer.run.system.Regression) hides this loop behind trainer.fit. The seed's bugs are
 fixed: every loop calls backward and zeroes its gradients, and nn loops step their optimizer.
 No Lightning and no Hydra here.
 
-Data and init follow primer.train: x and y from a generator seeded with `seed` (as primer.data
+Data and init follow primer.train: x and y from a generator seeded with `seed` (as primer.run.data
 makes them), the weights drawn after torch.manual_seed(seed) (as Lightning's seed_everything
 leaves the global generator).
 """
@@ -20,7 +20,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from primer.nets import FeedForwardNet, TwoLayerNet, sequential_net
+from primer.tutorial.nets import FeedForwardNet, TwoLayerNet, sequential_net
 
 N, D_IN, H, D_OUT = 64, 1000, 100, 10  # batch_size, input_dim, hidden_dim, output_dim: the seed's
 STEPS = 500

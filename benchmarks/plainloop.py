@@ -1,9 +1,9 @@
-"""The primer's hand-written training loop: the baseline that `primer.bench` holds primer to.
+"""The primer's hand-written training loop: the baseline that `benchmarks.bench` holds primer to.
 
-    python -m primer.plainloop    # the whole-process baseline: import torch, train 500 steps, print the loss
+    python -m benchmarks.plainloop    # the whole-process baseline: import torch, train 500 steps, print the loss
 
 Same data, net, loss and optimizer as `python -m primer.train` at the same seed: x and y from a
-generator seeded with `seed` (as primer.data makes them), the net initialized after
+generator seeded with `seed` (as primer.run.data makes them), the net initialized after
 torch.manual_seed(seed) (as Lightning's seed_everything leaves it), SGD on the summed loss.
 """
 
@@ -12,7 +12,7 @@ import time
 import torch
 from torch import nn
 
-from primer.nets import TwoLayerNet
+from primer.tutorial.nets import TwoLayerNet
 
 
 def plain_loop(

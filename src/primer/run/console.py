@@ -12,8 +12,8 @@ from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
 from torchmetrics import Metric, MetricCollection
 
 from primer.config import launch_dir
-from primer.dashboard import FIRST_METRICS
-from primer.system import is_logging_step
+from primer.run.dashboard import FIRST_METRICS
+from primer.run.system import is_logging_step
 
 
 def progress_bar(refresh_rate: int = 50) -> ProgressBar:
@@ -62,7 +62,7 @@ class LineProgress(ProgressBar):
     """One line per `every_n_steps` training steps, rounded up to a multiple of the logging
     interval, and at step 1 and the last step: `step 50/500  train/loss 3.094e+02`.
 
-    The loss is computed on logging steps only (primer.system): lines fall on those steps, so
+    The loss is computed on logging steps only (primer.run.system): lines fall on those steps, so
     printing costs no extra host sync (`shown_values`).
     """
 
@@ -107,7 +107,7 @@ class ModelSummary(LightningModelSummary):
 def final_block(run_dir: str | Path, event_dir: str | Path | None = None) -> str:
     """The last lines of a run: final losses, steps and wall time, the run dir and the TensorBoard
     command for where its events are (the sweep dir for a sweep's job; none without a TensorBoard
-    logger), from what the run wrote (primer.results)."""
+    logger), from what the run wrote (primer.run.results)."""
     run_dir = Path(run_dir)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     run = json.loads((run_dir / "run.json").read_text())

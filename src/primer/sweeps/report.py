@@ -1,6 +1,6 @@
 """Sweep summary: one row per job, a table (CSV, Markdown) and every job's loss curve (PNG).
 
-    python -m primer.report outputs/multirun/<sweep>    # rebuild the summary of any sweep or run dir
+    python -m primer.sweeps.report outputs/multirun/<sweep>    # rebuild the summary of any sweep or run dir
 
 Written at the end of every multirun by the Hydra callback SweepSummary. Everything is read
 from what each job dir holds:
@@ -25,11 +25,11 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from primer import exits
-from primer.dashboard import FIRST_METRICS as TABLE_METRICS
+from primer.run.dashboard import FIRST_METRICS as TABLE_METRICS
 from primer.exits import BadConfig, SweepFailed
 
 FAILURE_FILE = "failure.txt"
-PRUNED_FILE = "pruned.txt"  # an Optuna trial stopped early by its pruner (primer.pruning)
+PRUNED_FILE = "pruned.txt"  # an Optuna trial stopped early by its pruner (primer.sweeps.pruning)
 TABLES, PLOT = ("summary.csv", "summary.md"), "loss_curves.png"
 NO_PLOT = f"{PLOT} not drawn: it needs matplotlib; pip install -e '.[sweeps]' (or pip install matplotlib)"
 NO_CURVES = f"{PLOT} not drawn: no job wrote its loss curve to TensorBoard (logger=tensorboard does)"
@@ -101,21 +101,21 @@ def _typed_overrides(job_dir: Path) -> list[str]:
 
 
 def _steps(job_dir: Path) -> int | None:
-    """As the run counted them (primer.results.RunSummary), whatever its logger and callbacks; None if it
+    """As the run counted them (primer.run.results.RunSummary), whatever its logger and callbacks; None if it
     stopped before training."""
     run = job_dir / "run.json"
     return json.loads(run.read_text()).get("steps") if run.exists() else None
 
 
 def _wall_time(job_dir: Path) -> float | None:
-    """As the run measured it (primer.results.RunSummary); None for runs that did not record it."""
+    """As the run measured it (primer.run.results.RunSummary); None for runs that did not record it."""
     run = job_dir / "run.json"
     return round(json.loads(run.read_text())["wall_time_s"], 2) if run.exists() else None
 
 
 def has_events(job_dir: Path) -> bool:
     """Whether the job wrote TensorBoard events (not under logger=csv, none or [])."""
-    from primer.dashboard import events_dir
+    from primer.run.dashboard import events_dir
 
     return any(events_dir(job_dir).glob("events.out.tfevents.*"))
 
@@ -124,7 +124,7 @@ def job_events(job_dir: Path):
     """The job's TensorBoard events, every point kept; None where it wrote none."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from primer.dashboard import events_dir
+    from primer.run.dashboard import events_dir
 
     if not has_events(job_dir):
         return None
@@ -235,7 +235,7 @@ def plot_loss_curves(root: Path, dirs: list[Path], rows: list[dict], events: lis
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m primer.report", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m primer.sweeps.report", description=__doc__.splitlines()[0])
     parser.add_argument("dir", type=Path, help="a run dir or a sweep dir (outputs/multirun/<sweep>)")
     root = parser.parse_args(argv).dir
     with exits.command_line():

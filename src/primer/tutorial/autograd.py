@@ -1,17 +1,17 @@
-"""The seed's two sections before any training: python -m primer.autograd
+"""The seed's two sections before any training: python -m primer.tutorial.autograd
 
 Gradient Calculation: x is a 2x2 tensor of ones that records operations on it; then
     y = x + 2,  z = 3 y^2,  out = mean(z)
 and out.backward() fills x.grad with d(out)/dx. By hand, for each of the 4 entries:
     out = (1/4) sum 3 (x_i + 2)^2   so   d(out)/dx_i = (3/2)(x_i + 2) = 4.5 at x_i = 1.
 
-Custom Autograd Functions: MyReLU (primer.nets) passes the upstream gradient where its input
+Custom Autograd Functions: MyReLU (primer.tutorial.nets) passes the upstream gradient where its input
 was >= 0 and blocks it elsewhere, as clamp(min=0) does.
 """
 
 import torch
 
-from primer.nets import MyReLU
+from primer.tutorial.nets import MyReLU
 
 SECTIONS = ("Gradient Calculation", "Custom Autograd Functions")  # the seed's headings
 

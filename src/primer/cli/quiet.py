@@ -5,13 +5,13 @@ import warnings
 
 
 def quiet_third_party() -> None:
-    # Every batch is the same batch (primer.data.RepeatedBatch): a resume mid-epoch is exact.
+    # Every batch is the same batch (primer.run.data.RepeatedBatch): a resume mid-epoch is exact.
     warnings.filterwarnings("ignore", "You're resuming from a checkpoint that ended before the epoch ended")
     # A resume writes into its own new run dir by design; the old dir's checkpoint bookkeeping is not needed.
     warnings.filterwarnings("ignore", r"The dirpath has changed from .* won't be reloaded")
     # torch's deprecation of a call inside Lightning, and Lightning's advertisement for its cloud logger.
     warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated")
-    # primer logs the last step whatever the interval (primer.system.is_logging_step), so a short run loses nothing.
+    # primer logs the last step whatever the interval (primer.run.system.is_logging_step), so a short run loses nothing.
     warnings.filterwarnings("ignore", r"The number of training batches \(\d+\) is smaller than the logging interval")
     rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if no_litlogger_advert not in rank_zero.filters:

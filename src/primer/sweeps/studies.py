@@ -63,7 +63,7 @@ def join(url: str | None, study_name: str | None, directions: list[str], make_sa
 
 
 def load_trial(url: str, study_name: str, number: int, pruner):
-    """Trial `number` of a stored study, as its job reports to it (primer.pruning)."""
+    """Trial `number` of a stored study, as its job reports to it (primer.sweeps.pruning)."""
     import optuna
 
     storage = open_storage(url)
@@ -111,7 +111,7 @@ class _advisory:
     """A PostgreSQL session lock around joining a study: two searches started together count
     themselves (and so pick their seeds) one after the other."""
 
-    KEY = int.from_bytes(hashlib.sha256(b"primer.studies.join").digest()[:4], "big")
+    KEY = int.from_bytes(hashlib.sha256(b"primer.sweeps.studies.join").digest()[:4], "big")
 
     def __init__(self, url: str):
         import sqlalchemy
@@ -161,3 +161,7 @@ def study_name(_root_: DictConfig) -> str:
     digest = hashlib.sha256(repr((sorted(space), directions)).encode()).hexdigest()[:8]
     settings = ",".join(sorted(fixed))
     return f"primer:{settings} space:{digest}" if settings else f"primer:space:{digest}"
+
+
+# ${study_name:}: an Optuna search's study, named after what changes its results (conf/hparams_search/optuna.yaml)
+OmegaConf.register_new_resolver("study_name", study_name, replace=True)

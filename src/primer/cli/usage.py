@@ -10,7 +10,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from primer.config import CONFIG_DIR, CONFIG_NAME
-from primer.validation import RULES
+from primer.checks.validation import RULES
 
 USAGE = """\
 python -m primer.train [group=choice ...] [key=value ...]     train once

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torchmetrics import ExplainedVariance, MeanSquaredError, MetricCollection, R2Score
 
-from primer.nets import HandGradientNet
+from primer.tutorial.nets import HandGradientNet
 
 METRICS = ("mse", "r2", "explained_variance")
 METRIC_CLASSES = {"mse": MeanSquaredError, "r2": R2Score, "explained_variance": ExplainedVariance}
@@ -83,7 +83,7 @@ class Regression(L.LightningModule):
             y_pred, loss = self._hand_gradient_step(x, y)
         if log_now:
             # not prog_bar: Lightning would read a prog_bar value on the host after every step, logging or
-            # not; primer's progress (primer.console) reads it on logging steps only
+            # not; primer's progress (primer.run.console) reads it on logging steps only
             self.log(loss_name("train"), loss, sync_dist=True, reduce_fx="sum")
             self.log_dict(self._batch_metrics(y_pred.detach(), y))
         world_size = self.trainer.world_size

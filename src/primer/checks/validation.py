@@ -6,7 +6,7 @@ Two layers, cheapest first, so that most bad input is stopped before torch is im
      `trainer.gradient_clip_val`);
   2. the real signatures: every `trainer.*` key and value against `lightning.Trainer`, and the
      keys of `model`, `data` and `optimizer` against the constructors they are passed to.
-A resume is checked against its checkpoint (primer.checkpoints) as part of layer 2.
+A resume is checked against its checkpoint (primer.run.checkpoints) as part of layer 2.
 """
 
 import difflib
@@ -104,7 +104,7 @@ def check_signatures(cfg: DictConfig) -> None:
     """Layer 2: each group's keys and values against the real signature of what they are passed to."""
     from hydra.utils import get_object
 
-    from primer.signatures import accepts, describe, parameters
+    from primer.checks.signatures import accepts, describe, parameters
 
     for group in ("trainer", *CONSTRUCTOR_GROUPS):
         node = OmegaConf.select(cfg, group, default=None)
@@ -158,11 +158,11 @@ def check(cfg: DictConfig) -> None:
         with open_dict(cfg):
             cfg.seed = 0
     check_signatures(cfg)
-    from primer.fit_checks import check_monitors, check_scheduler_length
+    from primer.checks.fit_checks import check_monitors, check_scheduler_length
 
     check_monitors(cfg)
     check_scheduler_length(cfg)
     if value(cfg, "ckpt_path") is not None:
-        from primer.checkpoints import check_resume
+        from primer.checks.checkpoint_files import check_resume
 
         check_resume(cfg)
