@@ -126,7 +126,7 @@ def primer_fit(size: dict, device: str, warmup: int, out_dir: Path, clock: str =
     with open_dict(cfg):
         cfg.paths.output_dir = str(out_dir)
     with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):  # the bar draws, unseen
-        metrics = train(cfg)
+        metrics, _ = train(cfg)
     return metrics["train/loss"], json.loads(timer_path.read_text())["seconds_per_step"]
 
 

@@ -16,7 +16,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from primer.cli import eval as primer_eval
+import primer.eval as primer_eval
 from primer.checks.checkpoint_files import check_checkpoint, check_resume, load_checkpoint
 from primer.run.checkpoints import StoreConfig
 from primer.cli.eval import eval_config

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from primer.cli import eval as primer_eval
+import primer.eval as primer_eval
 from tests.conftest import TINY
 
 QUIET = [*TINY, "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]

@@ -35,7 +35,7 @@ def test_no_histograms_and_no_lr_by_default(make_config, tmp_path):
 
 @pytest.mark.parametrize("model", ["two_layer", "manual"])
 def test_cosine_scheduler_decays_the_lr_and_tensorboard_logs_it(make_config, tmp_path, model):
-    metrics = train(make_config(*TINY, f"model={model}", "scheduler=cosine", "optimizer.lr=1e-6"))
+    metrics, _ = train(make_config(*TINY, f"model={model}", "scheduler=cosine", "optimizer.lr=1e-6"))
     events = events_of(tmp_path / "run")
     logged = events.Scalars("lr-SGD")
     assert [e.step for e in logged] == [1, 3, 5]  # on the logging steps, as every other scalar

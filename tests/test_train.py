@@ -22,7 +22,7 @@ def csv_losses(run_dir):
 
 
 def test_run_leaves_metrics_checkpoint_and_tensorboard_events(make_config, tmp_path):
-    metrics = train(make_config(*TINY))
+    metrics, _ = train(make_config(*TINY))
     run_dir = tmp_path / "run"
 
     saved = json.loads((run_dir / "metrics.json").read_text())
@@ -60,7 +60,7 @@ def test_hparams_tab_lists_the_run_config_with_its_final_metrics(make_config, tm
 
 @pytest.mark.parametrize("model", MODELS)
 def test_every_model_trains_a_few_steps(make_config, tmp_path, model):
-    metrics = train(make_config(*TINY, f"model={model}", f"optimizer.lr={PRIMER_LR[model]}"))
+    metrics, _ = train(make_config(*TINY, f"model={model}", f"optimizer.lr={PRIMER_LR[model]}"))
     assert {"train/loss", "val/loss", "val/r2"} <= metrics.keys()  # so that the next line checks something
     assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
     assert read_checkpoint(tmp_path / "run" / FINAL)["global_step"] == 6  # manual optimization advances global_step too
@@ -73,7 +73,7 @@ def test_every_model_alone_converges_at_the_lr_it_carries(make_config, tmp_path,
     loss falls 6+ orders of magnitude, below 1e-3."""
     cfg = make_config(f"model={model}", "logger=csv",
                       "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false")
-    metrics = train(cfg)
+    metrics, _ = train(cfg)
     losses = csv_losses(tmp_path / "run")
     assert len(losses) == 500
     assert losses[-1] == pytest.approx(metrics["train/loss"])
@@ -101,7 +101,7 @@ def test_same_seed_gives_the_same_run_bit_for_bit(make_config, tmp_path):
 
 
 def test_teacher_task_generalizes_to_its_validation_set(make_config):
-    metrics = train(make_config("data=teacher", "optimizer=adam", "trainer.max_steps=300"))
+    metrics, _ = train(make_config("data=teacher", "optimizer=adam", "trainer.max_steps=300"))
     assert metrics["val/r2"] > 0.8
     assert metrics["val/loss"] > metrics["train/loss"]  # held-out data, not the training batch
 
@@ -130,7 +130,7 @@ def test_command_line_run_from_any_directory(tmp_path):
 def test_gpu_run_keeps_the_batch_on_the_device(make_config, tmp_path):
     """The data moves to the GPU once (primer.run.data): every step finds it there, at the same address."""
     record = tmp_path / "devices.json"
-    metrics = train(make_config(*TINY, "trainer=gpu", "+callbacks.devices._target_=tests.callbacks.RecordDevices",
+    metrics, _ = train(make_config(*TINY, "trainer=gpu", "+callbacks.devices._target_=tests.callbacks.RecordDevices",
                                 f"+callbacks.devices.path={record}"))
     steps = json.loads(record.read_text())
     assert len(steps) == 6

@@ -27,7 +27,7 @@ def run_dirs(cwd, kind="runs"):
 
 def test_console_shows_the_loss_a_readable_summary_and_where_the_run_is(make_config, tmp_path, capsys, caplog):
     caplog.set_level("INFO", logger="lightning.pytorch")
-    metrics = train(make_config(*TINY, "model=custom_relu"))
+    metrics, _ = train(make_config(*TINY, "model=custom_relu"))
     out = capsys.readouterr().out
     summary = caplog.text
     assert "| TwoLayerNet |" in summary and "| MSELoss " in summary  # full class names, rich installed or not

@@ -4,7 +4,7 @@
 config, calls `on_run_start` / `on_multirun_start`, and only then makes the run or sweep dir. A
 rejected command thus leaves nothing behind, whichever way it was started (`python -m primer.train`,
 `primer-train`, `--config-dir`, `--config-name`). Jobs that Hydra starts elsewhere (submitit, Optuna
-trials) are checked again by the task itself (primer.train). `describe_hydra_error` turns Hydra's own
+trials) are checked by the task itself (primer.cli.task). `describe_hydra_error` turns Hydra's own
 rejections (unknown group, unknown key, unreadable override) into one line.
 """
 
@@ -13,6 +13,7 @@ import itertools
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, open_dict
 
@@ -25,51 +26,49 @@ HABITS = {"debug": "for a quick check of the whole run use trainer.fast_dev_run=
 EXTRA_CHOICES = {"hydra/sweeper/primer_optuna": ("the Optuna sweeper", "sweeps")}
 
 
-_checked_every_job = False  # this process's command had each of its jobs checked here
-
-
-def checked_every_job() -> bool:
-    """Whether this callback already checked the job the task is about to run (a run, or a grid job run in
-    this process); jobs started elsewhere (submitit, joblib workers, Optuna trials) check themselves."""
-    return _checked_every_job
-
-
-def forget() -> None:
-    """A new command starts: nothing of it is checked yet."""
-    global _checked_every_job
-    _checked_every_job = False
-
-
 class CheckBeforeRunning(Callback):
     """Stops a bad run, or a sweep with any bad job, before its dir is made."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
-        global _checked_every_job
         _check_or_end(config, multirun=False)
-        _checked_every_job = True
         run_dir = Path(config.hydra.run.dir)
         created = [d for d in [run_dir, *run_dir.parents] if not d.exists()]
         if created:  # the run dir and any parents Hydra is about to make (outputs/runs/ on a first run)
             exits.remove_if_it_ends_early(created[-1])
 
     def on_multirun_start(self, config: DictConfig, config_name: str | None = None, **kwargs) -> None:
-        global _checked_every_job
         for job in grid_jobs(config, config_name):
             _check_or_end(job, multirun=True)
-        _checked_every_job = _is_grid(config)  # a search's trials are drawn later, each checked as it starts
 
 
-def _is_grid(config: DictConfig) -> bool:
-    return str(config.hydra.sweeper._target_).endswith("BasicSweeper")
+def checked_before_running(hydra_cfg: DictConfig) -> bool:
+    """Whether CheckBeforeRunning has checked the job about to run, in this process: a run, or a grid job
+    under the basic launcher. Jobs started elsewhere (submitit, joblib workers) and a search's trials
+    (drawn during the sweep) are checked by the task (primer.cli.task)."""
+    configured = any(str(c.get("_target_", "")).endswith(f"preflight.{CheckBeforeRunning.__name__}")
+                     for c in (hydra_cfg.get("callbacks") or {}).values())
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return configured
+    in_this_process = str(hydra_cfg.launcher._target_).endswith("BasicLauncher")
+    return configured and in_this_process and _is_grid(hydra_cfg.sweeper)
 
 
-def _check_or_end(config: DictConfig, multirun: bool) -> None:
+def _is_grid(sweeper: DictConfig) -> bool:
+    return str(sweeper._target_).endswith("BasicSweeper")
+
+
+def check_job(config: DictConfig, multirun: bool) -> None:
+    """primer's rules, the real signatures and where the job runs; BadConfig says what is wrong."""
     from primer.checks.scaleout import check_scale_out
     from primer.checks.validation import check
 
+    check(config)
+    check_scale_out(config, multirun)
+
+
+def _check_or_end(config: DictConfig, multirun: bool) -> None:
     try:
-        check(config)
-        check_scale_out(config, multirun)
+        check_job(config, multirun)
     except BadConfig as error:
         raise EndCommand(error) from None  # Hydra would turn an Exception from a callback into a warning
 
@@ -82,7 +81,7 @@ def grid_jobs(config: DictConfig, config_name: str | None) -> list[DictConfig]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     overrides = list(config.hydra.overrides.task)
-    if not _is_grid(config):
+    if not _is_grid(config.hydra.sweeper):
         return [config]
     params = config.hydra.sweeper.get("params") or {}
     overrides += [f"{key}={value}" for key, value in params.items()]

@@ -20,7 +20,6 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from primer import exits
 from primer.exits import BadConfig, setting_up
 
 USAGE = "usage: python -m primer.eval ckpt_path=PATH [key=value ...]"
@@ -32,10 +31,13 @@ def evaluate(ckpt_path: str, overrides: list[str] = ()) -> tuple[dict[str, float
 
     checkpoint = load_checkpoint(ckpt_path)  # weights_only: pickled code is refused, never run
     cfg = eval_config(checkpoint, ckpt_path, list(overrides))
-    return score(checkpoint, cfg), cfg
+    metrics, _ = score(checkpoint, cfg)
+    return metrics, cfg
 
 
-def score(checkpoint: dict, cfg: DictConfig) -> dict[str, float]:
+def score(checkpoint: dict, cfg: DictConfig) -> tuple[dict[str, float], dict]:
+    """The `val/*` and `test/*` metrics of the checkpoint's weights on cfg's data, and the objects that
+    measured them (trainer, system, datamodule, cfg)."""
     import torch
     from hydra.utils import instantiate
 
@@ -64,7 +66,8 @@ def score(checkpoint: dict, cfg: DictConfig) -> dict[str, float]:
         for run in (trainer.validate, trainer.test):
             for results in run(system, datamodule=datamodule, verbose=False):
                 metrics.update(results)
-    return {name: float(value) for name, value in sorted(metrics.items())}
+    objects = {"trainer": trainer, "system": system, "datamodule": datamodule, "cfg": cfg}
+    return {name: float(value) for name, value in sorted(metrics.items())}, objects
 
 
 def eval_config(checkpoint: dict, ckpt_path: str, overrides: list[str]) -> DictConfig:
@@ -79,11 +82,7 @@ def eval_config(checkpoint: dict, ckpt_path: str, overrides: list[str]) -> DictC
         if not isinstance(checkpoint[CONFIG_KEY]["config"].get(group), dict):
             raise BadConfig(f"ckpt_path={ckpt_path}: its stored config has no {group} group; evaluate a checkpoint "
                             "written by primer.train")
-    cfg = OmegaConf.create(checkpoint[CONFIG_KEY]["config"])
-    OmegaConf.set_struct(cfg, True)
-    with open_dict(cfg):  # an evaluation writes only its .eval.json: no profiler traces into a dir the file names
-        cfg.trainer.profiler = cfg.trainer.default_root_dir = None
-        cfg.trainer.num_nodes = 1  # on one device (score): a stored num_nodes=2 would wait for a node forever
+    cfg = for_scoring(OmegaConf.create(checkpoint[CONFIG_KEY]["config"]))
     known = dotted_keys(cfg)
     for override in overrides:
         key, _, text = override.partition("=")
@@ -93,9 +92,17 @@ def eval_config(checkpoint: dict, ckpt_path: str, overrides: list[str]) -> DictC
             raise BadConfig(f"{override}: ckpt_path={ckpt_path} holds a model with {key}="
                             f"{OmegaConf.select(cfg, key)}; the weights fix the model, so evaluate it as trained")
         OmegaConf.update(cfg, key, OmegaConf.from_dotlist([f"x={text}"]).x, merge=True)
-    with open_dict(cfg):
-        cfg.ckpt_path = None  # what training resumed from is not what is evaluated
     check(cfg)
+    return cfg
+
+
+def for_scoring(cfg: DictConfig) -> DictConfig:
+    """A training config made fit to score with: it writes only its .eval.json, on one node."""
+    OmegaConf.set_struct(cfg, True)
+    with open_dict(cfg):
+        cfg.trainer.profiler = cfg.trainer.default_root_dir = None  # no profiler traces into a dir the file names
+        cfg.trainer.num_nodes = 1  # on one device (score): a stored num_nodes=2 would wait for a node forever
+        cfg.ckpt_path = None  # what training resumed from is not what is evaluated
     return cfg
 
 
@@ -124,28 +131,24 @@ def output_path(ckpt_path: str, overrides: list[str], other: str | None = None) 
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`ckpt_path=PATH [key=value ...]`; every ending in one line and its exit code (primer.exits)."""
+    """`ckpt_path=PATH [key=value ...]`; primer.eval runs it inside primer.exits.command_line."""
     args = sys.argv[1:] if argv is None else argv
-    with exits.command_line():
-        if any("=" not in a for a in args) or not any(a.startswith("ckpt_path=") for a in args):
-            raise BadConfig(USAGE)
-        ckpt_path = next(a for a in args if a.startswith("ckpt_path=")).partition("=")[2]
-        overrides = [a for a in args if not a.startswith("ckpt_path=")]
-        metrics, cfg = evaluate(ckpt_path, overrides)
-        other = other_data(cfg, overrides)
-        path = output_path(ckpt_path, overrides, other)
-        text = json.dumps(metrics, indent=2) + "\n"
-        path.write_text(text)
-        print(text, end="")
-        print(f"wrote {path}", file=sys.stderr)
-        if cfg.data.target == "random":
-            print("note: data=random has no held-out rows: val/* and test/* score the training batch itself "
-                  "(data=teacher has held-out sets)", file=sys.stderr)
-        if other:
-            key = "data.teacher_seed" if other == "new_teacher" else "data.seed"
-            note = OTHER_DATA[other].format(key=f"{key}={OmegaConf.select(cfg, key)}", teacher_seed=cfg.data.teacher_seed)
-            print(f"note: {note}", file=sys.stderr)
+    if any("=" not in a for a in args) or not any(a.startswith("ckpt_path=") for a in args):
+        raise BadConfig(USAGE)
+    ckpt_path = next(a for a in args if a.startswith("ckpt_path=")).partition("=")[2]
+    overrides = [a for a in args if not a.startswith("ckpt_path=")]
+    metrics, cfg = evaluate(ckpt_path, overrides)
+    other = other_data(cfg, overrides)
+    path = output_path(ckpt_path, overrides, other)
+    text = json.dumps(metrics, indent=2) + "\n"
+    path.write_text(text)
+    print(text, end="")
+    print(f"wrote {path}", file=sys.stderr)
+    if cfg.data.target == "random":
+        print("note: data=random has no held-out rows: val/* and test/* score the training batch itself "
+              "(data=teacher has held-out sets)", file=sys.stderr)
+    if other:
+        key = "data.teacher_seed" if other == "new_teacher" else "data.seed"
+        note = OTHER_DATA[other].format(key=f"{key}={OmegaConf.select(cfg, key)}", teacher_seed=cfg.data.teacher_seed)
+        print(f"note: {note}", file=sys.stderr)
 
-
-if __name__ == "__main__":
-    main()

@@ -126,3 +126,10 @@ def _short(path: Path) -> str:
     """Relative to the dir the command was started in where the path is under it, as a person would type it."""
     relative = os.path.relpath(path, launch_dir())
     return str(path) if relative.startswith("..") else relative
+
+
+def tensorboard_dir(trainer: L.Trainer) -> str | None:
+    """Where the run's TensorBoard events are, for the closing block's `tensorboard --logdir` line."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    return next((lg.log_dir for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)

@@ -32,5 +32,11 @@ def _calls_the_parts(name: str):
     return hook
 
 
+def find(callbacks: list[L.Callback], kind: type[L.Callback]) -> L.Callback:
+    """The callback of type `kind` among `callbacks`, or among the parts of a Together there."""
+    parts = [p for c in callbacks for p in (c.parts if isinstance(c, Together) else [c])]
+    return next(p for p in parts if isinstance(p, kind))
+
+
 for _name in HOOKS:
     setattr(Together, _name, _calls_the_parts(_name))
