@@ -209,15 +209,3 @@ def test_optuna_search_minimizes_the_final_val_loss_over_its_trials(sweeps):
     best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
     finished = [float(r["val/loss"]) for r in rows if r["status"] == "ok"]
     assert best["best_value"] == pytest.approx(min(finished))
-
-
-@pytest.mark.slow
-def test_report_reads_a_sweep_made_before_job_dirs_were_named(sweeps, tmp_path):
-    """Older sweeps named job dirs by number only and had no summary: the report needs neither."""
-    _, sweep_dir = sweeps[0]["grid"]
-    for job in job_dirs(sweep_dir):
-        shutil.copytree(job, tmp_path / job.name.split("_")[0])
-    report.write_summary(tmp_path)
-    rows = summary_rows(tmp_path)
-    assert [r["job"] for r in rows] == ["0", "1", "2", "3"]
-    assert [r["status"] for r in rows] == [r["status"] for r in summary_rows(sweep_dir)]

@@ -14,7 +14,6 @@ primer.sweeps.report needs neither torch nor Lightning.
 
 import time
 from collections.abc import Mapping
-from pathlib import Path
 
 # the metrics a person looks at first: the sweep table's columns, a run's last lines
 FIRST_METRICS = ("train/loss", "val/loss", "val/r2")
@@ -45,8 +44,3 @@ def session_end_summary(status: str):
     summary.value.add(tag=metadata.SESSION_END_INFO_TAG, metadata=content, tensor=metadata.NULL_TENSOR)
     return summary
 
-
-
-def events_dir(run_dir: Path) -> Path:
-    """Where a run's event files are: the run dir, or its `tensorboard/` subdir."""
-    return run_dir if any(run_dir.glob("events.out.tfevents.*")) else run_dir / "tensorboard"

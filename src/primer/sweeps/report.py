@@ -108,28 +108,24 @@ def _steps(job_dir: Path) -> int | None:
 
 
 def _wall_time(job_dir: Path) -> float | None:
-    """As the run measured it (primer.run.results.RunSummary); None for runs that did not record it."""
+    """As the run measured it (primer.run.results.RunSummary); None if it stopped before training."""
     run = job_dir / "run.json"
     return round(json.loads(run.read_text())["wall_time_s"], 2) if run.exists() else None
 
 
 def has_events(job_dir: Path) -> bool:
     """Whether the job wrote TensorBoard events (not under logger=csv, none or [])."""
-    from primer.run.dashboard import events_dir
-
-    return any(events_dir(job_dir).glob("events.out.tfevents.*"))
+    return any(job_dir.glob("events.out.tfevents.*"))
 
 
 def job_events(job_dir: Path):
     """The job's TensorBoard events, every point kept; None where it wrote none."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from primer.run.dashboard import events_dir
-
     if not has_events(job_dir):
         return None
     logging.getLogger("tensorboard").setLevel(logging.WARNING)  # not a line per event file read
-    events = EventAccumulator(str(events_dir(job_dir)), size_guidance={"scalars": 0})  # 0: keep every point
+    events = EventAccumulator(str(job_dir), size_guidance={"scalars": 0})  # 0: keep every point
     events.Reload()
     return events
 
@@ -193,7 +189,7 @@ def markdown_table(rows: list[dict], metrics: list[str]) -> str:
 
 def _job_number(name: str) -> str:
     """`3_model=manual,...` -> `3`: the table's overrides column already says the rest."""
-    return m.group() if (m := re.match(r"\d+(?=_|$)", name)) else name
+    return m.group() if (m := re.match(r"\d+(?=_)", name)) else name
 
 
 def plot_loss_curves(root: Path, dirs: list[Path], rows: list[dict], events: list) -> bool:
