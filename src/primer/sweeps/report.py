@@ -84,13 +84,14 @@ def summarize(job_dir: Path) -> dict:
         status, reason = "failed", "no metrics.json: the job did not finish"
     elif not math.isfinite(metrics.get("train/loss", 0.0)):
         status, reason = "failed", f"diverged: train/loss={metrics['train/loss']}"
+    run = _run_json(job_dir)
     return {
         "job": job_dir.name,
         "overrides": " ".join(_typed_overrides(job_dir)),
         "status": status,
         "reason": reason,
-        "steps": _steps(job_dir),
-        "wall_time_s": _wall_time(job_dir),
+        "steps": run.get("steps"),
+        "wall_time_s": round(run["wall_time_s"], 2) if run else None,
         **metrics,
     }
 
@@ -100,17 +101,11 @@ def _typed_overrides(job_dir: Path) -> list[str]:
     return [str(o) for o in OmegaConf.to_container(OmegaConf.load(job_dir / ".hydra" / "overrides.yaml"))]
 
 
-def _steps(job_dir: Path) -> int | None:
-    """As the run counted them (primer.run.results.RunSummary), whatever its logger and callbacks; None if it
-    stopped before training."""
+def _run_json(job_dir: Path) -> dict:
+    """What the run measured about itself (primer.run.results.RunSummary): its steps and wall time,
+    whatever its logger and callbacks; {} if it stopped before training."""
     run = job_dir / "run.json"
-    return json.loads(run.read_text()).get("steps") if run.exists() else None
-
-
-def _wall_time(job_dir: Path) -> float | None:
-    """As the run measured it (primer.run.results.RunSummary); None if it stopped before training."""
-    run = job_dir / "run.json"
-    return round(json.loads(run.read_text())["wall_time_s"], 2) if run.exists() else None
+    return json.loads(run.read_text()) if run.exists() else {}
 
 
 def has_events(job_dir: Path) -> bool:
