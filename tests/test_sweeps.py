@@ -209,3 +209,12 @@ def test_optuna_search_minimizes_the_final_val_loss_over_its_trials(sweeps):
     best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
     finished = [float(r["val/loss"]) for r in rows if r["status"] == "ok"]
     assert best["best_value"] == pytest.approx(min(finished))
+
+
+def test_varied_names_the_override_keys_not_the_same_in_every_job():
+    """The plot's title and each curve's label: what sets the jobs apart, in the order they name it."""
+    rows = [{"overrides": "model=two_layer optimizer.lr=1e-4 seed=1"},
+            {"overrides": "model=manual optimizer.lr=1e-4"},
+            {"overrides": "model=manual optimizer.lr=1e-4 seed=1"}]
+    assert report.varied(rows) == ["model", "seed"]  # a job without seed= differs from one with it
+    assert report.varied(rows[:1]) == []

@@ -163,8 +163,9 @@ def why_no_plot(root: Path) -> str:
 
 
 def varied(rows: list[dict]) -> list[str]:
-    """The override keys whose values are not the same in every job."""
-    values = [dict(o.split("=", 1) for o in r["overrides"].split() if "=" in o) for r in rows]
+    """The override keys whose values are not the same in every job (a job without the key counts
+    as a value of its own): the plot's title, and what each curve's label shows."""
+    values = [dict(o.partition("=")[::2] for o in row["overrides"].split()) for row in rows]
     keys = dict.fromkeys(k for v in values for k in v)
     return [k for k in keys if len({v.get(k) for v in values}) > 1]
 
@@ -202,19 +203,19 @@ def plot_loss_curves(root: Path, dirs: list[Path], rows: list[dict], events: lis
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
 
-    shared = set.intersection(*(set(r["overrides"].split()) for r in rows)) if len(rows) > 1 else set()
+    keys = varied(rows)
     fig, ax = plt.subplots(figsize=(8, 5))
     for i, (job_dir, row, job_events) in enumerate(zip(dirs, rows, events)):
         steps, values = loss_curve(job_dir, job_events)
         finite = [(s, v) for s, v in zip(steps, values) if math.isfinite(v) and v > 0]
         if finite:
-            label = " ".join(o for o in row["overrides"].split() if o not in shared) or row["overrides"] or "defaults"
+            label = " ".join(o for o in row["overrides"].split() if o.partition("=")[0] in keys) or row["overrides"] \
+                or "defaults"
             failed = " (failed)" if row["status"] == "failed" else ""
             every = max(len(finite) // 8, 1)  # ~8 markers a curve, shifted per job so they do not cover each other
             ax.plot(*zip(*finite), linestyle=LINESTYLES[i % len(LINESTYLES)], marker=MARKERS[i % len(MARKERS)],
                     markevery=(i * every // max(len(rows), 1), every), markersize=6, fillstyle="none",
                     label=f"{_job_number(row['job'])}: {label}{failed}")
-    keys = varied(rows)
     what = f"{len(rows)} jobs varying {', '.join(keys)}" if keys else rows[0]["overrides"] or "defaults"
     ax.set(yscale="log", xlabel="step", ylabel="train/loss (summed squared error)", title=f"train/loss: {what}")
     if ax.lines:
