@@ -18,7 +18,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from benchmarks.bench import make_size, primer_fit
+from benchmarks.steady import make_size, primer_fit
 from primer.tutorial.nets import TwoLayerNet
 from benchmarks.plainloop import sync
 
