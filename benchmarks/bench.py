@@ -19,14 +19,10 @@ Exits 1 if primer's final training loss differs from the plain loop's (rel 1e-5)
 """
 
 import argparse
-import contextlib
 import importlib.util
-import json
 import os
 import platform
 import shlex
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,211 +31,11 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 
-from benchmarks.plainloop import plain_loop, sync
+from benchmarks.scale import DEFAULT_SIZES, SCALE_FLOPS, mm_gflops, train_flops
+from benchmarks.steady import CLOCKS, make_size, side_by_side
+from benchmarks.whole import config_only, whole_process
 
-RTOL = 1e-5  # how close primer's final loss must be to the plain loop's
-DEFAULT_SIZES = "64x100,256x256,1024x1024,4096x4096"  # batch x hidden; input 1000, output 10 as in the primer
-SCALE_FLOPS = 2e10  # training FLOPs per scale run: steps = SCALE_FLOPS / FLOPs per step, within [4, 500]
 PARTS = ("steady", "whole", "config", "scale")
-# wall: what a user waits. cpu: this process's CPU seconds, which other load on the machine barely
-# changes (with --threads 1; with more threads, idle threads' spinning counts too).
-CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
-
-
-class StepTimer(pl.Callback):
-    """Writes the seconds per training step, from the start of step `warmup` to the end of the last, and
-    the last step's loss, to `path`."""
-
-    def __init__(self, path: str, warmup: int, clock: str = "wall"):
-        self.path, self.warmup, self.clock, self.start = Path(path), warmup, CLOCKS[clock], 0.0
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
-        if trainer.global_step == self.warmup:
-            sync(pl_module.device)
-            self.start = self.clock()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        if trainer.global_step == trainer.max_steps:
-            sync(pl_module.device)
-            seconds = (self.clock() - self.start) / (trainer.max_steps - self.warmup)
-            loss = float(outputs["loss"] if isinstance(outputs, dict) else outputs)
-            self.path.write_text(json.dumps({"seconds_per_step": seconds, "loss": loss}))
-
-
-class BareRegression(pl.LightningModule):
-    """What a Lightning user writes by hand for the primer: its step and its optimizer, nothing logged."""
-
-    def __init__(self, net: torch.nn.Module, lr: float):
-        super().__init__()
-        self.net, self.lr = net, lr
-
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        x, y = batch
-        return torch.nn.functional.mse_loss(self.net(x), y, reduction="sum")
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.SGD(self.net.parameters(), lr=self.lr)
-
-
-def bare_fit(size: dict, device: str, warmup: int, out_dir: Path, clock: str = "wall") -> tuple[float, float]:
-    """A bare Lightning Trainer on the primer's net, data and optimizer; returns (final loss, seconds per step)."""
-    from primer.run.data import SyntheticRegression
-    from primer.tutorial.nets import TwoLayerNet
-
-    steps, seed = size["trainer.max_steps"], size["seed"]
-    data = SyntheticRegression(size["data.batch_size"], size["data.input_dim"], size["data.output_dim"], steps, seed=seed)
-    torch.manual_seed(seed)  # as primer's seed_everything leaves it before the net is made
-    net = TwoLayerNet(size["data.input_dim"], size["model.hidden_dim"], size["data.output_dim"])
-    timer_path = out_dir / "step_timer.json"
-    trainer = pl.Trainer(
-        accelerator="gpu" if device == "cuda" else "cpu", devices=1, max_steps=steps, logger=False,
-        callbacks=[StepTimer(str(timer_path), warmup, clock)], enable_progress_bar=False,
-        enable_model_summary=False, enable_checkpointing=False,
-    )
-    trainer.fit(BareRegression(net, size["optimizer.lr"]), datamodule=data)
-    timed = json.loads(timer_path.read_text())
-    return timed["loss"], timed["seconds_per_step"]
-
-
-def primer_fit(size: dict, device: str, warmup: int, out_dir: Path, clock: str = "wall") -> tuple[float, float]:
-    """One `python -m primer.train` run in this process; returns (final train/loss, seconds per step)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
-
-    from primer.config import CONFIG_DIR, CONFIG_NAME
-    from primer.cli.train import train
-
-    timer_path = out_dir / "step_timer.json"
-    overrides = [
-        f"hydra.run.dir={out_dir}",
-        f"trainer={'gpu' if device == 'cuda' else 'cpu'}",
-        *(f"{key}={value}" for key, value in size.items()),
-        "+callbacks.step_timer._target_=benchmarks.bench.StepTimer",
-        f"+callbacks.step_timer.path={timer_path}",
-        f"+callbacks.step_timer.warmup={warmup}",
-        f"+callbacks.step_timer.clock={clock}",
-    ]
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(CONFIG_NAME, overrides=overrides, return_hydra_config=True)
-    HydraConfig().set_config(cfg)  # what @hydra.main does before calling the task
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(out_dir)
-    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):  # the bar draws, unseen
-        metrics, _ = train(cfg)
-    return metrics["train/loss"], json.loads(timer_path.read_text())["seconds_per_step"]
-
-
-def plain_fit(size: dict, device: str, warmup: int, clock: str = "wall") -> tuple[float, float]:
-    return plain_loop(
-        batch_size=size["data.batch_size"],
-        input_dim=size["data.input_dim"],
-        hidden_dim=size["model.hidden_dim"],
-        output_dim=size["data.output_dim"],
-        steps=size["trainer.max_steps"],
-        lr=size["optimizer.lr"],
-        seed=size["seed"],
-        device=device,
-        warmup=warmup,
-        clock=CLOCKS[clock],
-    )
-
-
-def side_by_side(size: dict, device: str, repeats: int, workdir: Path, clock: str = "wall", bare: bool = False) -> dict:
-    """A B A B ... (A B C with the bare Trainer) after one untimed round; medians of seconds per step,
-    every final loss, and the median of each round's primer / bare ratio."""
-    warmup = max(1, size["trainer.max_steps"] // 10)
-    fits = {"plain": lambda: plain_fit(size, device, warmup, clock),
-            "primer": lambda: primer_fit(size, device, warmup, Path(tempfile.mkdtemp(dir=workdir)), clock)}
-    if bare:
-        fits["bare"] = lambda: bare_fit(size, device, warmup, Path(tempfile.mkdtemp(dir=workdir)), clock)
-    runs = {kind: [] for kind in fits}
-    for repeat in range(repeats + 1):
-        measured = {kind: fit() for kind, fit in fits.items()}
-        if repeat > 0:
-            for kind, run in measured.items():
-                runs[kind].append(run)
-    losses = [loss for kind in runs.values() for loss, _ in kind]
-    result = {f"{kind}_s": statistics.median(s for _, s in runs[kind]) for kind in runs}
-    result |= {f"{kind}_loss": runs[kind][0][0] for kind in runs}
-    result["ratio"] = result["primer_s"] / result["plain_s"]
-    if bare:  # ratios of the same round, where the machine's load was about the same for both
-        result["over_bare"] = statistics.median(p / b for (_, p), (_, b) in zip(runs["primer"], runs["bare"]))
-    result["same_loss"] = all(abs(loss - losses[0]) <= RTOL * abs(losses[0]) for loss in losses)
-    return result
-
-
-def make_size(batch: int, hidden: int, steps: int, input_dim: int = 1000, output_dim: int = 10) -> dict:
-    """The primer.train overrides of one size. lr shrinks as the summed loss grows, so big sizes stay finite."""
-    return {
-        "data.batch_size": batch,
-        "data.input_dim": input_dim,
-        "data.output_dim": output_dim,
-        "model.hidden_dim": hidden,
-        "trainer.max_steps": steps,
-        "optimizer.lr": 1e-4 * min(1.0, 64 * 100 / (batch * hidden)),
-        "seed": 0,
-    }
-
-
-def train_flops(size: dict) -> float:
-    """FLOPs of one step: forward 2N(D_in H + H D_out), backward 2N D_in H (dW1) + 4N H D_out (dW2, dh)."""
-    n, d_in, h, d_out = (size[k] for k in ("data.batch_size", "data.input_dim", "model.hidden_dim", "data.output_dim"))
-    return 4 * n * d_in * h + 6 * n * h * d_out
-
-
-def mm_gflops(size: dict, device: str) -> float:
-    """A bare torch.mm of the first layer's shape, (N, D_in) @ (D_in, H), repeated for ~0.3 s."""
-    n, d_in, h = size["data.batch_size"], size["data.input_dim"], size["model.hidden_dim"]
-    a, b = torch.randn(n, d_in, device=device), torch.randn(d_in, h, device=device)
-    torch.mm(a, b)
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < 0.3:
-        for _ in range(10):
-            torch.mm(a, b)
-        sync(device)
-        count += 10
-    return 2 * n * d_in * h * count / (time.perf_counter() - start) / 1e9
-
-
-def wall_seconds(argv: list[str], expect_rc: int = 0) -> float:
-    start = time.perf_counter()
-    rc = subprocess.run([sys.executable, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
-    seconds = time.perf_counter() - start
-    if rc != expect_rc:
-        raise RuntimeError(f"{' '.join(argv)} exited {rc}, expected {expect_rc}")
-    return seconds
-
-
-def whole_process(repeats: int, workdir: Path) -> dict:
-    """`python -m benchmarks.plainloop` and `python -m primer.train`, each a fresh process, A B A B."""
-    times = {"plain": [], "primer": []}
-    for repeat in range(repeats + 1):
-        plain = wall_seconds(["-m", "benchmarks.plainloop"])
-        primer = wall_seconds(["-m", "primer.train", f"hydra.run.dir={workdir}/whole{repeat}"])
-        if repeat > 0:
-            times["plain"].append(plain)
-            times["primer"].append(primer)
-    plain_s, primer_s = statistics.median(times["plain"]), statistics.median(times["primer"])
-    return {"plain_s": plain_s, "primer_s": primer_s, "ratio": primer_s / plain_s}
-
-
-CONFIG_COMMANDS = {
-    "python -m primer.train --help": (["--help"], 0),
-    "python -m primer.train --cfg job": (["--cfg", "job"], 0),
-    "python -m primer.train data.batch_size=0  (rejected)": (["data.batch_size=0"], 2),
-    "python -m primer.train trainer.max_step=5  (rejected by Hydra: no such key)": (["trainer.max_step=5"], 2),
-    # checked against lightning.Trainer's signature: costs the torch and Lightning imports, as a run does
-    "python -m primer.train trainer.precision=17  (rejected by the Trainer's signature)": (["trainer.precision=17"], 2),
-}
-
-
-def config_only(repeats: int) -> dict[str, float]:
-    times = {name: [] for name in CONFIG_COMMANDS}
-    for _ in range(repeats):
-        for name, (argv, rc) in CONFIG_COMMANDS.items():
-            times[name].append(wall_seconds(["-m", "primer.train", *argv], expect_rc=rc))
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def machine() -> str:

@@ -211,13 +211,10 @@ def test_optuna_search_minimizes_the_final_val_loss_over_its_trials(sweeps):
     assert best["best_value"] == pytest.approx(min(finished))
 
 
-@pytest.mark.slow
-def test_report_reads_a_sweep_made_before_job_dirs_were_named(sweeps, tmp_path):
-    """Older sweeps named job dirs by number only and had no summary: the report needs neither."""
-    _, sweep_dir = sweeps[0]["grid"]
-    for job in job_dirs(sweep_dir):
-        shutil.copytree(job, tmp_path / job.name.split("_")[0])
-    report.write_summary(tmp_path)
-    rows = summary_rows(tmp_path)
-    assert [r["job"] for r in rows] == ["0", "1", "2", "3"]
-    assert [r["status"] for r in rows] == [r["status"] for r in summary_rows(sweep_dir)]
+def test_varied_names_the_override_keys_not_the_same_in_every_job():
+    """The plot's title and each curve's label: what sets the jobs apart, in the order they name it."""
+    rows = [{"overrides": "model=two_layer optimizer.lr=1e-4 seed=1"},
+            {"overrides": "model=manual optimizer.lr=1e-4"},
+            {"overrides": "model=manual optimizer.lr=1e-4 seed=1"}]
+    assert report.varied(rows) == ["model", "seed"]  # a job without seed= differs from one with it
+    assert report.varied(rows[:1]) == []

@@ -84,13 +84,14 @@ def summarize(job_dir: Path) -> dict:
         status, reason = "failed", "no metrics.json: the job did not finish"
     elif not math.isfinite(metrics.get("train/loss", 0.0)):
         status, reason = "failed", f"diverged: train/loss={metrics['train/loss']}"
+    run = _run_json(job_dir)
     return {
         "job": job_dir.name,
         "overrides": " ".join(_typed_overrides(job_dir)),
         "status": status,
         "reason": reason,
-        "steps": _steps(job_dir),
-        "wall_time_s": _wall_time(job_dir),
+        "steps": run.get("steps"),
+        "wall_time_s": round(run["wall_time_s"], 2) if run else None,
         **metrics,
     }
 
@@ -100,36 +101,26 @@ def _typed_overrides(job_dir: Path) -> list[str]:
     return [str(o) for o in OmegaConf.to_container(OmegaConf.load(job_dir / ".hydra" / "overrides.yaml"))]
 
 
-def _steps(job_dir: Path) -> int | None:
-    """As the run counted them (primer.run.results.RunSummary), whatever its logger and callbacks; None if it
-    stopped before training."""
+def _run_json(job_dir: Path) -> dict:
+    """What the run measured about itself (primer.run.results.RunSummary): its steps and wall time,
+    whatever its logger and callbacks; {} if it stopped before training."""
     run = job_dir / "run.json"
-    return json.loads(run.read_text()).get("steps") if run.exists() else None
-
-
-def _wall_time(job_dir: Path) -> float | None:
-    """As the run measured it (primer.run.results.RunSummary); None for runs that did not record it."""
-    run = job_dir / "run.json"
-    return round(json.loads(run.read_text())["wall_time_s"], 2) if run.exists() else None
+    return json.loads(run.read_text()) if run.exists() else {}
 
 
 def has_events(job_dir: Path) -> bool:
     """Whether the job wrote TensorBoard events (not under logger=csv, none or [])."""
-    from primer.run.dashboard import events_dir
-
-    return any(events_dir(job_dir).glob("events.out.tfevents.*"))
+    return any(job_dir.glob("events.out.tfevents.*"))
 
 
 def job_events(job_dir: Path):
     """The job's TensorBoard events, every point kept; None where it wrote none."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from primer.run.dashboard import events_dir
-
     if not has_events(job_dir):
         return None
     logging.getLogger("tensorboard").setLevel(logging.WARNING)  # not a line per event file read
-    events = EventAccumulator(str(events_dir(job_dir)), size_guidance={"scalars": 0})  # 0: keep every point
+    events = EventAccumulator(str(job_dir), size_guidance={"scalars": 0})  # 0: keep every point
     events.Reload()
     return events
 
@@ -172,8 +163,9 @@ def why_no_plot(root: Path) -> str:
 
 
 def varied(rows: list[dict]) -> list[str]:
-    """The override keys whose values are not the same in every job."""
-    values = [dict(o.split("=", 1) for o in r["overrides"].split() if "=" in o) for r in rows]
+    """The override keys whose values are not the same in every job (a job without the key counts
+    as a value of its own): the plot's title, and what each curve's label shows."""
+    values = [dict(o.partition("=")[::2] for o in row["overrides"].split()) for row in rows]
     keys = dict.fromkeys(k for v in values for k in v)
     return [k for k in keys if len({v.get(k) for v in values}) > 1]
 
@@ -193,7 +185,7 @@ def markdown_table(rows: list[dict], metrics: list[str]) -> str:
 
 def _job_number(name: str) -> str:
     """`3_model=manual,...` -> `3`: the table's overrides column already says the rest."""
-    return m.group() if (m := re.match(r"\d+(?=_|$)", name)) else name
+    return m.group() if (m := re.match(r"\d+(?=_)", name)) else name
 
 
 def plot_loss_curves(root: Path, dirs: list[Path], rows: list[dict], events: list) -> bool:
@@ -211,19 +203,19 @@ def plot_loss_curves(root: Path, dirs: list[Path], rows: list[dict], events: lis
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
 
-    shared = set.intersection(*(set(r["overrides"].split()) for r in rows)) if len(rows) > 1 else set()
+    keys = varied(rows)
     fig, ax = plt.subplots(figsize=(8, 5))
     for i, (job_dir, row, job_events) in enumerate(zip(dirs, rows, events)):
         steps, values = loss_curve(job_dir, job_events)
         finite = [(s, v) for s, v in zip(steps, values) if math.isfinite(v) and v > 0]
         if finite:
-            label = " ".join(o for o in row["overrides"].split() if o not in shared) or row["overrides"] or "defaults"
+            label = " ".join(o for o in row["overrides"].split() if o.partition("=")[0] in keys) or row["overrides"] \
+                or "defaults"
             failed = " (failed)" if row["status"] == "failed" else ""
             every = max(len(finite) // 8, 1)  # ~8 markers a curve, shifted per job so they do not cover each other
             ax.plot(*zip(*finite), linestyle=LINESTYLES[i % len(LINESTYLES)], marker=MARKERS[i % len(MARKERS)],
                     markevery=(i * every // max(len(rows), 1), every), markersize=6, fillstyle="none",
                     label=f"{_job_number(row['job'])}: {label}{failed}")
-    keys = varied(rows)
     what = f"{len(rows)} jobs varying {', '.join(keys)}" if keys else rows[0]["overrides"] or "defaults"
     ax.set(yscale="log", xlabel="step", ylabel="train/loss (summed squared error)", title=f"train/loss: {what}")
     if ax.lines:

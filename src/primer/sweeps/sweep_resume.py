@@ -10,7 +10,6 @@ after the record, metrics, failure reason and TensorBoard events of an earlier a
 import json
 import logging
 import math
-import shutil
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -35,7 +34,6 @@ def finished_result(cfg: DictConfig) -> float | None:
         (job_dir / stale).unlink(missing_ok=True)
     for events in job_dir.glob("events.out.tfevents.*"):  # else the summary and TensorBoard show both attempts
         events.unlink()
-    shutil.rmtree(job_dir / "tensorboard", ignore_errors=True)  # events in a tensorboard/ subdir
     return None
 
 
