@@ -17,7 +17,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, open_dict
 
 from primer import exits
-from primer.exits import BadConfig, EndCommand
+from primer.config import key_and_value
+from primer.exits import BadConfig, EndCommand, first_line
 
 # Keys that lightning-hydra-template users type, and primer's way to the same thing.
 HABITS = {"debug": "for a quick check of the whole run use trainer.fast_dev_run=true (or a number of steps)"}
@@ -126,13 +127,12 @@ def describe_hydra_error(error: Exception, overrides: list[str]) -> BadConfig:
             return BadConfig(_unknown_key(str(error.__cause__.full_key), overrides))
         if found := _misplaced_prefix(overrides):
             return BadConfig(found)
-    first_line = (str(error).splitlines() or [type(error).__name__])[0]
-    return BadConfig(f"{first_line} (command line: {' '.join(overrides) or 'no overrides'})")
+    return BadConfig(f"{first_line(error)} (command line: {' '.join(overrides) or 'no overrides'})")
 
 
 def _unknown_key(key: str, overrides: list[str]) -> str:
     """'no such key', with a suggestion only where one is genuinely close: the same group, a near spelling."""
-    others = [o for o in overrides if o.lstrip("+~").partition("=")[0] != key]
+    others = [o for o in overrides if key_and_value(o)[0] != key]
     try:
         known = dotted_keys(_compose(others))
     except Exception:
@@ -143,7 +143,7 @@ def _unknown_key(key: str, overrides: list[str]) -> str:
 def _misplaced_prefix(overrides: list[str]) -> str | None:
     """`+key=v` for a key the config has, or `~key` for one it lacks: which one, and how to write it."""
     for override in overrides:
-        key, _, text = override.lstrip("+~").partition("=")
+        key, text = key_and_value(override)
         if override.startswith("++") or not override.startswith(("+", "~")) or "/" in key:
             continue  # ++ adds or overrides, as asked; a plain key=value or a group is not misplaced
         try:

@@ -1,5 +1,6 @@
 """The parts of a run built from its config and Hydra's runtime: what primer.cli.train assembles."""
 
+from primer.config import key_and_value
 from primer.run.dashboard import HParamValue
 
 
@@ -18,7 +19,7 @@ def run_hparams(cfg) -> dict[str, HParamValue]:
         for key, value in OmegaConf.to_container(cfg[group], resolve=True).items():
             if not key.startswith("_"):
                 hparams[f"{group}.{key}"] = value
-    typed = [o.split("=", 1)[0].lstrip("+") for o in hydra.overrides.task if not o.startswith("~")]
+    typed = [key_and_value(o)[0] for o in hydra.overrides.task if not o.startswith("~")]
     typed = [k for k in typed if not k.startswith("hydra")]
     for key in typed:
         if key not in hparams:

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from primer import exits
 from primer.checks import preflight
 from primer.sweeps import sweep_resume
-from primer.config import CONFIG_DIR
+from primer.config import CONFIG_DIR, task_config
 from primer.exits import Diverged, EndCommand, Ending, Interrupted, setting_up
 from primer.sweeps.report import record_failure
 
@@ -140,8 +140,7 @@ def save_task_config(cfg: DictConfig) -> None:
     """Rewrites the run's .hydra/config.yaml after the task changed it (a drawn seed): the stored config is what ran."""
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.output_subdir is not None:
-        task_cfg = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
-        OmegaConf.save(task_cfg, Path(hydra_cfg.runtime.output_dir, hydra_cfg.output_subdir, "config.yaml"))
+        OmegaConf.save(task_config(cfg), Path(hydra_cfg.runtime.output_dir, hydra_cfg.output_subdir, "config.yaml"))
 
 
 _task_started = False  # errors raised before it are Hydra's rejections of the command line
