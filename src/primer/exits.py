@@ -67,8 +67,10 @@ class EndCommand(BaseException):
         self.ending = ending
 
 
-# Run dirs made by this command that hold nothing of value until training starts: removed if the
-# command ends before that, so a rejected or interrupted start leaves no empty run dir behind.
+# Run dirs made by this command that hold nothing of value until training's first step: removed if the
+# command ends before it. primer.checks.preflight refuses what the config shows before Hydra writes
+# anything; this covers what happens only once the dir exists: Ctrl-C or SIGTERM during set-up, and
+# errors that Lightning, torch or a constructor raise while the run is built or before its first step.
 _fresh_dirs: set[Path] = set()
 _sweep_failures: list[SweepFailed] = []
 

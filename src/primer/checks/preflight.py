@@ -3,9 +3,12 @@
 `CheckBeforeRunning` is a Hydra callback (conf/train.yaml, hydra.callbacks): Hydra composes the
 config, calls `on_run_start` / `on_multirun_start`, and only then makes the run or sweep dir. A
 rejected command thus leaves nothing behind, whichever way it was started (`python -m primer.train`,
-`primer-train`, `--config-dir`, `--config-name`). Jobs that Hydra starts elsewhere (submitit, Optuna
-trials) are checked again by the task itself (primer.train). `describe_hydra_error` turns Hydra's own
-rejections (unknown group, unknown key, unreadable override) into one line.
+`primer-train`, `--config-dir`, `--config-name`), an existing run dir keeps its files, and a sweep
+with a bad job starts none. What happens only once the run dir exists (a signal during set-up, an
+error Lightning raises before the first step) ends with that dir removed (primer.exits). Jobs that
+Hydra starts elsewhere (submitit, Optuna trials) are checked again by the task itself (primer.train).
+`describe_hydra_error` turns Hydra's own rejections (unknown group, unknown key, unreadable override)
+into one line.
 """
 
 import difflib
