@@ -1,5 +1,7 @@
-"""Config values judged against the real signatures (primer.checks.signatures, through typeguard), as a command
+"""Config values judged against the real signatures (primer.checks.signatures, through pydantic), as a command
 line spells them: Hydra composes, OmegaConf resolves interpolations, YAML types the values."""
+
+import typing
 
 import pytest
 
@@ -58,10 +60,11 @@ def test_a_config_spells_a_path_as_a_string_and_a_tuple_as_a_list():
     assert accepts(tuple[()], []) and not accepts(tuple[()], [1])
 
 
-def test_a_configs_spelling_is_taught_to_typeguard_for_primers_checks_only():
-    import typeguard
+def test_a_bool_is_no_number_and_a_target_stands_for_an_object():
+    from lightning.pytorch.profilers import Profiler
 
     from primer.checks.signatures import accepts
 
-    assert not accepts(int, True)
-    typeguard.check_type(True, int)  # others who use typeguard keep its own rules
+    assert not accepts(int, True) and not accepts(float, False) and accepts(float, 1)
+    built = {"_target_": "lightning.pytorch.profilers.SimpleProfiler"}
+    assert accepts(typing.Any, built) and accepts(Profiler | str | None, built) and not accepts(int | None, built)

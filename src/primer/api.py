@@ -45,10 +45,11 @@ def evaluate(ckpt_path: str | Path, config: "Sequence[str] | DictConfig" = ()) -
     from primer.checks.checkpoint_files import load_checkpoint
     from primer.checks.validation import check
     from primer.cli.eval import eval_config, for_scoring, score
+    from primer.config import task_config
 
     checkpoint = load_checkpoint(str(ckpt_path))  # weights_only: pickled code is refused, never run
     if isinstance(config, DictConfig):
-        cfg = for_scoring(_task_part(config))
+        cfg = for_scoring(task_config(config))
         with open_dict(cfg):
             cfg.paths.output_dir = str(Path(ckpt_path).parent)  # resolvable without Hydra; nothing is written there
         check(cfg)
@@ -98,13 +99,9 @@ def _save_configs(cfg: "DictConfig") -> None:
     """The run dir's .hydra/config.yaml and overrides.yaml, as the command line writes them."""
     from omegaconf import OmegaConf
 
+    from primer.config import task_config
+
     saved = Path(cfg.paths.output_dir, ".hydra")
     saved.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(_task_part(cfg), saved / "config.yaml")
+    OmegaConf.save(task_config(cfg), saved / "config.yaml")
     OmegaConf.save(list(cfg.hydra.overrides.task), saved / "overrides.yaml")
-
-
-def _task_part(cfg: "DictConfig") -> "DictConfig":
-    from omegaconf import OmegaConf
-
-    return OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])

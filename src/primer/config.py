@@ -4,7 +4,7 @@ import os
 import re
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 
 def _config_dir() -> Path:
@@ -35,6 +35,17 @@ OmegaConf.register_new_resolver("suffix", _name_suffix, replace=True)
 
 # ${positive_or:X,D}: X if it is a positive number, else D (trainer.max_steps=-1 means "no limit")
 OmegaConf.register_new_resolver("positive_or", lambda value, default: value if value > 0 else default, replace=True)
+
+
+def key_and_value(override: str) -> tuple[str, str]:
+    """("trainer.max_steps", "5") of `trainer.max_steps=5`, `+trainer.max_steps=5` or `++...`; ("key", "") of `~key`."""
+    key, _, text = override.lstrip("+~").partition("=")
+    return key, text
+
+
+def task_config(cfg: DictConfig) -> DictConfig:
+    """The task's own config: cfg without Hydra's node (a config composed with return_hydra_config=True holds it)."""
+    return OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
 
 
 def launch_dir() -> str:

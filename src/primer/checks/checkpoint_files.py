@@ -12,7 +12,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from primer.checks import stored_config
-from primer.exits import BadConfig
+from primer.exits import BadConfig, first_line
 from primer.run.checkpoints import CONFIG_KEY
 
 
@@ -38,8 +38,7 @@ def load_checkpoint(path: str | Path, where: str | None = None, own_targets: Col
             ) from None
         raise BadConfig(f"{where}: not a checkpoint (torch.load cannot read it)") from None
     except Exception as error:
-        first_line = (str(error).splitlines() or [type(error).__name__])[0]
-        raise BadConfig(f"{where}: not a checkpoint ({first_line})") from None
+        raise BadConfig(f"{where}: not a checkpoint ({first_line(error)})") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise BadConfig(f"{where}: not a Lightning checkpoint (no state_dict in it)")
     if CONFIG_KEY in checkpoint:  # read only what primer's groups could have written

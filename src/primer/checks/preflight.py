@@ -3,9 +3,12 @@
 `CheckBeforeRunning` is a Hydra callback (conf/train.yaml, hydra.callbacks): Hydra composes the
 config, calls `on_run_start` / `on_multirun_start`, and only then makes the run or sweep dir. A
 rejected command thus leaves nothing behind, whichever way it was started (`python -m primer.train`,
-`primer-train`, `--config-dir`, `--config-name`). Jobs that Hydra starts elsewhere (submitit, Optuna
-trials) are checked by the task itself (primer.cli.task). `describe_hydra_error` turns Hydra's own
-rejections (unknown group, unknown key, unreadable override) into one line.
+`primer-train`, `--config-dir`, `--config-name`), an existing run dir keeps its files, and a sweep
+with a bad job starts none. What happens only once the run dir exists (a signal during set-up, an
+error Lightning raises before the first step) ends with that dir removed (primer.exits). Jobs that
+Hydra starts elsewhere (submitit, Optuna trials) are checked by the task itself (primer.cli.task).
+`describe_hydra_error` turns Hydra's own rejections (unknown group, unknown key, unreadable override)
+into one line.
 """
 
 import difflib
@@ -18,7 +21,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, open_dict
 
 from primer import exits
-from primer.exits import BadConfig, EndCommand
+from primer.config import key_and_value
+from primer.exits import BadConfig, EndCommand, first_line
 
 # Keys that lightning-hydra-template users type, and primer's way to the same thing.
 HABITS = {"debug": "for a quick check of the whole run use trainer.fast_dev_run=true (or a number of steps)"}
@@ -125,13 +129,12 @@ def describe_hydra_error(error: Exception, overrides: list[str]) -> BadConfig:
             return BadConfig(_unknown_key(str(error.__cause__.full_key), overrides))
         if found := _misplaced_prefix(overrides):
             return BadConfig(found)
-    first_line = (str(error).splitlines() or [type(error).__name__])[0]
-    return BadConfig(f"{first_line} (command line: {' '.join(overrides) or 'no overrides'})")
+    return BadConfig(f"{first_line(error)} (command line: {' '.join(overrides) or 'no overrides'})")
 
 
 def _unknown_key(key: str, overrides: list[str]) -> str:
     """'no such key', with a suggestion only where one is genuinely close: the same group, a near spelling."""
-    others = [o for o in overrides if o.lstrip("+~").partition("=")[0] != key]
+    others = [o for o in overrides if key_and_value(o)[0] != key]
     try:
         known = dotted_keys(_compose(others))
     except Exception:
@@ -142,7 +145,7 @@ def _unknown_key(key: str, overrides: list[str]) -> str:
 def _misplaced_prefix(overrides: list[str]) -> str | None:
     """`+key=v` for a key the config has, or `~key` for one it lacks: which one, and how to write it."""
     for override in overrides:
-        key, _, text = override.lstrip("+~").partition("=")
+        key, text = key_and_value(override)
         if override.startswith("++") or not override.startswith(("+", "~")) or "/" in key:
             continue  # ++ adds or overrides, as asked; a plain key=value or a group is not misplaced
         try:

@@ -1,19 +1,24 @@
-"""Whether a config value fits a parameter of the callable it is passed to, judged by typeguard.
+"""Whether a config value fits a parameter of the callable it is passed to, judged by pydantic.
 
 The real signatures are the schema: `trainer.*` is checked against `lightning.Trainer.__init__`,
-`model.*` against the net's constructor, `optimizer.*` against the optimizer's. typeguard judges a
-value against a hint; what is primer's own is how a config spells things (below) and `describe`,
-which says what a hint allows in the words of a config.
+`model.*` against the net's constructor, `optimizer.*` against the optimizer's. A config value is
+what JSON holds (null, true, 1, "a", [..], {..}), so pydantic judges it as strict JSON input: YAML's
+`true` is no number and `1` no `true`, a list stands for a tuple, a string for a path, and every item
+of a list or mapping is checked. What is primer's own is `describe`, which says what a hint allows
+in the words of a config.
 """
 
 import collections.abc
 import inspect
+import json
 import types
 import typing
 from pathlib import PurePath
 
-import typeguard  # imported with this module, which validation imports only when it judges values
-from typeguard import TypeCheckError, check_type_internal
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+
+# A class no config spells (a Logger, a Tensor) is judged by isinstance, which no JSON value passes.
+_CLASSES_BY_ISINSTANCE = ConfigDict(arbitrary_types_allowed=True)
 
 
 def parameters(target) -> tuple[dict[str, typing.Any], bool]:
@@ -31,63 +36,33 @@ def parameters(target) -> tuple[dict[str, typing.Any], bool]:
 
 def accepts(hint, value) -> bool:
     """Whether a plain config value (None, bool, int, float, str, list, dict) fits the type hint."""
-    strategy = typeguard.CollectionCheckStrategy.ALL_ITEMS  # every item, not typeguard's default first one
-    typeguard.checker_lookup_functions.insert(0, _config_spelling)  # for this check only, not for others
+    if _builds(value):  # Hydra builds an object from it, which only the constructor can judge
+        return _takes_objects(hint)
     try:
-        typeguard.check_type(_built(value), hint, collection_check_strategy=strategy)
-    except TypeCheckError:
+        adapter = TypeAdapter(hint, config=_CLASSES_BY_ISINSTANCE)
+    except Exception:  # a hint pydantic has no schema for: the constructor judges the value when it is called
+        return True
+    try:
+        adapter.validate_json(json.dumps(value), strict=True)
+    except ValidationError:
         return False
-    finally:
-        typeguard.checker_lookup_functions.remove(_config_spelling)
     return True
 
 
-BUILT = object()  # what Hydra instantiates from a `_target_` mapping: an object only the constructor can judge
-
-
-def _built(value):
+def _builds(value) -> bool:
+    """Whether a value is, or holds, a `_target_` mapping."""
     if isinstance(value, dict):
-        return BUILT if "_target_" in value else {k: _built(v) for k, v in value.items()}
-    return [_built(v) for v in value] if isinstance(value, list) else value
+        return "_target_" in value or any(_builds(v) for v in value.values())
+    return isinstance(value, list) and any(_builds(v) for v in value)
 
 
-def _config_spelling(origin, args, extras):
-    """How a config spells what a hint names, taught to typeguard: a bool is no number (YAML's `true` is
-    not 1, as Python's True is), a list stands for a tuple, a string for a path, and a `_target_` mapping
-    for what it builds, which only the constructor can judge."""
-    if origin is tuple:
-        return _tuple
-    theirs = getattr(origin, "_is_protocol", False) or typing.is_typeddict(origin)  # typeguard checks these
-    if inspect.isclass(origin) and not theirs and (
-            origin in (bool, int, float, str) or origin.__module__ not in _TYPEGUARDS_OWN):
-        return _instance
-
-
-_TYPEGUARDS_OWN = ("builtins", "types", "typing", "collections.abc")  # classes typeguard checks its own way
-_NUMERIC_TOWER = {float: (int, float)}  # PEP 484: an int is a float
-
-
-def _instance(value, origin, args, memo) -> None:
-    if value is BUILT:  # stands for an object of a class no command line spells, not for a value it does
-        if origin.__module__ == "builtins" or issubclass(origin, PurePath):
-            raise TypeCheckError("is no value a _target_ builds")
-        return
-    allowed = (str, origin) if issubclass(origin, PurePath) else _NUMERIC_TOWER.get(origin, origin)
-    if (isinstance(value, bool) and origin is not bool) or not isinstance(value, allowed):
-        raise TypeCheckError(f"is not {origin.__qualname__}")
-
-
-def _tuple(value, origin, args, memo) -> None:
-    if not isinstance(value, (list, tuple)):  # instantiate passes a config's list on as it is
-        raise TypeCheckError("is not a list")
-    if args == ((),):  # typeguard's spelling of tuple[()]
-        args = ()
-    elif not args or args[-1] is Ellipsis:  # tuple, tuple[int, ...]
-        args = (args[0] if args else typing.Any,) * len(value)
-    if len(args) != len(value):
-        raise TypeCheckError(f"has {len(value)} items, not {len(args)}")
-    for arg, item in zip(args, value):
-        check_type_internal(item, arg, memo)
+def _takes_objects(hint) -> bool:
+    """Whether a hint allows, anywhere in it, an object of a class that no config value is (a Profiler)."""
+    if hint is typing.Any:
+        return True
+    if inspect.isclass(hint) and typing.get_origin(hint) is None:
+        return hint.__module__ not in ("builtins", "typing", "collections.abc") and not issubclass(hint, PurePath)
+    return any(_takes_objects(arg) for arg in typing.get_args(hint) if not isinstance(arg, list))  # not Callable's
 
 
 def describe(hint) -> str:

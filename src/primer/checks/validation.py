@@ -15,6 +15,7 @@ import math
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
+from primer.config import key_and_value
 from primer.exits import BadConfig
 
 POSITIVE_INT, POSITIVE_NUMBER = "a positive integer", "a positive number"
@@ -126,7 +127,7 @@ def check_signatures(cfg: DictConfig) -> None:
                 if takes_any_keyword:
                     continue
                 close = difflib.get_close_matches(str(key), params, n=1, cutoff=0.8)
-                typed = any(o.lstrip("+~").partition("=")[0] == f"{group}.{key}" for o in _overrides(cfg))
+                typed = any(key_and_value(o)[0] == f"{group}.{key}" for o in _overrides(cfg))
                 hint = (f"did you mean {group}.{close[0]}?" if close else "drop it from the command line" if typed
                         else f"remove it with ~{group}.{key}")
                 raise BadConfig(f"{group}.{key}: {target_name} takes no argument {key}; {hint}")

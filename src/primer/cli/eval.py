@@ -20,6 +20,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from primer.config import key_and_value
 from primer.exits import BadConfig, setting_up
 
 USAGE = "usage: python -m primer.eval ckpt_path=PATH [key=value ...]"
@@ -85,7 +86,7 @@ def eval_config(checkpoint: dict, ckpt_path: str, overrides: list[str]) -> DictC
     cfg = for_scoring(OmegaConf.create(checkpoint[CONFIG_KEY]["config"]))
     known = dotted_keys(cfg)
     for override in overrides:
-        key, _, text = override.partition("=")
+        key, text = key_and_value(override)
         if key not in known:
             raise BadConfig(close_key(key, known))
         if key.startswith("model."):
@@ -116,7 +117,7 @@ OTHER_DATA = {  # data=teacher: what a changed seed means, and the note that say
 
 def other_data(cfg: DictConfig, overrides: list[str]) -> str | None:
     """For data=teacher: "new_teacher" (data.teacher_seed changed), "new_samples" (data.seed alone), or None."""
-    keys = {o.partition("=")[0] for o in overrides}
+    keys = {key_and_value(o)[0] for o in overrides}
     if cfg.data.target != "teacher":
         return None
     return "new_teacher" if "data.teacher_seed" in keys else "new_samples" if "data.seed" in keys else None
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if any("=" not in a for a in args) or not any(a.startswith("ckpt_path=") for a in args):
         raise BadConfig(USAGE)
-    ckpt_path = next(a for a in args if a.startswith("ckpt_path=")).partition("=")[2]
+    ckpt_path = key_and_value(next(a for a in args if a.startswith("ckpt_path=")))[1]
     overrides = [a for a in args if not a.startswith("ckpt_path=")]
     metrics, cfg = evaluate(ckpt_path, overrides)
     other = other_data(cfg, overrides)

@@ -7,6 +7,7 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from primer.config import key_and_value, task_config
 from primer.run.dashboard import HParamValue
 
 
@@ -66,8 +67,7 @@ def save_task_config(cfg: DictConfig) -> None:
     """Rewrites the run's .hydra/config.yaml after the task changed it (a drawn seed): the stored config is what ran."""
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.output_subdir is not None:
-        task_cfg = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
-        OmegaConf.save(task_cfg, Path(hydra_cfg.runtime.output_dir, hydra_cfg.output_subdir, "config.yaml"))
+        OmegaConf.save(task_config(cfg), Path(hydra_cfg.runtime.output_dir, hydra_cfg.output_subdir, "config.yaml"))
 
 
 def run_hparams(cfg: DictConfig) -> dict[str, HParamValue]:
@@ -82,7 +82,7 @@ def run_hparams(cfg: DictConfig) -> dict[str, HParamValue]:
         for key, value in OmegaConf.to_container(cfg[group], resolve=True).items():
             if not key.startswith("_"):
                 hparams[f"{group}.{key}"] = value
-    typed = [o.split("=", 1)[0].lstrip("+") for o in hydra.overrides.task if not o.startswith("~")]
+    typed = [key_and_value(o)[0] for o in hydra.overrides.task if not o.startswith("~")]
     typed = [k for k in typed if not k.startswith("hydra")]
     for key in typed:
         if key not in hparams:

@@ -6,6 +6,8 @@ What a checkpoint may hold before anything reads it is checked in primer.checks.
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
+from primer.config import task_config
+
 CONFIG_KEY = "primer"  # checkpoint[CONFIG_KEY] = {"config": composed config, "overrides": [...]}
 
 
@@ -14,8 +16,7 @@ class StoreConfig(L.Callback):
     so that `primer.eval` can rebuild the model and data, and a resume can be checked against them."""
 
     def __init__(self, cfg: DictConfig, overrides: list[str]):
-        config = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])  # a test's cfg holds hydra too
-        self.stored = {"config": OmegaConf.to_container(config, resolve=True), "overrides": list(overrides)}
+        self.stored = {"config": OmegaConf.to_container(task_config(cfg), resolve=True), "overrides": list(overrides)}
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         checkpoint[CONFIG_KEY] = self.stored

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from primer import exits
 from primer.run.dashboard import FIRST_METRICS as TABLE_METRICS
-from primer.exits import BadConfig, SweepFailed
+from primer.exits import BadConfig, SweepFailed, first_line
 
 FAILURE_FILE = "failure.txt"
 PRUNED_FILE = "pruned.txt"  # an Optuna trial stopped early by its pruner (primer.sweeps.pruning)
@@ -38,7 +38,7 @@ LINESTYLES, MARKERS = ("-", "--", ":", "-."), ("o", "s", "^", "v", "D", "x")
 
 def record_failure(job_dir: str | Path, error: BaseException) -> None:
     """Leaves the one-line reason a job failed in its dir, for the summary."""
-    reason = f"{type(error).__name__}: {error}".splitlines()[0]
+    reason = f"{type(error).__name__}: {first_line(error)}"
     (Path(job_dir) / FAILURE_FILE).write_text(reason + "\n")
 
 

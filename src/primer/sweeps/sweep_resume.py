@@ -14,6 +14,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from primer.config import task_config
 from primer.sweeps.report import FAILURE_FILE, PRUNED_FILE
 
 RECORD = "finished.json"
@@ -50,5 +51,4 @@ def record_finished(cfg: DictConfig, result: float) -> None:
 
 def _config(cfg: DictConfig) -> dict:
     """The resolved config as JSON gives it back (so a stored and a fresh one compare equal)."""
-    config = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])  # a test's cfg holds hydra too
-    return json.loads(json.dumps(OmegaConf.to_container(config, resolve=True)))
+    return json.loads(json.dumps(OmegaConf.to_container(task_config(cfg), resolve=True)))
