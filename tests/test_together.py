@@ -2,7 +2,6 @@
 
 import lightning as L
 
-from primer.run.guards import SaveOnInterrupt
 from primer.run.together import Together
 from primer.cli.parts import loggers_and_callbacks
 

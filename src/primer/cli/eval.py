@@ -42,17 +42,13 @@ def score(checkpoint: dict, cfg: DictConfig) -> tuple[dict[str, float], dict]:
     import torch
     from hydra.utils import instantiate
 
+    from primer.cli.parts import data_net_optimizer
     from primer.cli.quiet import quiet_third_party
     from primer.run.system import Regression
 
     quiet_third_party()
     torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
-    with setting_up("data"):
-        datamodule = instantiate(cfg.data)
-    with setting_up("model"):
-        net = instantiate(cfg.model)
-    with setting_up("optimizer"):
-        optimizer = instantiate(cfg.optimizer)
+    datamodule, net, optimizer = data_net_optimizer(cfg)
     system = Regression(net, optimizer=optimizer, input_dim=cfg.data.input_dim)
     try:
         system.load_state_dict(checkpoint["state_dict"])

@@ -8,12 +8,27 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from primer.config import key_and_value, task_config
+from primer.exits import setting_up
 from primer.run.dashboard import HParamValue
 
 
 def draw_seed() -> int:
     """seed=null: a fresh seed, shared with the DDP processes Lightning starts (they inherit PL_GLOBAL_SEED)."""
     return int(os.environ.get("PL_GLOBAL_SEED") or random.SystemRandom().randrange(2**32))
+
+
+def data_net_optimizer(cfg: DictConfig) -> tuple:
+    """The datamodule, the net and the optimizer factory the config names; an error names its group."""
+    from hydra.utils import instantiate
+
+    with setting_up("data"):
+        datamodule = instantiate(cfg.data)
+    with setting_up("model"):
+        net = instantiate(cfg.model)
+    with setting_up("optimizer"):
+        optimizer = instantiate(cfg.optimizer)
+        optimizer(net.parameters())  # a bad combination of its values fails here, not inside trainer.fit
+    return datamodule, net, optimizer
 
 
 def loggers_and_callbacks(cfg: DictConfig, cores: dict) -> tuple[list, list]:

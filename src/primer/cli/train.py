@@ -31,7 +31,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict]:
     from primer.checks.fit_checks import metrics_for
     from primer.checks.resume import resume_from
     from primer.checks.scaleout import use_submitit_tasks_as_ranks
-    from primer.cli.parts import barebones_settings, draw_seed, loggers_and_callbacks
+    from primer.cli.parts import barebones_settings, data_net_optimizer, draw_seed, loggers_and_callbacks
     from primer.cli.quiet import quiet_third_party
     from primer.cli.threads import use_cores_given
     from primer.run.console import final_block, tensorboard_dir
@@ -47,13 +47,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict]:
         torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
         with open_dict(cfg):
             cfg.seed = L.seed_everything(draw_seed() if cfg.seed is None else cfg.seed)
-        with setting_up("data"):
-            datamodule = instantiate(cfg.data)
-        with setting_up("model"):
-            net = instantiate(cfg.model)
-        with setting_up("optimizer"):
-            optimizer = instantiate(cfg.optimizer)
-            optimizer(net.parameters())  # a bad combination of its values fails here, not inside trainer.fit
+        datamodule, net, optimizer = data_net_optimizer(cfg)
         with setting_up("scheduler"):
             scheduler = instantiate(cfg.scheduler) if cfg.scheduler else None
         system = Regression(net, optimizer, cfg.data.input_dim, scheduler=scheduler, metrics=metrics_for(cfg))
