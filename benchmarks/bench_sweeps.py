@@ -29,7 +29,7 @@ def plain_grid() -> None:
     import torch
     from torch import nn
 
-    from primer.nets import TwoLayerNet, sequential_net
+    from primer.tutorial.nets import TwoLayerNet, sequential_net
 
     nets = {"two_layer": TwoLayerNet, "sequential": sequential_net}
     for lr in LRS:

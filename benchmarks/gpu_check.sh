@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The checks that need a CUDA GPU, in one go: the GPU and DDP tests, then primer.bench on the GPU
+# The checks that need a CUDA GPU, in one go: the GPU and DDP tests, then benchmarks.bench on the GPU
 # (and the same machine's CPU, for reference). Writes its logs and RESULTS-gpu.md to OUT_DIR.
 #
 #   bash benchmarks/gpu_check.sh [OUT_DIR]     # from the repo root, on a machine with a CUDA GPU
@@ -22,7 +22,7 @@ python3 -m pytest -q -rs -p no:cacheprovider -k "gpu or ddp or cuda" \
   tests/test_config.py tests/test_train.py tests/test_reliability.py tests/test_scaleout.py tests/test_cli_contract.py \
   2>&1 | tee "$out/tests.log"
 tests=${PIPESTATUS[0]}
-python3 -m primer.bench --devices cuda,cpu --parts steady,scale --note "benchmarks/gpu_check.sh" \
+python3 -m benchmarks.bench --devices cuda,cpu --parts steady,scale --note "benchmarks/gpu_check.sh" \
   --output "$out/RESULTS-gpu.md" 2>&1 | tee "$out/bench.log"
 bench=${PIPESTATUS[0]}
 echo "tests exit $tests, bench exit $bench" | tee -a "$out/gpu.txt"

@@ -1,6 +1,6 @@
 """Does torch.compile(mode="reduce-overhead") (CUDA graphs) take the host overhead out of a step here?
 
-    python benchmarks/gpu_compile.py [--steps 500] [--repeats 3]     # on a machine with a CUDA GPU
+    python -m benchmarks.gpu_compile [--steps 500] [--repeats 3]     # on a machine with a CUDA GPU
 
 Measures, on the GPU, the primer's plain loop and `primer.train` with the net eager and compiled,
 at the primer's size (64 x 1000 -> 100 -> 10), and prints ms/step and the final losses as Markdown.
@@ -18,9 +18,9 @@ import lightning as L
 import torch
 from torch import nn
 
-from primer.bench import make_size, primer_fit
-from primer.nets import TwoLayerNet
-from primer.plainloop import sync
+from benchmarks.steady import make_size, primer_fit
+from primer.tutorial.nets import TwoLayerNet
+from benchmarks.plainloop import sync
 
 
 class CompileNet(L.Callback):

@@ -80,13 +80,14 @@ def same_weights(a: dict, b: dict) -> bool:
 def cli(tmp_path, monkeypatch, capsys):
     """Runs `python -m primer.train ARGS` (or another entry point's main) in tmp_path, in this process:
     run(*args) -> (exit code, stdout, stderr)."""
-    from primer import exits, train
+    from primer import exits
+    import primer.train
 
     monkeypatch.chdir(tmp_path)
     for name in ("HYDRA_FULL_ERROR", exits.USER_FULL_ERROR, "PL_GLOBAL_SEED"):
         monkeypatch.delenv(name, raising=False)
 
-    def run(*args, main=train.main, prog="primer.train"):
+    def run(*args, main=primer.train.main, prog="primer.train"):
         monkeypatch.setattr(sys, "argv", [prog, *args])
         capsys.readouterr()
         try:
@@ -98,3 +99,17 @@ def cli(tmp_path, monkeypatch, capsys):
         return code, out, err
 
     return run
+
+
+def wait_for_file(path, process: subprocess.Popen, timeout: float = 120) -> None:
+    """Waits until `path` exists (an event the process signals by writing it); fails if the process ends first."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not Path(path).exists():
+        if process.poll() is not None:
+            pytest.fail(f"the process ended ({process.returncode}) before writing {path}: {process.stderr.read()}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"{path} did not appear within {timeout} s")
+        time.sleep(0.02)

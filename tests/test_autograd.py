@@ -1,9 +1,9 @@
-"""`python -m primer.autograd`: the primer's walk-through, numbers checked."""
+"""`python -m primer.tutorial.autograd`: the primer's walk-through, numbers checked."""
 
 import pytest
 import torch
 
-from primer.autograd import my_relu_example, walk_through
+from primer.tutorial.autograd import my_relu_example, walk_through
 from tests.conftest import run_cli
 
 
@@ -23,7 +23,7 @@ def test_my_relu_example_blocks_the_gradient_of_negative_inputs():
 
 @pytest.mark.slow
 def test_command_names_the_seeds_sections_and_prints_the_gradient(tmp_path):
-    result = run_cli(module="primer.autograd", cwd=tmp_path)
+    result = run_cli(module="primer.tutorial.autograd", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "== Gradient Calculation\n" in result.stdout and "== Custom Autograd Functions\n" in result.stdout
     assert "out = 27.0" in result.stdout

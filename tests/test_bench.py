@@ -1,6 +1,6 @@
-"""primer.bench in its smoke mode: numerics only, no timing assertions (benchmarks are not timed tests)."""
+"""benchmarks.bench in its smoke mode: numerics only, no timing assertions (benchmarks are not timed tests)."""
 
-from primer import bench
+from benchmarks import bench, steady
 
 
 def test_smoke_bench_finds_primer_and_plain_loop_reach_the_same_loss(capsys):
@@ -10,8 +10,8 @@ def test_smoke_bench_finds_primer_and_plain_loop_reach_the_same_loss(capsys):
 
 
 def test_bench_exits_non_zero_when_primer_numerics_differ(monkeypatch, capsys):
-    plain_loop = bench.plain_loop
-    monkeypatch.setattr(bench, "plain_loop", lambda **kw: (plain_loop(**kw)[0] * (1 + 1e-3), 1e-3))
+    plain_loop = steady.plain_loop
+    monkeypatch.setattr(steady, "plain_loop", lambda **kw: (plain_loop(**kw)[0] * (1 + 1e-3), 1e-3))
     assert bench.main(["--smoke"]) == 1
     assert "differs from the plain loop" in capsys.readouterr().err
 

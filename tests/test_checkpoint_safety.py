@@ -2,7 +2,7 @@
 are refused in one line (exit 2) by everything that reads them, and nothing in them runs.
 
 Each crafted checkpoint is a checkpoint exactly as primer.train writes it (stored config and
-overrides from primer.checkpoints.StoreConfig, the net's weights) with one change. The fast rows go
+overrides from primer.run.checkpoints.StoreConfig, the net's weights) with one change. The fast rows go
 through `primer.eval`'s real entry point in this process; the slow ones start `python -m primer.eval`
 and `python -m primer.train ... ckpt_path=` as a user would.
 """
@@ -16,9 +16,10 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from primer import eval as primer_eval
-from primer.checkpoints import StoreConfig, check_checkpoint, check_resume, load_checkpoint
-from primer.eval import eval_config
+import primer.eval as primer_eval
+from primer.checks.checkpoint_files import check_checkpoint, check_resume, load_checkpoint
+from primer.run.checkpoints import StoreConfig
+from primer.cli.eval import eval_config
 from primer.exits import BadConfig
 from tests.conftest import MODELS, TINY, compose_config, run_cli
 

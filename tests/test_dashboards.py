@@ -6,7 +6,7 @@ import math
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from primer.train import train
+from primer.cli.train import train
 from tests.conftest import TINY
 
 
@@ -35,7 +35,7 @@ def test_no_histograms_and_no_lr_by_default(make_config, tmp_path):
 
 @pytest.mark.parametrize("model", ["two_layer", "manual"])
 def test_cosine_scheduler_decays_the_lr_and_tensorboard_logs_it(make_config, tmp_path, model):
-    metrics = train(make_config(*TINY, f"model={model}", "scheduler=cosine", "optimizer.lr=1e-6"))
+    metrics, _ = train(make_config(*TINY, f"model={model}", "scheduler=cosine", "optimizer.lr=1e-6"))
     events = events_of(tmp_path / "run")
     logged = events.Scalars("lr-SGD")
     assert [e.step for e in logged] == [1, 3, 5]  # on the logging steps, as every other scalar
@@ -49,8 +49,29 @@ def test_cosine_scheduler_decays_the_lr_and_tensorboard_logs_it(make_config, tmp
 
 def test_loss_curve_starts_at_the_first_step_and_ends_at_the_last(make_config, tmp_path):
     """Lightning writes to the loggers every log_every_n_steps steps; primer adds the first step."""
-    from primer.report import loss_curve
+    from primer.sweeps.report import loss_curve
 
     train(make_config(*TINY, "trainer.log_every_n_steps=3", "trainer.enable_progress_bar=false"))
     steps, values = loss_curve(tmp_path / "run")
     assert steps == [1, 3, 6] and values[0] > values[-1]
+
+
+@pytest.mark.parametrize("lr, status", [("1e-4", "STATUS_SUCCESS"), ("10", "STATUS_FAILURE")])
+def test_hparams_session_holds_the_run_values_and_ends_with_its_status(make_config, tmp_path, lr, status):
+    """A run's HPARAMS row: its values as typed (a bool stays a bool), and whether it finished."""
+    from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+
+    from primer.exits import Diverged
+
+    cfg = make_config(*TINY, f"optimizer.lr={lr}", "trainer.enable_progress_bar=false")
+    if status == "STATUS_FAILURE":
+        with pytest.raises(Diverged):
+            train(cfg)
+    else:
+        train(cfg)
+    content = events_of(tmp_path / "run").PluginTagToContent(metadata.PLUGIN_NAME)
+    start = plugin_data_pb2.HParamsPluginData.FromString(content[metadata.SESSION_START_INFO_TAG]).session_start_info
+    end = plugin_data_pb2.HParamsPluginData.FromString(content[metadata.SESSION_END_INFO_TAG]).session_end_info
+    assert start.hparams["optimizer.lr"].number_value == float(lr) and start.group_name == ""
+    assert start.hparams["trainer.enable_progress_bar"].WhichOneof("kind") == "bool_value"
+    assert api_pb2.Status.Name(end.status) == status and end.end_time_secs >= start.start_time_secs > 0

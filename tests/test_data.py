@@ -2,7 +2,7 @@
 
 import torch
 
-from primer.data import SyntheticRegression
+from primer.run.data import SyntheticRegression
 
 
 def batches(dm):

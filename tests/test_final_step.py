@@ -10,8 +10,8 @@ from tensorboard.backend.event_processing import plugin_event_multiplexer
 from tensorboard.backend.event_processing.data_provider import MultiplexerDataProvider
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from primer.dashboard import FIRST_METRICS
-from primer.train import train
+from primer.run.dashboard import FIRST_METRICS
+from primer.cli.train import train
 from tests.conftest import QUIET, run_cli
 from tests.test_what_a_run_shows import _get, run_dirs, tensorboard_of  # noqa: F401 (a fixture)
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from primer.nets import FeedForwardNet, HandGradientNet, MyReLU, TwoLayerNet, sequential_net
+from primer.tutorial.nets import FeedForwardNet, HandGradientNet, MyReLU, TwoLayerNet, sequential_net
 
 N, D_IN, H, D_OUT = 8, 12, 6, 3
 

@@ -22,7 +22,7 @@ from packaging.version import Version
 
 from hydra_plugins.primer_optuna_sweeper._space import grid, search_space
 from primer.config import CONFIG_DIR, CONFIG_NAME
-from primer.report import job_dirs
+from primer.sweeps.report import job_dirs
 from tests.conftest import QUIET, TINY, cli_env
 from tests.test_sweeps import summary_rows
 
@@ -231,7 +231,7 @@ def test_the_study_and_trial_reach_the_job_as_the_sweeper_named_them():
     from omegaconf import OmegaConf
 
     from hydra_plugins.primer_optuna_sweeper._impl import OptunaSearch
-    from primer.studies import STUDY_ENV, TRIAL_ENV
+    from primer.sweeps.studies import STUDY_ENV, TRIAL_ENV
 
     name = "primer:data.seed=${seed},model.name='a b\\',x=c:\\d space:1234abcd\\"  # quotes, interpolation, backslash
     trial = SimpleNamespace(params={"optimizer.lr": 0.001}, number=3, study=SimpleNamespace(study_name=name))

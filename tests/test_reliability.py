@@ -13,9 +13,9 @@ from hydra.utils import instantiate
 
 from primer import exits
 from primer.exits import SWEEP_FAILED, Diverged
-from primer.guards import StopOnNonFinite
-from primer.report import job_dirs
-from primer.train import train
+from primer.run.guards import StopOnNonFinite
+from primer.sweeps.report import job_dirs
+from primer.cli.train import train
 from tests.callbacks import REACHED, SETTING_UP
 from tests.conftest import QUIET, TINY, compose_config, read_checkpoint, run_cli, same_weights, start_cli
 
@@ -59,8 +59,8 @@ BAD_CHECKPOINTS = [  # (checkpoint, extra overrides, message after "error: ckpt_
     ("pickled_code", [], "refused: it holds pickled Python objects that could run code"),
     ("final", ["data.input_dim=9"], "made with model.input_dim=8, this run has model.input_dim=9; "
                                     "resume with the overrides it was trained with: trainer.max_steps=6"),
-    ("final", ["model=autograd"], "made with model._target_=primer.nets.TwoLayerNet, "
-                                  "this run has model._target_=primer.nets.FeedForwardNet"),
+    ("final", ["model=autograd"], "made with model._target_=primer.tutorial.nets.TwoLayerNet, "
+                                  "this run has model._target_=primer.tutorial.nets.FeedForwardNet"),
     ("no_stored_config", ["model.hidden_dim=5"], "made by a different model or shape: net.linear1.bias is (4,) there"),
 ]
 

@@ -1,10 +1,12 @@
-"""Config values judged against the real signatures (primer.signatures, through typeguard), as a command
+"""Config values judged against the real signatures (primer.checks.signatures, through pydantic), as a command
 line spells them: Hydra composes, OmegaConf resolves interpolations, YAML types the values."""
+
+import typing
 
 import pytest
 
 from primer.exits import BadConfig
-from primer.validation import check_signatures
+from primer.checks.validation import check_signatures
 
 ACCEPTED = [
     "trainer.max_time={minutes:1}",  # Lightning's dict argument
@@ -51,17 +53,18 @@ def test_what_they_do_not_allow_is_named_with_what_they_do(make_config, override
 def test_a_config_spells_a_path_as_a_string_and_a_tuple_as_a_list():
     from pathlib import Path
 
-    from primer.signatures import accepts
+    from primer.checks.signatures import accepts
 
     assert accepts(Path, "runs/a") and not accepts(Path, 3) and not accepts(Path, {"_target_": "pathlib.Path"})
     assert accepts(tuple[int, ...], [1, 2, 3]) and not accepts(tuple[int, ...], [1, True])
     assert accepts(tuple[()], []) and not accepts(tuple[()], [1])
 
 
-def test_a_configs_spelling_is_taught_to_typeguard_for_primers_checks_only():
-    import typeguard
+def test_a_bool_is_no_number_and_a_target_stands_for_an_object():
+    from lightning.pytorch.profilers import Profiler
 
-    from primer.signatures import accepts
+    from primer.checks.signatures import accepts
 
-    assert not accepts(int, True)
-    typeguard.check_type(True, int)  # others who use typeguard keep its own rules
+    assert not accepts(int, True) and not accepts(float, False) and accepts(float, 1)
+    built = {"_target_": "lightning.pytorch.profilers.SimpleProfiler"}
+    assert accepts(typing.Any, built) and accepts(Profiler | str | None, built) and not accepts(int | None, built)

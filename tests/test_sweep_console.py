@@ -1,4 +1,4 @@
-"""What a sweep prints (primer.sweep_console): its first line, the model summary once, one line per
+"""What a sweep prints (primer.sweeps.sweep_console): its first line, the model summary once, one line per
 job as it ends, the summary; every job's own output in its log; no colour codes in any file."""
 
 import json
@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from primer import exits
-from primer.report import job_dirs
-from primer.sweep_console import job_line
+from primer.sweeps.report import job_dirs
+from primer.sweeps.sweep_console import job_line
 from tests.conftest import TINY, start_cli
 
 SWEEPS = {  # progress lines and the model summary on, to see where they go

@@ -12,7 +12,7 @@ import optuna
 import pytest
 import yaml
 
-from primer.report import job_dirs
+from primer.sweeps.report import job_dirs
 from tests.conftest import TINY
 
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]

@@ -14,8 +14,9 @@ import yaml
 from matplotlib import image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from primer import exits, report
-from primer.report import job_dirs
+from primer import exits
+from primer.sweeps import report
+from primer.sweeps.report import job_dirs
 from tests.conftest import QUIET, TINY, run_cli, start_cli
 
 SWEEPS = {  # name: the multirun's arguments
@@ -113,7 +114,7 @@ def test_grid_sweep_summary_marks_diverged_jobs_failed(sweeps):
     for row in rows:
         diverging = "optimizer.lr=10" in row["overrides"].split()
         assert row["status"] == ("failed" if diverging else "ok")
-        # the message of a run that stops itself at its first non-finite loss (primer.guards)
+        # the message of a run that stops itself at its first non-finite loss (primer.run.guards)
         assert bool(re.search(r"train/loss is (nan|inf) at step \d+ of 6", row["reason"])) == diverging
     assert [r["overrides"].split()[:2] for r in rows] == [
         ["model=two_layer", "optimizer.lr=0.0001"], ["model=two_layer", "optimizer.lr=10"],
@@ -143,7 +144,7 @@ def test_report_rebuilds_the_same_summary_from_the_job_dirs(sweeps, capsys):
     before = {name: (sweep_dir / name).read_text() for name in ("summary.csv", "summary.md")}
     for name in ("summary.csv", "summary.md", "loss_curves.png"):
         (sweep_dir / name).unlink()
-    report.main([str(sweep_dir)])  # what `python -m primer.report DIR` runs
+    report.main([str(sweep_dir)])  # what `python -m primer.sweeps.report DIR` runs
     assert {name: (sweep_dir / name).read_text() for name in before} == before
     assert before["summary.md"].strip() in capsys.readouterr().out
     assert (sweep_dir / "loss_curves.png").is_file()
@@ -183,7 +184,7 @@ def test_report_shows_a_jobs_overrides_as_typed_and_resolves_nothing_in_them(tmp
 
 
 def test_report_of_a_dir_without_runs_says_so_in_one_line(tmp_path):
-    result = run_cli(str(tmp_path), module="primer.report", cwd=tmp_path)
+    result = run_cli(str(tmp_path), module="primer.sweeps.report", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: {tmp_path}: not a run or sweep dir") and result.stderr.count("\n") == 1
 
@@ -210,13 +211,10 @@ def test_optuna_search_minimizes_the_final_val_loss_over_its_trials(sweeps):
     assert best["best_value"] == pytest.approx(min(finished))
 
 
-@pytest.mark.slow
-def test_report_reads_a_sweep_made_before_job_dirs_were_named(sweeps, tmp_path):
-    """Older sweeps named job dirs by number only and had no summary: the report needs neither."""
-    _, sweep_dir = sweeps[0]["grid"]
-    for job in job_dirs(sweep_dir):
-        shutil.copytree(job, tmp_path / job.name.split("_")[0])
-    report.write_summary(tmp_path)
-    rows = summary_rows(tmp_path)
-    assert [r["job"] for r in rows] == ["0", "1", "2", "3"]
-    assert [r["status"] for r in rows] == [r["status"] for r in summary_rows(sweep_dir)]
+def test_varied_names_the_override_keys_not_the_same_in_every_job():
+    """The plot's title and each curve's label: what sets the jobs apart, in the order they name it."""
+    rows = [{"overrides": "model=two_layer optimizer.lr=1e-4 seed=1"},
+            {"overrides": "model=manual optimizer.lr=1e-4"},
+            {"overrides": "model=manual optimizer.lr=1e-4 seed=1"}]
+    assert report.varied(rows) == ["model", "seed"]  # a job without seed= differs from one with it
+    assert report.varied(rows[:1]) == []

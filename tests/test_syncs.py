@@ -14,13 +14,13 @@ import lightning as L
 import pytest
 import torch
 
-import primer.train
-from primer.train import train
+import primer.cli.parts
+from primer.cli.train import train
 from tests.conftest import TINY
 
 SYNC_CALLS = ("item", "__bool__", "__float__", "__int__", "tolist", "cpu", "numpy")
 STEPS, EVERY = 12, 5
-LOGGING_STEPS = {1, 5, 10, 12}  # the first, every 5th and the last (primer.system.is_logging_step)
+LOGGING_STEPS = {1, 5, 10, 12}  # the first, every 5th and the last (primer.run.system.is_logging_step)
 RUN = [*TINY, f"trainer.max_steps={STEPS}", f"trainer.log_every_n_steps={EVERY}"]
 
 
@@ -60,17 +60,17 @@ def counted_run(make_config, monkeypatch):
     counter = SyncCounter()
     for name in SYNC_CALLS:
         monkeypatch.setattr(torch.Tensor, name, counter.counted(name))
-    with_primers = primer.train.loggers_and_callbacks
+    with_primers = primer.cli.parts.loggers_and_callbacks
 
     def with_counter(*args):
         loggers, callbacks = with_primers(*args)
         return loggers, [counter, *callbacks]
 
-    monkeypatch.setattr(primer.train, "loggers_and_callbacks", with_counter)
+    monkeypatch.setattr(primer.cli.parts, "loggers_and_callbacks", with_counter)
 
     def run(*overrides, extra_callback=None):
         if extra_callback is not None:
-            monkeypatch.setattr(primer.train, "loggers_and_callbacks",
+            monkeypatch.setattr(primer.cli.parts, "loggers_and_callbacks",
                                 lambda *args: (lambda lc: (lc[0], [extra_callback, *lc[1]]))(with_counter(*args)))
         train(make_config(*RUN, *overrides))
         assert counter.steps_watched == sorted(set(range(1, STEPS + 1)) - LOGGING_STEPS)  # it watched them all

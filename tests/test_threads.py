@@ -1,4 +1,4 @@
-"""Each job takes the cores its launcher gave it (primer.threads): the rule, and torch set to it."""
+"""Each job takes the cores its launcher gave it (primer.cli.threads): the rule, and torch set to it."""
 
 import json
 import os
@@ -10,9 +10,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from primer.report import job_dirs
-from primer.threads import cores_given, use_cores_given
-from primer.train import train
+from primer.sweeps.report import job_dirs
+from primer.cli.threads import cores_given, use_cores_given
+from primer.cli.train import train
 from tests.conftest import QUIET, read_checkpoint, same_weights, start_cli
 
 BASIC = OmegaConf.create({"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"})

@@ -2,9 +2,8 @@
 
 import lightning as L
 
-from primer.guards import SaveOnInterrupt
-from primer.together import Together
-from primer.train import loggers_and_callbacks
+from primer.run.together import Together
+from primer.cli.parts import loggers_and_callbacks
 
 
 class Records(L.Callback):
@@ -33,7 +32,7 @@ def test_together_calls_the_parts_that_override_a_hook_in_order():
 def test_default_run_hands_lightning_four_callbacks(make_config, tmp_path):
     """Checkpoint, summary and progress bar (Lightning finds them by type), then primer's own as one;
     the weight histograms, off by default, are not registered."""
-    _, callbacks = loggers_and_callbacks(make_config(), [], SaveOnInterrupt(tmp_path), cores={})
+    _, callbacks = loggers_and_callbacks(make_config(), cores={})
     assert [type(c).__name__ for c in callbacks] == ["ModelCheckpoint", "ModelSummary", "LineProgress", "Together"]
     names = [type(p).__name__ for p in callbacks[-1].parts]
     assert names == ["RunSummary", "StopOnNonFinite", "SaveOnInterrupt", "StoreConfig", "ApplyOptimizerConfig",

@@ -9,7 +9,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from primer.train import train
+from primer.cli.train import train
 from tests.conftest import MODELS, PRIMER_LR, QUIET, TINY, read_checkpoint, run_cli, same_weights
 
 FINAL = "checkpoints/final.ckpt"
@@ -22,7 +22,7 @@ def csv_losses(run_dir):
 
 
 def test_run_leaves_metrics_checkpoint_and_tensorboard_events(make_config, tmp_path):
-    metrics = train(make_config(*TINY))
+    metrics, _ = train(make_config(*TINY))
     run_dir = tmp_path / "run"
 
     saved = json.loads((run_dir / "metrics.json").read_text())
@@ -38,7 +38,7 @@ def test_run_leaves_metrics_checkpoint_and_tensorboard_events(make_config, tmp_p
     assert [e.step for e in events.Scalars("train/loss")] == [0, 1, 3, 5]
     for tag in expected:
         assert events.Scalars(tag)[-1].value == pytest.approx(saved[tag], rel=1e-6)
-    # TensorBoard's loss card on a log scale, at the same steps (primer.results.RunLogger)
+    # TensorBoard's loss card on a log scale, at the same steps (primer.run.results.RunLogger)
     log10 = [(e.step, e.value) for e in events.Scalars("train/log10_loss")]
     assert log10 == [(e.step, pytest.approx(math.log10(e.value), abs=1e-6)) for e in events.Scalars("train/loss")]
     assert events.Tags()["graph"]
@@ -49,7 +49,7 @@ def test_hparams_tab_lists_the_run_config_with_its_final_metrics(make_config, tm
     events = EventAccumulator(str(tmp_path / "run"))
     events.Reload()
     content = events.PluginTagToContent("hparams")
-    # the run's session only: TensorBoard builds the columns from all sessions under its logdir (primer.dashboard)
+    # the run's session only: TensorBoard builds the columns from all sessions under its logdir (primer.run.dashboard)
     assert set(content) == {"_hparams_/session_start_info", "_hparams_/session_end_info"}
     session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
     assert "hp_metric" not in events.Tags()["scalars"]
@@ -60,7 +60,7 @@ def test_hparams_tab_lists_the_run_config_with_its_final_metrics(make_config, tm
 
 @pytest.mark.parametrize("model", MODELS)
 def test_every_model_trains_a_few_steps(make_config, tmp_path, model):
-    metrics = train(make_config(*TINY, f"model={model}", f"optimizer.lr={PRIMER_LR[model]}"))
+    metrics, _ = train(make_config(*TINY, f"model={model}", f"optimizer.lr={PRIMER_LR[model]}"))
     assert {"train/loss", "val/loss", "val/r2"} <= metrics.keys()  # so that the next line checks something
     assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
     assert read_checkpoint(tmp_path / "run" / FINAL)["global_step"] == 6  # manual optimization advances global_step too
@@ -73,7 +73,7 @@ def test_every_model_alone_converges_at_the_lr_it_carries(make_config, tmp_path,
     loss falls 6+ orders of magnitude, below 1e-3."""
     cfg = make_config(f"model={model}", "logger=csv",
                       "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false")
-    metrics = train(cfg)
+    metrics, _ = train(cfg)
     losses = csv_losses(tmp_path / "run")
     assert len(losses) == 500
     assert losses[-1] == pytest.approx(metrics["train/loss"])
@@ -101,7 +101,7 @@ def test_same_seed_gives_the_same_run_bit_for_bit(make_config, tmp_path):
 
 
 def test_teacher_task_generalizes_to_its_validation_set(make_config):
-    metrics = train(make_config("data=teacher", "optimizer=adam", "trainer.max_steps=300"))
+    metrics, _ = train(make_config("data=teacher", "optimizer=adam", "trainer.max_steps=300"))
     assert metrics["val/r2"] > 0.8
     assert metrics["val/loss"] > metrics["train/loss"]  # held-out data, not the training batch
 
@@ -128,9 +128,9 @@ def test_command_line_run_from_any_directory(tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_gpu_run_keeps_the_batch_on_the_device(make_config, tmp_path):
-    """The data moves to the GPU once (primer.data): every step finds it there, at the same address."""
+    """The data moves to the GPU once (primer.run.data): every step finds it there, at the same address."""
     record = tmp_path / "devices.json"
-    metrics = train(make_config(*TINY, "trainer=gpu", "+callbacks.devices._target_=tests.callbacks.RecordDevices",
+    metrics, _ = train(make_config(*TINY, "trainer=gpu", "+callbacks.devices._target_=tests.callbacks.RecordDevices",
                                 f"+callbacks.devices.path={record}"))
     steps = json.loads(record.read_text())
     assert len(steps) == 6
@@ -161,8 +161,8 @@ def test_train_metrics_of_a_batch_are_those_of_the_torchmetrics_classes():
     what its metric classes compute from a fresh state (what the val and test metrics use)."""
     import lightning as L
 
-    from primer.nets import TwoLayerNet
-    from primer.system import Regression, regression_metrics
+    from primer.tutorial.nets import TwoLayerNet
+    from primer.run.system import Regression, regression_metrics
 
     system = Regression(TwoLayerNet(8, 4, 2), torch.optim.SGD, input_dim=8)
     system.trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)

@@ -15,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from primer.train import train
+from primer.cli.train import train
 from tests.conftest import TINY
 
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
@@ -27,7 +27,7 @@ def run_dirs(cwd, kind="runs"):
 
 def test_console_shows_the_loss_a_readable_summary_and_where_the_run_is(make_config, tmp_path, capsys, caplog):
     caplog.set_level("INFO", logger="lightning.pytorch")
-    metrics = train(make_config(*TINY, "model=custom_relu"))
+    metrics, _ = train(make_config(*TINY, "model=custom_relu"))
     out = capsys.readouterr().out
     summary = caplog.text
     assert "| TwoLayerNet |" in summary and "| MSELoss " in summary  # full class names, rich installed or not
@@ -104,7 +104,7 @@ def test_report_takes_the_wall_time_the_run_measured_not_file_times(tmp_path):
     run("primer.train", *TINY, *QUIET)
     (run_dir,) = run_dirs(tmp_path)
     run("primer.eval", f"ckpt_path={run_dir / 'checkpoints' / 'final.ckpt'}")  # writes final.eval.json later
-    run("primer.report", str(run_dir))
+    run("primer.sweeps.report", str(run_dir))
     with open(run_dir / "summary.csv") as f:
         (row,) = csv.DictReader(f)
     measured = json.loads((run_dir / "run.json").read_text())

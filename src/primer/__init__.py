@@ -1,1 +1,8 @@
-"""primer: the networks of "A PyTorch Primer", trained with Lightning and configured by Hydra."""
+"""primer: the networks of "A PyTorch Primer", trained with Lightning and configured by Hydra.
+
+    from primer import evaluate, train      # primer.api: the command line's runs and checks, from Python
+"""
+
+from primer.api import evaluate, train
+
+__all__ = ["evaluate", "train"]

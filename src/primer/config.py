@@ -4,9 +4,7 @@ import os
 import re
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
-from primer.studies import study_name
+from omegaconf import DictConfig, OmegaConf
 
 
 def _config_dir() -> Path:
@@ -25,7 +23,6 @@ OmegaConf.register_new_resolver("pid", os.getpid, replace=True, use_cache=True)
 OmegaConf.register_new_resolver("cut", lambda text, n: str(text)[:n], replace=True)
 
 
-
 def _name_suffix(overrides: str, n: int) -> str:
     """`_model-manual_optimizer.lr-1e-06` for `model=manual,optimizer.lr=1e-06`, cut to n characters, or "".
     Letters, digits and `.-_` only: a path with `=` or `,` in it could not be given back as ckpt_path=PATH."""
@@ -38,6 +35,17 @@ OmegaConf.register_new_resolver("suffix", _name_suffix, replace=True)
 
 # ${positive_or:X,D}: X if it is a positive number, else D (trainer.max_steps=-1 means "no limit")
 OmegaConf.register_new_resolver("positive_or", lambda value, default: value if value > 0 else default, replace=True)
+
+
+def key_and_value(override: str) -> tuple[str, str]:
+    """("trainer.max_steps", "5") of `trainer.max_steps=5`, `+trainer.max_steps=5` or `++...`; ("key", "") of `~key`."""
+    key, _, text = override.lstrip("+~").partition("=")
+    return key, text
+
+
+def task_config(cfg: DictConfig) -> DictConfig:
+    """The task's own config: cfg without Hydra's node (a config composed with return_hydra_config=True holds it)."""
+    return OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
 
 
 def launch_dir() -> str:
@@ -58,5 +66,3 @@ def _run_steps(max_steps: int, max_epochs: int | None, steps_per_epoch: int) -> 
 
 # ${run_steps:MAX_STEPS,MAX_EPOCHS,STEPS_PER_EPOCH}: how many training steps a run takes (a scheduler's length)
 OmegaConf.register_new_resolver("run_steps", _run_steps, replace=True)
-# ${study_name:}: an Optuna search's study, named after what changes its results (primer.studies)
-OmegaConf.register_new_resolver("study_name", study_name, replace=True)

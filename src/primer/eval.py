@@ -1,150 +1,16 @@
-"""Score a checkpoint on the validation and test data it was trained with.
+"""`python -m primer.eval` and `primer-eval`; the work is in primer.cli.eval.
 
-    python -m primer.eval ckpt_path=outputs/runs/<run>/checkpoints/final.ckpt
-    python -m primer.eval ckpt_path=PATH trainer.accelerator=cpu   # a GPU run, scored on a CPU
-    python -m primer.eval ckpt_path=PATH data.seed=1               # other data: written beside, not over
-    python -m primer.eval ckpt_path=PATH data.teacher_seed=1       # data=teacher: a new teacher, not new samples
-
-The config travels inside the checkpoint (primer.checkpoints.StoreConfig), so the model and
-data are rebuilt without repeating the training overrides; `key=value` arguments change it
-(the model's keys excepted: the weights fix the model). Prints the metrics as JSON and writes
-them next to the checkpoint, as `<name>.eval.json`, or `<name>.eval.<overrides>.json` with overrides.
-For data=teacher, other data is one of two things, named on the console and in the file name:
-new samples of the teacher the model learned (data.seed), or a new teacher (data.teacher_seed).
+Heavy imports happen inside `main`, after primer.exits has taken over Ctrl-C and SIGTERM.
 """
 
-import json
-import re
-import sys
-from pathlib import Path
-
-from omegaconf import DictConfig, OmegaConf, open_dict
-
 from primer import exits
-from primer.exits import BadConfig, setting_up
-
-USAGE = "usage: python -m primer.eval ckpt_path=PATH [key=value ...]"
 
 
-def evaluate(ckpt_path: str, overrides: list[str] = ()) -> tuple[dict[str, float], DictConfig]:
-    """The checkpoint's `val/*` and `test/*` metrics, on the data its run was configured with, and that config."""
-    from primer.checkpoints import load_checkpoint
-
-    checkpoint = load_checkpoint(ckpt_path)  # weights_only: pickled code is refused, never run
-    cfg = eval_config(checkpoint, ckpt_path, list(overrides))
-    return score(checkpoint, cfg), cfg
-
-
-def score(checkpoint: dict, cfg: DictConfig) -> dict[str, float]:
-    import torch
-    from hydra.utils import instantiate
-
-    from primer.quiet import quiet_third_party
-    from primer.system import Regression
-
-    quiet_third_party()
-    torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
-    with setting_up("data"):
-        datamodule = instantiate(cfg.data)
-    with setting_up("model"):
-        net = instantiate(cfg.model)
-    with setting_up("optimizer"):
-        optimizer = instantiate(cfg.optimizer)
-    system = Regression(net, optimizer=optimizer, input_dim=cfg.data.input_dim)
-    try:
-        system.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as error:  # torch lists the keys and shapes over several lines
-        detail = " ".join(str(error).split())[:300]
-        raise BadConfig(f"the checkpoint's weights do not fit the model its config names: {detail}") from None
-    with setting_up("trainer"):
-        trainer = instantiate(cfg.trainer, devices=1, logger=False, callbacks=[], enable_checkpointing=False,
-                              enable_progress_bar=False, enable_model_summary=False)
-    metrics = {}
-    with setting_up("trainer.validate"):
-        for run in (trainer.validate, trainer.test):
-            for results in run(system, datamodule=datamodule, verbose=False):
-                metrics.update(results)
-    return {name: float(value) for name, value in sorted(metrics.items())}
-
-
-def eval_config(checkpoint: dict, ckpt_path: str, overrides: list[str]) -> DictConfig:
-    """The training run's stored config with `overrides` applied, checked as a training config is."""
-    from primer.checkpoints import CONFIG_KEY
-    from primer.preflight import close_key, dotted_keys
-    from primer.validation import check
-
-    if CONFIG_KEY not in checkpoint:
-        raise BadConfig(f"ckpt_path={ckpt_path}: holds no primer config; evaluate a checkpoint written by primer.train")
-    for group in ("model", "data", "optimizer", "trainer"):  # what eval builds; stored_config checked the rest
-        if not isinstance(checkpoint[CONFIG_KEY]["config"].get(group), dict):
-            raise BadConfig(f"ckpt_path={ckpt_path}: its stored config has no {group} group; evaluate a checkpoint "
-                            "written by primer.train")
-    cfg = OmegaConf.create(checkpoint[CONFIG_KEY]["config"])
-    OmegaConf.set_struct(cfg, True)
-    with open_dict(cfg):  # an evaluation writes only its .eval.json: no profiler traces into a dir the file names
-        cfg.trainer.profiler = cfg.trainer.default_root_dir = None
-        cfg.trainer.num_nodes = 1  # on one device (score): a stored num_nodes=2 would wait for a node forever
-    known = dotted_keys(cfg)
-    for override in overrides:
-        key, _, text = override.partition("=")
-        if key not in known:
-            raise BadConfig(close_key(key, known))
-        if key.startswith("model."):
-            raise BadConfig(f"{override}: ckpt_path={ckpt_path} holds a model with {key}="
-                            f"{OmegaConf.select(cfg, key)}; the weights fix the model, so evaluate it as trained")
-        OmegaConf.update(cfg, key, OmegaConf.from_dotlist([f"x={text}"]).x, merge=True)
-    with open_dict(cfg):
-        cfg.ckpt_path = None  # what training resumed from is not what is evaluated
-    check(cfg)
-    return cfg
-
-
-OTHER_DATA = {  # data=teacher: what a changed seed means, and the note that says so
-    "new_teacher": "{key}: a new teacher, not the one this model learned: expect a low or negative r2 "
-                   "(data.seed alone gives new samples of the same teacher)",
-    "new_samples": "{key}: new samples of the teacher this model learned (data.teacher_seed={teacher_seed}): "
-                   "val/* and test/* measure generalization to them",
-}
-
-
-def other_data(cfg: DictConfig, overrides: list[str]) -> str | None:
-    """For data=teacher: "new_teacher" (data.teacher_seed changed), "new_samples" (data.seed alone), or None."""
-    keys = {o.partition("=")[0] for o in overrides}
-    if cfg.data.target != "teacher":
-        return None
-    return "new_teacher" if "data.teacher_seed" in keys else "new_samples" if "data.seed" in keys else None
-
-
-def output_path(ckpt_path: str, overrides: list[str], other: str | None = None) -> Path:
-    """`final.eval.json`, or `final.eval.data.seed=1.json` (`final.eval.new_samples.data.seed=1.json` for
-    data=teacher): an evaluation of other data never replaces it."""
-    parts = [other] if other else []
-    parts += [re.sub(r"[^\w.=,+-]", "_", ",".join(overrides))] if overrides else []
-    return Path(ckpt_path).with_suffix("".join(f".{part}" for part in ["eval", *parts, "json"]))
-
-
-def main(argv: list[str] | None = None) -> None:
-    """`ckpt_path=PATH [key=value ...]`; every ending in one line and its exit code (primer.exits)."""
-    args = sys.argv[1:] if argv is None else argv
+def main() -> None:
     with exits.command_line():
-        if any("=" not in a for a in args) or not any(a.startswith("ckpt_path=") for a in args):
-            raise BadConfig(USAGE)
-        ckpt_path = next(a for a in args if a.startswith("ckpt_path=")).partition("=")[2]
-        overrides = [a for a in args if not a.startswith("ckpt_path=")]
-        metrics, cfg = evaluate(ckpt_path, overrides)
-        other = other_data(cfg, overrides)
-        path = output_path(ckpt_path, overrides, other)
-        text = json.dumps(metrics, indent=2) + "\n"
-        path.write_text(text)
-        print(text, end="")
-        print(f"wrote {path}", file=sys.stderr)
-        if cfg.data.target == "random":
-            print("note: data=random has no held-out rows: val/* and test/* score the training batch itself "
-                  "(data=teacher has held-out sets)", file=sys.stderr)
-        if other:
-            key = "data.teacher_seed" if other == "new_teacher" else "data.seed"
-            note = OTHER_DATA[other].format(key=f"{key}={OmegaConf.select(cfg, key)}", teacher_seed=cfg.data.teacher_seed)
-            print(f"note: {note}", file=sys.stderr)
+        from primer.cli.eval import main as eval_command
+
+        eval_command()
 
 
 if __name__ == "__main__":

@@ -67,8 +67,10 @@ class EndCommand(BaseException):
         self.ending = ending
 
 
-# Run dirs made by this command that hold nothing of value until training starts: removed if the
-# command ends before that, so a rejected or interrupted start leaves no empty run dir behind.
+# Run dirs made by this command that hold nothing of value until training's first step: removed if the
+# command ends before it. primer.checks.preflight refuses what the config shows before Hydra writes
+# anything; this covers what happens only once the dir exists: Ctrl-C or SIGTERM during set-up, and
+# errors that Lightning, torch or a constructor raise while the run is built or before its first step.
 _fresh_dirs: set[Path] = set()
 _sweep_failures: list[SweepFailed] = []
 
@@ -103,6 +105,11 @@ def let_hydra_raise() -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message; its type's name where the message is empty."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 @contextlib.contextmanager
 def setting_up(what: str, started=lambda: False):
     """Turns an error raised while `what` is built, or before training's first step, into BadConfig naming it."""
@@ -116,8 +123,8 @@ def setting_up(what: str, started=lambda: False):
         cause = error
         while type(cause).__name__ == "InstantiationException" and cause.__cause__ is not None:
             cause = cause.__cause__  # Hydra's wrapper says only which target failed; its cause says why
-        first_line = (str(cause).strip().splitlines() or [""])[0]
-        raise BadConfig(f"{what}: {type(cause).__name__}: {first_line} (HYDRA_FULL_ERROR=1 shows where)") from error
+        shown = f"{type(cause).__name__}: {first_line(cause)}"
+        raise BadConfig(f"{what}: {shown} (HYDRA_FULL_ERROR=1 shows where)") from error
 
 
 class Terminated(KeyboardInterrupt):

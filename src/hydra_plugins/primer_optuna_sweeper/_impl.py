@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
-from primer import studies
+from primer.sweeps import studies  # also registers ${study_name:}, which the search config resolves
 from primer.exits import BadConfig, EndCommand
 
 from ._space import grid, search_space
@@ -79,7 +79,7 @@ class OptunaSearch:
 
     @staticmethod
     def _overrides(trial: optuna.trial.Trial, fixed: dict[str, str]) -> list[str]:
-        # the trial travels in the job's Hydra config; primer.pruning reports to it
+        # the trial travels in the job's Hydra config; primer.sweeps.pruning reports to it
         # a quoted override value: backslashes before a quote (or the closing one) doubled, quotes and
         # interpolations escaped
         study = re.sub(r"(\\*)('|$)", lambda m: m[1] * 2 + ("\\" + m[2] if m[2] else ""), trial.study.study_name)
@@ -90,7 +90,7 @@ class OptunaSearch:
 
     def _tell(self, study: optuna.Study, trial: optuna.trial.Trial, ret, user_attrs: dict) -> bool:
         """Records the job's ending in the study; True if it failed."""
-        if studies.PRUNED_AT in user_attrs:  # the job stopped itself (primer.pruning), as the stored trial says
+        if studies.PRUNED_AT in user_attrs:  # the job stopped itself (primer.sweeps.pruning), as the stored trial says
             _record(study, trial, state=TrialState.PRUNED)
             return False
         try:

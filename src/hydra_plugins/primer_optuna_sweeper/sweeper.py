@@ -4,6 +4,8 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
+from primer.sweeps import studies  # noqa: F401  registers ${study_name:}, which hydra.sweeper.study_name resolves
+
 
 class OptunaSweeper(Sweeper):
     """Asks Optuna for `n_jobs` trials at a time, launches them as Hydra jobs, tells Optuna what they returned."""

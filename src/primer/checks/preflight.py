@@ -1,0 +1,196 @@
+"""The checks Hydra runs before it writes anything: a run's config, or every job of a grid sweep.
+
+`CheckBeforeRunning` is a Hydra callback (conf/train.yaml, hydra.callbacks): Hydra composes the
+config, calls `on_run_start` / `on_multirun_start`, and only then makes the run or sweep dir. A
+rejected command thus leaves nothing behind, whichever way it was started (`python -m primer.train`,
+`primer-train`, `--config-dir`, `--config-name`), an existing run dir keeps its files, and a sweep
+with a bad job starts none. What happens only once the run dir exists (a signal during set-up, an
+error Lightning raises before the first step) ends with that dir removed (primer.exits). Jobs that
+Hydra starts elsewhere (submitit, Optuna trials) are checked by the task itself (primer.cli.task).
+`describe_hydra_error` turns Hydra's own rejections (unknown group, unknown key, unreadable override)
+into one line.
+"""
+
+import difflib
+import itertools
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, open_dict
+
+from primer import exits
+from primer.config import key_and_value
+from primer.exits import BadConfig, EndCommand, first_line
+
+# Keys that lightning-hydra-template users type, and primer's way to the same thing.
+HABITS = {"debug": "for a quick check of the whole run use trainer.fast_dev_run=true (or a number of steps)"}
+# Choices that a Hydra plugin from an optional extra provides: missing, they mean "not installed".
+EXTRA_CHOICES = {"hydra/sweeper/primer_optuna": ("the Optuna sweeper", "sweeps")}
+
+
+class CheckBeforeRunning(Callback):
+    """Stops a bad run, or a sweep with any bad job, before its dir is made."""
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        _check_or_end(config, multirun=False)
+        run_dir = Path(config.hydra.run.dir)
+        created = [d for d in [run_dir, *run_dir.parents] if not d.exists()]
+        if created:  # the run dir and any parents Hydra is about to make (outputs/runs/ on a first run)
+            exits.remove_if_it_ends_early(created[-1])
+
+    def on_multirun_start(self, config: DictConfig, config_name: str | None = None, **kwargs) -> None:
+        for job in grid_jobs(config, config_name):
+            _check_or_end(job, multirun=True)
+
+
+def checked_before_running(hydra_cfg: DictConfig) -> bool:
+    """Whether CheckBeforeRunning has checked the job about to run, in this process: a run, or a grid job
+    under the basic launcher. Jobs started elsewhere (submitit, joblib workers) and a search's trials
+    (drawn during the sweep) are checked by the task (primer.cli.task)."""
+    configured = any(str(c.get("_target_", "")).endswith(f"preflight.{CheckBeforeRunning.__name__}")
+                     for c in (hydra_cfg.get("callbacks") or {}).values())
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return configured
+    in_this_process = str(hydra_cfg.launcher._target_).endswith("BasicLauncher")
+    return configured and in_this_process and _is_grid(hydra_cfg.sweeper)
+
+
+def _is_grid(sweeper: DictConfig) -> bool:
+    return str(sweeper._target_).endswith("BasicSweeper")
+
+
+def check_job(config: DictConfig, multirun: bool) -> None:
+    """primer's rules, the real signatures and where the job runs; BadConfig says what is wrong."""
+    from primer.checks.scaleout import check_scale_out
+    from primer.checks.validation import check
+
+    check(config)
+    check_scale_out(config, multirun)
+
+
+def _check_or_end(config: DictConfig, multirun: bool) -> None:
+    try:
+        check_job(config, multirun)
+    except BadConfig as error:
+        raise EndCommand(error) from None  # Hydra would turn an Exception from a callback into a warning
+
+
+def grid_jobs(config: DictConfig, config_name: str | None) -> list[DictConfig]:
+    """The config of every job a basic (grid) sweep will run; the base config for other sweepers,
+    whose jobs are drawn during the sweep (each is checked when it starts)."""
+    from hydra import compose
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    overrides = list(config.hydra.overrides.task)
+    if not _is_grid(config.hydra.sweeper):
+        return [config]
+    params = config.hydra.sweeper.get("params") or {}
+    overrides += [f"{key}={value}" for key, value in params.items()]
+    loader = GlobalHydra.instance().config_loader()  # glob(*) over a group needs its options
+    try:
+        parsed = OverridesParser.create(config_loader=loader).parse_overrides(overrides)
+    except Exception as error:
+        raise EndCommand(describe_hydra_error(error, overrides)) from None
+    choices = [[o.input_line] if not o.is_sweep_override() else
+               [f"{'+' if o.is_add() else ''}{o.key_or_group}={v}" for v in o.sweep_string_iterator()]
+               for o in parsed]
+    jobs = []
+    for job in itertools.product(*choices):
+        try:
+            cfg = compose(config_name, overrides=list(job), return_hydra_config=True)
+        except Exception as error:
+            raise EndCommand(describe_hydra_error(error, list(job))) from None
+        with open_dict(cfg):
+            # a compose inside the app gives run mode's launcher and sweeper; the sweep's are these
+            cfg.hydra.launcher, cfg.hydra.sweeper = config.hydra.launcher, config.hydra.sweeper
+        jobs.append(cfg)
+    return jobs
+
+
+def describe_hydra_error(error: Exception, overrides: list[str]) -> BadConfig:
+    """One line for a command line Hydra could not compose: the key, what is wrong, what is allowed."""
+    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if isinstance(error, MissingConfigException) and error.missing_cfg_file:
+        group, _, choice = error.missing_cfg_file.rpartition("/")
+        if error.missing_cfg_file in EXTRA_CHOICES:
+            plugin, extra = EXTRA_CHOICES[error.missing_cfg_file]
+            return BadConfig(f"{group}={choice}: {plugin} is not installed; pip install -e '.[{extra}]'")
+        if group and error.options:
+            return BadConfig(f"{group}={choice}: no such {group}; choose one of {', '.join(error.options)}")
+    if isinstance(error, OverrideParseException):
+        return BadConfig(f"cannot read override '{error.override}': write it as key=value")
+    if isinstance(error, ConfigCompositionException):
+        if isinstance(error.__cause__, OmegaConfBaseException) and error.__cause__.full_key:
+            return BadConfig(_unknown_key(str(error.__cause__.full_key), overrides))
+        if found := _misplaced_prefix(overrides):
+            return BadConfig(found)
+    return BadConfig(f"{first_line(error)} (command line: {' '.join(overrides) or 'no overrides'})")
+
+
+def _unknown_key(key: str, overrides: list[str]) -> str:
+    """'no such key', with a suggestion only where one is genuinely close: the same group, a near spelling."""
+    others = [o for o in overrides if key_and_value(o)[0] != key]
+    try:
+        known = dotted_keys(_compose(others))
+    except Exception:
+        known = []
+    return close_key(key, known)
+
+
+def _misplaced_prefix(overrides: list[str]) -> str | None:
+    """`+key=v` for a key the config has, or `~key` for one it lacks: which one, and how to write it."""
+    for override in overrides:
+        key, text = key_and_value(override)
+        if override.startswith("++") or not override.startswith(("+", "~")) or "/" in key:
+            continue  # ++ adds or overrides, as asked; a plain key=value or a group is not misplaced
+        try:
+            exists = key in dotted_keys(_compose([o for o in overrides if o != override]))
+        except Exception:
+            continue
+        if override.startswith("+") and exists:
+            return f"{override}: {key} is already in the config; set it without the +: {key}={text}"
+        if override.startswith("~") and not exists:
+            return f"{override}: there is no {key} to remove"
+    return None
+
+
+def close_key(key: str, known: list[str]) -> str:
+    parent = key.rpartition(".")[0]
+    siblings = [k for k in known if k.rpartition(".")[0] == parent]
+    close = difflib.get_close_matches(key, siblings, n=1, cutoff=0.8)
+    if close:
+        return f"{key}: no such key; did you mean {close[0]}?"
+    if key in HABITS:
+        return f"{key}: no such key or group in primer; {HABITS[key]}"
+    if parent in ("trainer", "optimizer", "callbacks", "logger"):
+        return f"{key}: no such key in {parent}; add it with +{key}=... if {parent} takes it (--cfg job lists the keys)"
+    return f"{key}: no such key; primer reads no such setting (--cfg job lists the keys)"
+
+
+def _compose(overrides: list[str]) -> DictConfig:
+    """The config of these overrides: inside a Hydra app with its search path, else from primer's conf/."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from primer.config import CONFIG_DIR, CONFIG_NAME
+
+    if GlobalHydra.instance().is_initialized() and HydraConfig.initialized():
+        return compose(HydraConfig.get().job.config_name, overrides=overrides)
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(CONFIG_NAME, overrides=overrides)
+
+
+def dotted_keys(node: DictConfig, prefix: str = "") -> list[str]:
+    """Every key of a config, nested ones dotted (`trainer.max_steps`), parents included."""
+    keys = []
+    for key, child in node.items_ex(resolve=False):
+        keys.append(f"{prefix}{key}")
+        if isinstance(child, DictConfig):
+            keys += dotted_keys(child, f"{prefix}{key}.")
+    return keys
+

@@ -1,0 +1,169 @@
+"""The checks a composed config passes before anything is built: one line per problem (BadConfig).
+
+Two layers, cheapest first, so that most bad input is stopped before torch is imported:
+  1. primer's own rules: ranges (`data.batch_size` > 0), keys that must agree (`model.input_dim`
+     follows `data.input_dim`), combinations a model cannot train with (`model=manual` with
+     `trainer.gradient_clip_val`);
+  2. the real signatures: every `trainer.*` key and value against `lightning.Trainer`, and the
+     keys of `model`, `data` and `optimizer` against the constructors they are passed to.
+A resume is checked against its checkpoint (primer.run.checkpoints) as part of layer 2.
+"""
+
+import difflib
+import math
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
+
+from primer.config import key_and_value
+from primer.exits import BadConfig
+
+POSITIVE_INT, POSITIVE_NUMBER = "a positive integer", "a positive number"
+# The keys users type most, and what each must be (on top of what the signatures allow).
+RULES = {
+    "seed": "an integer from 0 to 4294967295 (numpy's seeds), or null to draw one",
+    "optimizer.lr": POSITIVE_NUMBER,
+    "data.batch_size": POSITIVE_INT,
+    "data.input_dim": POSITIVE_INT,
+    "data.output_dim": POSITIVE_INT,
+    "model.hidden_dim": POSITIVE_INT,
+    "trainer.max_steps": "a positive integer, or -1 for no limit (then set trainer.max_epochs or trainer.max_time)",
+}
+_UNRESOLVED = object()
+CONSTRUCTOR_GROUPS = ("model", "data", "optimizer", "scheduler")
+# Trainer arguments primer sets from its own groups: a command line sets them there.
+OWN_GROUP = {"callbacks": "the callbacks group (callbacks=none, +callbacks.NAME._target_=...)"}
+
+
+def value(cfg: DictConfig, key: str, default=None):
+    """The resolved value at `key`; `default` where it is missing or depends on a run dir not yet made."""
+    try:
+        found = OmegaConf.select(cfg, key, default=default, throw_on_missing=True)
+    except (InterpolationResolutionError, MissingMandatoryValue, ValueError):
+        return default
+    return OmegaConf.to_container(found, resolve=True) if OmegaConf.is_config(found) else found
+
+
+def check_rules(cfg: DictConfig) -> None:
+    """Layer 1: primer's ranges and combinations; needs no torch."""
+    for key, rule in RULES.items():
+        found = value(cfg, key, default=_UNRESOLVED)
+        if found is not _UNRESOLVED and not _satisfies(found, key):
+            raise BadConfig(f"{key}={_shown(found)}: must be {rule}")
+    for dim in ("input_dim", "output_dim"):
+        model_dim, data_dim = value(cfg, f"model.{dim}"), value(cfg, f"data.{dim}")
+        if model_dim is not None and data_dim is not None and model_dim != data_dim:
+            raise BadConfig(f"model.{dim}={model_dim}: the net's size follows data.{dim} ({data_dim}); "
+                            f"set data.{dim}={model_dim} instead")
+    max_steps, interval = value(cfg, "trainer.max_steps"), value(cfg, "trainer.val_check_interval")
+    if _is_int(interval) and _is_int(max_steps) and max_steps > 0 and interval > max_steps:
+        raise BadConfig(f"trainer.val_check_interval={interval}: a run is one epoch of trainer.max_steps={max_steps} "
+                        f"steps; use trainer.val_check_interval<={max_steps}")
+    if str(value(cfg, "model._target_", "")).endswith("HandGradientNet"):
+        for key, harmless in (("trainer.gradient_clip_val", (None, 0)), ("trainer.accumulate_grad_batches", (1,))):
+            if (found := value(cfg, key)) not in harmless:
+                raise BadConfig(f"{key}={found}: model=manual steps its optimizer itself with hand-derived gradients "
+                                "(manual optimization), where Lightning cannot do this; use another model or drop it")
+        # Autocast would give the hand-derived gradients its low dtype, and 16-mixed's gradient scaler would
+        # unscale gradients it never scaled: the net computes in one dtype, end to end.
+        if "mixed" in str(precision := value(cfg, "trainer.precision")) or str(precision) in ("16", "bf16"):
+            raise BadConfig(f"trainer.precision={precision}: model=manual derives its gradients by hand, outside "
+                            "autocast and the gradient scaler of mixed precision; use 32-true, 64-true, bf16-true "
+                            "or 16-true, or another model")
+    logger = value(cfg, "trainer.logger")
+    if logger is not None and not isinstance(logger, bool):
+        raise BadConfig(f"trainer.logger={logger}: must be true or false; choose a logger with logger=tensorboard, "
+                        "logger=csv or logger=none")
+    for key, where in OWN_GROUP.items():
+        if OmegaConf.select(cfg, f"trainer.{key}", default=None) is not None:
+            raise BadConfig(f"trainer.{key}: primer sets the Trainer's {key} from {where}")
+
+
+def _shown(found) -> str:
+    """A value as a command line spells it."""
+    return "null" if found is None else str(found).lower() if isinstance(found, bool) else str(found)
+
+
+def _is_int(found) -> bool:
+    return isinstance(found, int) and not isinstance(found, bool)
+
+
+def _satisfies(found, key: str) -> bool:
+    if key == "seed":
+        import numpy as np
+
+        seeds = np.iinfo(np.uint32)  # what Lightning's seed_everything accepts, for numpy's sake
+        return found is None or (_is_int(found) and seeds.min <= found <= seeds.max)
+    if key == "trainer.max_steps":
+        return _is_int(found) and (found > 0 or found == -1)
+    if RULES[key] == POSITIVE_INT:
+        return _is_int(found) and found > 0
+    return isinstance(found, (int, float)) and not isinstance(found, bool) and math.isfinite(found) and found > 0
+
+
+def check_signatures(cfg: DictConfig) -> None:
+    """Layer 2: each group's keys and values against the real signature of what they are passed to."""
+    from hydra.utils import get_object
+
+    from primer.checks.signatures import accepts, describe, parameters
+
+    for group in ("trainer", *CONSTRUCTOR_GROUPS):
+        node = OmegaConf.select(cfg, group, default=None)
+        if not isinstance(node, DictConfig) or "_target_" not in node:
+            continue
+        target_name = str(node._target_)
+        try:
+            target = get_object(target_name)
+        except Exception:
+            raise BadConfig(f"{group}._target_={target_name}: cannot be imported; give a dotted path to a class "
+                            "or function") from None
+        params, takes_any_keyword = parameters(target)
+        if node.get("_partial_", False):  # called later with the leading positional argument (parameters, ...)
+            params = dict(list(params.items())[1:])
+        for key in node:
+            if str(key).startswith("_") or (group == "trainer" and key in ("logger", "callbacks")):
+                continue
+            if key not in params:
+                if takes_any_keyword:
+                    continue
+                close = difflib.get_close_matches(str(key), params, n=1, cutoff=0.8)
+                typed = any(key_and_value(o)[0] == f"{group}.{key}" for o in _overrides(cfg))
+                hint = (f"did you mean {group}.{close[0]}?" if close else "drop it from the command line" if typed
+                        else f"remove it with ~{group}.{key}")
+                raise BadConfig(f"{group}.{key}: {target_name} takes no argument {key}; {hint}")
+            found = value(cfg, f"{group}.{key}", default=_UNRESOLVED)
+            if found is not _UNRESOLVED and not accepts(params[key], found):
+                raise BadConfig(f"{group}.{key}={_shown(found)}: must be {describe(params[key])} ({target_name})")
+
+
+def _overrides(cfg: DictConfig) -> list[str]:
+    """The command line's overrides: in the config Hydra composed, or in the running job's HydraConfig."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if (task := OmegaConf.select(cfg, "hydra.overrides.task", default=None)) is not None:
+        return list(task)
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def check(cfg: DictConfig) -> None:
+    """Both layers, then the checkpoint of a resume. Raises BadConfig on the first problem."""
+    check_rules(cfg)
+    if value(cfg, "trainer.accelerator") in ("gpu", "cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise BadConfig(f"trainer.accelerator={cfg.trainer.accelerator}: no CUDA GPU is available on this machine; "
+                            "use trainer.accelerator=cpu or trainer.accelerator=auto")
+    if OmegaConf.select(cfg, "seed", default=0) is None:  # seed=null: checked as the seed it will draw
+        cfg = cfg.copy()
+        with open_dict(cfg):
+            cfg.seed = 0
+    check_signatures(cfg)
+    from primer.checks.fit_checks import check_monitors, check_scheduler_length
+
+    check_monitors(cfg)
+    check_scheduler_length(cfg)
+    if value(cfg, "ckpt_path") is not None:
+        from primer.checks.checkpoint_files import check_resume
+
+        check_resume(cfg)

@@ -1,0 +1,105 @@
+"""The parts of a run that come from its config and Hydra's runtime: what primer.cli.train assembles."""
+
+import os
+import random
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from primer.config import key_and_value, task_config
+from primer.exits import setting_up
+from primer.run.dashboard import HParamValue
+
+
+def draw_seed() -> int:
+    """seed=null: a fresh seed, shared with the DDP processes Lightning starts (they inherit PL_GLOBAL_SEED)."""
+    return int(os.environ.get("PL_GLOBAL_SEED") or random.SystemRandom().randrange(2**32))
+
+
+def data_net_optimizer(cfg: DictConfig) -> tuple:
+    """The datamodule, the net and the optimizer factory the config names; an error names its group."""
+    from hydra.utils import instantiate
+
+    with setting_up("data"):
+        datamodule = instantiate(cfg.data)
+    with setting_up("model"):
+        net = instantiate(cfg.model)
+    with setting_up("optimizer"):
+        optimizer = instantiate(cfg.optimizer)
+        optimizer(net.parameters())  # a bad combination of its values fails here, not inside trainer.fit
+    return datamodule, net, optimizer
+
+
+def loggers_and_callbacks(cfg: DictConfig, cores: dict) -> tuple[list, list]:
+    """The configured loggers and callbacks, less those a Trainer flag turns off, plus primer's own
+    (primer.run.together), found by type where needed. `cores` (primer.cli.threads) goes into run.json."""
+    from hydra.utils import instantiate
+    from lightning.pytorch.callbacks import LearningRateMonitor
+
+    from primer.run.checkpoints import ApplyOptimizerConfig, StoreConfig
+    from primer.run.guards import FirstStep, SaveOnInterrupt, StopOnNonFinite, seed_lr_advice
+    from primer.run.results import RunSummary
+    from primer.run.together import Together
+    from primer.sweeps.pruning import trial_reporter
+
+    off = switched_off(cfg.trainer)
+    if not OmegaConf.select(cfg, "callbacks.histograms.every_n_steps"):
+        off.add("histograms")  # at 0 it writes nothing, and Lightning would still call its hooks every step
+    # logger=[] and callbacks=[] (lightning-hydra-template's spelling of none) compose no key at all
+    loggers = [] if "logger" in off else [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    callbacks = [instantiate(c) for name, c in (cfg.get("callbacks") or {}).items() if name not in off]
+    if cfg.scheduler and loggers:
+        callbacks.append(LearningRateMonitor(logging_interval="step"))  # logs lr-SGD, lr-Adam
+    hydra = HydraConfig.get()
+    checkpoints = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath", default=None)
+    saver = SaveOnInterrupt(checkpoints or f"{cfg.trainer.default_root_dir}/checkpoints")  # Ctrl-C, SIGTERM
+    advice = seed_lr_advice(hydra.runtime.choices.model, OmegaConf.select(cfg, "tutorial"))
+    own = Together(RunSummary(cfg.paths.output_dir, run_hparams(cfg), inputs={"seed": cfg.seed, **cores}),
+                   StopOnNonFinite(advice), saver,
+                   StoreConfig(cfg, list(hydra.overrides.task)),
+                   ApplyOptimizerConfig(OmegaConf.to_container(cfg.optimizer, resolve=True)),  # lr: ${tutorial.lr}
+                   *trial_reporter(cfg.paths.output_dir),  # an Optuna trial: val/loss to its pruner
+                   FirstStep())
+    return loggers, callbacks + [own]
+
+
+def switched_off(trainer_cfg: DictConfig) -> set[str]:
+    """The configured parts a Trainer flag turns off, instead of clashing with them (Lightning refuses
+    enable_checkpointing=false beside a ModelCheckpoint, and barebones=true beside any of them)."""
+    barebones = trainer_cfg.get("barebones", False)
+    flags = {"model_checkpoint": "enable_checkpointing", "progress_bar": "enable_progress_bar",
+             "model_summary": "enable_model_summary", "logger": "logger"}
+    return {part for part, flag in flags.items() if barebones or trainer_cfg.get(flag) is False}
+
+
+def barebones_settings(cfg: DictConfig) -> dict:
+    """barebones=true turns logging off; primer's log_every_n_steps default must then give way."""
+    return {"log_every_n_steps": None} if cfg.trainer.get("barebones", False) else {}
+
+
+def save_task_config(cfg: DictConfig) -> None:
+    """Rewrites the run's .hydra/config.yaml after the task changed it (a drawn seed): the stored config is what ran."""
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.output_subdir is not None:
+        OmegaConf.save(task_config(cfg), Path(hydra_cfg.runtime.output_dir, hydra_cfg.output_subdir, "config.yaml"))
+
+
+def run_hparams(cfg: DictConfig) -> dict[str, HParamValue]:
+    """The run's choices and values, flat (`optimizer.lr`), as HPARAMS takes them.
+
+    Every key the command line set is included, so a swept key always has its column.
+    """
+    hydra = HydraConfig.get()
+    hparams = {g: c for g, c in hydra.runtime.choices.items() if not g.startswith("hydra")}
+    hparams |= {"seed": cfg.seed, "trainer.max_steps": cfg.trainer.max_steps}
+    for group in ("model", "optimizer", "data"):
+        for key, value in OmegaConf.to_container(cfg[group], resolve=True).items():
+            if not key.startswith("_"):
+                hparams[f"{group}.{key}"] = value
+    typed = [key_and_value(o)[0] for o in hydra.overrides.task if not o.startswith("~")]
+    typed = [k for k in typed if not k.startswith("hydra")]
+    for key in typed:
+        if key not in hparams:
+            hparams[key] = OmegaConf.select(cfg, key)
+    return {k: v if v is None or isinstance(v, (str, bool, int, float)) else str(v) for k, v in hparams.items()}

@@ -1,0 +1,33 @@
+"""Lines from other libraries that a primer user can do nothing about, filtered once per process."""
+
+import logging
+import warnings
+
+
+def quiet_third_party() -> None:
+    # Every batch is the same batch (primer.run.data.RepeatedBatch): a resume mid-epoch is exact.
+    warnings.filterwarnings("ignore", "You're resuming from a checkpoint that ended before the epoch ended")
+    # A resume writes into its own new run dir by design; the old dir's checkpoint bookkeeping is not needed.
+    warnings.filterwarnings("ignore", r"The dirpath has changed from .* won't be reloaded")
+    # torch's deprecation of a call inside Lightning, and Lightning's advertisement for its cloud logger.
+    warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    # primer logs the last step whatever the interval (primer.run.system.is_logging_step), so a short run loses nothing.
+    warnings.filterwarnings("ignore", r"The number of training batches \(\d+\) is smaller than the logging interval")
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if no_litlogger_advert not in rank_zero.filters:
+        rank_zero.addFilter(no_litlogger_advert)
+    # Lightning says "Received SIGTERM: 2" for a Ctrl-C too (primer routes SIGINT to its SIGTERM stop);
+    # primer's own last line names the signal, the step and the resume command.
+    signals = logging.getLogger("lightning.pytorch.trainer.connectors.signal_connector")
+    if no_sigterm_notice not in signals.filters:
+        signals.addFilter(no_sigterm_notice)
+
+
+def no_sigterm_notice(record: logging.LogRecord) -> bool:
+    return "Received SIGTERM" not in record.getMessage()
+
+
+def no_litlogger_advert(record: logging.LogRecord) -> bool:
+    """Drops the litlogger advert, and Lightning's note that the configured model summary replaces its own."""
+    message = record.getMessage()
+    return "litlogger" not in message and "Skipping setting a default `ModelSummary`" not in message

@@ -1,0 +1,96 @@
+"""Train one of the primer's nets with Lightning, configured by Hydra.
+
+    python -m primer.train                                       # TwoLayerNet, SGD, 500 steps, CPU
+    python -m primer.train model=custom_relu trainer.accelerator=gpu
+    python -m primer.train model=manual                          # the tutorial's lr comes with the model
+    python -m primer.train --cfg job                             # print the composed config
+    python -m primer.train -m 'experiment=glob(*)'               # the tutorial's training sections, in order
+"""
+
+import logging
+import math
+import sys
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from primer import exits
+from primer.cli.task import Bug, task_wrapper
+from primer.config import CONFIG_DIR, CONFIG_NAME
+from primer.exits import setting_up
+
+
+def train(cfg: DictConfig) -> tuple[dict[str, float], dict]:
+    """seed -> data -> net -> system -> Trainer -> fit -> what came out: the final metrics, and the
+    objects that made them (trainer, system, datamodule, cfg)."""
+    import lightning as L  # heavy imports here, so --help and config errors stay instant
+    import torch
+    from hydra.utils import instantiate
+
+    from primer.checks.fit_checks import metrics_for
+    from primer.checks.resume import resume_from
+    from primer.checks.scaleout import use_submitit_tasks_as_ranks
+    from primer.cli.parts import barebones_settings, data_net_optimizer, draw_seed, loggers_and_callbacks
+    from primer.cli.quiet import quiet_third_party
+    from primer.cli.threads import use_cores_given
+    from primer.run.console import final_block, tensorboard_dir
+    from primer.run.guards import FirstStep, SaveOnInterrupt, interruptible, resume_command, stop_cleanly_until_training
+    from primer.run.results import final_metrics
+    from primer.run.system import Regression
+    from primer.run.together import find
+
+    logging.getLogger("lightning").handlers.clear()  # Hydra's handlers already print and file its messages
+    quiet_third_party()
+    use_submitit_tasks_as_ranks()
+    with use_cores_given(HydraConfig.get().launcher) as cores, stop_cleanly_until_training():
+        torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
+        with open_dict(cfg):
+            cfg.seed = L.seed_everything(draw_seed() if cfg.seed is None else cfg.seed)
+        datamodule, net, optimizer = data_net_optimizer(cfg)
+        with setting_up("scheduler"):
+            scheduler = instantiate(cfg.scheduler) if cfg.scheduler else None
+        system = Regression(net, optimizer, cfg.data.input_dim, scheduler=scheduler, metrics=metrics_for(cfg))
+        with setting_up("trainer"):
+            loggers, callbacks = loggers_and_callbacks(cfg, cores)
+            trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, **barebones_settings(cfg))
+        saver, first_step = find(callbacks, SaveOnInterrupt), find(callbacks, FirstStep)  # Ctrl-C; set-up's end
+        command = resume_command(list(HydraConfig.get().overrides.task))
+        with interruptible(trainer, saver, command), setting_up("trainer.fit", first_step.done):
+            trainer.fit(system, datamodule=datamodule, ckpt_path=resume_from(cfg), weights_only=True)
+    if trainer.is_global_zero:
+        print(final_block(cfg.paths.output_dir, tensorboard_dir(trainer)))  # what came out, and where
+    return final_metrics(trainer), {"trainer": trainer, "system": system, "datamodule": datamodule, "cfg": cfg}
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name=CONFIG_NAME)
+@task_wrapper
+def hydra_main(cfg: DictConfig) -> float:
+    """The final val/loss: what a sweeper minimizes."""
+    metrics, _ = train(cfg)
+    return metrics.get("val/loss", math.nan)
+
+
+def main() -> None:
+    """The command line; primer.train runs it inside primer.exits.command_line, which ends it in one line."""
+    if {"--help", "-h"} & set(sys.argv[1:]):
+        from primer.cli.usage import help_text
+
+        print(help_text())
+        return
+    exits.let_hydra_raise()
+    try:
+        hydra_main()
+    except Bug as bug:
+        raise bug.error  # a bug: the traceback is what is needed
+    except Exception as error:  # the task routes its own errors: this is Hydra rejecting the command line
+        from primer.checks.preflight import describe_hydra_error
+
+        raise describe_hydra_error(error, overrides_in(sys.argv[1:])) from error
+
+
+def overrides_in(argv: list[str]) -> list[str]:
+    """The key=value overrides of a command line, without Hydra's flags and their values."""
+    with_value = {"--cfg", "-c", "--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp", "--package",
+                  "-p", "--experimental-rerun"}
+    return [a for i, a in enumerate(argv) if not a.startswith("-") and (i == 0 or argv[i - 1] not in with_value)]

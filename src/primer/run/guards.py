@@ -1,0 +1,211 @@
+"""What keeps a run's word when training is cut short: by a signal, or by a loss gone NaN.
+
+Ctrl-C and SIGTERM stop training at the next step boundary and save a checkpoint to resume
+from; a non-finite loss stops it at the first bad step. Either ends in one line and an exit
+code (primer.exits), not a traceback.
+"""
+
+import contextlib
+import os
+import shlex
+import signal
+import threading
+from array import array
+from collections.abc import Mapping
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from primer import exits
+from primer.config import launch_dir
+from primer.exits import Diverged, Interrupted
+from primer.run.system import is_logging_step
+
+
+class SaveOnInterrupt(L.Callback):
+    """Ctrl-C and SIGTERM finish the current step, save `interrupted.ckpt` and stop.
+
+    Lightning already turns SIGTERM into a stop at the next step boundary (trainer.received_sigterm,
+    then SIGTERMException through the on_exception hooks). Ctrl-C is routed to the same handler,
+    instead of a KeyboardInterrupt that could land halfway through an optimizer step and leave
+    a checkpoint that no uninterrupted run ever had. Other exceptions save nothing: a diverged or
+    crashed run's weights are not worth resuming. (Lightning's OnExceptionCheckpoint saves on any
+    exception, and its presence makes every fit look for a checkpoint to resume: not used here.)
+    """
+
+    def __init__(self, dirpath: str | Path):
+        self.ckpt_path = str(Path(dirpath) / "interrupted.ckpt")
+        self.signum: int | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread may set signal handlers
+        lightning_handler = signal.getsignal(signal.SIGTERM)  # Lightning's, set before training starts
+
+        def stop_after_this_step(signum, frame):
+            self.signum = self.signum or signum
+            lightning_handler(signum, frame)
+
+        for signum in (signal.SIGINT, signal.SIGTERM):  # Lightning restores the old handlers at teardown
+            signal.signal(signum, stop_after_this_step)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, SIGTERMException):
+            trainer.save_checkpoint(self.ckpt_path, weights_only=False)  # the full state, to resume from
+            exits.keep_run_dir()  # a run dir with a checkpoint to resume from is worth keeping
+
+
+def resume_command(overrides: list[str]) -> str:
+    """The command line that repeats this run's overrides (ckpt_path is added by the caller)."""
+    kept = [shlex.quote(o) for o in overrides if not o.startswith("ckpt_path=")]
+    return " ".join(["python -m primer.train", *kept])
+
+
+@contextlib.contextmanager
+def interruptible(trainer: L.Trainer, saver: SaveOnInterrupt, resume_command: str):
+    """Turns Lightning's SIGTERMException into Interrupted, with the command that resumes the run."""
+    try:
+        yield
+    except SIGTERMException:
+        signum = saver.signum or signal.SIGTERM
+        path = os.path.relpath(saver.ckpt_path, launch_dir())  # ckpt_path= is read from there (hydra.job.chdir)
+        path = saver.ckpt_path if path.startswith("..") else path  # short when under it
+        raise Interrupted(
+            f"{signal.Signals(signum).name} at step {trainer.global_step} of {trainer.max_steps}: saved {path}; "
+            f"resume with: {resume_command} ckpt_path={shlex.quote(path)}",
+            signum,
+        ) from None
+
+
+class StopOnNonFinite(L.Callback):
+    """Stops training with Diverged, naming the first step whose training loss is NaN or inf.
+
+    Reading a loss every step would make the host wait for the device every step. The losses
+    stay where they are instead: kept as they come, folded every FOLD steps into a device-side
+    record of the first non-finite one, and read on logging steps (where the logger reads the
+    loss anyway), before validation, before any checkpoint is written and when training ends.
+    A run that diverges between logging steps stops at the next one, naming the step it went bad
+    at and its loss; every checkpoint on disk holds finite weights (ModelCheckpoint runs after
+    other callbacks, and a save checks first). `advice` follows the run's lr in the message (e.g. the
+    lr the seed trains this net at).
+    """
+
+    FOLD = 64  # losses kept before folding: bounds the memory when logging is rare (log_every_n_steps=0)
+
+    def __init__(self, advice: str = ""):
+        self.advice = advice
+        self._losses: list[torch.Tensor] = []  # since the last fold, on their device
+        self._steps = array("q")  # the step of every loss since the last read
+        self._first_bad: torch.Tensor | None = None  # index into _steps of the first non-finite loss; -1: none
+        self._bad_loss: torch.Tensor | None = None  # its value
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        loss = (outputs["loss"] if isinstance(outputs, Mapping) else outputs).detach()
+        step = trainer.global_step  # the optimizer step that produced this loss, counted from 1
+        self._losses.append(loss)
+        self._steps.append(step)
+        if is_logging_step(trainer, step, batch_idx):
+            self._raise_if_diverged(trainer)
+        elif len(self._losses) >= self.FOLD:
+            self._fold()
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module) -> None:
+        self._raise_if_diverged(trainer)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module, checkpoint: dict) -> None:
+        self._raise_if_diverged(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module) -> None:
+        self._raise_if_diverged(trainer)  # a run stopped by max_time or a callback, between logging steps
+
+    def _fold(self) -> None:
+        """Records the first non-finite loss of those kept, on their device: no host sync."""
+        if not self._losses:
+            return
+        losses = torch.stack(self._losses)  # (n,)
+        if self._first_bad is None:
+            self._first_bad = torch.full((), -1, dtype=torch.long, device=losses.device)
+            self._bad_loss = torch.zeros((), dtype=losses.dtype, device=losses.device)
+        bad = ~torch.isfinite(losses)
+        first = bad.byte().argmax()  # the first bad one, where there is one
+        new = bad.any() & (self._first_bad < 0)
+        self._first_bad = torch.where(new, first + (len(self._steps) - len(self._losses)), self._first_bad)
+        self._bad_loss = torch.where(new, losses.gather(0, first[None])[0], self._bad_loss)
+        self._losses.clear()
+
+    def _raise_if_diverged(self, trainer: L.Trainer) -> None:
+        """Reads what was kept: the host waits for the device here."""
+        if self._first_bad is None and (not self._losses or bool(torch.isfinite(torch.stack(self._losses)).all())):
+            self._losses.clear()  # the usual case: all finite, nothing folded since the last read
+        else:
+            self._fold()
+            if (first := int(self._first_bad)) >= 0:
+                raise Diverged(self._message(trainer, self._steps[first], float(self._bad_loss)))
+        self._steps, self._first_bad = array("q"), None
+
+    def _message(self, trainer: L.Trainer, step: int, loss: float) -> str:
+        lr = trainer.optimizers[0].param_groups[0]["lr"]
+        kept = [p for p in (_latest_checkpoint(trainer), trainer.ckpt_path) if p]
+        return (
+            f"training diverged: train/loss is {loss} at step {step} of {trainer.max_steps}; "
+            f"try a smaller optimizer.lr (this run: {lr:g}{self.advice}); "
+            + (f"last finite checkpoint: {kept[0]}" if kept else "no checkpoint was saved")
+        )
+
+
+def seed_lr_advice(model: str, tutorial: dict | None) -> str:
+    """`; the seed trains model=manual at 1e-6: experiment=1_manual_gradient_computation`, from the model's
+    `tutorial` entry (conf/model/*.yaml); empty for a model without one."""
+    if not tutorial or tutorial.get("lr") is None:
+        return ""
+    preset = f": experiment={tutorial['section']}" if tutorial.get("section") else ""
+    return f"; the seed trains model={model} at {tutorial['lr']:g}{preset}"
+
+
+def _latest_checkpoint(trainer: L.Trainer) -> str | None:
+    """The newest checkpoint this run's ModelCheckpoint wrote, if any (e.g. with every_n_train_steps)."""
+    callback = trainer.checkpoint_callback
+    path = getattr(callback, "last_model_path", "") or getattr(callback, "best_model_path", "")
+    return path or None
+
+
+class FirstStep(L.Callback):
+    """Marks the end of the first training step: errors before it are set-up errors (bad input, exit 2,
+    run dir removed); from it on, the run dir holds a run and is kept whatever happens."""
+
+    def __init__(self):
+        self.finished = False
+
+    def done(self) -> bool:
+        return self.finished
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        if not self.finished:
+            self.finished = True
+            exits.keep_run_dir()
+
+
+@contextlib.contextmanager
+def stop_cleanly_until_training():
+    """Ctrl-C or SIGTERM while the run is still being set up stops it with `Interrupted` (exit 130 or
+    143, run dir removed): Lightning would otherwise catch the KeyboardInterrupt inside fit and exit 1,
+    and SIGTERM would kill the process and leave a half-made run dir. From on_train_start on,
+    SaveOnInterrupt's handler takes over and saves a checkpoint to resume from."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        # Lightning's SIGTERM handler calls the one it found (this) too: once SaveOnInterrupt has taken
+        # Ctrl-C over, training has started and this one stands aside.
+        if signal.getsignal(signal.SIGINT) is stop:
+            raise Interrupted(f"{exits.signal_name(signum)} before training started; nothing to resume", signum)
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

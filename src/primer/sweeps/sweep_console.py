@@ -1,0 +1,100 @@
+"""What a sweep prints: a line as it starts, the model summary once, one line per job as it ends,
+then the sweep summary (primer.sweeps.report). The rest of what a job says, Lightning's lines, progress,
+warnings and errors included, goes into the job's own log (`<job dir>/<job name>.log`, Hydra's file).
+
+Each job's line comes from what the job wrote (primer.sweeps.report.summarize), so the console, the job's
+files and the summary's row agree.
+"""
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from primer.run.dashboard import FIRST_METRICS
+
+
+class SweepStart(Callback):
+    """Hydra callback: the sweep's first line says where it goes and where each job's log is."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        if "optuna" in str(config.hydra.sweeper.get("_target_", "")):
+            colour_only_on_a_terminal()
+        print(f"sweep into {config.hydra.sweep.dir}: a line per job as it ends; "
+              f"each job's full log is <job dir>/{config.hydra.job.name}.log", flush=True)
+
+
+@contextlib.contextmanager
+def one_line_per_job() -> Iterator[None]:
+    """Runs a sweep job with its output in its log, and prints its one line when it ends, however it ends.
+    Job 0 shows its model summary on the console too: one per sweep."""
+    hydra_cfg = HydraConfig.get()
+    job_dir, num = Path(hydra_cfg.runtime.output_dir), hydra_cfg.job.num
+    root = logging.getLogger()
+    files = [h for h in root.handlers if isinstance(h, logging.FileHandler)]
+    consoles = [h for h in root.handlers if isinstance(h, logging.StreamHandler) and h not in files]
+    log_path = Path(files[0].baseFilename) if files else job_dir / f"{hydra_cfg.job.name}.log"
+    only = _model_summary if num == 0 else _nothing
+    console = sys.stdout
+    for handler in consoles:
+        handler.addFilter(only)
+    try:
+        with open(log_path, "a", buffering=1) as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            yield
+    finally:
+        for handler in consoles:
+            handler.removeFilter(only)
+        if _rank() == 0:  # a job of several submitit tasks: one line, as one metrics.json
+            print(job_line(num, job_dir, " ".join(hydra_cfg.overrides.task)), file=console, flush=True)
+
+
+def job_line(num: int, job_dir: Path, overrides: str) -> str:
+    """`#0 optimizer.lr=1e-4  train/loss 2.478e-06  val/loss 2.412e-06  val/r2 1  (1.2 s)`, or the reason it failed:
+    the job's row of the sweep summary."""
+    from primer.sweeps.report import summarize
+
+    if not (job_dir / ".hydra").is_dir():  # hydra.output_subdir=null: no row, and no summary either
+        return f"#{num} {overrides}  ended; what it wrote is in {job_dir}"
+    row = summarize(job_dir)
+    if row["status"] != "ok":
+        return f"#{num} {row['overrides']}  failed: {row['reason']}"
+    values = "  ".join(f"{name} {row[name]:.4g}" for name in FIRST_METRICS if name in row)
+    took = f"  ({row['wall_time_s']:.1f} s)" if row["wall_time_s"] is not None else ""
+    return f"#{num} {row['overrides']}  {values}{took}"
+
+
+def colour_only_on_a_terminal() -> None:
+    """Optuna's lines ("Trial 3 finished with value ...") carry colour codes wherever stderr goes;
+    a file or a pipe gets them plain. Its own format, through colorlog, which leaves out colour
+    codes for a stream that is not a terminal."""
+    import colorlog
+    import optuna
+
+    optuna.logging.disable_default_handler()
+    logger = logging.getLogger("optuna")
+    if not any(isinstance(h.formatter, colorlog.ColoredFormatter) for h in logger.handlers):
+        handler = logging.StreamHandler()  # stderr, as Optuna's
+        handler.setFormatter(colorlog.ColoredFormatter(optuna.logging.create_default_formatter()._fmt,
+                                                       stream=handler.stream))
+        logger.addHandler(handler)
+
+
+def _rank() -> int:
+    from lightning.pytorch.utilities import rank_zero_only  # set by the Trainer, or by the environment
+
+    return rank_zero_only.rank
+
+
+def _model_summary(record: logging.LogRecord) -> bool:
+    from lightning.pytorch.callbacks import model_summary
+
+    return record.name == model_summary.log.name
+
+
+def _nothing(record: logging.LogRecord) -> bool:
+    return False

@@ -1,0 +1,54 @@
+"""Re-running a sweep into the same hydra.sweep.dir runs only the jobs that did not finish.
+
+A job that finishes leaves `finished.json` in its dir: its composed config (resolved) and the value
+it returned. Hydra rewrites the job's `.hydra/` before the task starts, so only this record says
+what config the results in the dir came from. A later run of the same job (same dir) is skipped
+when the record holds the same config, and its results stay as they are; any other job runs,
+after the record, metrics, failure reason and TensorBoard events of an earlier attempt are removed.
+"""
+
+import json
+import logging
+import math
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from primer.config import task_config
+from primer.sweeps.report import FAILURE_FILE, PRUNED_FILE
+
+RECORD = "finished.json"
+
+log = logging.getLogger(__name__)
+
+
+def finished_result(cfg: DictConfig) -> float | None:
+    """The value this job returned when it finished in this dir with this config; None: run it."""
+    job_dir = Path(cfg.paths.output_dir)
+    record = job_dir / RECORD
+    if record.is_file() and (job_dir / "metrics.json").is_file():
+        stored = json.loads(record.read_text())
+        if stored["config"] == _config(cfg):
+            log.info(f"skipped {job_dir.name}: finished earlier with this config; its results are kept")
+            return math.nan if stored["result"] is None else stored["result"]
+    for stale in (RECORD, "metrics.json", "run.json", FAILURE_FILE, PRUNED_FILE):  # an earlier attempt's, or another config's
+        (job_dir / stale).unlink(missing_ok=True)
+    for events in job_dir.glob("events.out.tfevents.*"):  # else the summary and TensorBoard show both attempts
+        events.unlink()
+    return None
+
+
+def record_finished(cfg: DictConfig, result: float) -> None:
+    """Writes the record that lets a re-run skip this job."""
+    from lightning.pytorch.utilities import rank_zero_only  # set by the Trainer; train() has imported lightning
+
+    if rank_zero_only.rank != 0:
+        return  # a job of DDP tasks: one record, as one metrics.json
+    job_dir = Path(cfg.paths.output_dir)
+    record = {"config": _config(cfg), "result": result if math.isfinite(result) else None}
+    (job_dir / RECORD).write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _config(cfg: DictConfig) -> dict:
+    """The resolved config as JSON gives it back (so a stored and a fresh one compare equal)."""
+    return json.loads(json.dumps(OmegaConf.to_container(task_config(cfg), resolve=True)))

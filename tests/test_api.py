@@ -1,0 +1,80 @@
+"""`from primer import train, evaluate`: the command line's runs and checks from Python, called the way
+lightning-hydra-template's tests call `train(cfg)`, with no Hydra runtime set up by the caller."""
+
+import json
+
+import lightning as L
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+
+from primer import evaluate, train
+from primer.config import CONFIG_DIR, CONFIG_NAME
+from primer.exits import BadConfig
+from primer.run.system import Regression
+from tests.conftest import QUIET, TINY
+
+
+@pytest.fixture(autouse=True)
+def no_hydra_runtime():
+    """Each test starts as a notebook does: no HydraConfig set (other tests set one)."""
+    HydraConfig.instance().cfg = None
+
+
+def test_train_takes_overrides_and_returns_the_metrics_and_the_objects(tmp_path):
+    metrics, objects = train([*TINY, *QUIET, "model=custom_relu"], output_dir=tmp_path / "run")
+    assert metrics == json.loads((tmp_path / "run/metrics.json").read_text())
+    assert isinstance(objects["trainer"], L.Trainer) and objects["trainer"].global_step == 6
+    assert isinstance(objects["system"], Regression) and type(objects["system"].net).__name__ == "TwoLayerNet"
+    assert objects["datamodule"].hparams.input_dim == 8
+    assert objects["cfg"].model.relu == "custom"
+    assert (tmp_path / "run/checkpoints/final.ckpt").is_file()
+    assert "model=custom_relu" in (tmp_path / "run/.hydra/overrides.yaml").read_text()
+
+
+def test_train_takes_a_config_composed_without_hydra_runtime(tmp_path):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(CONFIG_NAME, overrides=[*TINY, *QUIET])  # no return_hydra_config: the template's way
+    metrics, objects = train(cfg, output_dir=tmp_path / "run")
+    same, _ = train([*TINY, *QUIET], output_dir=tmp_path / "again")
+    assert metrics == same  # seeded: the same config trains to the same bits
+    assert objects["cfg"].paths.output_dir == str((tmp_path / "run").absolute())
+
+
+@pytest.mark.parametrize("overrides, line", [
+    (["data.batch_size=0"], "data.batch_size=0"),
+    (["trainer.max_stepz=3"], "trainer.max_stepz: no such key; did you mean trainer.max_steps?"),
+    (["model=nope"], "model=nope: no such model"),
+    (["trainer.precision=17"], "trainer.precision"),
+])
+def test_train_runs_the_command_lines_checks(tmp_path, cli, overrides, line):
+    with pytest.raises(BadConfig) as refused:
+        train(overrides, output_dir=tmp_path / "run")
+    code, _, err = cli(*overrides)
+    assert code == 2 and err.strip() == f"error: {refused.value}"  # the same line as the command line's
+    assert str(refused.value).startswith(line)
+    assert not (tmp_path / "run").exists()
+
+
+def test_evaluate_scores_a_checkpoint_with_its_stored_config_or_a_given_one(tmp_path):
+    metrics, _ = train([*TINY, *QUIET], output_dir=tmp_path / "run")
+    checkpoint = tmp_path / "run/checkpoints/final.ckpt"
+    scores, objects = evaluate(checkpoint)
+    assert scores["val/loss"] == pytest.approx(metrics["val/loss"], rel=1e-6)  # data=random: the same batch
+    assert isinstance(objects["system"], Regression)
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(CONFIG_NAME, overrides=[*TINY, *QUIET, "data.seed=1"])
+    other, objects = evaluate(checkpoint, cfg)
+    assert objects["cfg"].data.seed == 1 and other["val/loss"] != scores["val/loss"]
+    assert evaluate(checkpoint, ["data.seed=1"])[0] == other  # the same as overriding the stored config
+    with pytest.raises(BadConfig, match="the weights fix the model"):
+        evaluate(checkpoint, ["model.hidden_dim=8"])
+
+
+def test_the_module_primer_train_is_callable_too(tmp_path):
+    """`import primer.train` (what primer-train does) rebinds the name `primer.train` to the module."""
+    import primer
+    import primer.train
+
+    metrics, _ = primer.train([*TINY, *QUIET], output_dir=tmp_path / "run")
+    assert metrics == json.loads((tmp_path / "run/metrics.json").read_text())

@@ -1,0 +1,62 @@
+"""The tree shows the layers: every import inside src/primer points down, never up or sideways."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "primer"
+# lower number = lower layer; a module may import only from layers below its own (and its own package)
+LAYERS = {"exits": 0, "config": 0, "tutorial": 1, "run": 2, "checks": 3, "sweeps": 3, "cli": 4,
+          "api": 5, "train": 6, "eval": 6, "__init__": 7}
+MODULES = sorted(p for p in SRC.rglob("*.py"))
+
+
+def part_of(module: str) -> str:
+    """`primer.run.system` -> `run`; `primer.exits` -> `exits`; `primer` -> `__init__`."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every primer module that `path` imports, at module level or inside a function."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("primer")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "primer":
+            found |= {f"{node.module}.{a.name}" if node.module == "primer" else node.module for a in node.names}
+    return found
+
+
+def name_of(path: Path) -> str:
+    return ".".join(("primer", *path.relative_to(SRC).with_suffix("").parts)).removesuffix(".__init__")
+
+
+def test_every_module_belongs_to_a_layer():
+    assert {part_of(name_of(p)) for p in MODULES} <= set(LAYERS)
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(SRC)))
+def test_imports_point_down(path):
+    me = part_of(name_of(path))
+    upward = [m for m in imports_of(path) if part_of(m) != me and LAYERS[part_of(m)] >= LAYERS[me]]
+    assert not upward, f"{name_of(path)} ({me}) imports {upward} from its own layer or above"
+
+
+def third_party_imports(path: Path) -> set[str]:
+    """The top-level packages `path` imports (`lightning` for `from lightning.pytorch import ...`)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize(("part", "unknown"), [("tutorial", {"lightning", "hydra", "omegaconf"}), ("run", {"hydra"})])
+def test_the_tutorial_knows_no_lightning_and_the_system_no_hydra(part, unknown):
+    for path in (SRC / part).glob("*.py"):
+        found = third_party_imports(path) & unknown
+        assert not found, f"{part}/{path.name} imports {found}"
