@@ -9,6 +9,7 @@ in the words of a config.
 """
 
 import collections.abc
+import functools
 import inspect
 import json
 import types
@@ -38,15 +39,23 @@ def accepts(hint, value) -> bool:
     """Whether a plain config value (None, bool, int, float, str, list, dict) fits the type hint."""
     if _builds(value):  # Hydra builds an object from it, which only the constructor can judge
         return _takes_objects(hint)
-    try:
-        adapter = TypeAdapter(hint, config=_CLASSES_BY_ISINSTANCE)
-    except Exception:  # a hint pydantic has no schema for: the constructor judges the value when it is called
+    adapter = _adapter(hint)
+    if adapter is None:  # a hint pydantic has no schema for: the constructor judges the value when it is called
         return True
     try:
         adapter.validate_json(json.dumps(value), strict=True)
     except ValidationError:
         return False
     return True
+
+
+@functools.lru_cache(maxsize=None)
+def _adapter(hint) -> TypeAdapter | None:
+    """pydantic's validator for a hint, built once: building it costs more than using it."""
+    try:
+        return TypeAdapter(hint, config=_CLASSES_BY_ISINSTANCE)
+    except Exception:
+        return None
 
 
 def _builds(value) -> bool:
