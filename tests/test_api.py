@@ -72,9 +72,14 @@ def test_evaluate_scores_a_checkpoint_with_its_stored_config_or_a_given_one(tmp_
 
 
 def test_the_module_primer_train_is_callable_too(tmp_path):
-    """`import primer.train` (what primer-train does) rebinds the name `primer.train` to the module."""
+    """`import primer.train` (what primer-train does) rebinds the name `primer.train` to the module;
+    calling it is calling the function: the same checks, then the same run."""
+    import types
+
     import primer
     import primer.train
 
-    metrics, _ = primer.train([*TINY, *QUIET], output_dir=tmp_path / "run")
-    assert metrics == json.loads((tmp_path / "run/metrics.json").read_text())
+    assert isinstance(primer.train, types.ModuleType)
+    with pytest.raises(BadConfig, match="trainer.max_stepz: no such key"):
+        primer.train(["trainer.max_stepz=3"], output_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()

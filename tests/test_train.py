@@ -100,6 +100,7 @@ def test_same_seed_gives_the_same_run_bit_for_bit(make_config, tmp_path):
     assert metrics[0] == metrics[1]
 
 
+@pytest.mark.slow  # a full-size training: 300 steps of the default net
 def test_teacher_task_generalizes_to_its_validation_set(make_config):
     metrics, _ = train(make_config("data=teacher", "optimizer=adam", "trainer.max_steps=300"))
     assert metrics["val/r2"] > 0.8
