@@ -6,7 +6,7 @@
     python -m benchmarks.bench --smoke                          # seconds: numerics only (what CI runs)
 
 A is the primer's loop (benchmarks.plainloop); B is what `python -m primer.train` runs: the real
-conf/ composed by Hydra and handed to primer.train.train, with everything the default run does
+conf/ composed by Hydra and handed to primer.cli.train.train, with everything the default run does
 (TensorBoard logging, metrics, progress bar, final checkpoint). The steady-state table adds a bare
 Lightning Trainer (no logger, callbacks, progress bar or summary; a LightningModule of a training
 step and an optimizer) on the same net, data and optimizer: the floor primer's features add to.
