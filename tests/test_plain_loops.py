@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import primer.tutorial.plain_loops as plain_loops
-from primer.tutorial.plain_loops import SECTIONS, class_based_declaration, seed_data
+from primer.tutorial.plain_loops import SECTIONS, class_based_declaration, main, seed_data
 from primer.cli.train import train
 
 # Seed sizes, fewer steps: enough for every loss to fall several decades.
@@ -47,3 +47,13 @@ def test_plain_loop_and_lightning_end_at_the_same_loss(make_config, name):
     losses = loop(x, y, steps=STEPS)
     assert len(losses) == STEPS and losses[-1] < losses[0] / 1e3
     assert losses[-1] == pytest.approx(metrics["train/loss"], rel=1e-5)
+
+
+def test_the_plain_loops_command_has_help_and_names_the_sections_it_knows(capsys):
+    with pytest.raises(SystemExit) as asked:
+        main(["--help"])
+    assert asked.value.code == 0 and "SECTION" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as refused:
+        main(["nope"])
+    err = capsys.readouterr().err
+    assert refused.value.code == 2 and "no such section: nope; choose one of 1_manual_gradient_computation" in err

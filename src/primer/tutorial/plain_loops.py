@@ -1,7 +1,7 @@
 """Every training section of the seed as a plain-PyTorch loop, written the way the seed writes it.
 
-    python -m primer.tutorial.plain_loops                                  # every section, losses at t = 99, 199, ..., 499
-    python -m primer.tutorial.plain_loops 1_manual_gradient_computation    # one section (the experiment preset's name)
+    python -m primer.tutorial.plain_loops                                # every section, losses at t = 99, ..., 499
+    python -m primer.tutorial.plain_loops 1_manual_gradient_computation  # one section (the experiment preset's name)
 
 Each loop trains the same net, on the same data, from the same seed as
 `python -m primer.train experiment=<section>`, so the two can be read side by side: primer's
@@ -14,6 +14,7 @@ makes them), the weights drawn after torch.manual_seed(seed) (as Lightning's see
 leaves the global generator).
 """
 
+import argparse
 import sys
 from collections.abc import Callable
 
@@ -127,11 +128,11 @@ SECTIONS: dict[str, tuple[Callable, str]] = {
 
 
 def main(argv: list[str]) -> None:
-    names = argv or list(SECTIONS)
-    unknown = [n for n in names if n not in SECTIONS]
-    if unknown:
-        print(f"error: no such section: {unknown[0]}; choose one of {', '.join(SECTIONS)}", file=sys.stderr)
-        sys.exit(2)
+    parser = argparse.ArgumentParser(prog="python -m primer.tutorial.plain_loops", description=__doc__.split("\n")[0])
+    parser.add_argument("sections", nargs="*", metavar="SECTION", help=f"one of {', '.join(SECTIONS)} (default: all)")
+    names = parser.parse_args(argv).sections or list(SECTIONS)
+    if unknown := [n for n in names if n not in SECTIONS]:
+        parser.error(f"no such section: {unknown[0]}; choose one of {', '.join(SECTIONS)}")
     x, y = seed_data()
     for name in names:
         print(name)
