@@ -46,6 +46,7 @@ def test_train_takes_a_config_composed_without_hydra_runtime(tmp_path):
     (["trainer.max_stepz=3"], "trainer.max_stepz: no such key; did you mean trainer.max_steps?"),
     (["model=nope"], "model=nope: no such model"),
     (["trainer.precision=17"], "trainer.precision"),
+    (["trainer.accelerator=mps"], "trainer: MisconfigurationException"),  # from Lightning, once the dir exists
 ])
 def test_train_runs_the_command_lines_checks(tmp_path, cli, overrides, line):
     with pytest.raises(BadConfig) as refused:

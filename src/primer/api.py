@@ -27,13 +27,22 @@ def train(config: "Sequence[str] | DictConfig" = (), output_dir: str | Path | No
     `hydra.compose` (with or without `return_hydra_config=True`). `output_dir`: where the run writes;
     by default a new `outputs/runs/<time>_<pid>_<overrides>/`, as the command line makes it.
     """
+    import shutil
+
     from primer.checks.preflight import check_job
     from primer.cli.train import train as fit
+    from primer.exits import BadConfig
 
     cfg = _with_runtime(_composed(config), output_dir)
     check_job(cfg, multirun=False)
+    fresh = not Path(cfg.paths.output_dir).exists()
     _save_configs(cfg)
-    return fit(cfg)
+    try:
+        return fit(cfg)
+    except BadConfig:  # raised only before the first step: as on the command line, no run dir is left
+        if fresh:
+            shutil.rmtree(cfg.paths.output_dir, ignore_errors=True)
+        raise
 
 
 def evaluate(ckpt_path: str | Path, config: "Sequence[str] | DictConfig" = ()) -> tuple[dict, dict]:
