@@ -23,7 +23,7 @@ def test_plain_loops_import_no_lightning_and_no_hydra():
             imported |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom):
             imported.add(node.module.split(".")[0])
-    assert imported == {"sys", "collections", "torch", "primer"}
+    assert imported == {"argparse", "sys", "collections", "torch", "primer"}
 
 
 def test_hand_derived_loop_follows_the_autograd_loop():
