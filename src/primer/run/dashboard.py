@@ -2,7 +2,7 @@
 (primer.run.results.RunLogger), and an HPARAMS row per run.
 
 TensorBoard names a run by the dir that holds its event files, so the logger writes straight into
-the run dir: a sweep's runs are `0_model=two_layer,...`, not `.../tensorboard`. Each run writes its
+the run dir: a sweep's runs are named `0_model=two_layer,...`. Each run writes its
 HPARAMS session (its values, its status) and no experiment config: without one, TensorBoard builds
 the HPARAMS columns from the sessions under whatever logdir it is given (a sweep dir, or all of
 outputs/), marks the keys whose values differ there and lists them first, and takes the metrics from

@@ -27,8 +27,8 @@ class RunLogger(TensorBoardLogger):
     log10 of the logged train/loss at the same steps, reads at a glance. TensorBoard only: it is
     a view of train/loss, not a metric of its own (not in metrics.json).
 
-    Lightning calls `save` after every logging step, and its flush made training wait until the
-    writer's thread had put everything on disk. The writer flushes on its own every `flush_secs`
+    Lightning calls `save` after every logging step, and its flush would make training wait until
+    the writer's thread has put everything on disk. The writer flushes on its own every `flush_secs`
     (what a live TensorBoard lags by) and when the run ends or fails (`finalize`).
     """
 
