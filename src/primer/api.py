@@ -73,8 +73,10 @@ def evaluate(ckpt_path: str | Path, config: "Sequence[str] | DictConfig" = ()) -
 
 def _composed(config) -> "DictConfig":
     """The config with its `hydra` node: composed from overrides, or completed where the caller composed without it."""
+    import copy
+
     from hydra import compose, initialize_config_dir
-    from omegaconf import DictConfig, OmegaConf, open_dict
+    from omegaconf import DictConfig, open_dict
 
     from primer.checks.preflight import describe_hydra_error
     from primer.config import CONFIG_DIR, CONFIG_NAME
@@ -87,7 +89,7 @@ def _composed(config) -> "DictConfig":
         raise describe_hydra_error(error, overrides) from error
     if not isinstance(config, DictConfig):
         return composed
-    cfg = OmegaConf.create(OmegaConf.to_container(config)) if "hydra" in config else config.copy()
+    cfg = copy.deepcopy(config)  # the caller's config stays as it was; its struct flag comes along
     if "hydra" not in cfg:
         with open_dict(cfg):
             cfg.hydra = composed.hydra
