@@ -1,5 +1,7 @@
 """benchmarks.bench in its smoke mode: numerics only, no timing assertions (benchmarks are not timed tests)."""
 
+import pytest
+
 from benchmarks import bench, steady
 
 
@@ -15,3 +17,12 @@ def test_bench_exits_non_zero_when_primer_numerics_differ(monkeypatch, capsys):
     assert bench.main(["--smoke"]) == 1
     assert "differs from the plain loop" in capsys.readouterr().err
 
+
+
+@pytest.mark.slow  # a 20-step fit
+def test_log_cost_times_calls_that_reach_callback_metrics():
+    from benchmarks.log_cost import log_cost
+
+    seconds, logged = log_cost(steps=20, names=3)
+    assert seconds > 0
+    assert {"train/value_0", "train/value_1", "train/value_2"} <= set(logged)
