@@ -7,7 +7,7 @@ import warnings
 def quiet_third_party() -> None:
     # Every batch is the same batch (primer.run.data.RepeatedBatch): a resume mid-epoch is exact.
     warnings.filterwarnings("ignore", "You're resuming from a checkpoint that ended before the epoch ended")
-    # A resume writes into its own new run dir by design; the old dir's checkpoint bookkeeping is not needed.
+    # A resume writes into a run dir of its own by design: the bookkeeping of the dir it resumes from is not needed.
     warnings.filterwarnings("ignore", r"The dirpath has changed from .* won't be reloaded")
     # torch's deprecation of a call inside Lightning, and Lightning's advertisement for its cloud logger.
     warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated")

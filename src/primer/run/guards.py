@@ -48,7 +48,7 @@ class SaveOnInterrupt(L.Callback):
             self.signum = self.signum or signum
             lightning_handler(signum, frame)
 
-        for signum in (signal.SIGINT, signal.SIGTERM):  # Lightning restores the old handlers at teardown
+        for signum in (signal.SIGINT, signal.SIGTERM):  # Lightning restores the handlers it found at teardown
             signal.signal(signum, stop_after_this_step)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:

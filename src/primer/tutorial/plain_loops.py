@@ -6,7 +6,7 @@
 Each loop trains the same net, on the same data, from the same seed as
 `python -m primer.train experiment=<section>`, so the two can be read side by side: primer's
 LightningModule (primer.run.system.Regression) hides this loop behind trainer.fit. The seed's bugs are
-fixed: every loop calls backward and zeroes its gradients, and nn loops step their optimizer.
+not copied: every loop calls backward and zeroes its gradients, and nn loops step their optimizer.
 No Lightning and no Hydra here.
 
 Data and init follow primer.train: x and y from a generator seeded with `seed` (as primer.run.data
