@@ -1,4 +1,5 @@
-"""benchmarks.bench in its smoke mode: numerics only, no timing assertions (benchmarks are not timed tests)."""
+"""benchmarks.bench in its smoke mode and a short benchmarks.log_cost: numerics and what was logged,
+no timing assertions (benchmarks are not timed tests)."""
 
 import pytest
 
