@@ -55,6 +55,10 @@ ACCEPTED = {  # overrides -> what must hold of the run dir `run` (and the comman
     "callbacks.model_checkpoint.dirpath=elsewhere": lambda run, out: (Path("elsewhere") / "final.ckpt").exists(),
     "logger.tensorboard.save_dir=elsewhere": lambda run, out: events(Path("elsewhere")) and not events(run),
     "+callbacks.model_checkpoint.monitor=val/loss": lambda run, out: (run / "checkpoints/final.ckpt").exists(),
+    # NAME=null turns that one off, as in lightning-hydra-template (Lightning's default checkpoint remains)
+    "callbacks.model_checkpoint=null": lambda run, out: not (run / "checkpoints/final.ckpt").exists()
+    and "val/loss" in metrics(run),
+    "logger.tensorboard=null": lambda run, out: not events(run) and "train/loss" in metrics(run),
     "+callbacks.early_stopping._target_=lightning.pytorch.callbacks.EarlyStopping "
     "+callbacks.early_stopping.monitor=val/r2 +callbacks.early_stopping.mode=max": lambda run, out: steps(run) == 6,
     # the cosine spans the run Lightning runs (2 epochs of 3 steps), and ends at its end
@@ -160,7 +164,28 @@ REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message),
      "trainer.logger=wandb: must be true or false; choose a logger with logger=tensorboard, ..."),
     ("+trainer.callbacks=[]", "trainer.callbacks: primer sets the Trainer's callbacks from the callbacks group ..."),
     ("tags=[a,b]", "tags: no such key; primer reads no such setting (--cfg job lists the keys)"),
-    ("data.num_workers=2", "data.num_workers: no such key; primer reads no such setting (--cfg job lists the keys)"),
+    ("data.num_workers=2", "data.num_workers: no such key; primer.run.data.SyntheticRegression takes no argument "
+                           "num_workers; drop it from the command line"),
+    # callbacks and loggers are checked against their classes too, before anything is built
+    ("callbacks.model_checkpoint.monitor=val/loss", "callbacks.model_checkpoint.monitor: not in the config yet; "
+     "lightning.pytorch.callbacks.ModelCheckpoint takes monitor: add it with "
+     "+callbacks.model_checkpoint.monitor=val/loss"),
+    ("callbacks.model_checkpoint.monitr=val/loss",
+     "callbacks.model_checkpoint.monitr: no such key; did you mean +callbacks.model_checkpoint.monitor=val/loss?"),
+    ("+callbacks.model_checkpoint.monitr=val/loss", "callbacks.model_checkpoint.monitr: "
+     "lightning.pytorch.callbacks.ModelCheckpoint takes no argument monitr; "
+     "did you mean callbacks.model_checkpoint.monitor?"),
+    ("+callbacks.model_checkpoint.save_top_k=many", "callbacks.model_checkpoint.save_top_k=many: must be an integer "
+     "(lightning.pytorch.callbacks.ModelCheckpoint)"),
+    ("+callbacks.early_stopping.monitor=val/loss", "callbacks.early_stopping: names no class to build; give it one, "
+     "e.g. +callbacks.early_stopping._target_=lightning.pytorch.callbacks.EarlyStopping"),
+    ("+callbacks.x._target_=nowhere.Callback",
+     "callbacks.x._target_=nowhere.Callback: cannot be imported; give a dotted path to a class or function"),
+    ("logger=csv +logger.csv.flush_every=3", "logger.csv.flush_every: lightning.pytorch.loggers.CSVLogger takes no "
+     "argument flush_every; drop it from the command line"),
+    ("optimizer.nesterov=true", "optimizer.nesterov: not in the config yet; torch.optim.SGD takes nesterov: add it "
+     "with +optimizer.nesterov=true"),
+    ("optimizer.l=1", "optimizer.l: no such key; torch.optim.SGD takes no argument l; drop it from the command line"),
     ("debug=fdr", "debug: no such key or group in primer; for a quick check of the whole run use "
                   "trainer.fast_dev_run=true ..."),
     ("+trainer.max_steps=5", "+trainer.max_steps=5: trainer.max_steps is already in the config; "

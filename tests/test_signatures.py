@@ -68,3 +68,20 @@ def test_a_bool_is_no_number_and_a_target_stands_for_an_object():
     assert not accepts(int, True) and not accepts(float, False) and accepts(float, 1)
     built = {"_target_": "lightning.pytorch.profilers.SimpleProfiler"}
     assert accepts(typing.Any, built) and accepts(Profiler | str | None, built) and not accepts(int | None, built)
+
+
+def test_a_value_from_a_run_dir_hydra_has_not_made_yet_is_left_to_the_run():
+    """logger.csv.save_dir is ${hydra:runtime.output_dir} by way of two interpolations. Before a run's dir is
+    made, Hydra's runtime is another run's, or unset: Hydra's resolver then reads its MISSING output_dir as
+    null, which is no value to judge a path by."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    from primer.checks.validation import value
+    from primer.config import CONFIG_DIR, CONFIG_NAME
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(CONFIG_NAME, overrides=["logger=csv"], return_hydra_config=True)
+    HydraConfig().set_config(cfg)  # a compose's runtime: output_dir is ??? until Hydra makes the run dir
+    assert value(cfg, "logger.csv.save_dir", default="not yet") == "not yet"
+    check_signatures(cfg)

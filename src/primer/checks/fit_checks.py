@@ -14,9 +14,9 @@ from primer.checks.validation import value
 
 def check_monitors(cfg: DictConfig) -> None:
     """Each configured callback's `monitor` names a metric the system logs (primer.run.system.logged_in_fit)."""
-    from hydra.utils import get_object
     from lightning.pytorch.callbacks import ModelCheckpoint
 
+    from primer.checks.signatures import import_target
     from primer.run.system import logged_in_fit
 
     logged = logged_in_fit(metrics_for(cfg))
@@ -28,7 +28,7 @@ def check_monitors(cfg: DictConfig) -> None:
         if value(node, "strict") is False:
             continue  # EarlyStopping(strict=False) itself tolerates a metric that never comes
         try:
-            target = get_object(str(node._target_))
+            target = import_target(str(node._target_))
         except Exception:
             continue  # building it will say what is wrong (primer.exits.setting_up)
         known = logged + (["epoch", "step"] if isinstance(target, type) and issubclass(target, ModelCheckpoint) else [])

@@ -136,10 +136,36 @@ def _unknown_key(key: str, overrides: list[str]) -> str:
     """'no such key', with a suggestion only where one is genuinely close: the same group, a near spelling."""
     others = [o for o in overrides if key_and_value(o)[0] != key]
     try:
-        known = dotted_keys(_compose(others))
+        composed = _compose(others)
     except Exception:
-        known = []
-    return close_key(key, known)
+        return close_key(key, [])
+    return _argument_to_add(key, composed, overrides) or close_key(key, dotted_keys(composed))
+
+
+def _argument_to_add(key: str, cfg: DictConfig, overrides: list[str]) -> str | None:
+    """For `callbacks.model_checkpoint.monitor=val/loss`: an argument the class under it takes, which the
+    config does not set yet, so Hydra wants it added with a + (or one spelled close to it)."""
+    from omegaconf import OmegaConf
+
+    from primer.checks.signatures import import_target, parameters
+
+    parent, _, name = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent, default=None) if parent else None
+    typed = [o for o in overrides if key_and_value(o)[0] == key and not o.startswith(("~", "+"))]
+    if not isinstance(node, DictConfig) or "_target_" not in node or not typed:
+        return None
+    try:
+        params, takes_any_keyword = parameters(import_target(str(node._target_)))
+    except Exception:
+        return None
+    unset = [p for p in params if p not in node]
+    if name in unset:
+        return f"{key}: not in the config yet; {node._target_} takes {name}: add it with +{typed[0]}"
+    if close := difflib.get_close_matches(name, unset, n=1, cutoff=0.8):
+        return f"{key}: no such key; did you mean +{parent}.{close[0]}={key_and_value(typed[0])[1]}?"
+    if takes_any_keyword or difflib.get_close_matches(name, [str(k) for k in node], n=1, cutoff=0.8):
+        return None  # close_key names the one in the config
+    return f"{key}: no such key; {node._target_} takes no argument {name}; drop it from the command line"
 
 
 def _misplaced_prefix(overrides: list[str]) -> str | None:
@@ -160,11 +186,12 @@ def _misplaced_prefix(overrides: list[str]) -> str | None:
 
 
 def close_key(key: str, known: list[str]) -> str:
-    parent = key.rpartition(".")[0]
-    siblings = [k for k in known if k.rpartition(".")[0] == parent]
-    close = difflib.get_close_matches(key, siblings, n=1, cutoff=0.8)
+    parent, _, name = key.rpartition(".")
+    siblings = [k.rpartition(".")[2] for k in known if k.rpartition(".")[0] == parent]
+    # by the last part alone: a long shared prefix would make `...checkpoint.monitor` "close" to `...dirpath`
+    close = difflib.get_close_matches(name, siblings, n=1, cutoff=0.8)
     if close:
-        return f"{key}: no such key; did you mean {close[0]}?"
+        return f"{key}: no such key; did you mean {parent + '.' if parent else ''}{close[0]}?"
     if key in HABITS:
         return f"{key}: no such key or group in primer; {HABITS[key]}"
     if parent in ("trainer", "optimizer", "callbacks", "logger"):

@@ -12,6 +12,7 @@ import collections.abc
 import functools
 import inspect
 import json
+import logging
 import types
 import typing
 from pathlib import PurePath
@@ -20,6 +21,19 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 # A class no config spells (a Logger, a Tensor) is judged by isinstance, which no JSON value passes.
 _CLASSES_BY_ISINSTANCE = ConfigDict(arbitrary_types_allowed=True)
+
+
+def import_target(target_name: str):
+    """The class or function a `_target_` names, by Hydra's get_object, without the three lines Hydra logs
+    when it cannot be imported: the caller says what is wrong in one."""
+    from hydra.utils import get_object
+
+    hydra_log = logging.getLogger("hydra.utils")
+    disabled, hydra_log.disabled = hydra_log.disabled, True
+    try:
+        return get_object(target_name)
+    finally:
+        hydra_log.disabled = disabled
 
 
 def parameters(target) -> tuple[dict[str, typing.Any], bool]:

@@ -4,8 +4,9 @@ Two layers, cheapest first, so that most bad input is stopped before torch is im
   1. primer's own rules: ranges (`data.batch_size` > 0), keys that must agree (`model.input_dim`
      follows `data.input_dim`), combinations a model cannot train with (`model=manual` with
      `trainer.gradient_clip_val`);
-  2. the real signatures: every `trainer.*` key and value against `lightning.Trainer`, and the
-     keys of `model`, `data` and `optimizer` against the constructors they are passed to.
+  2. the real signatures: every `trainer.*` key and value against `lightning.Trainer`, and those
+     of `model`, `data`, `optimizer`, `scheduler` and of each callback and logger against the
+     constructors they are passed to.
 A resume is checked against its checkpoint (primer.run.checkpoints) as part of layer 2.
 """
 
@@ -40,6 +41,11 @@ def value(cfg: DictConfig, key: str, default=None):
     try:
         found = OmegaConf.select(cfg, key, default=default, throw_on_missing=True)
     except (InterpolationResolutionError, MissingMandatoryValue, ValueError):
+        return default
+    parent, _, name = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent, default=None) if parent else cfg
+    if found is None and isinstance(node, DictConfig) and name in node and OmegaConf.is_interpolation(node, name):
+        # `${hydra:runtime.output_dir}` before Hydra sets it: its resolver reads the unset value as null
         return default
     return OmegaConf.to_container(found, resolve=True) if OmegaConf.is_config(found) else found
 
@@ -103,17 +109,14 @@ def _satisfies(found, key: str) -> bool:
 
 def check_signatures(cfg: DictConfig) -> None:
     """Layer 2: each group's keys and values against the real signature of what they are passed to."""
-    from hydra.utils import get_object
+    from primer.checks.signatures import accepts, describe, import_target, parameters
 
-    from primer.checks.signatures import accepts, describe, parameters
-
-    for group in ("trainer", *CONSTRUCTOR_GROUPS):
-        node = OmegaConf.select(cfg, group, default=None)
+    for group, node in _constructed_nodes(cfg):
         if not isinstance(node, DictConfig) or "_target_" not in node:
             continue
         target_name = str(node._target_)
         try:
-            target = get_object(target_name)
+            target = import_target(target_name)
         except Exception:
             raise BadConfig(f"{group}._target_={target_name}: cannot be imported; give a dotted path to a class "
                             "or function") from None
@@ -134,6 +137,23 @@ def check_signatures(cfg: DictConfig) -> None:
             found = value(cfg, f"{group}.{key}", default=_UNRESOLVED)
             if found is not _UNRESOLVED and not accepts(params[key], found):
                 raise BadConfig(f"{group}.{key}={_shown(found)}: must be {describe(params[key])} ({target_name})")
+
+
+def _constructed_nodes(cfg: DictConfig) -> list[tuple[str, object]]:
+    """(key, node) of everything primer instantiates: the groups, and each callback and logger by its name.
+    A null one is off; one without a `_target_` (`+callbacks.early_stopping.monitor=...` alone) is refused."""
+    nodes = [(group, OmegaConf.select(cfg, group, default=None)) for group in ("trainer", *CONSTRUCTOR_GROUPS)]
+    for group, example in (("callbacks", "lightning.pytorch.callbacks.EarlyStopping"),
+                           ("logger", "lightning.pytorch.loggers.CSVLogger")):
+        named = OmegaConf.select(cfg, group, default=None)
+        for name, node in (named.items() if isinstance(named, DictConfig) else []):
+            if node is None:
+                continue  # callbacks.NAME=null: that one is off
+            if not isinstance(node, DictConfig) or "_target_" not in node:
+                raise BadConfig(f"{group}.{name}: names no class to build; give it one, e.g. "
+                                f"+{group}.{name}._target_={example}")
+            nodes.append((f"{group}.{name}", node))
+    return nodes
 
 
 def _overrides(cfg: DictConfig) -> list[str]:

@@ -47,8 +47,10 @@ def loggers_and_callbacks(cfg: DictConfig, cores: dict) -> tuple[list, list]:
     if not OmegaConf.select(cfg, "callbacks.histograms.every_n_steps"):
         off.add("histograms")  # at 0 it writes nothing, and Lightning would still call its hooks every step
     # logger=[] and callbacks=[] (lightning-hydra-template's spelling of none) compose no key at all
-    loggers = [] if "logger" in off else [instantiate(c) for c in (cfg.get("logger") or {}).values()]
-    callbacks = [instantiate(c) for name, c in (cfg.get("callbacks") or {}).items() if name not in off]
+    # logger.NAME=null or callbacks.NAME=null: that one is off
+    loggers = [] if "logger" in off else [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    callbacks = [instantiate(c) for name, c in (cfg.get("callbacks") or {}).items()
+                 if name not in off and c is not None]
     if cfg.scheduler and loggers:
         callbacks.append(LearningRateMonitor(logging_interval="step"))  # logs lr-SGD, lr-Adam
     hydra = HydraConfig.get()
