@@ -213,6 +213,11 @@ def test_divergence_names_the_lr_the_seed_trains_the_model_at(make_config, model
     assert f"try a smaller optimizer.lr {advice}; " in str(info.value)
 
 
+def test_divergence_of_a_run_of_epochs_names_the_steps_lightning_counts(make_config):
+    with pytest.raises(Diverged, match=r"train/loss is (nan|inf) at step \d+ of 60; "):
+        train(make_config(*DIVERGE, "trainer.max_steps=-1", "trainer.max_epochs=2", "data.steps=30"))
+
+
 def test_run_diverging_between_logging_steps_names_its_first_non_finite_step(make_config, monkeypatch):
     """The loss is read on logging steps only (every 10th; with 0, the first and last, and before
     validation), and folded on its device every FOLD steps in between: the message is the one a check

@@ -45,6 +45,19 @@ def test_console_shows_the_loss_a_readable_summary_and_where_the_run_is(make_con
     assert last[0] == f"done: 6 steps in {run['wall_time_s']:.1f} s" and run["steps"] == 6
 
 
+@pytest.mark.slow  # trains in this process
+@pytest.mark.parametrize(("length", "shown"), [
+    (["trainer.max_steps=-1", "trainer.max_epochs=2", "data.steps=3"], "step 6/6  train/loss "),  # Lightning's count
+    # a run that only max_time ends has no count to show
+    (["trainer.max_steps=-1", "trainer.max_time=00:00:00:01", "trainer.max_epochs=null"], "step 1  train/loss "),
+])
+def test_progress_lines_count_to_the_steps_lightning_will_take(make_config, capsys, length, shown):
+    train(make_config(*TINY, *length))
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("step ")]
+    assert any(line.startswith(shown) for line in lines), lines
+    assert not any("/-1" in line for line in lines), lines
+
+
 @pytest.mark.slow
 def test_default_command_to_a_file_ends_with_the_loss_and_the_run_dir(tmp_path):
     with open(tmp_path / "log", "w") as log:

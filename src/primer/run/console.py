@@ -13,7 +13,7 @@ from torchmetrics import Metric, MetricCollection
 
 from primer.config import launch_dir
 from primer.run.dashboard import FIRST_METRICS
-from primer.run.system import is_logging_step
+from primer.run.system import is_logging_step, planned_steps
 
 
 def progress_bar(refresh_rate: int = 50) -> ProgressBar:
@@ -70,6 +70,10 @@ class LineProgress(ProgressBar):
         super().__init__()
         self.every_n_steps = every_n_steps
         self._enabled = True
+        self._total: int | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._total = planned_steps(trainer)
 
     def disable(self) -> None:
         self._enabled = False
@@ -82,12 +86,12 @@ class LineProgress(ProgressBar):
         every = -(-max(self.every_n_steps, 1) // n) * n
         if not (self._enabled and trainer.is_global_zero and is_logging_step(trainer, step, batch_idx)):
             return  # the loss is fresh on logging steps only
-        if not (step == 1 or step % every == 0 or step == trainer.max_steps):
+        if not (step == 1 or step % every == 0 or step == self._total):
             return
         metrics = shown_values(trainer)
         if metrics:  # none yet where step 1 is not a logging step
             values = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items())
-            print(f"step {step}/{trainer.max_steps}  {values}", flush=True)
+            print(f"step {step}{f'/{self._total}' if self._total else ''}  {values}", flush=True)
 
 
 class ModelSummary(LightningModelSummary):

@@ -21,7 +21,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from primer import exits
 from primer.config import launch_dir
 from primer.exits import Diverged, Interrupted
-from primer.run.system import is_logging_step
+from primer.run.system import is_logging_step, planned_steps
 
 
 class SaveOnInterrupt(L.Callback):
@@ -73,7 +73,7 @@ def interruptible(trainer: L.Trainer, saver: SaveOnInterrupt, resume_command: st
         path = os.path.relpath(saver.ckpt_path, launch_dir())  # ckpt_path= is read from there (hydra.job.chdir)
         path = saver.ckpt_path if path.startswith("..") else path  # short when under it
         raise Interrupted(
-            f"{signal.Signals(signum).name} at step {trainer.global_step} of {trainer.max_steps}: saved {path}; "
+            f"{signal.Signals(signum).name} at step {trainer.global_step}{of_planned(trainer)}: saved {path}; "
             f"resume with: {resume_command} ckpt_path={shlex.quote(path)}",
             signum,
         ) from None
@@ -149,10 +149,16 @@ class StopOnNonFinite(L.Callback):
         lr = trainer.optimizers[0].param_groups[0]["lr"]
         kept = [p for p in (_latest_checkpoint(trainer), trainer.ckpt_path) if p]
         return (
-            f"training diverged: train/loss is {loss} at step {step} of {trainer.max_steps}; "
+            f"training diverged: train/loss is {loss} at step {step}{of_planned(trainer)}; "
             f"try a smaller optimizer.lr (this run: {lr:g}{self.advice}); "
             + (f"last finite checkpoint: {kept[0]}" if kept else "no checkpoint was saved")
         )
+
+
+def of_planned(trainer: L.Trainer) -> str:
+    """` of 500`: the steps the run was to take, where known (primer.run.system.planned_steps)."""
+    planned = planned_steps(trainer)
+    return f" of {planned}" if planned else ""
 
 
 def seed_lr_advice(model: str, tutorial: dict | None) -> str:

@@ -1,5 +1,6 @@
 """The Lightning system: trains any of the primer's nets on (x, y) batches."""
 
+import math
 from collections.abc import Callable, Sequence
 
 import lightning as L
@@ -154,6 +155,18 @@ def is_logging_step(trainer: L.Trainer, step: int, batch_idx: int) -> bool:
         or step == trainer.max_steps
         or batch_idx + 1 == trainer.num_training_batches
     )
+
+
+def planned_steps(trainer: L.Trainer) -> int | None:
+    """The optimizer steps the run will take: trainer.max_steps, or with max_steps=-1 Lightning's own count of
+    max_epochs' steps; None where only max_time (or nothing yet known) ends the run."""
+    if trainer.max_steps > 0:
+        return trainer.max_steps
+    try:
+        total = trainer.estimated_stepping_batches
+    except Exception:  # before Lightning has the data (a signal during set-up)
+        return None
+    return int(total) if math.isfinite(total) else None
 
 
 def written_by_lightning(trainer: L.Trainer, step: int) -> bool:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from lightning.pytorch.callbacks import Callback
 
+from primer.run.guards import of_planned
 from primer.sweeps.report import PRUNED_FILE
 from primer.sweeps.studies import PRUNED_AT, STUDY_ENV, TRIAL_ENV
 
@@ -60,6 +61,6 @@ class ReportToTrial(Callback):
             trainer.should_stop = True
             if trainer.is_global_zero:
                 self.trial.set_user_attr(PRUNED_AT, trainer.global_step)
-                reason = (f"at step {trainer.global_step} of {trainer.max_steps}: val/loss {value:.4g} "
+                reason = (f"at step {trainer.global_step}{of_planned(trainer)}: val/loss {value:.4g} "
                           f"({type(self.trial.study.pruner).__name__})")
                 Path(self.output_dir, PRUNED_FILE).write_text(reason + "\n")
