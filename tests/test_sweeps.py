@@ -213,8 +213,9 @@ def test_optuna_search_minimizes_the_final_val_loss_over_its_trials(sweeps):
 
 def test_varied_names_the_override_keys_not_the_same_in_every_job():
     """The plot's title and each curve's label: what sets the jobs apart, in the order they name it."""
-    rows = [{"overrides": "model=two_layer optimizer.lr=1e-4 seed=1"},
-            {"overrides": "model=manual optimizer.lr=1e-4"},
-            {"overrides": "model=manual optimizer.lr=1e-4 seed=1"}]
-    assert report.varied(rows) == ["model", "seed"]  # a job without seed= differs from one with it
-    assert report.varied(rows[:1]) == []
+    jobs = [["model=two_layer", "optimizer.lr=1e-4", "seed=1"],
+            ["model=manual", "optimizer.lr=1e-4"],
+            ["model=manual", "optimizer.lr=1e-4", "seed=1"]]
+    assert report.varied(jobs) == ["model", "seed"]  # a job without seed= differs from one with it
+    assert report.varied(jobs[:1]) == []
+    assert report.varied([["+note='a b'", "seed=1"], ["+note='a c'", "seed=1"]]) == ["+note"]  # one override each

@@ -162,10 +162,10 @@ def why_no_plot(root: Path) -> str:
     return NO_PLOT if any(map(has_events, job_dirs(root))) else NO_CURVES
 
 
-def varied(rows: list[dict]) -> list[str]:
-    """The override keys whose values are not the same in every job (a job without the key counts
-    as a value of its own): the plot's title, and what each curve's label shows."""
-    values = [dict(o.partition("=")[::2] for o in row["overrides"].split()) for row in rows]
+def varied(jobs: list[list[str]]) -> list[str]:
+    """The override keys whose values are not the same in every job (each job's overrides as typed; a job
+    without the key counts as a value of its own): the plot's title, and what each curve's label shows."""
+    values = [dict(o.partition("=")[::2] for o in overrides) for overrides in jobs]
     keys = dict.fromkeys(k for v in values for k in v)
     return [k for k in keys if len({v.get(k) for v in values}) > 1]
 
@@ -203,7 +203,8 @@ def plot_loss_curves(root: Path, dirs: list[Path], rows: list[dict], events: lis
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
 
-    keys = varied(rows)
+    typed = [_typed_overrides(d) for d in dirs]  # a value may hold a space: `+note='a b'`
+    keys = varied(typed)
     # fixed margins that fit the title, the axis labels and log-scale ticks: tight_layout would measure
     # every text by drawing the figure an extra time
     fig, ax = plt.subplots(figsize=(8, 5), gridspec_kw=dict(left=0.1, right=0.97, bottom=0.1, top=0.93))
@@ -211,8 +212,7 @@ def plot_loss_curves(root: Path, dirs: list[Path], rows: list[dict], events: lis
         steps, values = loss_curve(job_dir, job_events)
         finite = [(s, v) for s, v in zip(steps, values) if math.isfinite(v) and v > 0]
         if finite:
-            label = " ".join(o for o in row["overrides"].split() if o.partition("=")[0] in keys) or row["overrides"] \
-                or "defaults"
+            label = " ".join(o for o in typed[i] if o.partition("=")[0] in keys) or row["overrides"] or "defaults"
             failed = " (failed)" if row["status"] == "failed" else ""
             every = max(len(finite) // 8, 1)  # ~8 markers a curve, shifted per job so they do not cover each other
             ax.plot(*zip(*finite), linestyle=LINESTYLES[i % len(LINESTYLES)], marker=MARKERS[i % len(MARKERS)],
