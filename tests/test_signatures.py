@@ -20,6 +20,7 @@ ACCEPTED = [
     "trainer.min_steps=${trainer.max_steps}",  # judged as resolved
     "+trainer.profiler._target_=lightning.pytorch.profilers.SimpleProfiler",  # Hydra builds it
     "optimizer=adam +optimizer.betas=[0.8,0.9]",  # a list stands for Adam's tuple
+    "+logger.tensorboard.max_queue=5",  # TensorBoardLogger hands what it does not take to SummaryWriter
 ]
 
 REJECTED = [
@@ -35,6 +36,11 @@ REJECTED = [
      "trainer.enable_progress_bar={'_target_': 'lightning.pytorch.profilers.SimpleProfiler'}: must be true or false "
      "or null"),  # what a _target_ builds is no bool
     ("optimizer=adam +optimizer.betas=[0.9]", "optimizer.betas=[0.9]: must be a list (torch.optim.Adam)"),
+    # primer's RunLogger(*args, flush_secs=5, **kwargs) is judged by TensorBoardLogger's arguments too
+    ("logger.tensorboard.log_graph=maybe",
+     "logger.tensorboard.log_graph=maybe: must be true or false (primer.run.results.RunLogger)"),
+    ("+logger.tensorboard.flush_secs=often",
+     "logger.tensorboard.flush_secs=often: must be a number (primer.run.results.RunLogger)"),
 ]
 
 

@@ -46,7 +46,16 @@ def parameters(target) -> tuple[dict[str, typing.Any], bool]:
         hints = {}
     names = {name: hints.get(name, typing.Any) for name, p in signature.parameters.items()
              if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
-    return names, any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values())
+    kinds = {p.kind for p in signature.parameters.values()}
+    takes_any_keyword = inspect.Parameter.VAR_KEYWORD in kinds
+    if inspect.isclass(target) and takes_any_keyword and inspect.Parameter.VAR_POSITIONAL in kinds:
+        # `__init__(self, *args, own=..., **kwargs)` hands the rest to its base (primer's RunLogger):
+        # the base's arguments are this class's too
+        base = next((b for b in target.__mro__[1:] if "__init__" in vars(b)), object)
+        if base is not object:
+            inherited, takes_any_keyword = parameters(base)
+            names = {**inherited, **names}
+    return names, takes_any_keyword
 
 
 def accepts(hint, value) -> bool:
