@@ -284,6 +284,7 @@ def evaluate(cli, *args):
 @pytest.mark.slow  # trains in this process
 @pytest.mark.parametrize(("overrides", "message"), [
     ("trainer.max_step=5", "trainer.max_step: no such key; did you mean trainer.max_steps?"),
+    ("+trainer.foo=1", "trainer.foo: no such key; primer.eval changes only keys of the config the checkpoint holds"),
     ("model.hidden_dim=50", "model.hidden_dim=50: ckpt_path={ckpt} holds a model with model.hidden_dim=4; "
                             "the weights fix the model, so evaluate it as trained"),
     ("data.batch_size=0", "data.batch_size=0: must be a positive integer"),

@@ -185,13 +185,19 @@ def _misplaced_prefix(overrides: list[str]) -> str | None:
     return None
 
 
-def close_key(key: str, known: list[str]) -> str:
+def close_sibling(key: str, known: list[str]) -> str | None:
+    """The key of `known` beside `key` (same parent) whose last part is spelled close to key's, if any."""
     parent, _, name = key.rpartition(".")
     siblings = [k.rpartition(".")[2] for k in known if k.rpartition(".")[0] == parent]
     # by the last part alone: a long shared prefix would make `...checkpoint.monitor` "close" to `...dirpath`
     close = difflib.get_close_matches(name, siblings, n=1, cutoff=0.8)
-    if close:
-        return f"{key}: no such key; did you mean {parent + '.' if parent else ''}{close[0]}?"
+    return f"{parent + '.' if parent else ''}{close[0]}" if close else None
+
+
+def close_key(key: str, known: list[str]) -> str:
+    parent = key.rpartition(".")[0]
+    if close := close_sibling(key, known):
+        return f"{key}: no such key; did you mean {close}?"
     if key in HABITS:
         return f"{key}: no such key or group in primer; {HABITS[key]}"
     if parent in ("trainer", "optimizer", "callbacks", "logger"):

@@ -70,7 +70,7 @@ def score(checkpoint: dict, cfg: DictConfig) -> tuple[dict[str, float], dict]:
 def eval_config(checkpoint: dict, ckpt_path: str, overrides: list[str]) -> DictConfig:
     """The training run's stored config with `overrides` applied, checked as a training config is."""
     from primer.run.checkpoints import CONFIG_KEY
-    from primer.checks.preflight import close_key, dotted_keys
+    from primer.checks.preflight import close_sibling, dotted_keys
     from primer.checks.validation import check
 
     if CONFIG_KEY not in checkpoint:
@@ -83,8 +83,10 @@ def eval_config(checkpoint: dict, ckpt_path: str, overrides: list[str]) -> DictC
     known = dotted_keys(cfg)
     for override in overrides:
         key, text = key_and_value(override)
-        if key not in known:
-            raise BadConfig(close_key(key, known))
+        if key not in known:  # a key is changed here, never added (`+key=`): the run trained without it
+            hint = f"did you mean {close}?" if (close := close_sibling(key, known)) else \
+                "primer.eval changes only keys of the config the checkpoint holds"
+            raise BadConfig(f"{key}: no such key; {hint}")
         if key.startswith("model."):
             raise BadConfig(f"{override}: ckpt_path={ckpt_path} holds a model with {key}="
                             f"{OmegaConf.select(cfg, key)}; the weights fix the model, so evaluate it as trained")
