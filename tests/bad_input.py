@@ -19,6 +19,7 @@ SHARED = [
     ("seed=abc", "seed=abc: must be an integer from 0 to 4294967295 (numpy's seeds), or null to draw one"),
     ("-m optimizer.lr=1e-4,-1", "optimizer.lr=-1: must be a positive number"),
     ("-m model=two_layer,bogus", "model=bogus: no such model; choose one of ..."),
+    ("-m trainer.max_step=5,6", "trainer.max_step: no such key; did you mean trainer.max_steps?"),
     ("-m --cfg job", "Only one of --run, --multirun, --cfg, --info and --shell_completion can be specified ..."),
 ]
 

@@ -186,6 +186,12 @@ REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message),
     ("optimizer.nesterov=true", "optimizer.nesterov: not in the config yet; torch.optim.SGD takes nesterov: add it "
      "with +optimizer.nesterov=true"),
     ("optimizer.l=1", "optimizer.l: no such key; torch.optim.SGD takes no argument l; drop it from the command line"),
+    # a sweep's jobs, checked before the first runs, get the same hints
+    ("-m +trainer.max_steps=5,6",
+     "+trainer.max_steps=5: trainer.max_steps is already in the config; set it without the +: trainer.max_steps=5"),
+    ("-m callbacks.model_checkpoint.monitor=val/loss,train/loss", "callbacks.model_checkpoint.monitor: not in the "
+     "config yet; lightning.pytorch.callbacks.ModelCheckpoint takes monitor: add it with +callbacks.model_checkpoint."
+     "monitor=val/loss"),
     ("debug=fdr", "debug: no such key or group in primer; for a quick check of the whole run use "
                   "trainer.fast_dev_run=true ..."),
     ("+trainer.max_steps=5", "+trainer.max_steps=5: trainer.max_steps is already in the config; "

@@ -93,7 +93,7 @@ def grid_jobs(config: DictConfig, config_name: str | None) -> list[DictConfig]:
     try:
         parsed = OverridesParser.create(config_loader=loader).parse_overrides(overrides)
     except Exception as error:
-        raise EndCommand(describe_hydra_error(error, overrides)) from None
+        raise EndCommand(describe_hydra_error(error, overrides, config_name)) from None
     choices = [[o.input_line] if not o.is_sweep_override() else
                [f"{'+' if o.is_add() else ''}{o.key_or_group}={v}" for v in o.sweep_string_iterator()]
                for o in parsed]
@@ -102,7 +102,7 @@ def grid_jobs(config: DictConfig, config_name: str | None) -> list[DictConfig]:
         try:
             cfg = compose(config_name, overrides=list(job), return_hydra_config=True)
         except Exception as error:
-            raise EndCommand(describe_hydra_error(error, list(job))) from None
+            raise EndCommand(describe_hydra_error(error, list(job), config_name)) from None
         with open_dict(cfg):
             # a compose inside the app gives run mode's launcher and sweeper; the sweep's are these
             cfg.hydra.launcher, cfg.hydra.sweeper = config.hydra.launcher, config.hydra.sweeper
@@ -110,8 +110,9 @@ def grid_jobs(config: DictConfig, config_name: str | None) -> list[DictConfig]:
     return jobs
 
 
-def describe_hydra_error(error: Exception, overrides: list[str]) -> BadConfig:
-    """One line for a command line Hydra could not compose: the key, what is wrong, what is allowed."""
+def describe_hydra_error(error: Exception, overrides: list[str], config_name: str | None = None) -> BadConfig:
+    """One line for a command line Hydra could not compose: the key, what is wrong, what is allowed.
+    `config_name`: the primary config, where Hydra's own is not set yet (a sweep's jobs, before they run)."""
     from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -126,17 +127,17 @@ def describe_hydra_error(error: Exception, overrides: list[str]) -> BadConfig:
         return BadConfig(f"cannot read override '{error.override}': write it as key=value")
     if isinstance(error, ConfigCompositionException):
         if isinstance(error.__cause__, OmegaConfBaseException) and error.__cause__.full_key:
-            return BadConfig(_unknown_key(str(error.__cause__.full_key), overrides))
-        if found := _misplaced_prefix(overrides):
+            return BadConfig(_unknown_key(str(error.__cause__.full_key), overrides, config_name))
+        if found := _misplaced_prefix(overrides, config_name):
             return BadConfig(found)
     return BadConfig(f"{first_line(error)} (command line: {' '.join(overrides) or 'no overrides'})")
 
 
-def _unknown_key(key: str, overrides: list[str]) -> str:
+def _unknown_key(key: str, overrides: list[str], config_name: str | None = None) -> str:
     """'no such key', with a suggestion only where one is genuinely close: the same group, a near spelling."""
     others = [o for o in overrides if key_and_value(o)[0] != key]
     try:
-        composed = _compose(others)
+        composed = _compose(others, config_name)
     except Exception:
         return close_key(key, [])
     return _argument_to_add(key, composed, overrides) or close_key(key, dotted_keys(composed))
@@ -168,14 +169,14 @@ def _argument_to_add(key: str, cfg: DictConfig, overrides: list[str]) -> str | N
     return f"{key}: no such key; {node._target_} takes no argument {name}; drop it from the command line"
 
 
-def _misplaced_prefix(overrides: list[str]) -> str | None:
+def _misplaced_prefix(overrides: list[str], config_name: str | None = None) -> str | None:
     """`+key=v` for a key the config has, or `~key` for one it lacks: which one, and how to write it."""
     for override in overrides:
         key, text = key_and_value(override)
         if override.startswith("++") or not override.startswith(("+", "~")) or "/" in key:
             continue  # ++ adds or overrides, as asked; a plain key=value or a group is not misplaced
         try:
-            exists = key in dotted_keys(_compose([o for o in overrides if o != override]))
+            exists = key in dotted_keys(_compose([o for o in overrides if o != override], config_name))
         except Exception:
             continue
         if override.startswith("+") and exists:
@@ -205,15 +206,17 @@ def close_key(key: str, known: list[str]) -> str:
     return f"{key}: no such key; primer reads no such setting (--cfg job lists the keys)"
 
 
-def _compose(overrides: list[str]) -> DictConfig:
-    """The config of these overrides: inside a Hydra app with its search path, else from primer's conf/."""
+def _compose(overrides: list[str], config_name: str | None = None) -> DictConfig:
+    """The config of these overrides: inside a Hydra app with its search path (`config_name`, or the running
+    job's), else from primer's conf/."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     from primer.config import CONFIG_DIR, CONFIG_NAME
 
-    if GlobalHydra.instance().is_initialized() and HydraConfig.initialized():
-        return compose(HydraConfig.get().job.config_name, overrides=overrides)
+    if GlobalHydra.instance().is_initialized():  # a sweep's jobs are checked before Hydra sets a job's config
+        name = config_name or (HydraConfig.get().job.config_name if HydraConfig.initialized() else CONFIG_NAME)
+        return compose(name, overrides=overrides)
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return compose(CONFIG_NAME, overrides=overrides)
 
