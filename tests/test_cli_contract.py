@@ -186,6 +186,12 @@ REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message),
     ("optimizer.nesterov=true", "optimizer.nesterov: not in the config yet; torch.optim.SGD takes nesterov: add it "
      "with +optimizer.nesterov=true"),
     ("optimizer.l=1", "optimizer.l: no such key; torch.optim.SGD takes no argument l; drop it from the command line"),
+    ("hydra.job.chdirr=true", "hydra.job.chdirr: no such key; did you mean hydra.job.chdir?"),  # Hydra's keys too
+    ("-m hparams_search=optuna hydra.sweeper.n_trial=2",
+     "hydra.sweeper.n_trial: no such key; did you mean hydra.sweeper.n_trials?"),
+    ("-m hparams_search=optuna hydra.sweeper.params.optimizer.lr=interval(0,1)",
+     "hydra.sweeper.params.optimizer.lr=interval(0,1): Hydra sweeps none of its own keys "
+     "(hydra.sweeper.params.optimizer.lr); sweep the key itself: optimizer.lr=interval(0,1)"),
     # a sweep's jobs, checked before the first runs, get the same hints
     ("-m +trainer.max_steps=5,6",
      "+trainer.max_steps=5: trainer.max_steps is already in the config; set it without the +: trainer.max_steps=5"),

@@ -128,9 +128,26 @@ def describe_hydra_error(error: Exception, overrides: list[str], config_name: st
     if isinstance(error, ConfigCompositionException):
         if isinstance(error.__cause__, OmegaConfBaseException) and error.__cause__.full_key:
             return BadConfig(_unknown_key(str(error.__cause__.full_key), overrides, config_name))
-        if found := _misplaced_prefix(overrides, config_name):
+        if found := _misplaced_prefix(overrides, config_name) or _hydra_key_swept(overrides):
             return BadConfig(found)
     return BadConfig(f"{first_line(error)} (command line: {' '.join(overrides) or 'no overrides'})")
+
+
+def _hydra_key_swept(overrides: list[str]) -> str | None:
+    """`hydra.sweeper.params.optimizer.lr=interval(0,1)`: Hydra sweeps no key of its own; the sweep goes on the key."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception:
+        return None
+    for override in parsed:
+        if override.is_sweep_override() and override.is_hydra_override():
+            key, text = key_and_value(override.input_line)
+            searched = key.removeprefix("hydra.sweeper.params.")
+            instead = f"sweep the key itself: {searched}={text}" if searched != key else "give it one value"
+            return f"{override.input_line}: Hydra sweeps none of its own keys ({key}); {instead}"
+    return None
 
 
 def _unknown_key(key: str, overrides: list[str], config_name: str | None = None) -> str:
@@ -216,9 +233,9 @@ def _compose(overrides: list[str], config_name: str | None = None) -> DictConfig
 
     if GlobalHydra.instance().is_initialized():  # a sweep's jobs are checked before Hydra sets a job's config
         name = config_name or (HydraConfig.get().job.config_name if HydraConfig.initialized() else CONFIG_NAME)
-        return compose(name, overrides=overrides)
+        return compose(name, overrides=overrides, return_hydra_config=True)  # hydra.* keys have hints too
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(CONFIG_NAME, overrides=overrides)
+        return compose(CONFIG_NAME, overrides=overrides, return_hydra_config=True)
 
 
 def dotted_keys(node: DictConfig, prefix: str = "") -> list[str]:
@@ -226,7 +243,7 @@ def dotted_keys(node: DictConfig, prefix: str = "") -> list[str]:
     keys = []
     for key, child in node.items_ex(resolve=False):
         keys.append(f"{prefix}{key}")
-        if isinstance(child, DictConfig):
+        if isinstance(child, DictConfig) and node.get(key) is not None:  # not a typed node set to null
             keys += dotted_keys(child, f"{prefix}{key}.")
     return keys
 
