@@ -39,6 +39,10 @@ REJECTED = [
     # primer's RunLogger(*args, flush_secs=5, **kwargs) is judged by TensorBoardLogger's arguments too
     ("logger.tensorboard.log_graph=maybe",
      "logger.tensorboard.log_graph=maybe: must be true or false (primer.run.results.RunLogger)"),
+    ("+logger.tensorboard.max_queu=5", "logger.tensorboard.max_queu: primer.run.results.RunLogger takes no argument "
+     "max_queu; did you mean logger.tensorboard.max_queue?"),  # a SummaryWriter argument, through **kwargs
+    ("+logger.tensorboard.log_dir=x", "logger.tensorboard.log_dir: primer.run.results.RunLogger takes no argument "
+     "log_dir"),  # TensorBoardLogger makes it from save_dir, name and version
     ("+logger.tensorboard.flush_secs=often",
      "logger.tensorboard.flush_secs=often: must be a number (primer.run.results.RunLogger)"),
 ]

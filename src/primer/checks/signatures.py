@@ -55,6 +55,22 @@ def parameters(target) -> tuple[dict[str, typing.Any], bool]:
         if base is not object:
             inherited, takes_any_keyword = parameters(base)
             names = {**inherited, **names}
+    if takes_any_keyword and (handed_on := _keywords_handed_on(target)) is not None:
+        names, takes_any_keyword = {**handed_on[0], **names}, handed_on[1]
+    return names, takes_any_keyword
+
+
+def _keywords_handed_on(target) -> tuple[dict[str, typing.Any], bool] | None:
+    """The arguments a class's **kwargs go to, where Lightning documents it: TensorBoardLogger hands them
+    to tensorboard's SummaryWriter, all but log_dir, which it makes from save_dir, name and version."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    if not (inspect.isclass(target) and issubclass(target, TensorBoardLogger)):
+        return None
+    from torch.utils.tensorboard import SummaryWriter  # Lightning's choice where tensorboard is installed
+
+    names, takes_any_keyword = parameters(SummaryWriter)
+    names.pop("log_dir", None)
     return names, takes_any_keyword
 
 
