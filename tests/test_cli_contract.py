@@ -186,6 +186,7 @@ REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message),
     ("optimizer.nesterov=true", "optimizer.nesterov: not in the config yet; torch.optim.SGD takes nesterov: add it "
      "with +optimizer.nesterov=true"),
     ("optimizer.l=1", "optimizer.l: no such key; torch.optim.SGD takes no argument l; drop it from the command line"),
+    ("scheduler.gamma=0.5", "scheduler.gamma: scheduler=none has no gamma; scheduler=step has it"),
     ("hydra.job.chdirr=true", "hydra.job.chdirr: no such key; did you mean hydra.job.chdir?"),  # Hydra's keys too
     ("-m hparams_search=optuna hydra.sweeper.n_trial=2",
      "hydra.sweeper.n_trial: no such key; did you mean hydra.sweeper.n_trials?"),

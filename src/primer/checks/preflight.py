@@ -157,7 +157,46 @@ def _unknown_key(key: str, overrides: list[str], config_name: str | None = None)
         composed = _compose(others, config_name)
     except Exception:
         return close_key(key, [])
-    return _argument_to_add(key, composed, overrides) or close_key(key, dotted_keys(composed))
+    known = dotted_keys(composed)
+    if close_sibling(key, known):  # a typo of a key the config has: said without importing its class
+        return close_key(key, known)
+    return _argument_to_add(key, composed, overrides) or _choice_without_it(key, composed, others, config_name) \
+        or close_key(key, known)
+
+
+def _choice_without_it(key: str, cfg: DictConfig, others: list[str], config_name: str | None) -> str | None:
+    """For `scheduler.gamma=0.5` under scheduler=none: the group's choice has no such key; the choices that do."""
+    from omegaconf import OmegaConf
+
+    parent, _, name = key.rpartition(".")
+    choice = (OmegaConf.select(cfg, "hydra.runtime.choices", default=None) or {}).get(parent) if parent else None
+    if choice is None:
+        return None
+    others = [o for o in others if key_and_value(o)[0].lstrip("+~") != parent]
+    having = []
+    for option in _group_options(parent, config_name):
+        try:
+            node = _compose([*others, f"{parent}={option}"], config_name).get(parent)
+        except Exception:
+            continue
+        if option != choice and isinstance(node, DictConfig) and name in node:
+            having.append(f"{parent}={option}")
+    if not having:
+        return None
+    return f"{key}: {parent}={choice} has no {name}; {' and '.join(having)} {'has' if len(having) == 1 else 'have'} it"
+
+
+def _group_options(group: str, config_name: str | None) -> list[str]:
+    """The choices of a config group, from the running app's search path or primer's conf/."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from primer.config import CONFIG_DIR
+
+    if GlobalHydra.instance().is_initialized():
+        return GlobalHydra.instance().config_loader().get_group_options(group)
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return GlobalHydra.instance().config_loader().get_group_options(group)
 
 
 def _argument_to_add(key: str, cfg: DictConfig, overrides: list[str]) -> str | None:
