@@ -86,6 +86,22 @@ def test_last_train_point_metrics_json_hparams_and_console_agree(make_config, tm
         assert [p.step + 1 for p in events.Scalars(tag)] == logging_steps
 
 
+def test_accumulated_batches_log_each_optimizer_step_once(make_config, tmp_path, capsys):
+    """Under accumulate_grad_batches=2 an optimizer step takes two batches: the batch that completes a step
+    logs it, once, and the progress lines count steps from 1 (not the step-0 batch, not each step twice)."""
+    cfg = make_config(*SMALL, "trainer.enable_model_summary=false", "trainer.max_steps=6",
+                      "trainer.log_every_n_steps=2", "trainer.accumulate_grad_batches=2", "data.steps=4")
+    capsys.readouterr()
+    train(cfg)
+    out = capsys.readouterr().out
+    assert [line.split("  ")[0] for line in out.splitlines() if line.startswith("step ")] == ["step 1/6", "step 6/6"]
+    assert_final_step_everywhere(tmp_path / "run", out, 6)
+    events = EventAccumulator(str(tmp_path / "run"), size_guidance={"scalars": 0})
+    events.Reload()
+    for tag in ("train/loss", "train/mse"):  # 2 steps an epoch: its last step is a logging step too
+        assert [p.step + 1 for p in events.Scalars(tag)] == [1, 2, 4, 6], tag
+
+
 @pytest.mark.slow
 def test_the_issue_command_shows_the_final_step_in_tensorboard_hparams(tmp_path, tensorboard_of):  # noqa: F811
     """`python -m primer.train trainer.max_steps=6 ...` (log_every_n_steps 10): the real TensorBoard's

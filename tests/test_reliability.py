@@ -218,6 +218,17 @@ def test_divergence_of_a_run_of_epochs_names_the_steps_lightning_counts(make_con
         train(make_config(*DIVERGE, "trainer.max_steps=-1", "trainer.max_epochs=2", "data.steps=30"))
 
 
+def test_divergence_under_accumulated_batches_names_the_optimizer_step(make_config):
+    """Two identical batches a step give the gradient of one (Lightning averages them), so the run goes bad at
+    the same optimizer step, and the message names that step, not the batch count or the steps already taken."""
+    messages = []
+    for accumulate in (1, 2):
+        with pytest.raises(Diverged) as info:
+            train(make_config(*DIVERGE, f"trainer.accumulate_grad_batches={accumulate}", subdir=f"acc{accumulate}"))
+        messages.append(str(info.value).split("; last finite")[0].split("; no checkpoint")[0])
+    assert messages[0] == messages[1] and " at step 3 of 50" in messages[0], messages
+
+
 def test_run_diverging_between_logging_steps_names_its_first_non_finite_step(make_config, monkeypatch):
     """The loss is read on logging steps only (every 10th; with 0, the first and last, and before
     validation), and folded on its device every FOLD steps in between: the message is the one a check

@@ -21,7 +21,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from primer import exits
 from primer.config import launch_dir
 from primer.exits import Diverged, Interrupted
-from primer.run.system import is_logging_step, planned_steps
+from primer.run.system import completes_step, is_logging_step, planned_steps
 
 
 class SaveOnInterrupt(L.Callback):
@@ -103,7 +103,8 @@ class StopOnNonFinite(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         loss = (outputs["loss"] if isinstance(outputs, Mapping) else outputs).detach()
-        step = trainer.global_step  # the optimizer step that produced this loss, counted from 1
+        # the optimizer step this loss is part of, counted from 1: under accumulate_grad_batches, one yet to be taken
+        step = trainer.global_step + (not completes_step(trainer, batch_idx))
         self._losses.append(loss)
         self._steps.append(step)
         if is_logging_step(trainer, step, batch_idx):

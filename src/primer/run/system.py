@@ -147,14 +147,21 @@ class Regression(L.LightningModule):
 def is_logging_step(trainer: L.Trainer, step: int, batch_idx: int) -> bool:
     """The one rule for when training metrics are computed and logged: the first step (so curves
     start at step 1), every `log_every_n_steps` (0: none in between), the last step of the run and
-    of the epoch. `step` counts optimizer steps from 1: the step this batch completes."""
+    of the epoch. `step` counts optimizer steps from 1: the step this batch completes. Under
+    trainer.accumulate_grad_batches only the batch that completes a step logs it, once."""
     every = trainer.log_every_n_steps
-    return (
+    return completes_step(trainer, batch_idx) and (
         step == 1
         or (every > 0 and step % every == 0)
         or step == trainer.max_steps
         or batch_idx + 1 == trainer.num_training_batches
     )
+
+
+def completes_step(trainer: L.Trainer, batch_idx: int) -> bool:
+    """Whether this batch ends an optimizer step: every batch, or under accumulate_grad_batches=N every Nth
+    and the epoch's last (Lightning's rule)."""
+    return (batch_idx + 1) % trainer.accumulate_grad_batches == 0 or batch_idx + 1 == trainer.num_training_batches
 
 
 def planned_steps(trainer: L.Trainer) -> int | None:
