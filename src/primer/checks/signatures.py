@@ -63,9 +63,11 @@ def parameters(target) -> tuple[dict[str, typing.Any], bool]:
 def _keywords_handed_on(target) -> tuple[dict[str, typing.Any], bool] | None:
     """The arguments a class's **kwargs go to, where Lightning documents it: TensorBoardLogger hands them
     to tensorboard's SummaryWriter, all but log_dir, which it makes from save_dir, name and version."""
+    if not inspect.isclass(target):
+        return None
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    if not (inspect.isclass(target) and issubclass(target, TensorBoardLogger)):
+    if not issubclass(target, TensorBoardLogger):
         return None
     from torch.utils.tensorboard import SummaryWriter  # Lightning's choice where tensorboard is installed
 

@@ -42,11 +42,12 @@ def value(cfg: DictConfig, key: str, default=None):
         found = OmegaConf.select(cfg, key, default=default, throw_on_missing=True)
     except (InterpolationResolutionError, MissingMandatoryValue, ValueError):
         return default
-    parent, _, name = key.rpartition(".")
-    node = OmegaConf.select(cfg, parent, default=None) if parent else cfg
-    if found is None and isinstance(node, DictConfig) and name in node and OmegaConf.is_interpolation(node, name):
-        # `${hydra:runtime.output_dir}` before Hydra sets it: its resolver reads the unset value as null
-        return default
+    if found is None:
+        parent, _, name = key.rpartition(".")
+        node = OmegaConf.select(cfg, parent, default=None) if parent else cfg
+        if isinstance(node, DictConfig) and name in node and OmegaConf.is_interpolation(node, name):
+            # `${hydra:runtime.output_dir}` before Hydra sets it: its resolver reads the unset value as null
+            return default
     return OmegaConf.to_container(found, resolve=True) if OmegaConf.is_config(found) else found
 
 
