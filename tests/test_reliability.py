@@ -316,3 +316,86 @@ def test_gpu_divergence_is_caught_without_a_per_step_sync_and_keeps_finite_check
     kept = read_checkpoint(tmp_path / "run/checkpoints/final.ckpt")
     assert kept["global_step"] == (step - 1) // 2 * 2  # the last save before the bad step
     assert all(torch.isfinite(w).all() for w in kept["state_dict"].values())
+
+
+# --- a run into a dir used before: the dir holds one run's results -------------------------------------------
+
+AGAIN = [*TINY, *QUIET, "hydra.run.dir=outputs/run"]
+
+
+def curve(run_dir, tag="train/loss"):
+    """The (step, value) points TensorBoard shows for `tag`, from every event file in the dir."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    return [(e.step, e.value) for e in events.Scalars(tag)]
+
+
+def lr_in_hparams(run_dir):
+    import yaml
+
+    return yaml.safe_load((run_dir / "hparams.yaml").read_text())["optimizer.lr"]
+
+
+@pytest.mark.slow  # trains in this process
+def test_a_run_into_a_dir_used_before_replaces_the_earlier_runs_results(cli, tmp_path):
+    run_dir = tmp_path / "outputs/run"
+    assert cli(*AGAIN)[0] == 0
+    code, out, err = cli(*AGAIN, "optimizer.lr=0.0002")
+    assert code == 0, err[-3000:]
+    assert ("outputs/run held an earlier run; this run replaces it: removed its metrics.json, run.json, hparams.yaml "
+            "and 1 TensorBoard event file (its checkpoints stay until this run saves its own)\n") in out
+    assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1
+    points = curve(run_dir)
+    assert [step for step, _ in points] == [0, 1, 3, 5]  # one curve, not the two runs' drawn over each other
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert points[-1][1] == pytest.approx(metrics["train/loss"])
+    assert lr_in_hparams(run_dir) == 0.0002  # Lightning kept the earlier run's hparams.yaml (lr 0.0001)
+    assert read_checkpoint(run_dir / "checkpoints/final.ckpt")["primer"]["config"]["optimizer"]["lr"] == 0.0002
+
+
+@pytest.mark.slow  # trains in this process
+def test_a_failed_run_into_a_dir_used_before_leaves_no_result_of_the_earlier_run(cli, tmp_path):
+    run_dir = tmp_path / "outputs/run"
+    assert cli(*AGAIN)[0] == 0
+    code, _, err = cli(*AGAIN, "optimizer.lr=1000")
+    assert code == 3, err[-3000:]
+    assert (run_dir / "failure.txt").read_text().startswith("Diverged: training diverged")
+    assert not (run_dir / "metrics.json").exists()  # the earlier run's would say this one trained well
+    assert lr_in_hparams(run_dir) == 1000 and len(list(run_dir.glob("events.out.tfevents.*"))) == 1
+    code, _, err = cli(*AGAIN)  # and fixed: the failure is not left beside the good run
+    assert code == 0, err[-3000:]
+    assert not (run_dir / "failure.txt").exists() and (run_dir / "metrics.json").is_file()
+
+
+@pytest.mark.slow  # trains in this process
+def test_a_resume_into_its_own_dir_keeps_the_curve_it_goes_on_from(cli, tmp_path):
+    run_dir = tmp_path / "outputs/run"
+    assert cli(*AGAIN)[0] == 0
+    code, out, err = cli(*AGAIN, "trainer.max_steps=8", "ckpt_path=outputs/run/checkpoints/final.ckpt")
+    assert code == 0, err[-3000:]
+    assert "held an earlier run" not in out
+    assert len(list(run_dir.glob("events.out.tfevents.*"))) == 2
+    assert [step for step, _ in curve(run_dir)] == [0, 1, 3, 5, 7]  # the resumed steps go on from the first run's
+    assert json.loads((run_dir / "run.json").read_text())["resumed_at_step"] == 6
+    import yaml
+
+    assert yaml.safe_load((run_dir / "hparams.yaml").read_text())["trainer.max_steps"] == 8  # this run's
+
+
+@pytest.mark.slow  # trains in this process
+def test_a_run_that_fails_in_set_up_leaves_the_earlier_run_in_its_dir_as_it_was(make_config, tmp_path, monkeypatch):
+    from primer.run.system import Regression
+
+    train(make_config(*TINY))
+    before = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file() and ".hydra" not in p.parts}
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("a first step that never ends")
+
+    monkeypatch.setattr(Regression, "training_step", fails)
+    with pytest.raises(exits.BadConfig, match="trainer.fit: RuntimeError: a first step that never ends"):  # exit 2
+        train(make_config(*TINY, "optimizer.lr=0.0002"))
+    after = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file() and ".hydra" not in p.parts}
+    assert after == before  # not even the failed run's own event file is left to mix with the earlier run's

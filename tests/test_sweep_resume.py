@@ -124,3 +124,5 @@ def test_a_job_whose_config_changed_runs_again(tmp_path):
     record = json.loads((second / "finished.json").read_text())
     assert record["config"]["optimizer"]["lr"] == 3e-4
     assert len(list(second.glob("events.out.tfevents.*"))) == 1  # the old run's curve is gone
+    assert yaml.safe_load((second / "hparams.yaml").read_text())["optimizer.lr"] == 3e-4  # not the old run's
+    assert "held an earlier run" not in (second / "train.log").read_text()  # cleared before the job started

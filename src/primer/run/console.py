@@ -118,15 +118,15 @@ def final_block(run_dir: str | Path, event_dir: str | Path | None = None) -> str
     resumed = f" (resumed at step {run['resumed_at_step']})" if "resumed_at_step" in run else ""
     lines = [f"done: {run['steps']} steps{resumed} in {run['wall_time_s']:.1f} s"]
     lines += [f"  {name:<11} {float(metrics[name]):.4g}" for name in FIRST_METRICS if name in metrics]
-    lines.append(f"  {'run dir':<11} {_short(run_dir)}")
+    lines.append(f"  {'run dir':<11} {short_path(run_dir)}")
     if event_dir is not None:
         event_dir = Path(event_dir)
         in_a_sweep = (event_dir.parent / "multirun.yaml").exists()  # Hydra's file in the sweep dir
-        lines.append(f"  tensorboard --logdir {_short(event_dir.parent if in_a_sweep else event_dir)}")
+        lines.append(f"  tensorboard --logdir {short_path(event_dir.parent if in_a_sweep else event_dir)}")
     return "\n".join(lines)
 
 
-def _short(path: Path) -> str:
+def short_path(path: Path) -> str:
     """Relative to the dir the command was started in where the path is under it, as a person would type it."""
     relative = os.path.relpath(path, launch_dir())
     return str(path) if relative.startswith("..") else relative

@@ -15,7 +15,7 @@ from pathlib import Path
 from lightning.pytorch.callbacks import Callback
 
 from primer.run.guards import of_planned
-from primer.sweeps.report import PRUNED_FILE
+from primer.run.files import PRUNED_FILE
 from primer.sweeps.studies import PRUNED_AT, STUDY_ENV, TRIAL_ENV
 
 

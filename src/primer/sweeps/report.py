@@ -26,10 +26,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from primer import exits
 from primer.run.dashboard import FIRST_METRICS as TABLE_METRICS
+from primer.run.files import EVENT_FILES, FAILURE_FILE, PRUNED_FILE
 from primer.exits import BadConfig, SweepFailed, first_line
 
-FAILURE_FILE = "failure.txt"
-PRUNED_FILE = "pruned.txt"  # an Optuna trial stopped early by its pruner (primer.sweeps.pruning)
 TABLES, PLOT = ("summary.csv", "summary.md"), "loss_curves.png"
 NO_PLOT = f"{PLOT} not drawn: it needs matplotlib; pip install -e '.[sweeps]' (or pip install matplotlib)"
 NO_CURVES = f"{PLOT} not drawn: no job wrote its loss curve to TensorBoard (logger=tensorboard does)"
@@ -110,7 +109,7 @@ def _run_json(job_dir: Path) -> dict:
 
 def has_events(job_dir: Path) -> bool:
     """Whether the job wrote TensorBoard events (not under logger=csv, none or [])."""
-    return any(job_dir.glob("events.out.tfevents.*"))
+    return any(job_dir.glob(EVENT_FILES))
 
 
 def job_events(job_dir: Path):

@@ -15,7 +15,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from primer.config import task_config
-from primer.sweeps.report import FAILURE_FILE, PRUNED_FILE
+from primer.run.files import EVENT_FILES, RUN_RECORDS
 
 RECORD = "finished.json"
 
@@ -31,9 +31,9 @@ def finished_result(cfg: DictConfig) -> float | None:
         if stored["config"] == _config(cfg):
             log.info(f"skipped {job_dir.name}: finished earlier with this config; its results are kept")
             return math.nan if stored["result"] is None else stored["result"]
-    for stale in (RECORD, "metrics.json", "run.json", FAILURE_FILE, PRUNED_FILE):  # an earlier attempt's, or another config's
+    for stale in (RECORD, *RUN_RECORDS):  # an earlier attempt's, or another config's
         (job_dir / stale).unlink(missing_ok=True)
-    for events in job_dir.glob("events.out.tfevents.*"):  # else the summary and TensorBoard show both attempts
+    for events in job_dir.glob(EVENT_FILES):  # else the summary and TensorBoard show both attempts
         events.unlink()
     return None
 

@@ -1,0 +1,9 @@
+"""The files a run writes into its dir beside its checkpoints, by name: what the sweep report reads, and
+what a run (or sweep job) run again into its dir replaces (primer.run.results.ReplaceEarlierRun,
+primer.sweeps.sweep_resume)."""
+
+FAILURE_FILE = "failure.txt"  # why the run stopped (primer.cli.task)
+PRUNED_FILE = "pruned.txt"  # an Optuna trial stopped early by its pruner (primer.sweeps.pruning)
+# each describes one run; hparams.yaml is Lightning's TensorBoardLogger's
+RUN_RECORDS = ("metrics.json", "run.json", "hparams.yaml", FAILURE_FILE, PRUNED_FILE)
+EVENT_FILES = "events.out.tfevents.*"
