@@ -194,11 +194,15 @@ REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message),
      "hydra.sweeper.params.optimizer.lr=interval(0,1): Hydra sweeps none of its own keys "
      "(hydra.sweeper.params.optimizer.lr); sweep the key itself: optimizer.lr=interval(0,1)"),
     # a sweep's jobs, checked before the first runs, get the same hints
+    # (the fix to type is the sweep as typed, not the first job's value)
     ("-m +trainer.max_steps=5,6",
-     "+trainer.max_steps=5: trainer.max_steps is already in the config; set it without the +: trainer.max_steps=5"),
+     "+trainer.max_steps=5: trainer.max_steps is already in the config; set it without the +: trainer.max_steps=5,6"),
     ("-m callbacks.model_checkpoint.monitor=val/loss,train/loss", "callbacks.model_checkpoint.monitor: not in the "
      "config yet; lightning.pytorch.callbacks.ModelCheckpoint takes monitor: add it with +callbacks.model_checkpoint."
-     "monitor=val/loss"),
+     "monitor=val/loss,train/loss"),
+    ("-m callbacks.model_checkpoint.monitr=val/loss,train/loss", "callbacks.model_checkpoint.monitr: no such key; "
+     "did you mean +callbacks.model_checkpoint.monitor=val/loss,train/loss?"),
+    ("-m model=two_layer,bogus optimizer.lr=1e-4,1e-3", "model=bogus: no such model; choose one of ..."),
     ("debug=fdr", "debug: no such key or group in primer; for a quick check of the whole run use "
                   "trainer.fast_dev_run=true ..."),
     ("+trainer.max_steps=5", "+trainer.max_steps=5: trainer.max_steps is already in the config; "

@@ -102,12 +102,26 @@ def grid_jobs(config: DictConfig, config_name: str | None) -> list[DictConfig]:
         try:
             cfg = compose(config_name, overrides=list(job), return_hydra_config=True)
         except Exception as error:
-            raise EndCommand(describe_hydra_error(error, list(job), config_name)) from None
+            raise EndCommand(_sweep_as_typed(describe_hydra_error(error, list(job), config_name), job, parsed)) from None
         with open_dict(cfg):
             # a compose inside the app gives run mode's launcher and sweeper; the sweep's are these
             cfg.hydra.launcher, cfg.hydra.sweeper = config.hydra.launcher, config.hydra.sweeper
         jobs.append(cfg)
     return jobs
+
+
+def _sweep_as_typed(bad: BadConfig, job: tuple[str, ...], parsed: list) -> BadConfig:
+    """A hint about a swept key, worked out for one job, ends in that job's value (`add it with +key=a`, `did you
+    mean +key=a?`); the command to type is the sweep as typed (`+key=a,b`)."""
+    message = str(bad)
+    for item, override in zip(job, parsed):
+        key, value = key_and_value(item)
+        about_it = message.startswith((f"{key.lstrip('+')}:", f"{item}:"))
+        for mark in ("", "?"):
+            if override.is_sweep_override() and about_it and message.endswith(f"={value}{mark}"):
+                typed = key_and_value(override.input_line)[1]
+                return BadConfig(f"{message[:-len(f'={value}{mark}')]}={typed}{mark}")
+    return bad
 
 
 def describe_hydra_error(error: Exception, overrides: list[str], config_name: str | None = None) -> BadConfig:
