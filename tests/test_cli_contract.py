@@ -305,6 +305,12 @@ def evaluate(cli, *args):
     ("model.hidden_dim=50", "model.hidden_dim=50: ckpt_path={ckpt} holds a model with model.hidden_dim=4; "
                             "the weights fix the model, so evaluate it as trained"),
     ("data.batch_size=0", "data.batch_size=0: must be a positive integer"),
+    # a group choice names a file of conf/; the checkpoint holds a config, whose keys eval changes
+    ("data=teacher", "data=teacher: primer.eval sets keys of the config the checkpoint holds, not whole groups; "
+                     "give the keys to change, as data.seed=1"),
+    ("trainer=gpu", "trainer=gpu: primer.eval sets keys of the config the checkpoint holds, not whole groups; "
+                    "give the keys to change, as trainer.accelerator=gpu"),
+    ("optimizer=adam", "optimizer=adam: primer.eval scores the weights with no optimizer (it trains nothing); drop it"),
     ("seed", "usage: python -m primer.eval ckpt_path=PATH [key=value ...]"),
 ])
 def test_eval_stops_bad_input_in_one_line(cli, finished, overrides, message):

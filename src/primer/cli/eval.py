@@ -90,9 +90,28 @@ def eval_config(checkpoint: dict, ckpt_path: str, overrides: list[str]) -> DictC
         if key.startswith("model."):
             raise BadConfig(f"{override}: ckpt_path={ckpt_path} holds a model with {key}="
                             f"{OmegaConf.select(cfg, key)}; the weights fix the model, so evaluate it as trained")
+        if key in NOT_USED:
+            raise BadConfig(f"{override}: primer.eval scores the weights with no {NOT_USED[key]}; drop it")
+        if isinstance(node := OmegaConf.select(cfg, key), DictConfig):  # `data=teacher`: a group of conf/
+            raise BadConfig(f"{override}: primer.eval sets keys of the config the checkpoint holds, not whole groups; "
+                            f"give the keys to change, as {_example_key(key, node)}")
         OmegaConf.update(cfg, key, OmegaConf.from_dotlist([f"x={text}"]).x, merge=True)
     check(cfg)
     return cfg
+
+
+# The groups of a training config that scoring does not use (score: no callbacks, no loggers, no steps).
+NOT_USED = {"optimizer": "optimizer (it trains nothing)", "scheduler": "lr scheduler (it trains nothing)",
+            "callbacks": "callbacks", "logger": "logger (it writes only its .eval.json)"}
+# What people mean by a group choice at evaluation time, said as the key that does it.
+EXAMPLE_KEYS = {"data": "data.seed=1", "trainer": "trainer.accelerator=gpu"}
+
+
+def _example_key(key: str, node: DictConfig) -> str:
+    if key in EXAMPLE_KEYS:
+        return EXAMPLE_KEYS[key]
+    name = next((k for k in node if not str(k).startswith("_")), "KEY")
+    return f"{key}.{name}=..."
 
 
 def for_scoring(cfg: DictConfig) -> DictConfig:
