@@ -318,6 +318,14 @@ def test_eval_stops_bad_input_in_one_line(cli, finished, overrides, message):
     assert code == 2 and one_line(err) == f"error: {message.format(ckpt=finished)}"
 
 
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_eval_help_says_how_to_call_it(cli, tmp_path, flag):
+    code, out, err = evaluate(cli, flag)
+    assert code == 0 and err == ""
+    assert out.startswith("usage: python -m primer.eval ckpt_path=PATH [key=value ...]\n")
+    assert "python -m primer.eval ckpt_path=PATH data.seed=1" in out and not list(tmp_path.iterdir())
+
+
 @pytest.mark.slow  # trains in this process
 def test_eval_of_other_data_is_written_beside_the_first_and_says_where(cli, finished):
     code, out, err = evaluate(cli, f"ckpt_path={finished}")

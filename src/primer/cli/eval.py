@@ -151,6 +151,9 @@ def output_path(ckpt_path: str, overrides: list[str], other: str | None = None) 
 def main(argv: list[str] | None = None) -> None:
     """`ckpt_path=PATH [key=value ...]`; primer.eval runs it inside primer.exits.command_line."""
     args = sys.argv[1:] if argv is None else argv
+    if {"-h", "--help"} & set(args):
+        print(f"{USAGE}\n\n{__doc__.strip()}")
+        return
     if any("=" not in a for a in args) or not any(a.startswith("ckpt_path=") for a in args):
         raise BadConfig(USAGE)
     ckpt_path = key_and_value(next(a for a in args if a.startswith("ckpt_path=")))[1]
