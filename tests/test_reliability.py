@@ -332,10 +332,10 @@ def curve(run_dir, tag="train/loss"):
     return [(e.step, e.value) for e in events.Scalars(tag)]
 
 
-def lr_in_hparams(run_dir):
+def hparams_yaml(run_dir) -> dict:
     import yaml
 
-    return yaml.safe_load((run_dir / "hparams.yaml").read_text())["optimizer.lr"]
+    return yaml.safe_load((run_dir / "hparams.yaml").read_text())
 
 
 @pytest.mark.slow  # trains in this process
@@ -351,7 +351,7 @@ def test_a_run_into_a_dir_used_before_replaces_the_earlier_runs_results(cli, tmp
     assert [step for step, _ in points] == [0, 1, 3, 5]  # one curve, not the two runs' drawn over each other
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert points[-1][1] == pytest.approx(metrics["train/loss"])
-    assert lr_in_hparams(run_dir) == 0.0002  # Lightning kept the earlier run's hparams.yaml (lr 0.0001)
+    assert hparams_yaml(run_dir)["optimizer.lr"] == 0.0002  # Lightning kept the earlier run's (lr 0.0001)
     assert read_checkpoint(run_dir / "checkpoints/final.ckpt")["primer"]["config"]["optimizer"]["lr"] == 0.0002
 
 
@@ -363,7 +363,7 @@ def test_a_failed_run_into_a_dir_used_before_leaves_no_result_of_the_earlier_run
     assert code == 3, err[-3000:]
     assert (run_dir / "failure.txt").read_text().startswith("Diverged: training diverged")
     assert not (run_dir / "metrics.json").exists()  # the earlier run's would say this one trained well
-    assert lr_in_hparams(run_dir) == 1000 and len(list(run_dir.glob("events.out.tfevents.*"))) == 1
+    assert hparams_yaml(run_dir)["optimizer.lr"] == 1000 and len(list(run_dir.glob("events.out.tfevents.*"))) == 1
     code, _, err = cli(*AGAIN)  # and fixed: the failure is not left beside the good run
     assert code == 0, err[-3000:]
     assert not (run_dir / "failure.txt").exists() and (run_dir / "metrics.json").is_file()
@@ -379,9 +379,7 @@ def test_a_resume_into_its_own_dir_keeps_the_curve_it_goes_on_from(cli, tmp_path
     assert len(list(run_dir.glob("events.out.tfevents.*"))) == 2
     assert [step for step, _ in curve(run_dir)] == [0, 1, 3, 5, 7]  # the resumed steps go on from the first run's
     assert json.loads((run_dir / "run.json").read_text())["resumed_at_step"] == 6
-    import yaml
-
-    assert yaml.safe_load((run_dir / "hparams.yaml").read_text())["trainer.max_steps"] == 8  # this run's
+    assert hparams_yaml(run_dir)["trainer.max_steps"] == 8  # this run's
 
 
 @pytest.mark.slow  # trains in this process
