@@ -46,6 +46,13 @@ def test_console_shows_the_loss_a_readable_summary_and_where_the_run_is(make_con
 
 
 @pytest.mark.slow  # trains in this process
+def test_a_run_of_one_step_says_one_step(cli):
+    code, out, err = cli(*TINY, *QUIET, "trainer.fast_dev_run=true")  # Lightning's quick check: one step
+    assert code == 0, err[-3000:]
+    assert re.search(r"^done: 1 step in \d+\.\d s$", out, re.MULTILINE), out
+
+
+@pytest.mark.slow  # trains in this process
 @pytest.mark.parametrize(("length", "shown"), [
     (["trainer.max_steps=-1", "trainer.max_epochs=2", "data.steps=3"], "step 6/6  train/loss "),  # Lightning's count
     # a run that only max_time ends has no count to show

@@ -116,7 +116,7 @@ def final_block(run_dir: str | Path, event_dir: str | Path | None = None) -> str
     metrics = json.loads((run_dir / "metrics.json").read_text())
     run = json.loads((run_dir / "run.json").read_text())
     resumed = f" (resumed at step {run['resumed_at_step']})" if "resumed_at_step" in run else ""
-    lines = [f"done: {run['steps']} steps{resumed} in {run['wall_time_s']:.1f} s"]
+    lines = [f"done: {run['steps']} step{'' if run['steps'] == 1 else 's'}{resumed} in {run['wall_time_s']:.1f} s"]
     lines += [f"  {name:<11} {float(metrics[name]):.4g}" for name in FIRST_METRICS if name in metrics]
     lines.append(f"  {'run dir':<11} {short_path(run_dir)}")
     if event_dir is not None:
