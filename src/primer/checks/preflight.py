@@ -41,6 +41,7 @@ class CheckBeforeRunning(Callback):
             exits.remove_if_it_ends_early(created[-1])
 
     def on_multirun_start(self, config: DictConfig, config_name: str | None = None, **kwargs) -> None:
+        _check_sweeper_counts(config.hydra.sweeper)
         for job in grid_jobs(config, config_name):
             _check_or_end(job, multirun=True)
 
@@ -77,6 +78,14 @@ def _check_or_end(config: DictConfig, multirun: bool) -> None:
         raise EndCommand(error) from None  # Hydra would turn an Exception from a callback into a warning
 
 
+def _check_sweeper_counts(sweeper: DictConfig) -> None:
+    """A search of no trials would end at once, exit 0, with an empty summary; one that asks none at a time, never."""
+    for key, what in (("n_trials", "the trials the search runs"), ("n_jobs", "the trials asked and run together")):
+        value = sweeper.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+            raise EndCommand(BadConfig(f"hydra.sweeper.{key}={value}: must be a positive integer ({what})"))
+
+
 def grid_jobs(config: DictConfig, config_name: str | None) -> list[DictConfig]:
     """The config of every job a basic (grid) sweep will run; the base config for other sweepers,
     whose jobs are drawn during the sweep (each is checked when it starts)."""
@@ -94,9 +103,17 @@ def grid_jobs(config: DictConfig, config_name: str | None) -> list[DictConfig]:
         parsed = OverridesParser.create(config_loader=loader).parse_overrides(overrides)
     except Exception as error:
         raise EndCommand(describe_hydra_error(error, overrides, config_name)) from None
+    for override in parsed:
+        if override.is_interval_sweep():  # Hydra's basic sweeper would say only that it cannot
+            raise EndCommand(BadConfig(f"{override.input_line}: a grid sweep takes values (a,b), range() or choice(); "
+                                       f"interval() is a search space: add hparams_search=optuna to draw "
+                                       f"{override.key_or_group} from it"))
     choices = [[o.input_line] if not o.is_sweep_override() else
                [f"{'+' if o.is_add() else ''}{o.key_or_group}={v}" for v in o.sweep_string_iterator()]
                for o in parsed]
+    for override, values in zip(parsed, choices):
+        if not values:  # a sweep of no jobs would end at once, exit 0, with an empty summary
+            raise EndCommand(BadConfig(_sweeps_nothing(override, loader)))
     jobs = []
     for job in itertools.product(*choices):
         try:
@@ -108,6 +125,18 @@ def grid_jobs(config: DictConfig, config_name: str | None) -> list[DictConfig]:
             cfg.hydra.launcher, cfg.hydra.sweeper = config.hydra.launcher, config.hydra.sweeper
         jobs.append(cfg)
     return jobs
+
+
+def _sweeps_nothing(override, loader) -> str:
+    from hydra.core.override_parser.types import ValueType
+
+    key = override.key_or_group
+    if override.value_type == ValueType.GLOB_CHOICE_SWEEP:
+        if options := loader.get_group_options(key):
+            return f"{override.input_line}: matches no {key}; choose from {', '.join(options)}"
+        return (f"{override.input_line}: glob() picks options of a config group, and {key} is none; list the values "
+                f"to sweep: {key}=a,b")
+    return f"{override.input_line}: sweeps no value; give it one or more"
 
 
 def _sweep_as_typed(bad: BadConfig, job: tuple[str, ...], parsed: list) -> BadConfig:
