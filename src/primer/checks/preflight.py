@@ -41,7 +41,7 @@ class CheckBeforeRunning(Callback):
             exits.remove_if_it_ends_early(created[-1])
 
     def on_multirun_start(self, config: DictConfig, config_name: str | None = None, **kwargs) -> None:
-        _check_sweeper_counts(config.hydra.sweeper)
+        _check_sweep_counts(config.hydra)
         for job in grid_jobs(config, config_name):
             _check_or_end(job, multirun=True)
 
@@ -78,12 +78,21 @@ def _check_or_end(config: DictConfig, multirun: bool) -> None:
         raise EndCommand(error) from None  # Hydra would turn an Exception from a callback into a warning
 
 
-def _check_sweeper_counts(sweeper: DictConfig) -> None:
-    """A search of no trials would end at once, exit 0, with an empty summary; one that asks none at a time, never."""
-    for key, what in (("n_trials", "the trials the search runs"), ("n_jobs", "the trials asked and run together")):
-        value = sweeper.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value < 1:
-            raise EndCommand(BadConfig(f"hydra.sweeper.{key}={value}: must be a positive integer ({what})"))
+# (node, key, the values that run, what the line says): counts with which a sweep runs no job, never ends, or
+# fails only once its dir exists
+SWEEP_COUNTS = [
+    ("sweeper", "n_trials", lambda n: n >= 1, "must be a positive integer (the trials the search runs)"),
+    ("sweeper", "n_jobs", lambda n: n >= 1, "must be a positive integer (the trials asked and run together)"),
+    ("sweeper", "max_batch_size", lambda n: n >= 1, "must be a positive integer, or null for all jobs in one batch"),
+    ("launcher", "n_jobs", lambda n: n != 0, "must be a number of processes, or -1 for one per core (joblib)"),
+]
+
+
+def _check_sweep_counts(hydra_cfg: DictConfig) -> None:
+    for node, key, runs, rule in SWEEP_COUNTS:
+        value = hydra_cfg[node].get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and not runs(value):
+            raise EndCommand(BadConfig(f"hydra.{node}.{key}={value}: {rule}"))
 
 
 def grid_jobs(config: DictConfig, config_name: str | None) -> list[DictConfig]:
