@@ -207,6 +207,8 @@ REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message),
      "hydra.sweeper.max_batch_size=0: must be a positive integer, or null for all jobs in one batch"),
     ("-m hydra/launcher=joblib hydra.launcher.n_jobs=0 seed=0,1",
      "hydra.launcher.n_jobs=0: must be a number of processes, or -1 for one per core (joblib)"),
+    ("-m hydra/launcher=local hydra.launcher.cpus_per_task=0 seed=0,1",
+     "hydra.launcher.cpus_per_task=0: must be a positive integer (the cores each job is given)"),
     ("-m optimizer.lr=interval(0.001,0.01)", "optimizer.lr=interval(0.001,0.01): a grid sweep takes values (a,b), "
      "range() or choice(); interval() is a search space: add hparams_search=optuna to draw optimizer.lr from it"),
     # a sweep's jobs, checked before the first runs, get the same hints

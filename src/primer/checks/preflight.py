@@ -85,6 +85,8 @@ SWEEP_COUNTS = [
     ("sweeper", "n_jobs", lambda n: n >= 1, "must be a positive integer (the trials asked and run together)"),
     ("sweeper", "max_batch_size", lambda n: n >= 1, "must be a positive integer, or null for all jobs in one batch"),
     ("launcher", "n_jobs", lambda n: n != 0, "must be a number of processes, or -1 for one per core (joblib)"),
+    # 0 reads as unset: every job would take every core, and jobs that run together would fight over them
+    ("launcher", "cpus_per_task", lambda n: n >= 1, "must be a positive integer (the cores each job is given)"),
 ]
 
 
