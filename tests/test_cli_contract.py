@@ -234,6 +234,11 @@ REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message),
      "or another model"),
     ("trainer.precision=bf16 model=manual", "trainer.precision=bf16: model=manual derives its gradients by hand, ..."),
     ("optimizer.lr==", "cannot read override 'optimizer.lr==': write it as key=value"),
+    # Lightning takes an int 0, then divides by it at the first step (a traceback, the run dir left)
+    ("trainer.val_check_interval=0", "trainer.val_check_interval=0: must be a number of steps (1 or more), or the "
+     "fraction of an epoch after which to validate (0.0 to 1.0)"),
+    ("trainer.val_check_interval=1.5", "trainer.val_check_interval=1.5: must be a number of steps (1 or more), or "
+     "the fraction of an epoch after which to validate (0.0 to 1.0)"),
     ("+callbacks.early_stopping._target_=lightning.pytorch.callbacks.EarlyStopping "
      "+callbacks.early_stopping.monitor=val_loss",
      "callbacks.early_stopping.monitor=val_loss: primer logs no such metric; did you mean val/loss? it logs "

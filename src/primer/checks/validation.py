@@ -63,6 +63,11 @@ def check_rules(cfg: DictConfig) -> None:
             raise BadConfig(f"model.{dim}={model_dim}: the net's size follows data.{dim} ({data_dim}); "
                             f"set data.{dim}={model_dim} instead")
     max_steps, interval = value(cfg, "trainer.max_steps"), value(cfg, "trainer.val_check_interval")
+    # Lightning's rule (a whole float is its int), less the int 0 it takes and then divides by at the first step
+    if _is_int(interval) and interval < 1 or \
+            isinstance(interval, float) and not (0.0 <= interval <= 1.0 or interval > 1 and interval % 1 == 0):
+        raise BadConfig(f"trainer.val_check_interval={interval}: must be a number of steps (1 or more), or the "
+                        "fraction of an epoch after which to validate (0.0 to 1.0)")
     if _is_int(interval) and _is_int(max_steps) and max_steps > 0 and interval > max_steps:
         raise BadConfig(f"trainer.val_check_interval={interval}: a run is one epoch of trainer.max_steps={max_steps} "
                         f"steps; use trainer.val_check_interval<={max_steps}")
