@@ -226,6 +226,9 @@ REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message),
     ("+trainer.max_steps=5", "+trainer.max_steps=5: trainer.max_steps is already in the config; "
                              "set it without the +: trainer.max_steps=5"),
     ("~optimizer.nope", "~optimizer.nope: there is no optimizer.nope to remove"),
+    # Hydra's line would speak of the `override` keyword of a YAML defaults list
+    ("+experiment=1_manual_gradient_computation", "+experiment=1_manual_gradient_computation: the experiment group is "
+     "in the config's defaults already; choose it without the +: experiment=1_manual_gradient_computation"),
     ("hydra/job_logging=nope", "hydra/job_logging=nope: no such hydra/job_logging; choose one of ..."),
     ("seed=-1", "seed=-1: must be an integer from 0 to 4294967295 (numpy's seeds), or null to draw one"),
     ("seed=99999999999", "seed=99999999999: must be an integer from 0 to 4294967295 (numpy's seeds), ..."),

@@ -182,9 +182,22 @@ def describe_hydra_error(error: Exception, overrides: list[str], config_name: st
     if isinstance(error, ConfigCompositionException):
         if isinstance(error.__cause__, OmegaConfBaseException) and error.__cause__.full_key:
             return BadConfig(_unknown_key(str(error.__cause__.full_key), overrides, config_name))
-        if found := _misplaced_prefix(overrides, config_name) or _hydra_key_swept(overrides):
+        if found := _misplaced_prefix(overrides, config_name) or _hydra_key_swept(overrides) or \
+                _group_added_again(str(error), overrides):
             return BadConfig(found)
     return BadConfig(f"{first_line(error)} (command line: {' '.join(overrides) or 'no overrides'})")
+
+
+def _group_added_again(message: str, overrides: list[str]) -> str | None:
+    """`+experiment=X` for a group the defaults list has (`experiment: null`): Hydra's line speaks of its YAML
+    `override` keyword; on the command line the group is chosen without the +."""
+    for override in overrides:
+        group, text = key_and_value(override)
+        if override.startswith("+") and not override.startswith("++") and \
+                message.startswith(f"Multiple values for {group}."):
+            return f"{override}: the {group} group is in the config's defaults already; choose it without the +: " \
+                   f"{group}={text}"
+    return None
 
 
 def _hydra_key_swept(overrides: list[str]) -> str | None:
