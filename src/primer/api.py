@@ -78,7 +78,7 @@ def _composed(config) -> "DictConfig":
     from hydra import compose, initialize_config_dir
     from omegaconf import DictConfig, open_dict
 
-    from primer.checks.preflight import describe_hydra_error
+    from primer.checks.hydra_errors import describe_hydra_error
     from primer.config import CONFIG_DIR, CONFIG_NAME
 
     overrides = [] if isinstance(config, DictConfig) else list(config)

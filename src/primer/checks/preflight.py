@@ -7,27 +7,21 @@ rejected command thus leaves nothing behind, whichever way it was started (`pyth
 with a bad job starts none. What happens only once the run dir exists (a signal during set-up, an
 error Lightning raises before the first step) ends with that dir removed (primer.exits). Jobs that
 Hydra starts elsewhere (submitit, Optuna trials) are checked by the task itself (primer.cli.task).
-`describe_hydra_error` turns Hydra's own rejections (unknown group, unknown key, unreadable override)
-into one line.
+Hydra's own rejections are put in one line by primer.checks.hydra_errors.
 """
 
-import difflib
 import itertools
 from pathlib import Path
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, open_dict
 
 from primer import exits
 from primer.config import key_and_value
-from primer.exits import BadConfig, EndCommand, first_line
+from primer.checks.hydra_errors import describe_hydra_error
+from primer.exits import BadConfig, EndCommand
 
-# Keys that lightning-hydra-template users type, and primer's way to the same thing.
-HABITS = {"debug": "for a quick check of the whole run use trainer.fast_dev_run=true (or a number of steps)"}
-# Choices that a Hydra plugin from an optional extra provides: missing, they mean "not installed".
-EXTRA_CHOICES = {"hydra/sweeper/primer_optuna": ("the Optuna sweeper", "sweeps")}
 
 
 class CheckBeforeRunning(Callback):
@@ -162,194 +156,3 @@ def _sweep_as_typed(bad: BadConfig, job: tuple[str, ...], parsed: list) -> BadCo
                 typed = key_and_value(override.input_line)[1]
                 return BadConfig(f"{message[:-len(f'={value}{mark}')]}={typed}{mark}")
     return bad
-
-
-def describe_hydra_error(error: Exception, overrides: list[str], config_name: str | None = None) -> BadConfig:
-    """One line for a command line Hydra could not compose: the key, what is wrong, what is allowed.
-    `config_name`: the primary config, where Hydra's own is not set yet (a sweep's jobs, before they run)."""
-    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
-    from omegaconf.errors import OmegaConfBaseException
-
-    if isinstance(error, MissingConfigException) and error.missing_cfg_file:
-        group, _, choice = error.missing_cfg_file.rpartition("/")
-        if error.missing_cfg_file in EXTRA_CHOICES:
-            plugin, extra = EXTRA_CHOICES[error.missing_cfg_file]
-            return BadConfig(f"{group}={choice}: {plugin} is not installed; pip install -e '.[{extra}]'")
-        if group and error.options:
-            return BadConfig(f"{group}={choice}: no such {group}; choose one of {', '.join(error.options)}")
-    if isinstance(error, OverrideParseException):
-        return BadConfig(f"cannot read override '{error.override}': write it as key=value")
-    if isinstance(error, ConfigCompositionException):
-        if isinstance(error.__cause__, OmegaConfBaseException) and error.__cause__.full_key:
-            return BadConfig(_unknown_key(str(error.__cause__.full_key), overrides, config_name))
-        if found := _misplaced_prefix(overrides, config_name) or _hydra_key_swept(overrides) or \
-                _group_added_again(str(error), overrides):
-            return BadConfig(found)
-    return BadConfig(f"{first_line(error)} (command line: {' '.join(overrides) or 'no overrides'})")
-
-
-def _group_added_again(message: str, overrides: list[str]) -> str | None:
-    """`+experiment=X` for a group the defaults list has (`experiment: null`): Hydra's line speaks of its YAML
-    `override` keyword; on the command line the group is chosen without the +."""
-    for override in overrides:
-        group, text = key_and_value(override)
-        if override.startswith("+") and not override.startswith("++") and \
-                message.startswith(f"Multiple values for {group}."):
-            return f"{override}: the {group} group is in the config's defaults already; choose it without the +: " \
-                   f"{group}={text}"
-    return None
-
-
-def _hydra_key_swept(overrides: list[str]) -> str | None:
-    """`hydra.sweeper.params.optimizer.lr=interval(0,1)`: Hydra sweeps no key of its own; the sweep goes on the key."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except Exception:
-        return None
-    for override in parsed:
-        if override.is_sweep_override() and override.is_hydra_override():
-            key, text = key_and_value(override.input_line)
-            searched = key.removeprefix("hydra.sweeper.params.")
-            instead = f"sweep the key itself: {searched}={text}" if searched != key else "give it one value"
-            return f"{override.input_line}: Hydra sweeps none of its own keys ({key}); {instead}"
-    return None
-
-
-def _unknown_key(key: str, overrides: list[str], config_name: str | None = None) -> str:
-    """'no such key', with a suggestion only where one is genuinely close: the same group, a near spelling."""
-    others = [o for o in overrides if key_and_value(o)[0] != key]
-    try:
-        composed = _compose(others, config_name)
-    except Exception:
-        return close_key(key, [])
-    known = dotted_keys(composed)
-    if close_sibling(key, known):  # a typo of a key the config has: said without importing its class
-        return close_key(key, known)
-    return _argument_to_add(key, composed, overrides) or _choice_without_it(key, composed, others, config_name) \
-        or close_key(key, known)
-
-
-def _choice_without_it(key: str, cfg: DictConfig, others: list[str], config_name: str | None) -> str | None:
-    """For `scheduler.gamma=0.5` under scheduler=none: the group's choice has no such key; the choices that do."""
-    from omegaconf import OmegaConf
-
-    parent, _, name = key.rpartition(".")
-    choice = (OmegaConf.select(cfg, "hydra.runtime.choices", default=None) or {}).get(parent) if parent else None
-    if choice is None:
-        return None
-    others = [o for o in others if key_and_value(o)[0].lstrip("+~") != parent]
-    having = []
-    for option in _group_options(parent, config_name):
-        try:
-            node = _compose([*others, f"{parent}={option}"], config_name).get(parent)
-        except Exception:
-            continue
-        if option != choice and isinstance(node, DictConfig) and name in node:
-            having.append(f"{parent}={option}")
-    if not having:
-        return None
-    return f"{key}: {parent}={choice} has no {name}; {' and '.join(having)} {'has' if len(having) == 1 else 'have'} it"
-
-
-def _group_options(group: str, config_name: str | None) -> list[str]:
-    """The choices of a config group, from the running app's search path or primer's conf/."""
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from primer.config import CONFIG_DIR
-
-    if GlobalHydra.instance().is_initialized():
-        return GlobalHydra.instance().config_loader().get_group_options(group)
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return GlobalHydra.instance().config_loader().get_group_options(group)
-
-
-def _argument_to_add(key: str, cfg: DictConfig, overrides: list[str]) -> str | None:
-    """For `callbacks.model_checkpoint.monitor=val/loss`: an argument the class under it takes, which the
-    config does not set yet, so Hydra wants it added with a + (or one spelled close to it)."""
-    from omegaconf import OmegaConf
-
-    from primer.checks.signatures import import_target, parameters
-
-    parent, _, name = key.rpartition(".")
-    node = OmegaConf.select(cfg, parent, default=None) if parent else None
-    typed = [o for o in overrides if key_and_value(o)[0] == key and not o.startswith(("~", "+"))]
-    if not isinstance(node, DictConfig) or "_target_" not in node or not typed:
-        return None
-    try:
-        params, takes_any_keyword = parameters(import_target(str(node._target_)))
-    except Exception:
-        return None
-    unset = [p for p in params if p not in node]
-    if name in unset:
-        return f"{key}: not in the config yet; {node._target_} takes {name}: add it with +{typed[0]}"
-    if close := difflib.get_close_matches(name, unset, n=1, cutoff=0.8):
-        return f"{key}: no such key; did you mean +{parent}.{close[0]}={key_and_value(typed[0])[1]}?"
-    if takes_any_keyword or difflib.get_close_matches(name, [str(k) for k in node], n=1, cutoff=0.8):
-        return None  # close_key names the one in the config
-    return f"{key}: no such key; {node._target_} takes no argument {name}; drop it from the command line"
-
-
-def _misplaced_prefix(overrides: list[str], config_name: str | None = None) -> str | None:
-    """`+key=v` for a key the config has, or `~key` for one it lacks: which one, and how to write it."""
-    for override in overrides:
-        key, text = key_and_value(override)
-        if override.startswith("++") or not override.startswith(("+", "~")) or "/" in key:
-            continue  # ++ adds or overrides, as asked; a plain key=value or a group is not misplaced
-        try:
-            exists = key in dotted_keys(_compose([o for o in overrides if o != override], config_name))
-        except Exception:
-            continue
-        if override.startswith("+") and exists:
-            return f"{override}: {key} is already in the config; set it without the +: {key}={text}"
-        if override.startswith("~") and not exists:
-            return f"{override}: there is no {key} to remove"
-    return None
-
-
-def close_sibling(key: str, known: list[str]) -> str | None:
-    """The key of `known` beside `key` (same parent) whose last part is spelled close to key's, if any."""
-    parent, _, name = key.rpartition(".")
-    siblings = [k.rpartition(".")[2] for k in known if k.rpartition(".")[0] == parent]
-    # by the last part alone: a long shared prefix would make `...checkpoint.monitor` "close" to `...dirpath`
-    close = difflib.get_close_matches(name, siblings, n=1, cutoff=0.8)
-    return f"{parent + '.' if parent else ''}{close[0]}" if close else None
-
-
-def close_key(key: str, known: list[str]) -> str:
-    parent = key.rpartition(".")[0]
-    if close := close_sibling(key, known):
-        return f"{key}: no such key; did you mean {close}?"
-    if key in HABITS:
-        return f"{key}: no such key or group in primer; {HABITS[key]}"
-    if parent in ("trainer", "optimizer", "callbacks", "logger"):
-        return f"{key}: no such key in {parent}; add it with +{key}=... if {parent} takes it (--cfg job lists the keys)"
-    return f"{key}: no such key; primer reads no such setting (--cfg job lists the keys)"
-
-
-def _compose(overrides: list[str], config_name: str | None = None) -> DictConfig:
-    """The config of these overrides: inside a Hydra app with its search path (`config_name`, or the running
-    job's), else from primer's conf/."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from primer.config import CONFIG_DIR, CONFIG_NAME
-
-    if GlobalHydra.instance().is_initialized():  # a sweep's jobs are checked before Hydra sets a job's config
-        name = config_name or (HydraConfig.get().job.config_name if HydraConfig.initialized() else CONFIG_NAME)
-        return compose(name, overrides=overrides, return_hydra_config=True)  # hydra.* keys have hints too
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(CONFIG_NAME, overrides=overrides, return_hydra_config=True)
-
-
-def dotted_keys(node: DictConfig, prefix: str = "") -> list[str]:
-    """Every key of a config, nested ones dotted (`trainer.max_steps`), parents included."""
-    keys = []
-    for key, child in node.items_ex(resolve=False):
-        keys.append(f"{prefix}{key}")
-        if isinstance(child, DictConfig) and node.get(key) is not None:  # not a typed node set to null
-            keys += dotted_keys(child, f"{prefix}{key}.")
-    return keys
-

@@ -70,7 +70,7 @@ def score(checkpoint: dict, cfg: DictConfig) -> tuple[dict[str, float], dict]:
 def eval_config(checkpoint: dict, ckpt_path: str, overrides: list[str]) -> DictConfig:
     """The training run's stored config with `overrides` applied, checked as a training config is."""
     from primer.run.checkpoints import CONFIG_KEY
-    from primer.checks.preflight import close_sibling, dotted_keys
+    from primer.checks.hydra_errors import close_sibling, dotted_keys
     from primer.checks.validation import check
 
     if CONFIG_KEY not in checkpoint:

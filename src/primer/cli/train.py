@@ -84,7 +84,7 @@ def main() -> None:
     except Bug as bug:
         raise bug.error  # a bug: the traceback is what is needed
     except Exception as error:  # the task routes its own errors: this is Hydra rejecting the command line
-        from primer.checks.preflight import describe_hydra_error
+        from primer.checks.hydra_errors import describe_hydra_error
 
         raise describe_hydra_error(error, overrides_in(sys.argv[1:])) from error
 
