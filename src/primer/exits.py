@@ -5,6 +5,8 @@
     2    bad input: a key, a value or a file the command cannot run with
     3    diverged: the training loss became NaN or inf
     4    sweep with failures: every job ran, some failed (the summary says which)
+    5    environment: the machine failed the command (a full disk, a read-only dir, a server gone); the
+         line names the cause and the path, and nothing written before is lost
     130  Ctrl-C, 143 SIGTERM: stopped (a checkpoint to resume from is saved once training has started)
 
 `train`, `eval` and `report` run inside `command_line()`, which turns an `Ending` into its line and
@@ -21,7 +23,7 @@ import threading
 import traceback
 from pathlib import Path
 
-UNEXPECTED, BAD_INPUT, DIVERGED, SWEEP_FAILED = 1, 2, 3, 4
+UNEXPECTED, BAD_INPUT, DIVERGED, SWEEP_FAILED, ENVIRONMENT = 1, 2, 3, 4, 5
 
 
 class Ending(Exception):
@@ -57,6 +59,12 @@ class SweepFailed(Ending):
     """Every job of a sweep ran, and some failed."""
 
     exit_code = SWEEP_FAILED
+
+
+class EnvironmentFault(Ending):
+    """Not the input's fault: the disk is full, a dir is read-only, a database server went away."""
+
+    exit_code = ENVIRONMENT
 
 
 class EndCommand(BaseException):

@@ -1,0 +1,30 @@
+"""Every file primer writes goes through here: whole or not at all, and never through a link.
+
+The bytes go to a temp file in the target's own dir, are flushed to disk, then renamed over the
+target. A reader (or a crash, or a full disk) sees the old file or the new one, never a half; an
+earlier run's file survives any failure of the new write. The rename replaces a link at the
+target's name instead of writing where it points.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> None:
+    """Writes `data` (text as UTF-8) to `path`, atomically; OSError (a full disk, a read-only dir) leaves
+    `path` as it was and names it."""
+    path = Path(path)
+    payload = data.encode() if isinstance(data, str) else data
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    except BaseException as error:
+        Path(temp).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.filename is None:
+            error.filename = str(path)  # "No space left on device" alone does not say where
+        raise
