@@ -141,10 +141,12 @@ def test_ctrl_c_or_sigterm_while_a_run_is_set_up_ends_in_one_line_and_leaves_no_
 
 def test_sigterm_before_the_task_starts_ends_like_ctrl_c(tmp_path, capsys):
     """SIGTERM while Hydra composes, checks or makes the run dir: one line, exit 143, the new dir removed."""
+    from primer.run import run_dir
+
     fresh = tmp_path / "outputs"
-    with pytest.raises(SystemExit) as ended, exits.command_line():
-        fresh.mkdir()
-        exits.remove_if_it_ends_early(fresh)
+    with pytest.raises(SystemExit) as ended, exits.command_line(), run_dir.given_back_unless_started():
+        run_dir.claim(fresh / "runs/run", "hydra.run.dir=outputs/runs/run")  # as primer.train does before Hydra
+        assert fresh.is_dir()
         os.kill(os.getpid(), signal.SIGTERM)  # Python runs the handler before the next line
         pytest.fail("SIGTERM did not end the command")
     assert ended.value.code == 143

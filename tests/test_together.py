@@ -35,5 +35,5 @@ def test_default_run_hands_lightning_four_callbacks(make_config, tmp_path):
     _, callbacks = loggers_and_callbacks(make_config(), cores={})
     assert [type(c).__name__ for c in callbacks] == ["ModelCheckpoint", "ModelSummary", "LineProgress", "Together"]
     names = [type(p).__name__ for p in callbacks[-1].parts]
-    assert names == ["RunSummary", "ReplaceEarlierRun", "StopOnNonFinite", "SaveOnInterrupt", "StoreConfig", "ApplyOptimizerConfig",
-                     "FirstStep"]
+    assert names == ["TrainingStarted", "RunSummary", "StopOnNonFinite", "SaveOnInterrupt", "StoreConfig",
+                     "ApplyOptimizerConfig"]

@@ -27,22 +27,19 @@ def train(config: "Sequence[str] | DictConfig" = (), output_dir: str | Path | No
     `hydra.compose` (with or without `return_hydra_config=True`). `output_dir`: where the run writes;
     by default a new `outputs/runs/<time>_<pid>_<overrides>/`, as the command line makes it.
     """
-    import shutil
-
     from primer.checks.preflight import check_job
+    from primer.checks.resume import resumes_into
     from primer.cli.train import train as fit
-    from primer.exits import BadConfig
+    from primer.run import run_dir
 
     cfg = _with_runtime(_composed(config), output_dir)
     check_job(cfg, multirun=False)
-    fresh = not Path(cfg.paths.output_dir).exists()
-    _save_configs(cfg)
-    try:
+    path = cfg.paths.output_dir
+    # as on the command line: claimed before its configs are written, given back if it ends before its first step
+    run_dir.claim(path, f"output_dir={path}", resumes_into(cfg, path), hydra_files=(".hydra",))
+    with run_dir.given_back_unless_started():
+        _save_configs(cfg)
         return fit(cfg)
-    except BadConfig:  # raised only before the first step: as on the command line, no run dir is left
-        if fresh:
-            shutil.rmtree(cfg.paths.output_dir, ignore_errors=True)
-        raise
 
 
 def evaluate(ckpt_path: str | Path, config: "Sequence[str] | DictConfig" = ()) -> tuple[dict, dict]:

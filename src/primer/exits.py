@@ -16,12 +16,10 @@ so an ending raised under Hydra travels out wrapped in `EndCommand`, a BaseExcep
 
 import contextlib
 import os
-import shutil
 import signal
 import sys
 import threading
 import traceback
-from pathlib import Path
 
 UNEXPECTED, BAD_INPUT, DIVERGED, SWEEP_FAILED, ENVIRONMENT = 1, 2, 3, 4, 5
 
@@ -75,22 +73,7 @@ class EndCommand(BaseException):
         self.ending = ending
 
 
-# Run dirs made by this command that hold nothing of value until training's first step: removed if the
-# command ends before it. primer.checks.preflight refuses what the config shows before Hydra writes
-# anything; this covers what happens only once the dir exists: Ctrl-C or SIGTERM during set-up, and
-# errors that Lightning, torch or a constructor raise while the run is built or before its first step.
-_fresh_dirs: set[Path] = set()
 _sweep_failures: list[SweepFailed] = []
-
-
-def remove_if_it_ends_early(path: str | Path) -> None:
-    """Registers a dir this command is about to create (call it only for dirs that do not exist yet)."""
-    _fresh_dirs.add(Path(path))
-
-
-def keep_run_dir() -> None:
-    """Training has started: the run dir now holds a run worth keeping, whatever happens next."""
-    _fresh_dirs.clear()
 
 
 def sweep_failed(ending: SweepFailed) -> None:
@@ -147,6 +130,11 @@ def signal_name(signum: int) -> str:
     return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
 
 
+def stopped_before_training(signum: int) -> Interrupted:
+    """Ctrl-C or SIGTERM before the first training step: nothing saved, the run dir given back."""
+    return Interrupted(f"{signal_name(signum)} before training started; nothing to resume", signum)
+
+
 def _terminate(signum, frame):
     raise Terminated(signum)
 
@@ -154,7 +142,6 @@ def _terminate(signum, frame):
 @contextlib.contextmanager
 def command_line():
     """Ends the command with one line and its exit code for every Ending, Ctrl-C and SIGTERM included."""
-    _fresh_dirs.clear()
     _sweep_failures.clear()
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
@@ -167,7 +154,7 @@ def command_line():
             raise _sweep_failures.pop()
     except KeyboardInterrupt as stop:
         signum = getattr(stop, "signum", signal.SIGINT)
-        _end(Interrupted(f"{signal_name(signum)} before training started; nothing to resume", signum))
+        _end(stopped_before_training(signum))
     except Ending as ending:
         if show_tracebacks():
             traceback.print_exc()
@@ -178,9 +165,6 @@ def command_line():
 
 
 def _end(ending: Ending) -> None:
-    for path in _fresh_dirs:
-        shutil.rmtree(path, ignore_errors=True)
-    _fresh_dirs.clear()
     sys.stdout.flush()
     print(f"{ending.label}: {ending}", file=sys.stderr)
     sys.exit(ending.exit_code)

@@ -4,8 +4,9 @@
 config, calls `on_run_start` / `on_multirun_start`, and only then makes the run or sweep dir. A
 rejected command thus leaves nothing behind, whichever way it was started (`python -m primer.train`,
 `primer-train`, `--config-dir`, `--config-name`), an existing run dir keeps its files, and a sweep
-with a bad job starts none. What happens only once the run dir exists (a signal during set-up, an
-error Lightning raises before the first step) ends with that dir removed (primer.exits). Jobs that
+with a bad job starts none. A good run's dir is then claimed (primer.run.run_dir) before Hydra writes
+into it, so that whatever ends the run before its first step (a signal during set-up, an error
+Lightning raises) gives the dir back as it was. Jobs that
 Hydra starts elsewhere (submitit, Optuna trials) are checked by the task itself (primer.cli.task).
 Hydra's own rejections are put in one line by primer.checks.hydra_errors.
 """
@@ -17,7 +18,6 @@ from hydra.types import RunMode
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, open_dict
 
-from primer import exits
 from primer.config import key_and_value
 from primer.checks.hydra_errors import describe_hydra_error
 from primer.exits import BadConfig, EndCommand
@@ -29,15 +29,33 @@ class CheckBeforeRunning(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         _check_or_end(config, multirun=False)
-        run_dir = Path(config.hydra.run.dir)
-        created = [d for d in [run_dir, *run_dir.parents] if not d.exists()]
-        if created:  # the run dir and any parents Hydra is about to make (outputs/runs/ on a first run)
-            exits.remove_if_it_ends_early(created[-1])
+        _claim_run_dir(config)
 
     def on_multirun_start(self, config: DictConfig, config_name: str | None = None, **kwargs) -> None:
+        from primer.run import run_dir
+
         _check_sweep_counts(config.hydra)
         for job in grid_jobs(config, config_name):
             _check_or_end(job, multirun=True)
+        try:  # each job's dir is claimed as the job starts (primer.cli.train)
+            run_dir.claim_sweep(config.hydra.sweep.dir, f"hydra.sweep.dir={config.hydra.sweep.dir}")
+        except BadConfig as error:
+            raise EndCommand(error) from None
+
+
+def _claim_run_dir(config: DictConfig) -> None:
+    """The run dir is claimed (primer.run.run_dir) before Hydra writes its .hydra/ and log there."""
+    from primer.checks.resume import resumes_into
+    from primer.run import run_dir
+
+    path = Path(config.hydra.run.dir).absolute()
+    hydra_files = (config.hydra.output_subdir, f"{config.hydra.job.name}.log")
+    try:
+        resumes_here = resumes_into(config, path)
+        run_dir.claim(path, f"hydra.run.dir={config.hydra.run.dir}", resumes_here=resumes_here,
+                      hydra_files=tuple(f for f in hydra_files if f is not None))
+    except BadConfig as error:
+        raise EndCommand(error) from None
 
 
 def checked_before_running(hydra_cfg: DictConfig) -> bool:

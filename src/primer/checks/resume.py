@@ -68,6 +68,12 @@ def resume_from(cfg: DictConfig) -> str | None:
     return path
 
 
+def resumes_into(cfg: DictConfig, run_dir: str | Path) -> bool:
+    """Whether the run resumes from a checkpoint inside its own dir: its curve and log then go on there."""
+    path = checkpoint_to_resume(cfg)
+    return path is not None and Path(path).resolve().is_relative_to(Path(run_dir).resolve())
+
+
 def shown(cfg: DictConfig, path: str) -> str:
     """`ckpt_path=` as the user typed it, with the file a keyword stands for."""
     typed = str(cfg.ckpt_path)

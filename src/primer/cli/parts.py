@@ -38,8 +38,8 @@ def loggers_and_callbacks(cfg: DictConfig, cores: dict) -> tuple[list, list]:
     from lightning.pytorch.callbacks import LearningRateMonitor
 
     from primer.run.checkpoints import ApplyOptimizerConfig, StoreConfig
-    from primer.run.guards import FirstStep, SaveOnInterrupt, StopOnNonFinite, seed_lr_advice
-    from primer.run.results import ReplaceEarlierRun, RunSummary
+    from primer.run.guards import SaveOnInterrupt, StopOnNonFinite, TrainingStarted, seed_lr_advice
+    from primer.run.results import RunSummary
     from primer.run.together import Together
     from primer.sweeps.pruning import trial_reporter
 
@@ -57,13 +57,12 @@ def loggers_and_callbacks(cfg: DictConfig, cores: dict) -> tuple[list, list]:
     checkpoints = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath", default=None)
     saver = SaveOnInterrupt(checkpoints or f"{cfg.trainer.default_root_dir}/checkpoints")  # Ctrl-C, SIGTERM
     advice = seed_lr_advice(hydra.runtime.choices.model, OmegaConf.select(cfg, "tutorial"))
-    own = Together(RunSummary(cfg.paths.output_dir, run_hparams(cfg), inputs={"seed": cfg.seed, **cores}),
-                   ReplaceEarlierRun(cfg.paths.output_dir),  # before a divergence found at step 1 stops the run
+    own = Together(TrainingStarted(),  # first: a divergence found at step 1 stops a run that is kept
+                   RunSummary(cfg.paths.output_dir, run_hparams(cfg), inputs={"seed": cfg.seed, **cores}),
                    StopOnNonFinite(advice), saver,
                    StoreConfig(cfg, list(hydra.overrides.task)),
                    ApplyOptimizerConfig(OmegaConf.to_container(cfg.optimizer, resolve=True)),  # lr: ${tutorial.lr}
-                   *trial_reporter(cfg.paths.output_dir),  # an Optuna trial: val/loss to its pruner
-                   FirstStep())
+                   *trial_reporter(cfg.paths.output_dir))  # an Optuna trial: val/loss to its pruner
     return loggers, callbacks + [own]
 
 

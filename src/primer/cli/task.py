@@ -53,6 +53,7 @@ def task_wrapper(task: Callable[[DictConfig], float]) -> Callable[[DictConfig], 
 def _ended(task: Callable[[DictConfig], float], cfg: DictConfig, multirun: bool) -> float:
     from primer.checks.preflight import check_job, checked_before_running
     from primer.cli.parts import save_task_config
+    from primer.run import run_dir
     from primer.sweeps import sweep_resume
     from primer.sweeps.report import record_failure
 
@@ -65,8 +66,8 @@ def _ended(task: Callable[[DictConfig], float], cfg: DictConfig, multirun: bool)
             sweep_resume.record_finished(cfg, result)
         return result
     except Ending as ending:
-        if isinstance(ending, (Diverged, Interrupted)) or multirun:  # say in the run dir why it stopped
-            record_failure(cfg.paths.output_dir, ending)
+        if multirun or (isinstance(ending, (Diverged, Interrupted)) and run_dir.has_started()):
+            record_failure(cfg.paths.output_dir, ending)  # say in the run dir why it stopped
         if not multirun or isinstance(ending, Interrupted):
             raise EndCommand(ending) from ending.__cause__
         log.error(f"this job failed; the sweep goes on: {ending}")

@@ -10,6 +10,7 @@
 import logging
 import math
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -29,13 +30,14 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict]:
     from hydra.utils import instantiate
 
     from primer.checks.fit_checks import metrics_for
-    from primer.checks.resume import resume_from
+    from primer.checks.resume import resume_from, resumes_into
     from primer.checks.scaleout import use_submitit_tasks_as_ranks
     from primer.cli.parts import barebones_settings, data_net_optimizer, draw_seed, loggers_and_callbacks
     from primer.cli.quiet import quiet_third_party
     from primer.cli.threads import use_cores_given
     from primer.run.console import final_block, tensorboard_dir
-    from primer.run.guards import FirstStep, SaveOnInterrupt, interruptible, resume_command, stop_cleanly_until_training
+    from primer.run import run_dir
+    from primer.run.guards import SaveOnInterrupt, interruptible, resume_command, stop_cleanly_until_training
     from primer.run.results import final_metrics
     from primer.run.system import Regression
     from primer.run.together import find
@@ -43,7 +45,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict]:
     logging.getLogger("lightning").handlers.clear()  # Hydra's handlers already print and file its messages
     quiet_third_party()
     use_submitit_tasks_as_ranks()
-    with use_cores_given(HydraConfig.get().launcher) as cores, stop_cleanly_until_training():
+    output_dir = Path(cfg.paths.output_dir)  # already claimed where the command line or the API started the run
+    run_dir.claim(output_dir, f"paths.output_dir={output_dir}", resumes_into(cfg, output_dir))
+    with run_dir.given_back_unless_started(), use_cores_given(HydraConfig.get().launcher) as cores, \
+            stop_cleanly_until_training():
         torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
         with open_dict(cfg):
             cfg.seed = L.seed_everything(draw_seed() if cfg.seed is None else cfg.seed)
@@ -54,9 +59,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict]:
         with setting_up("trainer"):
             loggers, callbacks = loggers_and_callbacks(cfg, cores)
             trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, **barebones_settings(cfg))
-        saver, first_step = find(callbacks, SaveOnInterrupt), find(callbacks, FirstStep)  # Ctrl-C; set-up's end
+        saver = find(callbacks, SaveOnInterrupt)  # Ctrl-C, SIGTERM
         command = resume_command(list(HydraConfig.get().overrides.task))
-        with interruptible(trainer, saver, command), setting_up("trainer.fit", first_step.done):
+        with interruptible(trainer, saver, command), setting_up("trainer.fit", run_dir.has_started):
             trainer.fit(system, datamodule=datamodule, ckpt_path=resume_from(cfg), weights_only=True)
     if trainer.is_global_zero:
         print(final_block(cfg.paths.output_dir, tensorboard_dir(trainer)))  # what came out, and where
@@ -78,9 +83,12 @@ def main() -> None:
 
         print(help_text())
         return
+    from primer.run import run_dir
+
     exits.let_hydra_raise()
     try:
-        hydra_main()
+        with run_dir.given_back_unless_started():  # an ending before the task, as Hydra sets the run up
+            hydra_main()
     except Bug as bug:
         raise bug.error  # a bug: the traceback is what is needed
     except Exception as error:  # the task routes its own errors: this is Hydra rejecting the command line

@@ -1,5 +1,5 @@
 """The files a run writes into its dir beside its checkpoints, by name: what the sweep report reads, and
-what a run (or sweep job) run again into its dir replaces (primer.run.results.ReplaceEarlierRun,
+what a run (or sweep job) run again into its dir replaces (primer.run.run_dir,
 primer.sweeps.sweep_resume)."""
 
 FAILURE_FILE = "failure.txt"  # why the run stopped (primer.cli.task)

@@ -21,6 +21,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from primer import exits
 from primer.config import launch_dir
 from primer.exits import Diverged, Interrupted
+from primer.run import run_dir
 from primer.run.system import completes_step, is_logging_step, planned_steps
 
 
@@ -52,9 +53,8 @@ class SaveOnInterrupt(L.Callback):
             signal.signal(signum, stop_after_this_step)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        if isinstance(exception, SIGTERMException):
+        if isinstance(exception, SIGTERMException) and run_dir.has_started():  # else nothing to resume
             trainer.save_checkpoint(self.ckpt_path, weights_only=False)  # the full state, to resume from
-            exits.keep_run_dir()  # a run dir with a checkpoint to resume from is worth keeping
 
 
 def resume_command(overrides: list[str]) -> str:
@@ -70,6 +70,8 @@ def interruptible(trainer: L.Trainer, saver: SaveOnInterrupt, resume_command: st
         yield
     except SIGTERMException:
         signum = saver.signum or signal.SIGTERM
+        if not run_dir.has_started():  # stopped as training began: the run dir is given back
+            raise exits.stopped_before_training(signum) from None
         path = os.path.relpath(saver.ckpt_path, launch_dir())  # ckpt_path= is read from there (hydra.job.chdir)
         path = saver.ckpt_path if path.startswith("..") else path  # short when under it
         raise Interrupted(
@@ -77,6 +79,14 @@ def interruptible(trainer: L.Trainer, saver: SaveOnInterrupt, resume_command: st
             f"resume with: {resume_command} ckpt_path={shlex.quote(path)}",
             signum,
         ) from None
+
+
+class TrainingStarted(L.Callback):
+    """Tells the run dir's owner (primer.run.run_dir) that the first training step is done; first among
+    primer's own callbacks, so that a divergence found at that step stops a run that is kept."""
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        run_dir.training_started()
 
 
 class StopOnNonFinite(L.Callback):
@@ -178,22 +188,6 @@ def _latest_checkpoint(trainer: L.Trainer) -> str | None:
     return path or None
 
 
-class FirstStep(L.Callback):
-    """Marks the end of the first training step: errors before it are set-up errors (bad input, exit 2,
-    run dir removed); from it on, the run dir holds a run and is kept whatever happens."""
-
-    def __init__(self):
-        self.finished = False
-
-    def done(self) -> bool:
-        return self.finished
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        if not self.finished:
-            self.finished = True
-            exits.keep_run_dir()
-
-
 @contextlib.contextmanager
 def stop_cleanly_until_training():
     """Ctrl-C or SIGTERM while the run is still being set up stops it with `Interrupted` (exit 130 or
@@ -208,7 +202,7 @@ def stop_cleanly_until_training():
         # Lightning's SIGTERM handler calls the one it found (this) too: once SaveOnInterrupt has taken
         # Ctrl-C over, training has started and this one stands aside.
         if signal.getsignal(signal.SIGINT) is stop:
-            raise Interrupted(f"{exits.signal_name(signum)} before training started; nothing to resume", signum)
+            raise exits.stopped_before_training(signum)
 
     previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -1,7 +1,6 @@
 """What a run leaves behind: metrics.json, run.json, its TensorBoard events and HPARAMS entry."""
 
 import json
-import logging
 import math
 import time
 from collections.abc import Mapping
@@ -12,11 +11,7 @@ import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from primer.run.console import short_path
 from primer.run.dashboard import HParamValue, session_end_summary, session_start_summary
-from primer.run.files import EVENT_FILES, RUN_RECORDS
-
-log = logging.getLogger(__name__)
 
 
 class RunLogger(TensorBoardLogger):
@@ -45,11 +40,6 @@ class RunLogger(TensorBoardLogger):
         if not self._saved:  # the first, at the start of fit: writes hparams.yaml, as Lightning's save does once
             super().save()
             self._saved = True
-
-    def write_hparams(self) -> None:
-        """hparams.yaml anew: Lightning writes it only where there is none, which keeps an earlier run's."""
-        Path(self.log_dir, self.NAME_HPARAMS_FILE).unlink(missing_ok=True)
-        super().save()
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         metrics = dict(metrics)
@@ -116,7 +106,7 @@ class RunSummary(L.Callback):
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if trainer.is_global_zero and self._session_started:
-            if trainer.global_step > self.first_step:  # else a set-up error: no run to describe (ReplaceEarlierRun)
+            if trainer.global_step > self.first_step:  # else a set-up error: the run dir is given back (run_dir)
                 self._write_run_json(trainer)
             self._write(trainer, session_end_summary("STATUS_FAILURE"))
 
@@ -139,55 +129,3 @@ class RunSummary(L.Callback):
                 for summary in summaries:
                     writer.add_summary(summary)
                 writer.flush()
-
-
-class ReplaceEarlierRun(L.Callback):
-    """A run dir holds one run's results, also when Hydra runs into a dir used before (`hydra.run.dir=X` twice).
-
-    Lightning would leave an earlier run's metrics.json or failure.txt beside this run's, keep its hparams.yaml
-    and draw both runs' curves as one TensorBoard run. Once this run's first step is done (an error in set-up
-    changes nothing there), what the earlier run wrote about itself is removed, and its TensorBoard events too
-    unless this run resumes it (`ckpt_path`, or Lightning's own resume of a requeued SLURM job): then the curves
-    go on from its last step. Checkpoints stay: this run's replace them as it saves. A sweep job run again is
-    cleared before it starts (primer.sweeps.sweep_resume). Rank 0 only.
-    """
-
-    def __init__(self, run_dir: str | Path):
-        self.run_dir = Path(run_dir)
-        # taken before the Trainer exists, so before this run's logger makes its own event file
-        self.records = [self.run_dir / name for name in RUN_RECORDS if (self.run_dir / name).is_file()]
-        self.events = sorted(self.run_dir.glob(EVENT_FILES))
-        self.done = False
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch,
-                           batch_idx: int) -> None:
-        if self.done:
-            return
-        self.done = True
-        if not trainer.is_global_zero or not (self.records or self.events):
-            return
-        resumed = trainer.ckpt_path is not None
-        for path in self.records + ([] if resumed else self.events):
-            path.unlink(missing_ok=True)
-        if any(path.name == TensorBoardLogger.NAME_HPARAMS_FILE for path in self.records):
-            for logger in trainer.loggers:
-                if isinstance(logger, RunLogger) and Path(logger.log_dir).resolve() == self.run_dir.resolve():
-                    logger.write_hparams()  # this run's, where Lightning kept the earlier run's
-        if not resumed:
-            self._say_what_was_removed()
-
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        """An error before the first step is done is a set-up error: the dir is left as the earlier run left it."""
-        if self.done or not trainer.is_global_zero or not (self.records or self.events):
-            return  # a new dir: primer.exits removes it whole
-        for path in [self.run_dir / name for name in RUN_RECORDS] + sorted(self.run_dir.glob(EVENT_FILES)):
-            if path not in self.records + self.events:
-                path.unlink(missing_ok=True)  # this run's
-
-    def _say_what_was_removed(self) -> None:
-        removed = [path.name for path in self.records]
-        if self.events:
-            removed.append(f"{len(self.events)} TensorBoard event file{'s' if len(self.events) > 1 else ''}")
-        listed = ", ".join(removed[:-1]) + " and " + removed[-1] if len(removed) > 1 else removed[0]
-        log.info(f"{short_path(self.run_dir)} held an earlier run; this run replaces it: removed its {listed} "
-                 "(its checkpoints stay until this run saves its own)")
