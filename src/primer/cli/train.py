@@ -31,7 +31,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict]:
     from primer.checks.fit_checks import metrics_for
     from primer.checks.resume import resume_from
     from primer.checks.scaleout import use_submitit_tasks_as_ranks
-    from primer.cli.parts import barebones_settings, data_net_optimizer, draw_seed, loggers_and_callbacks
+    from primer.cli.parts import barebones_settings, data_net_optimizer, draw_seed, loggers_and_callbacks, plugins
     from primer.cli.quiet import quiet_third_party
     from primer.cli.threads import use_cores_given
     from primer.run.console import final_block, tensorboard_dir
@@ -53,7 +53,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict]:
         system = Regression(net, optimizer, cfg.data.input_dim, scheduler=scheduler, metrics=metrics_for(cfg))
         with setting_up("trainer"):
             loggers, callbacks = loggers_and_callbacks(cfg, cores)
-            trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, **barebones_settings(cfg))
+            trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, plugins=plugins(cfg),
+                                  **barebones_settings(cfg))
         saver, first_step = find(callbacks, SaveOnInterrupt), find(callbacks, FirstStep)  # Ctrl-C; set-up's end
         command = resume_command(list(HydraConfig.get().overrides.task))
         with interruptible(trainer, saver, command), setting_up("trainer.fit", first_step.done):
