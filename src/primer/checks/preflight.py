@@ -10,6 +10,7 @@ Hydra starts elsewhere (submitit, Optuna trials) are checked by the task itself 
 Hydra's own rejections are put in one line by primer.checks.hydra_errors.
 """
 
+import contextlib
 import itertools
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from omegaconf import DictConfig, open_dict
 
 from primer import exits
 from primer.config import key_and_value
+from primer.checks import failing_closed
 from primer.checks.hydra_errors import describe_hydra_error
 from primer.exits import BadConfig, EndCommand
 
@@ -35,9 +37,10 @@ class CheckBeforeRunning(Callback):
             exits.remove_if_it_ends_early(created[-1])
 
     def on_multirun_start(self, config: DictConfig, config_name: str | None = None, **kwargs) -> None:
-        _check_sweep_counts(config.hydra)
-        for job in grid_jobs(config, config_name):
-            _check_or_end(job, multirun=True)
+        with _refusal_ends_the_command():  # the jobs are listed here: a failure there ends the command too
+            _check_sweep_counts(config.hydra)
+            for job in grid_jobs(config, config_name):
+                _check_or_end(job, multirun=True)
 
 
 def checked_before_running(hydra_cfg: DictConfig) -> bool:
@@ -57,19 +60,29 @@ def _is_grid(sweeper: DictConfig) -> bool:
 
 
 def check_job(config: DictConfig, multirun: bool) -> None:
-    """primer's rules, the real signatures and where the job runs; BadConfig says what is wrong."""
+    """primer's rules, the real signatures and where the job runs; BadConfig says what is wrong, also where a
+    check itself fails (each check names its own key or file where it can)."""
     from primer.checks.scaleout import check_scale_out
     from primer.checks.validation import check
 
-    check(config)
-    check_scale_out(config, multirun)
+    with failing_closed("the command's config"):
+        check(config)
+        check_scale_out(config, multirun)
 
 
 def _check_or_end(config: DictConfig, multirun: bool) -> None:
-    try:
+    with _refusal_ends_the_command():
         check_job(config, multirun)
+
+
+@contextlib.contextmanager
+def _refusal_ends_the_command():
+    """Hydra turns an Exception from a callback into a warning and runs the job: every one ends the command."""
+    try:
+        with failing_closed("the command's config"):
+            yield
     except BadConfig as error:
-        raise EndCommand(error) from None  # Hydra would turn an Exception from a callback into a warning
+        raise EndCommand(error) from None
 
 
 # (node, key, the values that run, what the line says): counts with which a sweep runs no job, never ends, or
