@@ -48,6 +48,14 @@ def test_a_load_runs_no_pickled_code_whatever_weights_only_it_is_asked_for(tmp_p
     assert not (tmp_path / "marker").exists()
 
 
+def test_a_checkpoint_saved_on_a_gpu_loads_on_a_machine_without_one(tmp_path, monkeypatch):
+    with monkeypatch.context() as m:
+        m.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")  # as a GPU run saves it
+        torch.save({"state_dict": {"w": torch.ones(2)}}, tmp_path / "gpu.ckpt")
+    loaded = RunCheckpointIO().load_checkpoint(tmp_path / "gpu.ckpt")
+    assert loaded["state_dict"]["w"].device == torch.device("cpu")
+
+
 def test_a_removal_deletes_a_checkpoint_this_run_saved_and_nothing_else(tmp_path, caplog):
     io = RunCheckpointIO()
     io.save_checkpoint({"w": torch.zeros(2)}, tmp_path / "run/epoch=0.ckpt")

@@ -337,6 +337,15 @@ def test_a_checkpoint_of_manual_optimization_counts_its_steps_there(tmp_path):
         check_resume(cfg)
 
 
+def test_a_checkpoint_saved_inside_a_step_resumes(tmp_path):
+    """ModelCheckpoint's every_n_train_steps saves before the step's batch is counted as one that stepped."""
+    path = write_checkpoint(tmp_path / "final.ckpt", stored_as_primer_writes(TINY))
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["loops"]["fit_loop"]["epoch_loop.state_dict"]["_batches_that_stepped"] = 5
+    torch.save(checkpoint, path)
+    check_resume(compose_config(tmp_path / "run", [*TINY, "trainer.max_steps=8", f"ckpt_path={path}"]))
+
+
 def test_a_check_that_fails_on_a_checkpoint_refuses_it_naming_the_file(cli, tmp_path, monkeypatch):
     """Fail closed: any error inside a checkpoint's check is a refusal, not a warning and an unchecked run."""
     import primer.checks.stored_config

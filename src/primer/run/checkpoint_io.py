@@ -38,7 +38,8 @@ class RunCheckpointIO(TorchCheckpointIO):
     def __init__(self):
         self.saved: set[str] = set()  # every checkpoint this process wrote, as `_key` spells it
 
-    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
+    def load_checkpoint(self, path, map_location="cpu", weights_only=None) -> dict:
+        """As Lightning's, whose default map_location also keeps a GPU run's tensors on the CPU until restored."""
         checkpoint = super().load_checkpoint(path, map_location=map_location, weights_only=True)
         forget_paths(checkpoint.get("callbacks"))
         return checkpoint
