@@ -119,10 +119,12 @@ def test_on_a_full_disk_a_bigger_checkpoint_leaves_the_earlier_one_whole(small_d
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "final.ckpt"]  # no temp file left
 
 
-def fit(tmp_path, checkpoint_io, max_steps: int, ckpt_path=None) -> L.Trainer:
-    """Lightning's BoringModel, with a ModelCheckpoint in tmp_path/checkpoints, through `checkpoint_io`."""
+def fit(tmp_path, checkpoint_io, max_steps: int, ckpt_path=None, val_check_interval=None) -> L.Trainer:
+    """Lightning's BoringModel, with a ModelCheckpoint in tmp_path/checkpoints (the latest one kept), through
+    `checkpoint_io`."""
     trainer = L.Trainer(default_root_dir=tmp_path, max_steps=max_steps, limit_val_batches=1, logger=False,
                         enable_progress_bar=False, enable_model_summary=False, plugins=[checkpoint_io],
+                        val_check_interval=val_check_interval,
                         callbacks=[ModelCheckpoint(dirpath=tmp_path / "checkpoints", filename="{step}")])
     trainer.fit(BoringModel(), ckpt_path=ckpt_path, weights_only=True)
     return trainer
@@ -146,6 +148,12 @@ def test_a_resume_deletes_no_dir_its_checkpoint_names(tmp_path, io_class, kept):
     resumed = fit(tmp_path / "again", io_class(), max_steps=4, ckpt_path=tmp_path / "gift.ckpt")
     assert resumed.global_step == 4
     assert (victim / "keep").is_dir() is kept
+
+
+@pytest.mark.slow  # trains in this process
+def test_a_model_checkpoint_still_removes_the_checkpoints_it_replaced_in_its_run(tmp_path):
+    fit(tmp_path, RunCheckpointIO(), max_steps=3, val_check_interval=1)  # saves at steps 1, 2 and 3
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step=3.ckpt"]
 
 
 @pytest.mark.slow  # trains in this process
