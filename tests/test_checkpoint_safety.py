@@ -22,6 +22,7 @@ from primer.run.checkpoints import StoreConfig
 from primer.cli.eval import eval_config
 from primer.exits import BadConfig
 from tests.conftest import MODELS, TINY, compose_config, run_cli
+from tests.test_checkpoint_io import model_checkpoint_state
 
 
 class RunsCode:
@@ -45,13 +46,25 @@ def _stored(overrides: tuple[str, ...]) -> dict:
 
 
 def write_checkpoint(path: Path, stored: dict, change=lambda stored: None) -> Path:
-    """A checkpoint holding `stored` and its net's weights, as primer.train saves one; `change` alters the
-    stored config after the weights are made (the test never builds what it crafts)."""
+    """A checkpoint holding `stored` and its net's weights at step 6, as primer.train saves one; `change` alters
+    the stored config after the weights are made (the test never builds what it crafts)."""
     net = instantiate(stored["config"]["model"])
     change(stored)
     torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}, "global_step": 6,
-                "primer": stored}, path)
+                "loops": loops_at(6), "primer": stored}, path)
     return path
+
+
+def loops_at(step: int, automatic: bool = True) -> dict:
+    """checkpoint["loops"] as Lightning writes it after `step` optimizer steps, cut to the counters a resume
+    starts from: the optimizer steps of automatic and of manual optimization, and the batches that stepped."""
+    def steps(n):
+        return {"total": {"ready": n, "completed": n}, "current": {"ready": n, "completed": n}}
+
+    return {"fit_loop": {"epoch_loop.state_dict": {"_batches_that_stepped": step},
+                         "epoch_loop.automatic_optimization.optim_progress":
+                             {"optimizer": {"step": steps(step if automatic else 0)}},
+                         "epoch_loop.manual_optimization.optim_step_progress": steps(0 if automatic else step)}}
 
 
 @pytest.fixture
@@ -227,6 +240,168 @@ def test_a_resume_into_a_known_run_dir_deletes_nothing_a_checkpoint_names(tmp_pa
     assert result.stderr.count("\n") == 1 and "a resume would delete" in result.stderr, result.stderr
     assert files.victim.read_text() == "the victim's own bytes\n"
     assert not (tmp_path / "run").exists()
+
+
+# --- nothing a checkpoint names is deleted; every field is checked, and a check that fails refuses ------------
+
+def in_state(**paths):
+    return lambda checkpoint, victim: checkpoint.update(callbacks=model_checkpoint_state(
+        **{k: v.format(victim=victim) if isinstance(v, str) else v for k, v in paths.items()}))
+
+
+def best_k(path):
+    return lambda checkpoint, victim: checkpoint.update(callbacks=model_checkpoint_state(
+        best_k_models={path.format(victim=victim): torch.tensor(1.0)}))
+
+
+def loop_counter(*keys, value):
+    def change(checkpoint, victim):
+        node = checkpoint["loops"]["fit_loop"]
+        for key in keys[:-1]:
+            node = node[key]
+        node[keys[-1]] = value
+    return change
+
+
+AUTOMATIC_STEPS = ("epoch_loop.automatic_optimization.optim_progress", "optimizer", "step", "total", "completed")
+MANUAL_STEPS = ("epoch_loop.manual_optimization.optim_step_progress", "total", "completed")
+
+
+def stored(key, value):
+    def change(checkpoint, victim):
+        *groups, last = key.split(".")
+        node = checkpoint["primer"]["config"]
+        for group in groups:
+            node = node[group]
+        node[last] = value
+    return change
+
+
+REFUSED_STATE = {  # a checkpoint as primer writes it, one field changed -> what the refusal line says after "its "
+    "best_model_path-local://": (in_state(best_model_path="local://{victim}"),
+                                 "ModelCheckpoint state has best_model_path 'local:///"),
+    "last_model_path-file://": (in_state(last_model_path="file://{victim}"),
+                                "ModelCheckpoint state has last_model_path 'file:///"),
+    "kth_best_model_path-relative": (in_state(kth_best_model_path="victim"),
+                                     "ModelCheckpoint state has kth_best_model_path 'victim'"),
+    "best_model_path-with-..": (in_state(best_model_path="/runs/a/checkpoints/../../{victim}"),
+                                "ModelCheckpoint state has best_model_path '/runs/a/checkpoints/../.."),
+    "best_model_path-not-a-string": (in_state(best_model_path=["/x"]),
+                                     "ModelCheckpoint state has best_model_path ['/x']"),
+    "a-best_k_models-key-local://": (best_k("local://{victim}"), "ModelCheckpoint state has best_k_models 'local:"),
+    "callbacks-a-list": (lambda c, v: c.update(callbacks=[1]), "callbacks are not callback states by name"),
+    "_convert_-a-list": (stored("model._convert_", [1]), "stored config has model._convert_: _convert_"),
+    "stored-model-a-list": (stored("model", [1]), "stored config has model=[1]: not a group"),
+    "global_step-a-string": (lambda c, v: c.update(global_step="3"), "global_step is '3', not a count of steps"),
+    "state_dict-a-list": (lambda c, v: c.update(state_dict=[1]), "state_dict is a list, not weights by name"),
+    "a-weight-not-a-tensor": (lambda c, v: c["state_dict"].update({"net.extra": "x"}),
+                              "state_dict has 'net.extra': a str, not a tensor"),
+    "loops-ahead-of-global_step": (loop_counter(*AUTOMATIC_STEPS, value=1000),
+                                   f"loops.fit_loop.{'.'.join(AUTOMATIC_STEPS)} is 1000 and its global_step 6"),
+    "global_step-ahead-of-the-loops": (lambda c, v: c.update(global_step=1000),
+                                       f"loops.fit_loop.{'.'.join(AUTOMATIC_STEPS)} is 6 and its global_step 1000"),
+    "manual-steps-in-an-automatic-run": (loop_counter(*MANUAL_STEPS, value=6),
+                                         f"loops.fit_loop.{'.'.join(MANUAL_STEPS)} is 6 and its global_step 6"),
+    "batches-that-stepped-ahead": (loop_counter("epoch_loop.state_dict", "_batches_that_stepped", value=1000),
+                                   "loops.fit_loop.epoch_loop.state_dict._batches_that_stepped is 1000"),
+    "a-counter-a-bool": (loop_counter(*AUTOMATIC_STEPS, value=True),
+                         f"loops.fit_loop.{'.'.join(AUTOMATIC_STEPS)} is True, not a count of steps"),
+}
+
+
+@pytest.mark.parametrize("row", REFUSED_STATE)
+def test_a_resume_from_a_checkpoint_with_a_field_primer_never_writes_is_refused_in_one_line(cli, tmp_path, row):
+    """Each was a UserWarning from Hydra and a run that went on unchecked (or a traceback, or a dir deleted)."""
+    victim = tmp_path / "victim"
+    (victim / "keep").mkdir(parents=True)
+    path = write_checkpoint(tmp_path / "final.ckpt", stored_as_primer_writes(TINY))
+    checkpoint = torch.load(path, weights_only=True)
+    REFUSED_STATE[row][0](checkpoint, victim)
+    torch.save(checkpoint, path)
+    code, _, err = cli(*TINY, "trainer.max_steps=12", f"ckpt_path={path}")
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err[-2000:]
+    assert err.startswith(f"error: ckpt_path={path}: refused: its {REFUSED_STATE[row][1]}"), err
+    assert (victim / "keep").is_dir() and not (tmp_path / "outputs").exists()
+
+
+def test_a_checkpoint_of_manual_optimization_counts_its_steps_there(tmp_path):
+    """model=manual steps its optimizer itself: Lightning counts (and resumes) its steps in manual optimization's
+    counter, and a model=manual checkpoint with its steps in the automatic one is not one Lightning wrote."""
+    path = write_checkpoint(tmp_path / "final.ckpt", stored_as_primer_writes([*TINY, "model=manual"]))
+    cfg = compose_config(tmp_path / "run", [*TINY, "model=manual", "trainer.max_steps=8", f"ckpt_path={path}"])
+    torch.save(torch.load(path, weights_only=True) | {"loops": loops_at(6, automatic=False)}, path)
+    check_resume(cfg)
+    torch.save(torch.load(path, weights_only=True) | {"loops": loops_at(6, automatic=True)}, path)
+    with pytest.raises(BadConfig, match=r"manual_optimization\.optim_step_progress\.total\.completed is 0 and its "
+                                        r"global_step 6"):
+        check_resume(cfg)
+
+
+def test_a_checkpoint_saved_inside_a_step_resumes(tmp_path):
+    """ModelCheckpoint's every_n_train_steps saves before the step's batch is counted as one that stepped."""
+    path = write_checkpoint(tmp_path / "final.ckpt", stored_as_primer_writes(TINY))
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["loops"]["fit_loop"]["epoch_loop.state_dict"]["_batches_that_stepped"] = 5
+    torch.save(checkpoint, path)
+    check_resume(compose_config(tmp_path / "run", [*TINY, "trainer.max_steps=8", f"ckpt_path={path}"]))
+
+
+def test_a_check_that_fails_on_a_checkpoint_refuses_it_naming_the_file(cli, tmp_path, monkeypatch):
+    """Fail closed: any error inside a checkpoint's check is a refusal, not a warning and an unchecked run."""
+    import primer.checks.stored_config
+
+    def broken(*args):
+        raise KeyError("a case no check foresaw")
+
+    monkeypatch.setattr(primer.checks.stored_config, "check", broken)
+    path = write_checkpoint(tmp_path / "final.ckpt", stored_as_primer_writes(TINY))
+    code, _, err = cli(*TINY, "trainer.max_steps=12", f"ckpt_path={path}")
+    assert code == 2 and not (tmp_path / "outputs").exists(), err[-2000:]
+    assert err == (f"error: ckpt_path={path}: refused: its check failed (KeyError: 'a case no check foresaw'); "
+                   "nothing was run (HYDRA_FULL_ERROR=1 shows where)\n")
+
+
+@pytest.mark.parametrize("args", [[], ["-m", "seed=1,2"]], ids=["run", "sweep"])
+def test_a_check_that_fails_on_a_config_refuses_it_before_anything_runs(cli, tmp_path, monkeypatch, args):
+    import primer.checks.fit_checks
+
+    def broken(cfg):
+        raise ZeroDivisionError("a case no check foresaw")
+
+    monkeypatch.setattr(primer.checks.fit_checks, "check_scheduler_length", broken)
+    code, _, err = cli(*args, *TINY)
+    assert code == 2 and not (tmp_path / "outputs").exists(), err[-2000:]
+    assert err == ("error: the command's config: refused: its check failed (ZeroDivisionError: a case no check "
+                   "foresaw); nothing was run (HYDRA_FULL_ERROR=1 shows where)\n")
+
+
+def test_a_job_checked_by_its_task_fails_closed_too(tmp_path, monkeypatch):
+    """check_job also runs inside the task, for jobs Hydra starts elsewhere (submitit, joblib, Optuna's trials)."""
+    import primer.checks.fit_checks
+    from primer.checks.preflight import check_job
+
+    monkeypatch.setattr(primer.checks.fit_checks, "check_scheduler_length", lambda cfg: [][0])
+    with pytest.raises(BadConfig, match=r"^the command's config: refused: its check failed \(IndexError: "):
+        check_job(compose_config(tmp_path / "run", TINY), multirun=True)
+
+
+@pytest.mark.slow
+def test_a_shared_checkpoint_naming_a_local_dir_deletes_nothing_and_is_refused(tmp_path):
+    """The issue's case: best_model_path `local:///some/dir` (fsspec's local protocol, which Lightning's
+    'is it in my dir?' test skips) had that dir deleted after the resumed run's first save, exit 0."""
+    trained = run_cli(*TINY, f"hydra.run.dir={tmp_path}/first", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    victim = tmp_path / "some/dir"
+    (victim / "keep").mkdir(parents=True)
+    path = tmp_path / "first/checkpoints/final.ckpt"
+    checkpoint = torch.load(path, weights_only=True)
+    [state] = checkpoint["callbacks"].values()
+    state["best_model_path"] = f"local://{victim}"
+    torch.save(checkpoint, tmp_path / "gift.ckpt")
+    result = run_cli(*TINY, "trainer.max_steps=12", "ckpt_path=gift.ckpt", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr[-2000:]
+    assert "refused: its ModelCheckpoint state has best_model_path 'local://" in result.stderr
+    assert (victim / "keep").is_dir() and not (tmp_path / "outputs").exists()
 
 
 def drop(key):

@@ -163,22 +163,34 @@ def test_a_dir_whose_earlier_run_was_moved_aside_by_a_killed_set_up_gets_it_back
     assert contents(run) == {"metrics.json": b'{"train/loss": 1.0}\n'}
 
 
+def claimed_in_another_process(claim, path) -> bool:
+    """Whether `claim(path, ...)` succeeds in a process of its own (forked: it shares no lock with this one)."""
+    if (child := os.fork()) == 0:
+        run_dir.release()  # forgets the parent's claim; the parent's lock stays (its own descriptor is open)
+        try:
+            claim(path, "hydra.run.dir=run")
+            os._exit(0)
+        except BadConfig:
+            os._exit(3)
+    return os.waitpid(child, 0)[1] == 0
+
+
 def test_a_claim_in_another_process_is_refused_until_it_is_released(tmp_path):
     run = tmp_path / "run"
-    def claimed_in_another_process() -> bool:
-        if (child := os.fork()) == 0:
-            run_dir.release()  # forgets the parent's claim; the parent's lock stays (its own descriptor is open)
-            try:
-                run_dir.claim(run, "hydra.run.dir=run")
-                os._exit(0)
-            except BadConfig:
-                os._exit(3)
-        return os.waitpid(child, 0)[1] == 0
-
     run_dir.claim(run, "hydra.run.dir=run")
-    assert not claimed_in_another_process()
+    assert not claimed_in_another_process(run_dir.claim, run)
     run_dir.release()
-    assert claimed_in_another_process()
+    assert claimed_in_another_process(run_dir.claim, run)
+
+
+def test_a_new_sweep_dir_is_locked_once_hydra_has_made_it_as_its_first_job_is_claimed(tmp_path):
+    sweep = tmp_path / "sweep"
+    run_dir.claim_sweep(sweep, "hydra.sweep.dir=sweep")
+    assert not sweep.exists()  # a sweep refused before its first job leaves no dir
+    (sweep / "0_seed=1").mkdir(parents=True)  # Hydra makes the sweep dir and the job's
+    run_dir.claim(sweep / "0_seed=1", "paths.output_dir=sweep/0_seed=1")
+    run_dir.release()  # the job is over; the sweep goes on
+    assert not claimed_in_another_process(run_dir.claim_sweep, sweep)
 
 
 @pytest.mark.slow  # trains in this process

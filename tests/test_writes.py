@@ -36,3 +36,14 @@ def test_a_full_disk_keeps_the_earlier_file_and_names_it(tmp_path, monkeypatch):
     assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(tmp_path / "metrics.json")
     assert (tmp_path / "metrics.json").read_text() == '{"train/loss": 1.0}\n'
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_a_written_file_has_the_mode_open_would_give_it(tmp_path):
+    """mkstemp makes its temp file 0600: a checkpoint or metrics.json others may read gets the umask's mode."""
+    old = os.umask(0o027)
+    try:
+        write_atomic(tmp_path / "final.ckpt", b"weights")
+        (tmp_path / "opened").write_bytes(b"")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "final.ckpt").stat().st_mode & 0o777 == (tmp_path / "opened").stat().st_mode & 0o777 == 0o640

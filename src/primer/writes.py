@@ -18,6 +18,7 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
     payload = data.encode() if isinstance(data, str) else data
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # the mode open() would give it; mkstemp's is 0600
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()
@@ -28,3 +29,9 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
         if isinstance(error, OSError) and error.filename is None:
             error.filename = str(path)  # "No space left on device" alone does not say where
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading it means setting it
+    os.umask(mask)
+    return mask

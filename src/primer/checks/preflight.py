@@ -11,6 +11,7 @@ Hydra starts elsewhere (submitit, Optuna trials) are checked by the task itself 
 Hydra's own rejections are put in one line by primer.checks.hydra_errors.
 """
 
+import contextlib
 import itertools
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, open_dict
 
 from primer.config import key_and_value
+from primer.checks import failing_closed
 from primer.checks.hydra_errors import describe_hydra_error
 from primer.exits import BadConfig, EndCommand
 
@@ -34,13 +36,12 @@ class CheckBeforeRunning(Callback):
     def on_multirun_start(self, config: DictConfig, config_name: str | None = None, **kwargs) -> None:
         from primer.run import run_dir
 
-        _check_sweep_counts(config.hydra)
-        for job in grid_jobs(config, config_name):
-            _check_or_end(job, multirun=True)
-        try:  # each job's dir is claimed as the job starts (primer.cli.train)
+        with _refusal_ends_the_command():  # the jobs are listed here: a failure there ends the command too
+            _check_sweep_counts(config.hydra)
+            for job in grid_jobs(config, config_name):
+                _check_or_end(job, multirun=True)
+            # each job's dir is claimed as the job starts (primer.cli.train)
             run_dir.claim_sweep(config.hydra.sweep.dir, f"hydra.sweep.dir={config.hydra.sweep.dir}")
-        except BadConfig as error:
-            raise EndCommand(error) from None
 
 
 def _claim_run_dir(config: DictConfig) -> None:
@@ -50,12 +51,9 @@ def _claim_run_dir(config: DictConfig) -> None:
 
     path = Path(config.hydra.run.dir).absolute()
     hydra_files = (config.hydra.output_subdir, f"{config.hydra.job.name}.log")
-    try:
-        resumes_here = resumes_into(config, path)
-        run_dir.claim(path, f"hydra.run.dir={config.hydra.run.dir}", resumes_here=resumes_here,
+    with _refusal_ends_the_command():
+        run_dir.claim(path, f"hydra.run.dir={config.hydra.run.dir}", resumes_here=resumes_into(config, path),
                       hydra_files=tuple(f for f in hydra_files if f is not None))
-    except BadConfig as error:
-        raise EndCommand(error) from None
 
 
 def checked_before_running(hydra_cfg: DictConfig) -> bool:
@@ -75,19 +73,29 @@ def _is_grid(sweeper: DictConfig) -> bool:
 
 
 def check_job(config: DictConfig, multirun: bool) -> None:
-    """primer's rules, the real signatures and where the job runs; BadConfig says what is wrong."""
+    """primer's rules, the real signatures and where the job runs; BadConfig says what is wrong, also where a
+    check itself fails (each check names its own key or file where it can)."""
     from primer.checks.scaleout import check_scale_out
     from primer.checks.validation import check
 
-    check(config)
-    check_scale_out(config, multirun)
+    with failing_closed("the command's config"):
+        check(config)
+        check_scale_out(config, multirun)
 
 
 def _check_or_end(config: DictConfig, multirun: bool) -> None:
-    try:
+    with _refusal_ends_the_command():
         check_job(config, multirun)
+
+
+@contextlib.contextmanager
+def _refusal_ends_the_command():
+    """Hydra turns an Exception from a callback into a warning and runs the job: every one ends the command."""
+    try:
+        with failing_closed("the command's config"):
+            yield
     except BadConfig as error:
-        raise EndCommand(error) from None  # Hydra would turn an Exception from a callback into a warning
+        raise EndCommand(error) from None
 
 
 # (node, key, the values that run, what the line says): counts with which a sweep runs no job, never ends, or

@@ -47,7 +47,7 @@ def _walk(node: object, key: str, where: str, allowed: frozenset[str]) -> None:
             child_key = f"{key}.{name}" if key else str(name)
             if not isinstance(name, str):
                 _refuse(where, _shown(child_key), "a key that is not a string")
-            if name in REFUSED_KEYS and (child_key, child) not in conf_flags():
+            if name in REFUSED_KEYS and not any(flag == (child_key, child) for flag in conf_flags()):  # [1] too
                 _refuse(where, _shown(child_key), f"{name}, which primer's config groups never write")
             if name == "_target_" and not (isinstance(child, str) and child in allowed):
                 _refuse(where, f"{_shown(child_key)}={_shown(child)}",

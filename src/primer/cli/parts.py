@@ -5,7 +5,7 @@ import random
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from primer.config import key_and_value, task_config
 from primer.exits import setting_up
@@ -73,6 +73,18 @@ def switched_off(trainer_cfg: DictConfig) -> set[str]:
     flags = {"model_checkpoint": "enable_checkpointing", "progress_bar": "enable_progress_bar",
              "model_summary": "enable_model_summary", "logger": "logger"}
     return {part for part, flag in flags.items() if barebones or trainer_cfg.get(flag) is False}
+
+
+def plugins(cfg: DictConfig) -> list:
+    """The configured Trainer plugins (+trainer.plugins=...), and primer's checkpoint IO
+    (primer.run.checkpoint_io): atomic saves, and a resume that deletes nothing its checkpoint names."""
+    from hydra.utils import instantiate
+
+    from primer.run.checkpoint_io import RunCheckpointIO
+
+    configured = cfg.trainer.get("plugins")
+    configured = [] if configured is None else list(configured) if isinstance(configured, ListConfig) else [configured]
+    return [*instantiate(configured), RunCheckpointIO()]
 
 
 def barebones_settings(cfg: DictConfig) -> dict:

@@ -32,7 +32,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict]:
     from primer.checks.fit_checks import metrics_for
     from primer.checks.resume import resume_from, resumes_into
     from primer.checks.scaleout import use_submitit_tasks_as_ranks
-    from primer.cli.parts import barebones_settings, data_net_optimizer, draw_seed, loggers_and_callbacks
+    from primer.cli.parts import barebones_settings, data_net_optimizer, draw_seed, loggers_and_callbacks, plugins
     from primer.cli.quiet import quiet_third_party
     from primer.cli.threads import use_cores_given
     from primer.run.console import final_block, tensorboard_dir
@@ -58,7 +58,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict]:
         system = Regression(net, optimizer, cfg.data.input_dim, scheduler=scheduler, metrics=metrics_for(cfg))
         with setting_up("trainer"):
             loggers, callbacks = loggers_and_callbacks(cfg, cores)
-            trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, **barebones_settings(cfg))
+            trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, plugins=plugins(cfg),
+                                  **barebones_settings(cfg))
         saver = find(callbacks, SaveOnInterrupt)  # Ctrl-C, SIGTERM
         command = resume_command(list(HydraConfig.get().overrides.task))
         with interruptible(trainer, saver, command), setting_up("trainer.fit", run_dir.has_started):

@@ -42,6 +42,7 @@ class _Claim:
 
 _claim: _Claim | None = None
 _started = False
+_sweep: tuple[Path, str] | None = None  # a sweep dir to lock once it exists, and the setting that chose it
 _sweep_lock: int | None = None  # held until the sweep's process ends
 
 
@@ -57,6 +58,7 @@ def claim(path: str | Path, where: str, resumes_here: bool = False, hydra_files:
     _started = False
     if not _rank_zero():
         return
+    _lock_the_sweep()
     refuse_links(path, where)
     made = next((d for d in reversed([path, *path.parents]) if not d.exists()), None)
     path.mkdir(parents=True, exist_ok=True)
@@ -72,13 +74,22 @@ def _rank_zero() -> bool:
 
 
 def claim_sweep(path: str | Path, where: str) -> None:
-    """A sweep dir: no link inside it, and one sweep at a time (its jobs' dirs are claimed as each job starts)."""
-    global _sweep_lock
+    """A sweep dir: no link inside it, and one sweep at a time. A sweep dir that is not there yet is locked
+    once Hydra has made it, as its first job in this process is claimed (a sweep refused before its first
+    job, by Hydra or a sweeper, leaves no dir behind). Each job's own dir is claimed as the job starts."""
+    global _sweep, _sweep_lock
     path = Path(path).absolute()
     refuse_links(path, where)
-    made = next((d for d in reversed([path, *path.parents]) if not d.exists()), None)
-    path.mkdir(parents=True, exist_ok=True)
-    _sweep_lock = lock(path, where, made)
+    if _sweep_lock is not None:  # an earlier sweep of this process (tests, notebooks) lets its dir go
+        os.close(_sweep_lock)
+    _sweep, _sweep_lock = (path, where), None
+    _lock_the_sweep()
+
+
+def _lock_the_sweep() -> None:
+    global _sweep, _sweep_lock
+    if _sweep is not None and _sweep[0].is_dir():
+        _sweep_lock, _sweep = lock(*_sweep), None
 
 
 def refuse_links(path: Path, where: str) -> None:

@@ -1,0 +1,84 @@
+"""How a run's checkpoints go to disk and come back: primer's CheckpointIO plugin for the Trainer.
+
+Lightning's own (TorchCheckpointIO) trusts what it loads. ModelCheckpoint restores the paths in its
+state (best_model_path, last_model_path, kth_best_model_path, the keys of best_k_models) and, after its
+next save, deletes the restored file with `fs.rm(path, recursive=True)`; its test that the file lies in
+its own dir is skipped for any fsspec protocol but "file", so a checkpoint naming `local:///any/dir`
+has that dir deleted. Its save goes through fsspec's transaction, which writes a temp file elsewhere
+and copies it over the old checkpoint, truncating it first: a full disk leaves neither file whole.
+
+Here a load is `weights_only` and forgets every path a callback's state names (scores and counters
+stay), so a resumed ModelCheckpoint starts its list of files afresh; a save is atomic
+(primer.writes.write_atomic); and a removal deletes only a file this process saved, never a dir.
+The Trainer hands this plugin to its strategy, so DDP's rank 0 and `trainer.save_checkpoint`
+(primer.run.guards.SaveOnInterrupt) go through it too.
+"""
+
+import io
+import logging
+import os
+from pathlib import Path
+
+import torch
+from fsspec.core import url_to_fs
+from fsspec.implementations.local import LocalFileSystem
+from lightning.pytorch.plugins import TorchCheckpointIO
+
+from primer.writes import write_atomic
+
+log = logging.getLogger(__name__)
+
+# The keys of ModelCheckpoint's state that name files, and what each holds when it names none.
+PATH_STATE = {"best_model_path": "", "last_model_path": "", "kth_best_model_path": "", "best_k_models": {}}
+
+
+class RunCheckpointIO(TorchCheckpointIO):
+    """Loads without trusting the paths a checkpoint names; saves atomically; deletes only what it saved."""
+
+    def __init__(self):
+        self.saved: set[str] = set()  # every checkpoint this process wrote, as `_key` spells it
+
+    def load_checkpoint(self, path, map_location="cpu", weights_only=None) -> dict:
+        """As Lightning's, whose default map_location also keeps a GPU run's tensors on the CPU until restored."""
+        checkpoint = super().load_checkpoint(path, map_location=map_location, weights_only=True)
+        forget_paths(checkpoint.get("callbacks"))
+        return checkpoint
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        fs, local_path = url_to_fs(str(path))
+        if not isinstance(fs, LocalFileSystem):  # a remote store has no rename: Lightning's own transaction
+            super().save_checkpoint(checkpoint, path, storage_options)
+        elif storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        else:
+            buffer = io.BytesIO()
+            torch.save(checkpoint, buffer)
+            Path(local_path).parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(local_path, buffer.getvalue())
+        self.saved.add(_key(path))
+
+    def remove_checkpoint(self, path) -> None:
+        if _key(path) not in self.saved:
+            log.warning(f"kept {path}: primer deletes only checkpoints its run saved")
+            return
+        fs, local_path = url_to_fs(str(path))
+        if isinstance(fs, LocalFileSystem):
+            Path(local_path).unlink(missing_ok=True)  # a file, never a dir (Lightning's rm is recursive)
+        else:
+            super().remove_checkpoint(path)
+        self.saved.discard(_key(path))
+
+
+def forget_paths(states: object) -> None:
+    """Empties, in place, the file paths of every callback state in `states` (checkpoint["callbacks"])."""
+    for state in (states.values() if isinstance(states, dict) else ()):
+        if isinstance(state, dict):
+            for name, empty in PATH_STATE.items():
+                if name in state:
+                    state[name] = type(empty)()
+
+
+def _key(path) -> str:
+    """A path as one spelling: a local file by its absolute path (`local://`, `file://` and relative alike)."""
+    fs, stripped = url_to_fs(str(path))
+    return os.path.abspath(stripped) if isinstance(fs, LocalFileSystem) else str(path)
