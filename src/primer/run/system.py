@@ -59,6 +59,7 @@ class Regression(L.LightningModule):
         self.train_metrics = regression_metrics("train/", metrics)
         self.val_metrics = regression_metrics("val/", metrics)
         self.test_metrics = regression_metrics("test/", metrics)
+        self._unlogged: tuple[torch.Tensor, ...] | None = None  # the last step's (loss, y_pred, y), if not logged
 
     @property
     def example_input_array(self) -> torch.Tensor:
@@ -90,6 +91,9 @@ class Regression(L.LightningModule):
             # not; primer's progress (primer.run.console) reads it on logging steps only
             self.log(loss_name("train"), loss, sync_dist=True, reduce_fx="sum")
             self.log_dict(self._batch_metrics(y_pred.detach(), y))
+        if completes_step(self.trainer, batch_idx):
+            # kept, not computed: logged only if training stops on this step (on_train_epoch_end)
+            self._unlogged = None if log_now or self.trainer.barebones else (loss.detach(), y_pred.detach(), y)
         world_size = self.trainer.world_size
         # DDP averages gradients over ranks, but the loss sums rows: N ranks must step as one process.
         return loss * world_size if world_size > 1 else loss
@@ -102,6 +106,26 @@ class Regression(L.LightningModule):
         if self.trainer.barebones or not is_logging_step(self.trainer, step, batch_idx) or \
                 written_by_lightning(self.trainer, step):
             return
+        self._write_train_values(step)
+
+    def on_train_epoch_end(self) -> None:
+        """Training stopped on a step that was not a logging step (max_time, early stopping, a callback setting
+        trainer.should_stop): that step's values are logged now, so that the console, metrics.json and every
+        train/* curve end on the step the run ended on, not on the last logging step before it.
+
+        Lightning allows no step-level logging after validation (where EarlyStopping decides), so they are
+        logged here with logger=False (into callback_metrics, which metrics.json and HPARAMS read) and written
+        to the loggers at the step they belong to. An epoch's last step is a logging step: a run that goes on
+        never comes here with values left."""
+        if self._unlogged is None:
+            return
+        loss, y_pred, y = self._unlogged
+        self._unlogged = None
+        self.log(loss_name("train"), loss, sync_dist=True, reduce_fx="sum", logger=False)
+        self.log_dict(self._batch_metrics(y_pred, y), logger=False)
+        self._write_train_values(self.global_step)
+
+    def _write_train_values(self, step: int) -> None:
         logged = {k: v for k, v in self.trainer.callback_metrics.items() if k.startswith("train/")}
         for logger in self.loggers:
             logger.log_metrics(logged, step=step - 1)  # Lightning's step numbering: the first step is 0
