@@ -57,3 +57,83 @@ def test_a_run_stopped_between_logging_steps_shows_that_step_and_says_why(make_c
 def test_a_run_that_takes_its_planned_steps_says_nothing_about_stopping(make_config, tmp_path):
     train(make_config(*TINY, *QUIET))
     assert "stopped_by" not in json.loads((tmp_path / "run/run.json").read_text())
+
+
+DIVERGE = [*TINY, *QUIET, "trainer.max_steps=50", "optimizer.lr=10"]
+
+
+def test_an_anomaly_found_by_detect_anomaly_is_a_divergence(make_config):
+    """The loss went inf at step 3 and its gradients NaN at step 4, inside step 4's backward: the line names
+    the first bad loss, as the run without anomaly detection does."""
+    with pytest.raises(Diverged) as plain:
+        train(make_config(*DIVERGE, subdir="plain"))
+    with pytest.raises(Diverged) as anomaly:
+        train(make_config(*DIVERGE, "trainer.detect_anomaly=true"))
+    assert str(anomaly.value) == str(plain.value)
+    assert str(plain.value).startswith("training diverged: train/loss is inf at step 3 of 50; try a smaller "
+                                       "optimizer.lr (this run: 10; ")
+
+
+@pytest.mark.slow  # trains in this process
+def test_an_anomaly_ends_the_command_in_the_divergence_line_with_exit_3_and_failure_txt(cli, tmp_path):
+    code, out, err = cli(*DIVERGE, "trainer.detect_anomaly=true")
+    assert code == 3, err[-3000:]
+    assert "Traceback" not in err and "Error detected in" not in err
+    last_line = err.strip().splitlines()[-1]
+    assert last_line.startswith("error: training diverged: train/loss is inf at step 3 of 50; ")
+    (run_dir,) = (tmp_path / "outputs/runs").iterdir()
+    assert (run_dir / "failure.txt").read_text() == f"Diverged: {last_line.removeprefix('error: ')}\n"
+
+
+class PoisonedBatches:
+    """A SyntheticRegression's fixed batch every step, but with NaN in one input at step `step`."""
+
+    def __init__(self, datamodule: SyntheticRegression, step: int):
+        self.batch, self.length, self.step = datamodule.train_batch, datamodule.hparams.steps, step
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self):
+        x, y = self.batch
+        bad = x.clone()
+        bad[0, 0] = torch.nan
+        return iter([(bad, y) if i + 1 == self.step else (x, y) for i in range(self.length)])
+
+
+@pytest.mark.parametrize("step", [1, 5])  # a logging step, and one that is read at step 10
+def test_a_batch_that_is_not_finite_is_blamed_on_the_data_not_the_lr(make_config, monkeypatch, step):
+    monkeypatch.setattr(SyntheticRegression, "train_dataloader", lambda self: PoisonedBatches(self, step))
+    with pytest.raises(Diverged) as info:
+        train(make_config(*SMALL, *QUIET, "trainer.max_steps=20"))
+    message = str(info.value)
+    assert f"train/loss is nan at step {step} of 20; the batch of step {step} holds NaN or inf (inputs or " \
+           "targets): the data are not finite; no checkpoint was saved" in message
+    assert "optimizer.lr" not in message
+
+
+def test_non_finite_data_values_are_blamed_on_the_data(make_config):
+    with pytest.raises(Diverged, match=r"train/loss is (inf|nan) at step 1 of 6; the batch of step 1 holds NaN or "
+                                       r"inf \(inputs or targets\): the data are not finite; "):
+        train(make_config(*TINY, *QUIET, "data=teacher", "data.noise_std=inf"))
+
+
+def test_a_resumed_run_that_diverges_names_the_file_it_resumed_not_the_path_its_state_records(tmp_path):
+    first = tmp_path / "first"
+    train(compose_config(first, [*TINY, *QUIET]))
+    gift = tmp_path / "gift.ckpt"  # the same checkpoint, handed on under another name
+    shutil.copy(first / "checkpoints/final.ckpt", gift)
+    assert torch.load(gift, weights_only=True)["callbacks"]  # its ModelCheckpoint state names first's file
+    with pytest.raises(Diverged) as info:
+        train(compose_config(tmp_path / "second", [*DIVERGE, f"ckpt_path={gift}"]))
+    assert str(info.value).endswith(f"; last finite checkpoint: {gift}"), str(info.value)
+
+
+def test_an_anomaly_in_the_backward_of_a_non_finite_batch_names_that_step_and_the_data(make_config, monkeypatch):
+    """A NaN input at step 5 (not a logging step): anomaly detection stops the run inside step 5's backward,
+    before its loss is read; the line names the gradient, the step and the data."""
+    monkeypatch.setattr(SyntheticRegression, "train_dataloader", lambda self: PoisonedBatches(self, 5))
+    with pytest.raises(Diverged, match=r"^training diverged: a gradient is NaN \(\w+Backward\d*, found by "
+                                       r"trainer\.detect_anomaly\) at step 5 of 20; the batch of step 5 holds NaN or "
+                                       r"inf \(inputs or targets\): the data are not finite; no checkpoint was saved$"):
+        train(make_config(*SMALL, *QUIET, "trainer.max_steps=20", "trainer.detect_anomaly=true"))
