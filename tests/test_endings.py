@@ -6,10 +6,12 @@ when they are not finite, and names only a checkpoint this run wrote or resumed 
 import json
 import re
 import shutil
+import warnings
 
 import pytest
 import torch
 
+from primer import exits
 from primer.cli.train import train
 from primer.exits import Diverged
 from primer.run.data import SyntheticRegression
@@ -137,3 +139,15 @@ def test_an_anomaly_in_the_backward_of_a_non_finite_batch_names_that_step_and_th
                                        r"trainer\.detect_anomaly\) at step 5 of 20; the batch of step 5 holds NaN or "
                                        r"inf \(inputs or targets\): the data are not finite; no checkpoint was saved$"):
         train(make_config(*SMALL, *QUIET, "trainer.max_steps=20", "trainer.detect_anomaly=true"))
+
+
+@pytest.mark.parametrize("full_error", ["0", "1"])
+def test_torchs_forward_trace_of_an_anomaly_shows_only_under_hydra_full_error(make_config, monkeypatch, full_error):
+    monkeypatch.setattr(SyntheticRegression, "train_dataloader", lambda self: PoisonedBatches(self, 1))
+    monkeypatch.delenv(exits.USER_FULL_ERROR, raising=False)
+    monkeypatch.setenv("HYDRA_FULL_ERROR", full_error)
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(Diverged, match="found by trainer.detect_anomaly"):
+        warnings.simplefilter("always")
+        train(make_config(*SMALL, *QUIET, "trainer.max_steps=20", "trainer.detect_anomaly=true"))
+    traces = [w for w in caught if str(w.message).startswith("Error detected in ")]
+    assert len(traces) == (full_error == "1")
