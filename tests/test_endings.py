@@ -25,7 +25,8 @@ STOPS = {
     "a callback": (["+callbacks.stop._target_=tests.callbacks.StopAtStep", "+callbacks.stop.step=7"], 7,
                    r"a callback set trainer\.should_stop"),
     "max_time": (["trainer.max_time=00:00:10:00", "+callbacks.clock._target_=tests.callbacks.TimeRunsOutAtStep",
-                  "+callbacks.clock.step=7"], 7, r"time limit 0:10:00 reached \(trainer\.max_time or a Timer callback\)"),
+                  "+callbacks.clock.step=7"], 7,
+                 r"time limit 0:10:00 reached \(trainer\.max_time or a Timer callback\)"),
     "a threshold": ([*EARLY_STOPPING, "+callbacks.early_stopping.stopping_threshold=590"], 15,
                     r"early stopping: val/loss (?P<value>\S+) reached stopping_threshold 590"),
     # mode=max on a falling loss: the checks at steps 10 and 15 do not improve on step 5's
@@ -146,7 +147,8 @@ def test_torchs_forward_trace_of_an_anomaly_shows_only_under_hydra_full_error(ma
     monkeypatch.setattr(SyntheticRegression, "train_dataloader", lambda self: PoisonedBatches(self, 1))
     monkeypatch.delenv(exits.USER_FULL_ERROR, raising=False)
     monkeypatch.setenv("HYDRA_FULL_ERROR", full_error)
-    with warnings.catch_warnings(record=True) as caught, pytest.raises(Diverged, match="found by trainer.detect_anomaly"):
+    with warnings.catch_warnings(record=True) as caught, \
+            pytest.raises(Diverged, match="found by trainer.detect_anomaly"):
         warnings.simplefilter("always")
         train(make_config(*SMALL, *QUIET, "trainer.max_steps=20", "trainer.detect_anomaly=true"))
     traces = [w for w in caught if str(w.message).startswith("Error detected in ")]

@@ -117,9 +117,9 @@ class StopOnNonFinite(L.Callback):
     other callbacks, and a save checks first). `advice` follows the run's lr in the message (e.g. the
     lr the seed trains this net at).
 
-    The batches are kept beside their losses (references: primer's data is the same tensors every step),
-    and looked at only once a loss is bad: where the bad step's batch is not finite, the message
-    blames the data, not the lr.
+    The batches are kept beside their losses (references: primer's data is the same tensors every step)
+    and looked at only where a loss is bad, or as the losses are folded: where the first bad step's batch
+    holds NaN or inf, the message blames the data, not the lr.
     """
 
     FOLD = 64  # losses kept before folding: bounds the memory when logging is rare (log_every_n_steps=0)
@@ -204,7 +204,8 @@ class StopOnNonFinite(L.Callback):
         if bad_data:
             cause = f"the batch of step {step} holds NaN or inf (inputs or targets): the data are not finite"
         else:
-            cause = f"try a smaller optimizer.lr (this run: {trainer.optimizers[0].param_groups[0]['lr']:g}{self.advice})"
+            lr = trainer.optimizers[0].param_groups[0]["lr"]
+            cause = f"try a smaller optimizer.lr (this run: {lr:g}{self.advice})"
         kept = self._finite_checkpoint(trainer)
         return (f"training diverged: {what} at step {step}{of_planned(trainer)}; {cause}; "
                 + (f"last finite checkpoint: {kept}" if kept else "no checkpoint was saved"))
@@ -219,7 +220,7 @@ class StopOnNonFinite(L.Callback):
 
 
 def all_finite(batch) -> torch.Tensor:
-    """Whether every floating-point tensor of a batch ((x, y), or a list or dict of tensors) is finite, on its device."""
+    """Whether every floating-point tensor of a batch ((x, y), a list or a dict) is finite, on its device."""
     values = batch.values() if isinstance(batch, Mapping) else batch if isinstance(batch, (tuple, list)) else [batch]
     tensors = [t for t in values if isinstance(t, torch.Tensor) and t.is_floating_point()]
     if not tensors:
