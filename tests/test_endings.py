@@ -10,6 +10,7 @@ import warnings
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from primer import exits
 from primer.cli.train import train
@@ -44,6 +45,10 @@ def test_a_run_stopped_between_logging_steps_shows_that_step_and_says_why(make_c
     out = capsys.readouterr().out
     run_dir = tmp_path / "run"
     assert_final_step_everywhere(run_dir, out, step)
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    for tag in ("train/loss", "train/mse"):  # each logging step once, and the last: no older values at the last
+        assert [p.step + 1 for p in events.Scalars(tag)] == sorted({1, *range(10, step, 10), step}), tag
     stopped = json.loads((run_dir / "run.json").read_text())["stopped_by"]
     assert (found := re.fullmatch(reason, stopped)), stopped
     if "value" in found.groupdict():
