@@ -23,8 +23,9 @@ class Regression(L.LightningModule):
     Logged under one spelling: `{stage}/loss` (summed squared error of the batch) and the
     torchmetrics `{stage}/mse`, `{stage}/r2`, `{stage}/explained_variance`, for stage in
     train/val/test (r2 and explained variance need two rows: `metrics` leaves them out for
-    one-row batches). Training metrics are computed only on logging steps (`is_logging_step`),
-    so the other steps cost a forward, a backward and an update, nothing more. Under
+    one-row batches). Training metrics are computed only on logging steps (`is_logging_step`) and
+    on the step training stops on (`on_train_epoch_end`), so the other steps cost a forward, a
+    backward and an update, nothing more. Under
     Trainer(barebones=True) nothing is logged, as Lightning requires.
 
     A HandGradientNet is trained in manual-optimization mode with the gradients it derives
