@@ -8,6 +8,7 @@ import sys
 import time
 
 import lightning as L
+from lightning.pytorch.callbacks import Timer
 
 REACHED = "test-marker: reached step"
 
@@ -70,3 +71,29 @@ class HoldInSetup(L.Callback):
         while time.monotonic() < deadline:
             time.sleep(0.01)
         raise RuntimeError(f"no signal came within {self.timeout_s} s of set-up")
+
+
+class StopAtStep(L.Callback):
+    """Sets trainer.should_stop at the end of step `step`: a callback ending the run early."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        if trainer.global_step == self.step:
+            trainer.should_stop = True
+
+
+class TimeRunsOutAtStep(L.Callback):
+    """At the end of step `step`, the run's Timer (trainer.max_time) is told `elapsed_s` have passed, through its
+    public state, so that the time limit runs out at a known step however slow the machine. Lightning adds
+    the Timer after the configured callbacks: it checks the time right after this, at the same step."""
+
+    def __init__(self, step: int, elapsed_s: float = 24 * 3600):
+        self.step = step
+        self.elapsed_s = elapsed_s
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        if trainer.global_step == self.step:
+            (timer,) = [c for c in trainer.callbacks if isinstance(c, Timer)]
+            timer.load_state_dict({"time_elapsed": {"train": self.elapsed_s}})

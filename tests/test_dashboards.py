@@ -48,7 +48,7 @@ def test_cosine_scheduler_decays_the_lr_and_tensorboard_logs_it(make_config, tmp
 
 
 def test_loss_curve_starts_at_the_first_step_and_ends_at_the_last(make_config, tmp_path):
-    """Lightning writes to the loggers every log_every_n_steps steps; primer adds the first step."""
+    """Training values are written every log_every_n_steps steps, and on the first and the last."""
     from primer.sweeps.report import loss_curve
 
     train(make_config(*TINY, "trainer.log_every_n_steps=3", "trainer.enable_progress_bar=false"))

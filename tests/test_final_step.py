@@ -60,9 +60,9 @@ SLOW = pytest.mark.slow  # the fast loop keeps two cases
 
 
 @pytest.mark.parametrize("model, max_steps, every, epochs", [
-    pytest.param("two_layer", 6, 2, 1, marks=SLOW),   # a multiple: Lightning writes the last step itself
+    pytest.param("two_layer", 6, 2, 1, marks=SLOW),   # a multiple: the last step is an every-n step
     pytest.param("two_layer", 6, 4, 1, marks=SLOW),   # not a multiple
-    ("two_layer", 6, 10, 1),  # log_every_n_steps > max_steps: Lightning writes no training step at all
+    ("two_layer", 6, 10, 1),  # log_every_n_steps > max_steps: no every-n step at all
     pytest.param("two_layer", 5, 0, 1, marks=SLOW),   # 0: only the first and the last step
     pytest.param("manual", 7, 3, 1, marks=SLOW),      # manual optimization
     ("two_layer", -1, 3, 2),  # two epochs of 5 steps: the last step of each is a logging step

@@ -37,7 +37,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict]:
     from primer.cli.threads import use_cores_given
     from primer.run.console import final_block, tensorboard_dir
     from primer.run import run_dir
-    from primer.run.guards import SaveOnInterrupt, interruptible, resume_command, stop_cleanly_until_training
+    from primer.run.guards import (SaveOnInterrupt, StopOnNonFinite, anomaly_is_divergence, interruptible,
+                                   resume_command, stop_cleanly_until_training)
     from primer.run.results import final_metrics
     from primer.run.system import Regression
     from primer.run.together import find
@@ -62,7 +63,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict]:
                                   **barebones_settings(cfg))
         saver = find(callbacks, SaveOnInterrupt)  # Ctrl-C, SIGTERM
         command = resume_command(list(HydraConfig.get().overrides.task))
-        with interruptible(trainer, saver, command), setting_up("trainer.fit", run_dir.has_started):
+        guard = find(callbacks, StopOnNonFinite)
+        with interruptible(trainer, saver, command), setting_up("trainer.fit", run_dir.has_started), \
+                anomaly_is_divergence(trainer, guard):
             trainer.fit(system, datamodule=datamodule, ckpt_path=resume_from(cfg), weights_only=True)
     if trainer.is_global_zero:
         print(final_block(cfg.paths.output_dir, tensorboard_dir(trainer)))  # what came out, and where

@@ -109,14 +109,17 @@ class ModelSummary(LightningModelSummary):
 
 
 def final_block(run_dir: str | Path, event_dir: str | Path | None = None) -> str:
-    """The last lines of a run: final losses, steps and wall time, the run dir and the TensorBoard
-    command for where its events are (the sweep dir for a sweep's job; none without a TensorBoard
-    logger), from what the run wrote (primer.run.results)."""
+    """The last lines of a run: steps and wall time, what stopped it early if anything did (run.json's
+    `stopped_by`), final losses, the run dir and the TensorBoard command for where its events are (the
+    sweep dir for a sweep's job; none without a TensorBoard logger), from what the run wrote
+    (primer.run.results)."""
     run_dir = Path(run_dir)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     run = json.loads((run_dir / "run.json").read_text())
     resumed = f" (resumed at step {run['resumed_at_step']})" if "resumed_at_step" in run else ""
     lines = [f"done: {run['steps']} step{'' if run['steps'] == 1 else 's'}{resumed} in {run['wall_time_s']:.1f} s"]
+    if "stopped_by" in run:  # before its planned end: max_time, early stopping, a callback
+        lines.append(f"  {'stopped by':<11} {run['stopped_by']}")
     lines += [f"  {name:<11} {float(metrics[name]):.4g}" for name in FIRST_METRICS if name in metrics]
     lines.append(f"  {'run dir':<11} {short_path(run_dir)}")
     if event_dir is not None:

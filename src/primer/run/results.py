@@ -12,6 +12,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from primer.run.dashboard import HParamValue, session_end_summary, session_start_summary
+from primer.run.stops import stopped_by
 
 
 class RunLogger(TensorBoardLogger):
@@ -61,7 +62,8 @@ class RunSummary(L.Callback):
 
     - `metrics.json`: the final value of every logged metric, when fitting ends;
     - `run.json`: when the run started and ended, its wall time and steps, taken by the run
-      itself (file times change whenever a later tool writes into the run dir), and the inputs
+      itself (file times change whenever a later tool writes into the run dir), `stopped_by` where
+      training stopped before its planned end (primer.run.stops), and the inputs
       besides the config that decide its bits: `inputs` (the seed, the cores given and where
       from), the intra-op thread count, the device and the torch version; written when fitting
       ends or stops on an exception;
@@ -117,6 +119,8 @@ class RunSummary(L.Callback):
                "steps": trainer.global_step}
         if self.first_step:
             run["resumed_at_step"] = self.first_step
+        if reason := stopped_by(trainer):
+            run["stopped_by"] = reason
         run |= {**self.inputs, "intra_op_threads": torch.get_num_threads(),
                 "device": str(trainer.strategy.root_device), "torch": torch.__version__}
         (self.output_dir / "run.json").write_text(json.dumps(run, indent=2) + "\n")

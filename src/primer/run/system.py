@@ -23,8 +23,9 @@ class Regression(L.LightningModule):
     Logged under one spelling: `{stage}/loss` (summed squared error of the batch) and the
     torchmetrics `{stage}/mse`, `{stage}/r2`, `{stage}/explained_variance`, for stage in
     train/val/test (r2 and explained variance need two rows: `metrics` leaves them out for
-    one-row batches). Training metrics are computed only on logging steps (`is_logging_step`),
-    so the other steps cost a forward, a backward and an update, nothing more. Under
+    one-row batches). Training metrics are computed only on logging steps (`is_logging_step`) and
+    on the step training stops on (`on_train_epoch_end`), so the other steps cost a forward, a
+    backward and an update, nothing more. Under
     Trainer(barebones=True) nothing is logged, as Lightning requires.
 
     A HandGradientNet is trained in manual-optimization mode with the gradients it derives
@@ -59,6 +60,7 @@ class Regression(L.LightningModule):
         self.train_metrics = regression_metrics("train/", metrics)
         self.val_metrics = regression_metrics("val/", metrics)
         self.test_metrics = regression_metrics("test/", metrics)
+        self._unlogged: tuple[torch.Tensor, ...] | None = None  # the last step's (loss, y_pred, y), if not logged
 
     @property
     def example_input_array(self) -> torch.Tensor:
@@ -87,21 +89,45 @@ class Regression(L.LightningModule):
             y_pred, loss = self._hand_gradient_step(x, y)
         if log_now:
             # not prog_bar: Lightning would read a prog_bar value on the host after every step, logging or
-            # not; primer's progress (primer.run.console) reads it on logging steps only
-            self.log(loss_name("train"), loss, sync_dist=True, reduce_fx="sum")
-            self.log_dict(self._batch_metrics(y_pred.detach(), y))
+            # not; primer's progress (primer.run.console) reads it on logging steps only. logger=False: written
+            # to the loggers in on_train_batch_end.
+            self.log(loss_name("train"), loss, sync_dist=True, reduce_fx="sum", logger=False)
+            self.log_dict(self._batch_metrics(y_pred.detach(), y), logger=False)
+        if completes_step(self.trainer, batch_idx):
+            # kept, not computed: logged only if training stops on this step (on_train_epoch_end)
+            self._unlogged = None if log_now or self.trainer.barebones else (loss.detach(), y_pred.detach(), y)
         world_size = self.trainer.world_size
         # DDP averages gradients over ranks, but the loss sums rows: N ranks must step as one process.
         return loss * world_size if world_size > 1 else loss
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        # Lightning writes logged values to the loggers every log_every_n_steps steps only: the other
-        # logging steps (is_logging_step: the first, the last of the run or epoch) are written here, so
-        # that every curve starts at step 1 and ends on the values metrics.json and HPARAMS hold.
+        # The training values are written to the loggers here, on every logging step (is_logging_step: the
+        # first, every log_every_n_steps, the last of the run or epoch), so that every curve starts at step 1
+        # and ends on the values metrics.json and HPARAMS hold. Lightning would write them every
+        # log_every_n_steps steps only, and on a step where a callback set trainer.should_stop, logging step
+        # or not: there its values are the last logging step's, a point that never was.
         step = self.global_step
-        if self.trainer.barebones or not is_logging_step(self.trainer, step, batch_idx) or \
-                written_by_lightning(self.trainer, step):
+        if not self.trainer.barebones and is_logging_step(self.trainer, step, batch_idx):
+            self._write_train_values(step)
+
+    def on_train_epoch_end(self) -> None:
+        """Training stopped on a step that was not a logging step (max_time, early stopping, a callback setting
+        trainer.should_stop): that step's values are logged now, so that the console, metrics.json and every
+        train/* curve end on the step the run ended on, not on the last logging step before it.
+
+        Lightning allows no step-level logging after validation (where EarlyStopping decides), so they are
+        logged here with logger=False (into callback_metrics, which metrics.json and HPARAMS read) and written
+        to the loggers at the step they belong to. An epoch's last step is a logging step: a run that goes on
+        never comes here with values left."""
+        if self._unlogged is None:
             return
+        loss, y_pred, y = self._unlogged
+        self._unlogged = None
+        self.log(loss_name("train"), loss, sync_dist=True, reduce_fx="sum", logger=False)
+        self.log_dict(self._batch_metrics(y_pred, y), logger=False)
+        self._write_train_values(self.global_step)
+
+    def _write_train_values(self, step: int) -> None:
         logged = {k: v for k, v in self.trainer.callback_metrics.items() if k.startswith("train/")}
         for logger in self.loggers:
             logger.log_metrics(logged, step=step - 1)  # Lightning's step numbering: the first step is 0
@@ -174,14 +200,6 @@ def planned_steps(trainer: L.Trainer) -> int | None:
     except Exception:  # before Lightning has the data (a signal during set-up)
         return None
     return int(total) if math.isfinite(total) else None
-
-
-def written_by_lightning(trainer: L.Trainer, step: int) -> bool:
-    """Whether Lightning itself writes the training values of `step` (counted from 1) to the loggers:
-    every log_every_n_steps steps, in a fast_dev_run, and on the step the run is told to stop
-    (Lightning's LoggerConnector.should_update_logs)."""
-    every = trainer.log_every_n_steps
-    return bool(trainer.fast_dev_run) or (every > 0 and (step % every == 0 or trainer.should_stop))
 
 
 def regression_metrics(prefix: str, names: Sequence[str] = METRICS, **kwargs) -> MetricCollection:
