@@ -4,10 +4,9 @@ ModelCheckpoint look for their metric when validation ends) or not at all (a cos
 flips the lr between its two ends at every step).
 """
 
-import difflib
-
 from omegaconf import DictConfig, OmegaConf
 
+from primer.checks.spelling import closest
 from primer.exits import BadConfig
 from primer.checks.validation import value
 
@@ -33,8 +32,8 @@ def check_monitors(cfg: DictConfig) -> None:
             continue  # building it will say what is wrong (primer.exits.setting_up)
         known = logged + (["epoch", "step"] if isinstance(target, type) and issubclass(target, ModelCheckpoint) else [])
         if monitor not in known:
-            close = difflib.get_close_matches(str(monitor), known, n=1, cutoff=0.8)
-            hint = f"did you mean {close[0]}? " if close else ""
+            close = closest(monitor, known)
+            hint = f"did you mean {close}? " if close else ""
             raise BadConfig(f"callbacks.{name}.monitor={monitor}: primer logs no such metric; {hint}"
                             f"it logs {', '.join(known)}")
 

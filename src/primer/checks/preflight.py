@@ -19,7 +19,7 @@ from omegaconf import DictConfig, open_dict
 
 from primer import exits
 from primer.config import key_and_value
-from primer.checks.hydra_errors import describe_hydra_error
+from primer.checks.hydra_errors import command, describe_hydra_error
 from primer.exits import BadConfig, EndCommand
 
 
@@ -28,6 +28,8 @@ class CheckBeforeRunning(Callback):
     """Stops a bad run, or a sweep with any bad job, before its dir is made."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        if not _is_grid(config.hydra.sweeper):  # hparams_search=optuna without -m would train one default run
+            raise EndCommand(_search_without_multirun(config.hydra))
         _check_or_end(config, multirun=False)
         run_dir = Path(config.hydra.run.dir)
         created = [d for d in [run_dir, *run_dir.parents] if not d.exists()]
@@ -38,6 +40,12 @@ class CheckBeforeRunning(Callback):
         _check_sweep_counts(config.hydra)
         for job in grid_jobs(config, config_name):
             _check_or_end(job, multirun=True)
+
+
+def _search_without_multirun(hydra_cfg: DictConfig) -> BadConfig:
+    overrides = [o for o in (*hydra_cfg.overrides.hydra, *hydra_cfg.overrides.task) if not o.startswith("hydra.mode=")]
+    typed = next((o for o in overrides if o.startswith(("hparams_search=", "hydra/sweeper="))), "hydra.sweeper")
+    return BadConfig(f"{typed}: a search runs its trials only as a sweep; add -m: {command(overrides, multirun=True)}")
 
 
 def checked_before_running(hydra_cfg: DictConfig) -> bool:
