@@ -17,7 +17,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from primer import exits
 from primer.sweeps import report
 from primer.sweeps.report import job_dirs
-from tests.conftest import QUIET, TINY, run_cli, start_cli
+from tests.conftest import QUIET, REPO_ROOT, TINY, run_cli, start_cli
 
 SWEEPS = {  # name: the multirun's arguments
     "grid": ["model=two_layer,custom_relu", "optimizer.lr=1e-4,10", *TINY],
@@ -183,10 +183,19 @@ def test_report_shows_a_jobs_overrides_as_typed_and_resolves_nothing_in_them(tmp
     assert report.summarize(tmp_path)["overrides"] == "seed=${oc.env:PRIMER_SECRET}"
 
 
-def test_report_of_a_dir_without_runs_says_so_in_one_line(tmp_path):
-    result = run_cli(str(tmp_path), module="primer.sweeps.report", cwd=tmp_path)
+@pytest.mark.parametrize("module", ["primer.sweeps.report", "primer.report"])  # the old name keeps working
+def test_report_of_a_dir_without_runs_says_so_in_one_line(tmp_path, module):
+    result = run_cli(str(tmp_path), module=module, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: {tmp_path}: not a run or sweep dir") and result.stderr.count("\n") == 1
+
+
+def test_every_command_has_a_console_script_beside_its_module():
+    import tomllib
+
+    scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"primer-train": "primer.train:main", "primer-eval": "primer.eval:main",
+                       "primer-report": "primer.report:main"}
 
 
 @pytest.mark.slow
