@@ -47,6 +47,14 @@ ACCEPTED = {  # overrides -> what must hold of the run dir `run` (and the comman
     "hydra/job_logging=disabled": lambda run, out: not (run / "train.log").exists() and "train/loss" in metrics(run),
     "data.batch_size=1": lambda run, out: "train/mse" in metrics(run) and "train/r2" not in metrics(run),
     "optimizer=adam optimizer.weight_decay=0.1": lambda run, out: stored(run)["optimizer"]["weight_decay"] == 0.1,
+    # a fraction of the train and val batches (Lightning's own advice, limit_val_batches, would not help)
+    "trainer.overfit_batches=0.5": lambda run, out: steps(run) == 6 and "val/loss" in metrics(run),
+    # Lightning's lr_scheduler dict: ReduceLROnPlateau, with the val/loss it monitors, runs ...
+    "scheduler=plateau": lambda run, out: steps(run) == 6 and checkpoint(run)["lr_schedulers"][0]["patience"] == 2,
+    # ... and cuts the lr when val/loss does not improve (mode=max: a falling loss never does)
+    "scheduler=plateau scheduler.scheduler.mode=max scheduler.scheduler.patience=0 trainer.max_steps=-1 "
+    "trainer.max_epochs=3 data.steps=2": lambda run, out: steps(run) == 6
+    and checkpoint(run)["optimizer_states"][0]["param_groups"][0]["lr"] < stored(run)["optimizer"]["lr"],
     "optimizer.lr=0": lambda run, out: stored(run)["optimizer"]["lr"] == 0 and "train/loss" in metrics(run),
     "paths.output_dir=elsewhere": lambda run, out: (Path("elsewhere") / "metrics.json").exists()
     and (Path("elsewhere") / "checkpoints/final.ckpt").exists() and not (run / "metrics.json").exists(),
@@ -260,6 +268,10 @@ REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message),
      "scheduler.T_max=-1: the scheduler spans the run's steps, and trainer.max_steps=-1 sets none; ..."),
     ("-m seed=0,1 trainer=ddp_cpu trainer.devices=2 trainer.strategy=ddp",
      "trainer.devices=2: a sweep of the basic launcher runs its jobs in this one process, ..."),
+    ("scheduler=plateau scheduler.monitor=val/los", "scheduler.monitor=val/los: primer logs no such metric; did you "
+     "mean val/loss? ..."),
+    ("scheduler=plateau model=manual", "scheduler.monitor=val/loss: model=manual steps its scheduler itself at every "
+     "step, with no metric to give it; use scheduler=step or scheduler=cosine, or another model"),
     # the slips people make: each line says what to type instead
     ("model=two_layer,custom_relu", "model=two_layer,custom_relu: a list of values is a sweep, one job each; add -m: "
      "python -m primer.train -m trainer.max_steps=6 ..."),

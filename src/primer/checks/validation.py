@@ -78,6 +78,9 @@ def check_rules(cfg: DictConfig) -> None:
             if (found := value(cfg, key)) not in harmless:
                 raise BadConfig(f"{key}={found}: model=manual steps its optimizer itself with hand-derived gradients "
                                 "(manual optimization), where Lightning cannot do this; use another model or drop it")
+        if (monitor := value(cfg, "scheduler.monitor")) is not None:
+            raise BadConfig(f"scheduler.monitor={monitor}: model=manual steps its scheduler itself at every step, with "
+                            "no metric to give it; use scheduler=step or scheduler=cosine, or another model")
         # Autocast would give the hand-derived gradients its low dtype, and 16-mixed's gradient scaler would
         # unscale gradients it never scaled: the net computes in one dtype, end to end.
         if "mixed" in str(precision := value(cfg, "trainer.precision")) or str(precision) in ("16", "bf16"):
