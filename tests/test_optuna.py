@@ -47,6 +47,20 @@ def test_ranges_mean_what_they_mean_in_hydra():
     assert grid({k: space[k] for k in ("seed", "a", "b")}) == {"seed": [1, 2, 3], "a": [0, 3, 6, 9], "b": [0.5, 0.75]}
 
 
+def test_each_of_hydras_sweep_forms_gives_the_distribution_hydra_documents_for_optuna():
+    """hydra-optuna-sweeper's docs: interval is a FloatDistribution, cast to int an IntDistribution; range an
+    IntDistribution (a FloatDistribution where an end or the step is a float); choice and a,b categorical."""
+    space, _ = search_space(["a=int(interval(8,64))", "b=tag(log,int(interval(8,64)))",
+                             "c=int(tag(log,interval(8,64)))", "d=tag(log,interval(1,10))", "e=choice(25,50)",
+                             "f=25,50", "g=range(8,64,8)", "h=shuffle(range(1,4))"])
+    assert space["a"] == IntDistribution(8, 64)  # model.hidden_dim=int(interval(8,64)) draws integers
+    assert space["b"] == space["c"] == IntDistribution(8, 64, log=True)
+    assert space["d"] == FloatDistribution(1.0, 10.0, log=True)
+    assert space["e"] == space["f"] == CategoricalDistribution([25, 50])
+    assert space["g"] == IntDistribution(8, 56, step=8)
+    assert isinstance(space["h"], CategoricalDistribution) and sorted(space["h"].choices) == [1, 2, 3]
+
+
 def toy_search(tmp_path, *args, cwd=None):
     """Runs the toy app's search to its end; returns its output."""
     proc = subprocess.run([sys.executable, APP, "-m", *SWEEPER, *args], cwd=cwd or tmp_path, env=cli_env(),
@@ -138,6 +152,32 @@ def finish(proc):
     out, err = proc.communicate(timeout=600)
     assert proc.returncode in (0, 4), err[-3000:]  # 4: a drawn lr may diverge; the trial is then failed
     return out + err
+
+
+@pytest.mark.slow
+def test_an_int_interval_search_runs_and_its_lines_show_the_drawn_values_rounded(tmp_path):
+    proc = search(tmp_path, "model.hidden_dim=int(interval(8,64))", "hydra.sweeper.n_trials=2", "hydra.sweep.dir=s")
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]  # every trial gets an integer hidden_dim
+    study = only_study(f"sqlite:///{tmp_path}/outputs/optuna.db")
+    assert all(t.state == TrialState.COMPLETE and isinstance(t.params["model.hidden_dim"], int) for t in study.trials)
+    assert study.metric_names == ["val/loss"]  # optuna-dashboard's axis, not "Objective 0"
+    lines = [line for line in out.splitlines() if line.startswith("#")]
+    assert len(lines) == 2
+    for line, trial in zip(lines, study.trials):
+        lr = trial.params["optimizer.lr"]
+        drawn = f"optimizer={trial.params['optimizer']} optimizer.lr={lr:.4g} " \
+                f"model.hidden_dim={trial.params['model.hidden_dim']}"
+        assert line.startswith(f"#{trial.number} {drawn}  train/loss ")  # the fixed overrides are said once
+    assert "every trial: hparams_search=optuna trainer.max_steps=6" in out + err
+    assert f"Best of study '{study.study_name}': val/loss {study.best_value:.4g} at trial {study.best_trial.number}: " \
+           in out + err
+    summary = (tmp_path / "s/summary.md").read_text().splitlines()
+    assert summary[2].startswith(f"| 0 | `{lines[0].split('  ')[0].removeprefix('#0 ')}` | ok | 6 |")
+    assert summary[0].count("|") == summary[1].count("|")
+    csv_overrides = [r["overrides"] for r in summary_rows(tmp_path / "s")]
+    assert f"optimizer.lr={study.trials[0].params['optimizer.lr']}" in csv_overrides[0]  # every digit, every override
+    assert "trainer.max_steps=6" in csv_overrides[0]
 
 
 @pytest.mark.slow

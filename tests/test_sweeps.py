@@ -183,6 +183,22 @@ def test_report_shows_a_jobs_overrides_as_typed_and_resolves_nothing_in_them(tmp
     assert report.summarize(tmp_path)["overrides"] == "seed=${oc.env:PRIMER_SECRET}"
 
 
+def test_a_summary_of_jobs_without_metrics_has_as_many_separators_as_columns():
+    table = report.markdown_table([{"job": "0_x=1", "overrides": "x=1", "status": "failed", "reason": "r",
+                                    "steps": None, "wall_time_s": None}], metrics=[])
+    header, separator, row = table.splitlines()
+    assert header == "| job | overrides | status | steps | wall time (s) |"
+    assert header.count("|") == separator.count("|") == row.count("|") == 6
+
+
+def test_a_trials_line_rounds_the_numbers_it_drew_and_keeps_the_rest():
+    from primer.sweeps.searched import rounded
+
+    assert rounded("optimizer.lr=0.0006431172050131992") == "optimizer.lr=0.0006431"
+    assert [rounded(o) for o in ("model.hidden_dim=39", "optimizer=adam", "x=1e-05")] == \
+        ["model.hidden_dim=39", "optimizer=adam", "x=1e-05"]
+
+
 @pytest.mark.parametrize("module", ["primer.sweeps.report", "primer.report"])  # the old name keeps working
 def test_report_of_a_dir_without_runs_says_so_in_one_line(tmp_path, module):
     result = run_cli(str(tmp_path), module=module, cwd=tmp_path)
