@@ -5,6 +5,7 @@ task (tests/optuna_app.py); what needs a training runs primer.train."""
 
 import glob
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -152,6 +153,36 @@ def finish(proc):
     out, err = proc.communicate(timeout=600)
     assert proc.returncode in (0, 4), err[-3000:]  # 4: a drawn lr may diverge; the trial is then failed
     return out + err
+
+
+def test_the_median_pruner_prunes_nothing_before_five_trials_have_finished():
+    """Why a 6-trial search with pruner=median prunes at most its 6th trial (docs/sweeps.md, Pruning)."""
+    from hydra_plugins.primer_optuna_sweeper.config import PRUNERS
+
+    name, kwargs = PRUNERS["median"]
+    study = optuna.create_study(pruner=getattr(optuna.pruners, name)(**kwargs))
+    verdicts = []
+    for number in range(6):
+        trial = study.ask()
+        trial.report(100.0 * (number + 1), step=2)  # each trial worse than every one before it
+        verdicts.append(trial.should_prune())
+        study.tell(trial, 100.0 * (number + 1))
+    assert verdicts == [False] * 5 + [True]
+
+
+@pytest.mark.slow
+def test_the_documented_short_search_prunes_and_never_at_the_last_step(tmp_path):
+    proc = search(tmp_path, "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=2",
+                  "hydra.sweeper.n_trials=6", "trainer.val_check_interval=2", "hydra.sweep.dir=sweep")
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    study = only_study(f"sqlite:///{tmp_path}/outputs/optuna.db")
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert pruned and all(t.number >= 2 and max(t.intermediate_values) < 6 for t in pruned)
+    # a trial that reached its last validation completes: its value is the study's to compare
+    assert all(t.state == TrialState.COMPLETE and max(t.intermediate_values) == 6 for t in study.trials
+               if t not in pruned)
+    assert re.search(r"^#\d+ .*  pruned: at step 2 of 6: val/loss", out, re.MULTILINE)
 
 
 @pytest.mark.slow

@@ -63,8 +63,8 @@ def job_line(num: int, job_dir: Path, overrides: str) -> str:
         return f"#{num} {overrides}  ended; what it wrote is in {job_dir}"
     row = summarize(job_dir)
     shown = " ".join(shown_overrides(job_dir, row["overrides"].split(" "))) if row["overrides"] else ""
-    if row["status"] != "ok":
-        return f"#{num} {shown}  failed: {row['reason']}"
+    if row["status"] != "ok":  # failed, or pruned
+        return f"#{num} {shown}  {row['status']}: {row['reason']}"
     values = "  ".join(f"{name} {row[name]:.4g}" for name in FIRST_METRICS if name in row)
     took = f"  ({row['wall_time_s']:.1f} s)" if row["wall_time_s"] is not None else ""
     return f"#{num} {shown}  {values}{took}"
