@@ -8,7 +8,6 @@ choice of a group that has the key, the group a bare key is in (`max_steps` -> `
 given. Used by the checks before a run or sweep (primer.checks.preflight), the task and primer.eval.
 """
 
-import os
 import shlex
 from contextvars import ContextVar
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from primer.checks.command_line import command, config_dir
 from primer.checks.spelling import closest
 from primer.checks.validation import RULES
 from primer.config import key_and_value
@@ -32,7 +32,7 @@ def describe_hydra_error(error: Exception, overrides: list[str], config_name: st
     """One line for a command line Hydra could not compose: the key, what is wrong, what is allowed.
     `config_name`: the primary config, where Hydra's own is not set yet (a sweep's jobs, before they run).
     `argv`: the whole command line, where known (primer.train): its --config-dir, and the command to type."""
-    token = _search_dir.set(_config_dir(argv or []))
+    token = _search_dir.set(config_dir(argv or []))
     try:
         return _describe(error, overrides, config_name, argv)
     finally:
@@ -67,41 +67,6 @@ def _describe(error: Exception, overrides: list[str], config_name: str | None, a
 
 # --config-dir of the command line being described: its choices and keys are part of the config
 _search_dir: ContextVar[str | None] = ContextVar("search_dir", default=None)
-# Hydra's flags that take a value (`--cfg job`): the rest of a command line is overrides
-FLAGS_WITH_VALUE = {"--cfg", "-c", "--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp", "--package",
-                    "-p", "--experimental-rerun"}
-
-
-def _config_dir(argv: list[str]) -> str | None:
-    for flag, value in zip(argv, argv[1:]):
-        if flag in ("--config-dir", "-cd"):
-            return os.path.abspath(value)
-    return None
-
-
-def command(args: list[str], multirun: bool = False) -> str:
-    """The primer.train command line of these arguments, as a shell reads it (with -m first for a sweep)."""
-    return shlex.join(["python", "-m", "primer.train", *(["-m"] if multirun else []), *args])
-
-
-def flags_after_overrides(argv: list[str]) -> BadConfig | None:
-    """`hydra.sweep.dir=X -m seed=0,1`: Hydra's parser (argparse) reads no override after a flag that follows an
-    override, and would answer with its usage block; the line says to put the flags first."""
-    flags, overrides, late_flag, misplaced = [], [], None, False
-    args = iter(argv)
-    for arg in args:
-        if arg.startswith("-"):
-            late_flag = late_flag or (arg if overrides else None)
-            flags += [arg, next(args, "")] if arg in FLAGS_WITH_VALUE else [arg]
-        else:
-            misplaced = misplaced or late_flag is not None
-            overrides.append(arg)
-    if not misplaced:
-        return None
-    return BadConfig(f"{late_flag}: Hydra reads its flags before the overrides; put it first: "
-                     f"{command([*filter(None, flags), *overrides])}")
-
-
 def _sweep_without_multirun(overrides: list[str], argv: list[str] | None) -> str | None:
     """`model=two_layer,custom_relu` without -m: a list of values is a sweep, which only -m runs."""
     from hydra.core.override_parser.overrides_parser import OverridesParser

@@ -19,7 +19,8 @@ from omegaconf import DictConfig, open_dict
 
 from primer import exits
 from primer.config import key_and_value
-from primer.checks.hydra_errors import command, describe_hydra_error
+from primer.checks.command_line import command
+from primer.checks.hydra_errors import describe_hydra_error
 from primer.exits import BadConfig, EndCommand
 
 
