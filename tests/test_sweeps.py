@@ -17,6 +17,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from primer import exits
 from primer.sweeps import report
 from primer.sweeps.report import job_dirs
+from primer.sweeps.searched import shown_overrides
 from tests.conftest import QUIET, REPO_ROOT, TINY, run_cli, start_cli
 
 SWEEPS = {  # name: the multirun's arguments
@@ -70,8 +71,9 @@ def check_summary_matches_every_job(sweep_dir, stdout):
     assert len(rows) == len(jobs) == len(markdown.strip().splitlines()) - 2
     for row, job in zip(rows, jobs):
         assert row["job"] == job.name
-        assert row["overrides"] == " ".join(yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text()))
-        assert f"`{row['overrides']}`" in markdown
+        typed = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text())
+        assert row["overrides"] == " ".join(typed)  # every override, every digit
+        assert f"`{' '.join(shown_overrides(job, typed))}`" in markdown  # a search's: what it drew, rounded
         if (job / "metrics.json").exists():
             for name, value in json.loads((job / "metrics.json").read_text()).items():
                 assert float(row[name]) == pytest.approx(float(value), nan_ok=True)
