@@ -71,8 +71,8 @@ def _sweep_without_multirun(overrides: list[str], argv: list[str] | None) -> str
     """`model=two_layer,custom_relu` without -m: a list of values is a sweep, which only -m runs."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    if argv is None or {"-m", "--multirun"} & set(argv):
-        return None
+    if argv is None or {"-m", "--multirun", "--cfg", "-c", "--info", "-i"} & set(argv):
+        return None  # --cfg and --info show one config: a sweep is not what they take
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except Exception:
