@@ -295,6 +295,13 @@ def test_a_pruner_without_a_storage_stops_the_search_in_one_line(cli, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_metric_names_other_than_one_per_direction_stop_the_search_in_one_line(cli, tmp_path):
+    code, _, err = cli("-m", "hparams_search=optuna", "hydra.sweeper.metric_names=[val/loss,val/r2]")
+    assert code == 2 and err == "error: hydra.sweeper.metric_names=['val/loss', 'val/r2']: give one name per " \
+                                "direction (minimize)\n"
+    assert list(tmp_path.iterdir()) == []  # no study made, no sweep dir
+
+
 def test_the_study_and_trial_reach_the_job_as_the_sweeper_named_them():
     from types import SimpleNamespace
 

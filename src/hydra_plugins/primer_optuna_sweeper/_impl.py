@@ -43,6 +43,9 @@ class OptunaSearch:
         if self.storage is None and not str(self.pruner_cfg._target_).endswith("NopPruner"):
             raise EndCommand(BadConfig("hydra.sweeper.pruner: a pruner needs hydra.sweeper.storage (trials report to "
                                        "it from their jobs); set a storage, or hydra/sweeper/pruner=none"))
+        if self.metric_names is not None and len(self.metric_names) != len(self.directions):
+            raise EndCommand(BadConfig(f"hydra.sweeper.metric_names={list(self.metric_names)}: give one name per "
+                                       f"direction ({', '.join(self.directions)})"))
         needs = NEEDS.get(self.sampler_cfg._target_)
         if needs and find_spec(needs) is None:  # the sampler would import it only at its first relative sample
             raise EndCommand(BadConfig(f"hydra.sweeper.sampler: {self.sampler_cfg._target_} needs {needs}; "
@@ -78,9 +81,6 @@ class OptunaSearch:
         """optuna-dashboard labels its axes with the study's metric names (else "Objective 0")."""
         if self.metric_names is None or study.metric_names == self.metric_names:
             return
-        if len(self.metric_names) != len(self.directions):
-            raise EndCommand(BadConfig(f"hydra.sweeper.metric_names={self.metric_names}: needs one name per direction "
-                                       f"({len(self.directions)})"))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # stable since Optuna 3.2
             study.set_metric_names(self.metric_names)
