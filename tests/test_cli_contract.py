@@ -47,6 +47,15 @@ ACCEPTED = {  # overrides -> what must hold of the run dir `run` (and the comman
     "hydra/job_logging=disabled": lambda run, out: not (run / "train.log").exists() and "train/loss" in metrics(run),
     "data.batch_size=1": lambda run, out: "train/mse" in metrics(run) and "train/r2" not in metrics(run),
     "optimizer=adam optimizer.weight_decay=0.1": lambda run, out: stored(run)["optimizer"]["weight_decay"] == 0.1,
+    # a fraction of the train and val batches (Lightning's own advice, limit_val_batches, would not help)
+    "trainer.overfit_batches=0.5": lambda run, out: steps(run) == 6 and "val/loss" in metrics(run),
+    # Lightning's lr_scheduler dict: ReduceLROnPlateau, with the val/loss it monitors, runs ...
+    "scheduler=plateau": lambda run, out: steps(run) == 6 and checkpoint(run)["lr_schedulers"][0]["patience"] == 2,
+    # ... and cuts the lr when val/loss does not improve (mode=max: a falling loss never does)
+    "scheduler=plateau scheduler.scheduler.mode=max scheduler.scheduler.patience=0 trainer.max_steps=-1 "
+    "trainer.max_epochs=3 data.steps=2": lambda run, out: steps(run) == 6
+    and checkpoint(run)["optimizer_states"][0]["param_groups"][0]["lr"] < stored(run)["optimizer"]["lr"],
+    "optimizer.lr=0": lambda run, out: stored(run)["optimizer"]["lr"] == 0 and "train/loss" in metrics(run),
     "paths.output_dir=elsewhere": lambda run, out: (Path("elsewhere") / "metrics.json").exists()
     and (Path("elsewhere") / "checkpoints/final.ckpt").exists() and not (run / "metrics.json").exists(),
     "trainer.default_root_dir=elsewhere": lambda run, out: (Path("elsewhere") / "checkpoints/final.ckpt").exists()
@@ -259,6 +268,33 @@ REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message),
      "scheduler.T_max=-1: the scheduler spans the run's steps, and trainer.max_steps=-1 sets none; ..."),
     ("-m seed=0,1 trainer=ddp_cpu trainer.devices=2 trainer.strategy=ddp",
      "trainer.devices=2: a sweep of the basic launcher runs its jobs in this one process, ..."),
+    ("scheduler=plateau scheduler.monitor=val/los", "scheduler.monitor=val/los: primer logs no such metric; did you "
+     "mean val/loss? ..."),
+    ("scheduler=plateau model=manual", "scheduler.monitor=val/loss: model=manual steps its scheduler itself at every "
+     "step, with no metric to give it; use scheduler=step or scheduler=cosine, or another model"),
+    # the slips people make: each line says what to type instead
+    ("model=two_layer,custom_relu", "model=two_layer,custom_relu: a list of values is a sweep, one job each; add -m: "
+     "python -m primer.train -m trainer.max_steps=6 ..."),
+    ("hparams_search=optuna", "hparams_search=optuna: a search runs its trials only as a sweep; add -m: "
+     "python -m primer.train -m ..."),
+    ("max_steps=10", "max_steps: no such key; did you mean trainer.max_steps=10?"),
+    ("max_step=10", "max_step: no such key; did you mean trainer.max_steps=10?"),
+    ("lr=0.1", "lr: no such key; did you mean optimizer.lr=0.1?"),
+    ("input_dim=5", "input_dim: no such key; did you mean data.input_dim=5?"),  # model.input_dim follows it
+    ("model=twolayer", "model=twolayer: no such model; did you mean model=two_layer?"),
+    ("-m model=two_layer,twolayer", "model=twolayer: no such model; did you mean model=two_layer?"),
+    ("experiment=1", "experiment=1: experiment is a config group, chosen by the name of an option; "
+     "did you mean experiment=1_manual_gradient_computation?"),
+    ("optimizer=2", "optimizer=2: optimizer is a config group, chosen by the name of an option; "
+     "choose one of adam, sgd"),
+    ("logger=null", "logger=null: logger is a config group; its option that turns it off is logger=none"),
+    ("~trainer.max_steps", "~trainer.max_steps: data.steps uses it; set trainer.max_steps instead of removing it: "
+     "a positive integer, or -1 for no limit ..."),
+    ("ckpt_path=outputs/step=20.ckpt", "ckpt_path=outputs/step=20.ckpt: Hydra reads this value only in quotes; "
+     "write it as 'ckpt_path=\"outputs/step=20.ckpt\"'"),
+    ("ckpt_path=outputs/é.ckpt", "ckpt_path=outputs/é.ckpt: Hydra reads this value only in quotes; "
+     "write it as 'ckpt_path=\"outputs/é.ckpt\"'"),
+    ('ckpt_path="outputs/step=20.ckpt"', "ckpt_path=outputs/step=20.ckpt: no such file"),  # quoted, it is read
 ]
 
 
@@ -273,13 +309,45 @@ def test_everything_else_stops_in_one_line_naming_the_key_and_writes_nothing(cli
     assert not (tmp_path / "outputs").exists()
 
 
+def test_a_flag_after_the_overrides_is_moved_first_in_the_command_to_type(cli, tmp_path):
+    code, _, err = cli("hydra.sweep.dir=X", "-m", "seed=0,1")
+    assert code == 2 and "usage:" not in err
+    assert one_line(err) == "error: -m: Hydra reads its flags before the overrides; put it first: " \
+                            "python -m primer.train -m hydra.sweep.dir=X seed=0,1"
+    code, out, _ = cli("seed=3", "--cfg", "job")  # flags after every override: Hydra reads that line
+    assert code == 0 and "seed: 3" in out
+    assert not list(tmp_path.iterdir())
+
+
+def test_hints_under_config_dir_know_its_choices_and_keys(cli, tmp_path):
+    (tmp_path / "extra/model").mkdir(parents=True)
+    (tmp_path / "extra/model/wide.yaml").write_text("defaults: [two_layer]\nhidden_dim: 7\n")
+    for overrides, message in [
+        ("model=wid", "model=wid: no such model; did you mean model=wide?"),
+        ("model=wide model.hiden_dim=5", "model.hiden_dim: no such key; did you mean model.hidden_dim?"),
+        ("model=wide max_steps=3", "max_steps: no such key; did you mean trainer.max_steps=3?"),
+    ]:
+        code, _, err = cli("--config-dir", "extra", *QUIET, *overrides.split())
+        assert code == 2 and one_line(err) == f"error: {message}"
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+def test_trainer_gpu_without_a_gpu_is_refused_as_typed(cli):
+    code, _, err = cli(*QUIET, "trainer=gpu")
+    assert code == 2 and one_line(err) == "error: trainer=gpu: sets trainer.accelerator=gpu, and no CUDA GPU is " \
+                                          "available on this machine; use trainer=cpu or trainer=auto"
+    code, _, err = cli(*QUIET, "trainer.accelerator=gpu")
+    assert code == 2 and one_line(err).startswith("error: trainer.accelerator=gpu: no CUDA GPU is available")
+
+
 @pytest.mark.slow  # trains in this process
 def test_a_rejected_run_into_an_existing_dir_overwrites_nothing(cli, tmp_path):
     code, _, err = cli(*QUIET, f"hydra.run.dir={RUN}")
     assert code == 0, err[-3000:]
     before = {p: p.read_bytes() for p in (tmp_path / RUN).rglob("*") if p.is_file()}
-    code, _, err = cli(*QUIET, "optimizer.lr=0", f"hydra.run.dir={RUN}")
-    assert code == 2 and one_line(err) == "error: optimizer.lr=0: must be a positive number"
+    code, _, err = cli(*QUIET, "optimizer.lr=-1", f"hydra.run.dir={RUN}")
+    assert code == 2 and one_line(err) == "error: optimizer.lr=-1: must be a number, 0 or more"
     assert {p: p.read_bytes() for p in (tmp_path / RUN).rglob("*") if p.is_file()} == before
 
 

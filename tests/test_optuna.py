@@ -5,6 +5,7 @@ task (tests/optuna_app.py); what needs a training runs primer.train."""
 
 import glob
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -45,6 +46,20 @@ def test_ranges_mean_what_they_mean_in_hydra():
     assert space["e"] == FloatDistribution(1.0, 8.0)  # Hydra's interval is one of floats
     assert fixed == {"f": "7"}
     assert grid({k: space[k] for k in ("seed", "a", "b")}) == {"seed": [1, 2, 3], "a": [0, 3, 6, 9], "b": [0.5, 0.75]}
+
+
+def test_each_of_hydras_sweep_forms_gives_the_distribution_hydra_documents_for_optuna():
+    """hydra-optuna-sweeper's docs: interval is a FloatDistribution, cast to int an IntDistribution; range an
+    IntDistribution (a FloatDistribution where an end or the step is a float); choice and a,b categorical."""
+    space, _ = search_space(["a=int(interval(8,64))", "b=tag(log,int(interval(8,64)))",
+                             "c=int(tag(log,interval(8,64)))", "d=tag(log,interval(1,10))", "e=choice(25,50)",
+                             "f=25,50", "g=range(8,64,8)", "h=shuffle(range(1,4))"])
+    assert space["a"] == IntDistribution(8, 64)  # model.hidden_dim=int(interval(8,64)) draws integers
+    assert space["b"] == space["c"] == IntDistribution(8, 64, log=True)
+    assert space["d"] == FloatDistribution(1.0, 10.0, log=True)
+    assert space["e"] == space["f"] == CategoricalDistribution([25, 50])
+    assert space["g"] == IntDistribution(8, 56, step=8)
+    assert isinstance(space["h"], CategoricalDistribution) and sorted(space["h"].choices) == [1, 2, 3]
 
 
 def toy_search(tmp_path, *args, cwd=None):
@@ -140,6 +155,62 @@ def finish(proc):
     return out + err
 
 
+def test_the_median_pruner_prunes_nothing_before_five_trials_have_finished():
+    """Why a 6-trial search with pruner=median prunes at most its 6th trial (docs/sweeps.md, Pruning)."""
+    from hydra_plugins.primer_optuna_sweeper.config import PRUNERS
+
+    name, kwargs = PRUNERS["median"]
+    study = optuna.create_study(pruner=getattr(optuna.pruners, name)(**kwargs))
+    verdicts = []
+    for number in range(6):
+        trial = study.ask()
+        trial.report(100.0 * (number + 1), step=2)  # each trial worse than every one before it
+        verdicts.append(trial.should_prune())
+        study.tell(trial, 100.0 * (number + 1))
+    assert verdicts == [False] * 5 + [True]
+
+
+@pytest.mark.slow
+def test_the_documented_short_search_prunes_and_never_at_the_last_step(tmp_path):
+    proc = search(tmp_path, "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=2",
+                  "hydra.sweeper.n_trials=6", "trainer.val_check_interval=2", "hydra.sweep.dir=sweep")
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    study = only_study(f"sqlite:///{tmp_path}/outputs/optuna.db")
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert pruned and all(t.number >= 2 and max(t.intermediate_values) < 6 for t in pruned)
+    # a trial that reached its last validation completes: its value is the study's to compare
+    assert all(t.state == TrialState.COMPLETE and max(t.intermediate_values) == 6 for t in study.trials
+               if t not in pruned)
+    assert re.search(r"^#\d+ .*  pruned: at step 2 of 6: val/loss", out, re.MULTILINE)
+
+
+@pytest.mark.slow
+def test_an_int_interval_search_runs_and_its_lines_show_the_drawn_values_rounded(tmp_path):
+    proc = search(tmp_path, "model.hidden_dim=int(interval(8,64))", "hydra.sweeper.n_trials=2", "hydra.sweep.dir=s")
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]  # every trial gets an integer hidden_dim
+    study = only_study(f"sqlite:///{tmp_path}/outputs/optuna.db")
+    assert all(t.state == TrialState.COMPLETE and isinstance(t.params["model.hidden_dim"], int) for t in study.trials)
+    assert study.metric_names == ["val/loss"]  # optuna-dashboard's axis, not "Objective 0"
+    lines = [line for line in out.splitlines() if line.startswith("#")]
+    assert len(lines) == 2
+    for line, trial in zip(lines, study.trials):
+        lr = trial.params["optimizer.lr"]
+        drawn = f"optimizer={trial.params['optimizer']} optimizer.lr={lr:.4g} " \
+                f"model.hidden_dim={trial.params['model.hidden_dim']}"
+        assert line.startswith(f"#{trial.number} {drawn}  train/loss ")  # the fixed overrides are said once
+    assert "every trial: hparams_search=optuna trainer.max_steps=6" in out + err
+    assert f"Best of study '{study.study_name}': val/loss {study.best_value:.4g} at trial {study.best_trial.number}: " \
+           in out + err
+    summary = (tmp_path / "s/summary.md").read_text().splitlines()
+    assert summary[2].startswith(f"| 0 | `{lines[0].split('  ')[0].removeprefix('#0 ')}` | ok | 6 |")
+    assert summary[0].count("|") == summary[1].count("|")
+    csv_overrides = [r["overrides"] for r in summary_rows(tmp_path / "s")]
+    assert f"optimizer.lr={study.trials[0].params['optimizer.lr']}" in csv_overrides[0]  # every digit, every override
+    assert "trainer.max_steps=6" in csv_overrides[0]
+
+
 @pytest.mark.slow
 def test_a_study_continues_across_commands_whatever_they_show_or_write(tmp_path):
     first = finish(search(tmp_path, "hydra.sweeper.n_trials=2"))
@@ -222,6 +293,13 @@ def test_a_pruner_without_a_storage_stops_the_search_in_one_line(cli, tmp_path):
     assert code == 2 and err == ("error: hydra.sweeper.pruner: a pruner needs hydra.sweeper.storage (trials report "
                                  "to it from their jobs); set a storage, or hydra/sweeper/pruner=none\n")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_metric_names_other_than_one_per_direction_stop_the_search_in_one_line(cli, tmp_path):
+    code, _, err = cli("-m", "hparams_search=optuna", "hydra.sweeper.metric_names=[val/loss,val/r2]")
+    assert code == 2 and err == "error: hydra.sweeper.metric_names=['val/loss', 'val/r2']: give one name per " \
+                                "direction (minimize)\n"
+    assert list(tmp_path.iterdir()) == []  # no study made, no sweep dir
 
 
 def test_the_study_and_trial_reach_the_job_as_the_sweeper_named_them():

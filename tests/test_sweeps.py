@@ -17,7 +17,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from primer import exits
 from primer.sweeps import report
 from primer.sweeps.report import job_dirs
-from tests.conftest import QUIET, TINY, run_cli, start_cli
+from primer.sweeps.searched import shown_overrides
+from tests.conftest import QUIET, REPO_ROOT, TINY, run_cli, start_cli
 
 SWEEPS = {  # name: the multirun's arguments
     "grid": ["model=two_layer,custom_relu", "optimizer.lr=1e-4,10", *TINY],
@@ -70,8 +71,9 @@ def check_summary_matches_every_job(sweep_dir, stdout):
     assert len(rows) == len(jobs) == len(markdown.strip().splitlines()) - 2
     for row, job in zip(rows, jobs):
         assert row["job"] == job.name
-        assert row["overrides"] == " ".join(yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text()))
-        assert f"`{row['overrides']}`" in markdown
+        typed = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text())
+        assert row["overrides"] == " ".join(typed)  # every override, every digit
+        assert f"`{' '.join(shown_overrides(job, typed))}`" in markdown  # a search's: what it drew, rounded
         if (job / "metrics.json").exists():
             for name, value in json.loads((job / "metrics.json").read_text()).items():
                 assert float(row[name]) == pytest.approx(float(value), nan_ok=True)
@@ -183,10 +185,35 @@ def test_report_shows_a_jobs_overrides_as_typed_and_resolves_nothing_in_them(tmp
     assert report.summarize(tmp_path)["overrides"] == "seed=${oc.env:PRIMER_SECRET}"
 
 
-def test_report_of_a_dir_without_runs_says_so_in_one_line(tmp_path):
-    result = run_cli(str(tmp_path), module="primer.sweeps.report", cwd=tmp_path)
+def test_a_summary_of_jobs_without_metrics_has_as_many_separators_as_columns():
+    table = report.markdown_table([{"job": "0_x=1", "overrides": "x=1", "status": "failed", "reason": "r",
+                                    "steps": None, "wall_time_s": None}], metrics=[])
+    header, separator, row = table.splitlines()
+    assert header == "| job | overrides | status | steps | wall time (s) |"
+    assert header.count("|") == separator.count("|") == row.count("|") == 6
+
+
+def test_a_trials_line_rounds_the_numbers_it_drew_and_keeps_the_rest():
+    from primer.sweeps.searched import rounded
+
+    assert rounded("optimizer.lr=0.0006431172050131992") == "optimizer.lr=0.0006431"
+    assert [rounded(o) for o in ("model.hidden_dim=39", "optimizer=adam", "x=1e-05")] == \
+        ["model.hidden_dim=39", "optimizer=adam", "x=1e-05"]
+
+
+@pytest.mark.parametrize("module", ["primer.sweeps.report", "primer.report"])  # the old name keeps working
+def test_report_of_a_dir_without_runs_says_so_in_one_line(tmp_path, module):
+    result = run_cli(str(tmp_path), module=module, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: {tmp_path}: not a run or sweep dir") and result.stderr.count("\n") == 1
+
+
+def test_every_command_has_a_console_script_beside_its_module():
+    import tomllib
+
+    scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"primer-train": "primer.train:main", "primer-eval": "primer.eval:main",
+                       "primer-report": "primer.report:main"}
 
 
 @pytest.mark.slow

@@ -3,6 +3,8 @@
 import csv
 import json
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -10,7 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from primer.cli.train import train
-from tests.conftest import MODELS, PRIMER_LR, QUIET, TINY, read_checkpoint, run_cli, same_weights
+from tests.conftest import MODELS, PRIMER_LR, QUIET, TINY, cli_env, read_checkpoint, run_cli, same_weights
 
 FINAL = "checkpoints/final.ckpt"
 
@@ -41,7 +43,25 @@ def test_run_leaves_metrics_checkpoint_and_tensorboard_events(make_config, tmp_p
     # TensorBoard's loss card on a log scale, at the same steps (primer.run.results.RunLogger)
     log10 = [(e.step, e.value) for e in events.Scalars("train/log10_loss")]
     assert log10 == [(e.step, pytest.approx(math.log10(e.value), abs=1e-6)) for e in events.Scalars("train/loss")]
+    assert not events.Tags()["graph"]  # off by default: it goes through the deprecated torch.jit.trace
+
+
+def test_the_model_graph_is_drawn_when_asked_for(make_config, tmp_path):
+    train(make_config(*TINY, "logger.tensorboard.log_graph=true"))
+    events = EventAccumulator(str(tmp_path / "run"))
+    events.Reload()
     assert events.Tags()["graph"]
+
+
+@pytest.mark.slow  # a training in a subprocess
+def test_the_default_run_is_warning_clean(tmp_path):
+    """Every warning made an error (PYTHONWARNINGS=error): the default run still ends as it should."""
+    env = {**cli_env(), "PYTHONWARNINGS": "error"}
+    result = subprocess.run([sys.executable, "-m", "primer.train", *TINY, "hydra.run.dir=run"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Warning" not in result.stdout + result.stderr
+    assert (tmp_path / "run/checkpoints/final.ckpt").is_file()
 
 
 def test_hparams_tab_lists_the_run_config_with_its_final_metrics(make_config, tmp_path):

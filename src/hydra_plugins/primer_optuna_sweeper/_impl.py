@@ -3,6 +3,7 @@
 import logging
 import math
 import re
+import warnings
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
 from primer.sweeps import studies  # also registers ${study_name:}, which the search config resolves
+from primer.sweeps.searched import SEARCHED_ENV, rounded
 from primer.exits import BadConfig, EndCommand
 
 from ._space import grid, search_space
@@ -24,12 +26,13 @@ NEEDS = {"optuna.samplers.CmaEsSampler": "cmaes", "optuna.samplers.QMCSampler": 
 
 class OptunaSearch:
     def __init__(self, sampler, pruner, direction, storage, study_name, n_trials, n_jobs, max_failure_rate,
-                 params=None) -> None:
+                 params=None, metric_names=None) -> None:
         self.sampler_cfg, self.pruner_cfg = sampler, pruner
         self.directions = [str(d) for d in direction] if OmegaConf.is_list(direction) else [str(direction)]
         self.storage, self.study_name = storage, study_name
         self.n_trials, self.n_jobs, self.max_failure_rate = n_trials, n_jobs, max_failure_rate
         self.params = params or {}
+        self.metric_names = list(metric_names) if metric_names else None
 
     def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
         self.config = config
@@ -40,6 +43,9 @@ class OptunaSearch:
         if self.storage is None and not str(self.pruner_cfg._target_).endswith("NopPruner"):
             raise EndCommand(BadConfig("hydra.sweeper.pruner: a pruner needs hydra.sweeper.storage (trials report to "
                                        "it from their jobs); set a storage, or hydra/sweeper/pruner=none"))
+        if self.metric_names is not None and len(self.metric_names) != len(self.directions):
+            raise EndCommand(BadConfig(f"hydra.sweeper.metric_names={list(self.metric_names)}: give one name per "
+                                       f"direction ({', '.join(self.directions)})"))
         needs = NEEDS.get(self.sampler_cfg._target_)
         if needs and find_spec(needs) is None:  # the sampler would import it only at its first relative sample
             raise EndCommand(BadConfig(f"hydra.sweeper.sampler: {self.sampler_cfg._target_} needs {needs}; "
@@ -51,8 +57,10 @@ class OptunaSearch:
                                                seed=self.sampler_cfg.get("seed"))
         except (ValueError, ImportError) as error:  # a sweep Optuna cannot search, a sampler's missing package
             raise EndCommand(BadConfig(f"hydra.sweeper: {error}")) from error
+        self._name_metrics(study)
         log.info(f"Optuna study '{study.study_name}' in {self.storage or 'memory'}: search {joined + 1} on it, "
-                 f"sampler seed {seed}")
+                 f"sampler seed {seed}; searching {', '.join(space)}"
+                 + (f"; every trial: {' '.join(f'{k}={v}' for k, v in fixed.items())}" if fixed else ""))
         n_trials = self.n_trials
         if isinstance(study.sampler, optuna.samplers.GridSampler):
             n_trials = min(n_trials, math.prod(len(v) for v in grid(space).values()))
@@ -68,6 +76,14 @@ class OptunaSearch:
                 raise RuntimeError(f"{sum(failed)} of {len(returns)} trials failed "
                                    f"(hydra.sweeper.max_failure_rate={self.max_failure_rate})")
         self._save_results(study)
+
+    def _name_metrics(self, study: optuna.Study) -> None:
+        """optuna-dashboard labels its axes with the study's metric names (else "Objective 0")."""
+        if self.metric_names is None or study.metric_names == self.metric_names:
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # stable since Optuna 3.2
+            study.set_metric_names(self.metric_names)
 
     def _sampler(self, space, seed):
         cfg = OmegaConf.to_container(self.sampler_cfg)
@@ -86,7 +102,8 @@ class OptunaSearch:
         study = study.replace("${", "\\${")
         return [*(f"{k}={v}" for k, v in {**trial.params, **fixed}.items()),
                 f"++hydra.job.env_set.{studies.TRIAL_ENV}={trial.number}",
-                f"++hydra.job.env_set.{studies.STUDY_ENV}='{study}'"]
+                f"++hydra.job.env_set.{studies.STUDY_ENV}='{study}'",
+                f"++hydra.job.env_set.{SEARCHED_ENV}='{','.join(trial.params)}'"]  # what its lines show
 
     def _tell(self, study: optuna.Study, trial: optuna.trial.Trial, ret, user_attrs: dict) -> bool:
         """Records the job's ending in the study; True if it failed."""
@@ -119,8 +136,21 @@ class OptunaSearch:
         path = Path(self.config.hydra.sweep.dir, "optimization_results.yaml")
         path.parent.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(OmegaConf.create(results), path)
-        log.info(f"Best of study '{study.study_name}': {results}")
+        log.info(f"Best of study '{study.study_name}': {_best(study, self.metric_names)} ({path.name} has every digit)")
 
+
+
+def _best(study: optuna.Study, names: list[str] | None) -> str:
+    """`val/loss 559 at trial 2: optimizer=sgd optimizer.lr=0.002372`: the best trials, their values rounded."""
+    names = names or [f"value {i}" for i in range(len(study.directions))]
+    try:
+        best = study.best_trials
+    except ValueError:
+        best = []
+    if not best:
+        return "no trial completed"
+    return "; ".join(" ".join(f"{n} {v:.4g}" for n, v in zip(names, t.values)) + f" at trial {t.number}: "
+                     + " ".join(rounded(f"{k}={v}") for k, v in t.params.items()) for t in best[:3])
 
 
 def _record(study: optuna.Study, trial: optuna.trial.Trial, **outcome) -> None:

@@ -4,7 +4,9 @@
     range(1, 4)                   IntDistribution(1, 3): 1, 2, 3, as Hydra's grid runs it
     range(0.1, 0.4, 0.1)          FloatDistribution(0.1, 0.3, step=0.1)
     interval(1e-5, 1e-2)          FloatDistribution(1e-5, 1e-2); Hydra reads interval(1, 8) as floats too
+    int(interval(8, 64))          IntDistribution(8, 64): Hydra's cast makes the ends ints
     tag(log, interval(...))       the same with log=True
+    a,b (choice without the word) CategoricalDistribution([a, b])
     shuffle(...) of a range       CategoricalDistribution of its values
     x (no sweep)                  a fixed value, given to every trial as it is
 """
@@ -40,7 +42,9 @@ def distribution(override: Override) -> BaseDistribution:
         if all(isinstance(v, int) for v in values) and isinstance(value.step, int):
             return IntDistribution(low, high, step=step)
         return FloatDistribution(low, high, step=step)
-    if override.is_interval_sweep():
+    if override.is_interval_sweep():  # as hydra-optuna-sweeper reads it: int ends, an IntDistribution
+        if isinstance(value.start, int) and isinstance(value.end, int):
+            return IntDistribution(value.start, value.end, log="log" in value.tags)
         return FloatDistribution(value.start, value.end, log="log" in value.tags)
     raise ValueError(f"{override.input_line}: the Optuna sweeper takes choice, range or interval sweeps")
 

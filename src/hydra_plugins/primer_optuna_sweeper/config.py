@@ -29,6 +29,8 @@ class OptunaSweeperConf:
     n_jobs: int = 2  # trials asked, launched and told together
     max_failure_rate: float = 0.0
     params: dict | None = None
+    # a name for each value the task returns: optuna-dashboard's axis (study.set_metric_names)
+    metric_names: list | None = None
 
 
 SAMPLERS = {  # name: the sampler and the arguments people set (Optuna's defaults)

@@ -4,16 +4,16 @@ ModelCheckpoint look for their metric when validation ends) or not at all (a cos
 flips the lr between its two ends at every step).
 """
 
-import difflib
-
 from omegaconf import DictConfig, OmegaConf
 
+from primer.checks.spelling import closest
 from primer.exits import BadConfig
 from primer.checks.validation import value
 
 
 def check_monitors(cfg: DictConfig) -> None:
-    """Each configured callback's `monitor` names a metric the system logs (primer.run.system.logged_in_fit)."""
+    """Each configured callback's `monitor`, and the scheduler's, names a metric the system logs
+    (primer.run.system.logged_in_fit)."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     from primer.checks.signatures import import_target
@@ -33,10 +33,16 @@ def check_monitors(cfg: DictConfig) -> None:
             continue  # building it will say what is wrong (primer.exits.setting_up)
         known = logged + (["epoch", "step"] if isinstance(target, type) and issubclass(target, ModelCheckpoint) else [])
         if monitor not in known:
-            close = difflib.get_close_matches(str(monitor), known, n=1, cutoff=0.8)
-            hint = f"did you mean {close[0]}? " if close else ""
-            raise BadConfig(f"callbacks.{name}.monitor={monitor}: primer logs no such metric; {hint}"
-                            f"it logs {', '.join(known)}")
+            raise BadConfig(_no_such_metric(f"callbacks.{name}.monitor", monitor, known))
+    scheduler = OmegaConf.select(cfg, "scheduler", default=None)  # Lightning's lr_scheduler dict (scheduler=plateau)
+    if isinstance(scheduler, DictConfig) and (monitor := value(scheduler, "monitor")) is not None \
+            and monitor not in logged:
+        raise BadConfig(_no_such_metric("scheduler.monitor", monitor, logged))
+
+
+def _no_such_metric(key: str, monitor: str, known: list[str]) -> str:
+    hint = f"did you mean {close}? " if (close := closest(monitor, known)) else ""
+    return f"{key}={monitor}: primer logs no such metric; {hint}it logs {', '.join(known)}"
 
 
 def check_scheduler_length(cfg: DictConfig) -> None:

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, open_dict
 
 from primer.config import key_and_value
 from primer.checks import failing_closed
+from primer.checks.command_line import command
 from primer.checks.hydra_errors import describe_hydra_error
 from primer.exits import BadConfig, EndCommand
 
@@ -30,6 +31,8 @@ class CheckBeforeRunning(Callback):
     """Stops a bad run, or a sweep with any bad job, before its dir is made."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        if not _is_grid(config.hydra.sweeper):  # hparams_search=optuna without -m would train one default run
+            raise EndCommand(_search_without_multirun(config.hydra))
         _check_or_end(config, multirun=False)
         _claim_run_dir(config)
 
@@ -54,6 +57,12 @@ def _claim_run_dir(config: DictConfig) -> None:
     with _refusal_ends_the_command():
         run_dir.claim(path, f"hydra.run.dir={config.hydra.run.dir}", resumes_here=resumes_into(config, path),
                       hydra_files=tuple(f for f in hydra_files if f is not None))
+
+
+def _search_without_multirun(hydra_cfg: DictConfig) -> BadConfig:
+    overrides = [o for o in (*hydra_cfg.overrides.hydra, *hydra_cfg.overrides.task) if not o.startswith("hydra.mode=")]
+    typed = next((o for o in overrides if o.startswith(("hparams_search=", "hydra/sweeper="))), "hydra.sweeper")
+    return BadConfig(f"{typed}: a search runs its trials only as a sweep; add -m: {command(overrides, multirun=True)}")
 
 
 def checked_before_running(hydra_cfg: DictConfig) -> bool:

@@ -10,20 +10,21 @@ Two layers, cheapest first, so that most bad input is stopped before torch is im
 A resume is checked against its checkpoint (primer.run.checkpoints) as part of layer 2.
 """
 
-import difflib
 import math
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
-from primer.config import key_and_value
+from primer.checks.spelling import closest
+from primer.config import key_and_value, task_config
 from primer.exits import BadConfig
 
 POSITIVE_INT, POSITIVE_NUMBER = "a positive integer", "a positive number"
+NON_NEGATIVE_NUMBER = "a number, 0 or more"
 # The keys users type most, and what each must be (on top of what the signatures allow).
 RULES = {
     "seed": "an integer from 0 to 4294967295 (numpy's seeds), or null to draw one",
-    "optimizer.lr": POSITIVE_NUMBER,
+    "optimizer.lr": NON_NEGATIVE_NUMBER,  # torch takes lr=0 (a run that changes nothing), not less
     "data.batch_size": POSITIVE_INT,
     "data.input_dim": POSITIVE_INT,
     "data.output_dim": POSITIVE_INT,
@@ -53,6 +54,7 @@ def value(cfg: DictConfig, key: str, default=None):
 
 def check_rules(cfg: DictConfig) -> None:
     """Layer 1: primer's ranges and combinations; needs no torch."""
+    _check_removed_keys(cfg)
     for key, rule in RULES.items():
         found = value(cfg, key, default=_UNRESOLVED)
         if found is not _UNRESOLVED and not _satisfies(found, key):
@@ -76,6 +78,9 @@ def check_rules(cfg: DictConfig) -> None:
             if (found := value(cfg, key)) not in harmless:
                 raise BadConfig(f"{key}={found}: model=manual steps its optimizer itself with hand-derived gradients "
                                 "(manual optimization), where Lightning cannot do this; use another model or drop it")
+        if (monitor := value(cfg, "scheduler.monitor")) is not None:
+            raise BadConfig(f"scheduler.monitor={monitor}: model=manual steps its scheduler itself at every step, with "
+                            "no metric to give it; use scheduler=step or scheduler=cosine, or another model")
         # Autocast would give the hand-derived gradients its low dtype, and 16-mixed's gradient scaler would
         # unscale gradients it never scaled: the net computes in one dtype, end to end.
         if "mixed" in str(precision := value(cfg, "trainer.precision")) or str(precision) in ("16", "bf16"):
@@ -89,6 +94,29 @@ def check_rules(cfg: DictConfig) -> None:
     for key, where in OWN_GROUP.items():
         if OmegaConf.select(cfg, f"trainer.{key}", default=None) is not None:
             raise BadConfig(f"trainer.{key}: primer sets the Trainer's {key} from {where}")
+
+
+def _check_removed_keys(cfg: DictConfig) -> None:
+    """`~trainer.max_steps` removes a key that others interpolate (data.steps): which ones, before they fail."""
+    removed = [key_and_value(o)[0] for o in _overrides(cfg) if o.startswith("~")]
+    written = _written(OmegaConf.to_container(task_config(cfg), resolve=False))
+    for key in removed:
+        if users := [k for k, text in written.items() if f"${{{key}}}" in text]:
+            needs = f": {RULES[key]}" if key in RULES else ""
+            raise BadConfig(f"~{key}: {', '.join(users)} {'uses' if len(users) == 1 else 'use'} it; set {key} "
+                            f"instead of removing it{needs}")
+
+
+def _written(node, prefix: str = "") -> dict[str, str]:
+    """Every string value of a config as written (interpolations unresolved), by its dotted key."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+    found = {}
+    for key, child in items:
+        if isinstance(child, str):
+            found[f"{prefix}{key}"] = child
+        else:
+            found.update(_written(child, f"{prefix}{key}."))
+    return found
 
 
 def _shown(found) -> str:
@@ -110,7 +138,8 @@ def _satisfies(found, key: str) -> bool:
         return _is_int(found) and (found > 0 or found == -1)
     if RULES[key] == POSITIVE_INT:
         return _is_int(found) and found > 0
-    return isinstance(found, (int, float)) and not isinstance(found, bool) and math.isfinite(found) and found > 0
+    number = isinstance(found, (int, float)) and not isinstance(found, bool) and math.isfinite(found)
+    return number and (found >= 0 if RULES[key] == NON_NEGATIVE_NUMBER else found > 0)
 
 
 def check_signatures(cfg: DictConfig) -> None:
@@ -135,9 +164,9 @@ def check_signatures(cfg: DictConfig) -> None:
             if key not in params:
                 if takes_any_keyword:
                     continue
-                close = difflib.get_close_matches(str(key), params, n=1, cutoff=0.8)
+                close = closest(key, params)
                 typed = any(key_and_value(o)[0] == f"{group}.{key}" for o in _overrides(cfg))
-                hint = (f"did you mean {group}.{close[0]}?" if close else "drop it from the command line" if typed
+                hint = (f"did you mean {group}.{close}?" if close else "drop it from the command line" if typed
                         else f"remove it with ~{group}.{key}")
                 raise BadConfig(f"{group}.{key}: {target_name} takes no argument {key}; {hint}")
             found = value(cfg, f"{group}.{key}", default=_UNRESOLVED)
@@ -171,6 +200,18 @@ def _overrides(cfg: DictConfig) -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
+def _no_gpu(cfg: DictConfig) -> str:
+    """About what was typed: trainer.accelerator=gpu, or the trainer=gpu that set it."""
+    accelerator = f"trainer.accelerator={cfg.trainer.accelerator}"
+    choice = OmegaConf.select(cfg, "hydra.runtime.choices.trainer", default=None)
+    typed = {key_and_value(o)[0]: o for o in _overrides(cfg)}
+    if "trainer.accelerator" not in typed and f"trainer={choice}" in typed.values():
+        return f"trainer={choice}: sets {accelerator}, and no CUDA GPU is available on this machine; " \
+               "use trainer=cpu or trainer=auto"
+    return f"{accelerator}: no CUDA GPU is available on this machine; use trainer.accelerator=cpu or " \
+           "trainer.accelerator=auto"
+
+
 def check(cfg: DictConfig) -> None:
     """Both layers, then the checkpoint of a resume. Raises BadConfig on the first problem."""
     check_rules(cfg)
@@ -178,8 +219,7 @@ def check(cfg: DictConfig) -> None:
         import torch
 
         if not torch.cuda.is_available():
-            raise BadConfig(f"trainer.accelerator={cfg.trainer.accelerator}: no CUDA GPU is available on this machine; "
-                            "use trainer.accelerator=cpu or trainer.accelerator=auto")
+            raise BadConfig(_no_gpu(cfg))
     if OmegaConf.select(cfg, "seed", default=0) is None:  # seed=null: checked as the seed it will draw
         cfg = cfg.copy()
         with open_dict(cfg):

@@ -87,6 +87,10 @@ def main() -> None:
 
         print(help_text())
         return
+    from primer.checks.command_line import flags_after_overrides
+
+    if misplaced := flags_after_overrides(sys.argv[1:]):
+        raise misplaced
     from primer.run import run_dir
 
     exits.let_hydra_raise()
@@ -98,11 +102,11 @@ def main() -> None:
     except Exception as error:  # the task routes its own errors: this is Hydra rejecting the command line
         from primer.checks.hydra_errors import describe_hydra_error
 
-        raise describe_hydra_error(error, overrides_in(sys.argv[1:])) from error
+        raise describe_hydra_error(error, overrides_in(sys.argv[1:]), argv=sys.argv[1:]) from error
 
 
 def overrides_in(argv: list[str]) -> list[str]:
     """The key=value overrides of a command line, without Hydra's flags and their values."""
-    with_value = {"--cfg", "-c", "--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp", "--package",
-                  "-p", "--experimental-rerun"}
-    return [a for i, a in enumerate(argv) if not a.startswith("-") and (i == 0 or argv[i - 1] not in with_value)]
+    from primer.checks.command_line import FLAGS_WITH_VALUE
+
+    return [a for i, a in enumerate(argv) if not a.startswith("-") and (i == 0 or argv[i - 1] not in FLAGS_WITH_VALUE)]

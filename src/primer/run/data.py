@@ -1,6 +1,7 @@
 """Synthetic regression data, made in memory from a seed: nothing is downloaded."""
 
 import itertools
+import math
 
 import lightning as L
 import torch
@@ -112,7 +113,19 @@ class SyntheticRegression(L.LightningDataModule):
         return RepeatedBatch(self.train_batch, self.hparams.steps)
 
     def val_dataloader(self) -> RepeatedBatch:
-        return RepeatedBatch(self.val_batch, 1)
+        return RepeatedBatch(self.val_batch, self._val_repeats())
+
+    def _val_repeats(self) -> int:
+        """1; under Trainer(overfit_batches=f) with a fraction f, enough repeats of the one val batch that f of them
+        is a whole one. Lightning takes f of the val batches too (it sets limit_val_batches to f, so its advice to
+        raise limit_val_batches cannot help), and f of a single batch is none. Repeats score as the batch does."""
+        fraction = self.trainer.overfit_batches if self.trainer is not None else 0
+        if not (isinstance(fraction, float) and 0 < fraction < 1):
+            return 1
+        repeats = math.ceil(1 / fraction)
+        while int(repeats * fraction) < 1:  # as Lightning rounds: int(length * fraction)
+            repeats += 1
+        return repeats
 
     def test_dataloader(self) -> RepeatedBatch:
         return RepeatedBatch(self.test_batch, 1)

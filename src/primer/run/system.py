@@ -1,7 +1,7 @@
 """The Lightning system: trains any of the primer's nets on (x, y) batches."""
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import lightning as L
 import torch
@@ -30,7 +30,8 @@ class Regression(L.LightningModule):
 
     A HandGradientNet is trained in manual-optimization mode with the gradients it derives
     itself; any other net goes through autograd. An optional lr scheduler factory is stepped
-    after every training step.
+    after every training step; or Lightning's lr_scheduler dict, its "scheduler" a factory, where
+    the scheduler needs more (ReduceLROnPlateau: a monitor).
 
     Under DDP each rank holds a slice of the global batch. The loss is a sum over rows, so the
     global gradient is the sum of the ranks' gradients; DDP averages them, so each rank
@@ -44,7 +45,7 @@ class Regression(L.LightningModule):
         net: nn.Module,
         optimizer: Callable[..., torch.optim.Optimizer],
         input_dim: int,
-        scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | None = None,
+        scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | Mapping | None = None,
         metrics: Sequence[str] = METRICS,
     ):
         super().__init__()
@@ -75,7 +76,12 @@ class Regression(L.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         # stepped after every training step: a run is one long epoch over the same batch
-        scheduler = {"scheduler": self.scheduler_factory(optimizer), "interval": "step"}
+        scheduler = {"interval": "step"}
+        if isinstance(self.scheduler_factory, Mapping):  # Lightning's lr_scheduler dict (monitor, interval, ...)
+            scheduler.update(self.scheduler_factory)
+            scheduler["scheduler"] = self.scheduler_factory["scheduler"](optimizer)
+        else:
+            scheduler["scheduler"] = self.scheduler_factory(optimizer)
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
     def training_step(self, batch, batch_idx: int):

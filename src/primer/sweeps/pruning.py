@@ -5,7 +5,8 @@ the trial in the job's Hydra config (hydra.job.env_set, primer.sweeps.studies.TR
 reports val/loss at its global step; when the pruner (hydra.sweeper.pruner: median, successive_halving,
 hyperband, ...) prunes the trial, the training stops there as it would at max_steps (checkpoint,
 metrics.json, TensorBoard), `pruned.txt` says why, and the sweeper records the trial as pruned.
-Intermediate values need validations during the run: trainer.val_check_interval=N (steps).
+Intermediate values need validations during the run: trainer.val_check_interval=N (steps). The last
+validation reports too, but never prunes: the run is done, and its value is the trial's.
 Optuna's PyTorchLightningPruningCallback (optuna-integration) reports per epoch; a primer run is one epoch.
 """
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from lightning.pytorch.callbacks import Callback
 
 from primer.run.guards import of_planned
+from primer.run.system import planned_steps
 from primer.run.files import PRUNED_FILE
 from primer.sweeps.studies import PRUNED_AT, STUDY_ENV, TRIAL_ENV
 
@@ -56,7 +58,8 @@ class ReportToTrial(Callback):
             value = trainer.callback_metrics.get("val/loss")
             if value is not None and math.isfinite(value := float(value)):
                 self.trial.report(value, trainer.global_step)
-                prune = self.trial.should_prune()
+                # at the last step there is nothing left to save: the trial completes, and its value counts
+                prune = trainer.global_step != planned_steps(trainer) and self.trial.should_prune()
         if trainer.strategy.broadcast(prune, src=0):  # every DDP rank stops at the same step
             trainer.should_stop = True
             if trainer.is_global_zero:

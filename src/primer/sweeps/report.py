@@ -28,6 +28,7 @@ from primer import exits
 from primer.run.dashboard import FIRST_METRICS as TABLE_METRICS
 from primer.run.files import EVENT_FILES, FAILURE_FILE, PRUNED_FILE
 from primer.exits import BadConfig, SweepFailed, first_line
+from primer.sweeps.searched import shown_overrides
 
 TABLES, PLOT = ("summary.csv", "summary.md"), "loss_curves.png"
 NO_PLOT = f"{PLOT} not drawn: it needs matplotlib; pip install -e '.[sweeps]' (or pip install matplotlib)"
@@ -146,7 +147,8 @@ def write_summary(root: Path) -> tuple[str, list[dict], list[str]]:
         writer = csv.DictWriter(f, ["job", "overrides", "status", "reason", "steps", "wall_time_s", *metric_names])
         writer.writeheader()
         writer.writerows(rows)
-    table = markdown_table(rows, [m for m in TABLE_METRICS if m in metric_names])
+    shown = [{**row, "overrides": " ".join(shown_overrides(d, _typed_overrides(d)))} for d, row in zip(dirs, rows)]
+    table = markdown_table(shown, [m for m in TABLE_METRICS if m in metric_names])
     (root / "summary.md").write_text(table + "\n")
     files = list(TABLES)
     events = [job_events(d) for d in dirs]
@@ -170,8 +172,8 @@ def varied(jobs: list[list[str]]) -> list[str]:
 
 
 def markdown_table(rows: list[dict], metrics: list[str]) -> str:
-    lines = ["| job | overrides | status | steps | wall time (s) | " + " | ".join(metrics) + " |",
-             "|---" * (5 + len(metrics)) + "|"]
+    columns = ["job", "overrides", "status", "steps", "wall time (s)", *metrics]  # no metric: no empty column
+    lines = ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
     for row in rows:
         status = f"{row['status']}: {row['reason']}" if row["status"] in ("failed", "pruned") else "ok"
         cells = [_job_number(row["job"]), f"`{row['overrides']}`" if row["overrides"] else "(defaults)", status,

@@ -57,15 +57,17 @@ def job_line(num: int, job_dir: Path, overrides: str) -> str:
     """`#0 optimizer.lr=1e-4  train/loss 2.478e-06  val/loss 2.412e-06  val/r2 1  (1.2 s)`, or the reason it failed:
     the job's row of the sweep summary."""
     from primer.sweeps.report import summarize
+    from primer.sweeps.searched import shown_overrides
 
     if not (job_dir / ".hydra").is_dir():  # hydra.output_subdir=null: no row, and no summary either
         return f"#{num} {overrides}  ended; what it wrote is in {job_dir}"
     row = summarize(job_dir)
-    if row["status"] != "ok":
-        return f"#{num} {row['overrides']}  failed: {row['reason']}"
+    shown = " ".join(shown_overrides(job_dir, row["overrides"].split(" "))) if row["overrides"] else ""
+    if row["status"] != "ok":  # failed, or pruned
+        return f"#{num} {shown}  {row['status']}: {row['reason']}"
     values = "  ".join(f"{name} {row[name]:.4g}" for name in FIRST_METRICS if name in row)
     took = f"  ({row['wall_time_s']:.1f} s)" if row["wall_time_s"] is not None else ""
-    return f"#{num} {row['overrides']}  {values}{took}"
+    return f"#{num} {shown}  {values}{took}"
 
 
 def colour_only_on_a_terminal() -> None:
