@@ -7,6 +7,7 @@ one tracker run per job. A tracker whose package is missing stops in one line be
 """
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +65,25 @@ def test_a_tracker_whose_package_is_missing_stops_in_one_line_before_any_dir(cli
     assert err.strip() == (f'error: logger.{package}: {name} needs the {package} package, which is not installed; '
                            f'pip install -e ".[{package}]", or choose logger=tensorboard, logger=csv or logger=none')
     assert not (tmp_path / "outputs").exists() and "sweep into" not in out
+
+
+NO_TRACKING = """
+from primer.run.trackers import MLflowRun, WandbRun
+MLflowRun(tracking_uri="sqlite:///outputs/mlflow.db")
+WandbRun(offline=True)
+from mlflow.telemetry.client import get_telemetry_client
+import wandb.env
+print(get_telemetry_client(), wandb.env.error_reporting_enabled())
+"""
+
+
+def test_the_trackers_start_nothing_that_reaches_the_network(tmp_path, start_store):
+    """mlflow starts its usage telemetry at import, outside CI and tests (whose variables the command is run without)."""
+    start_store(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "PYTEST_CURRENT_TEST")}
+    shown = subprocess.run([sys.executable, "-c", NO_TRACKING], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    assert shown.stdout.split() == ["None", "False"]
 
 
 @pytest.mark.slow  # trains in this process

@@ -16,9 +16,14 @@ class MLflowRun(MLFlowLogger):
     one would fail. A lock beside the store's file serializes both; logging itself needs no lock.
     mlflow keeps one store per URI for the process: a relative `sqlite:///outputs/mlflow.db` would stay
     in the dir of the process's first run, so it is made absolute first.
+
+    Nothing leaves the machine for a local store: mlflow's usage telemetry, which `import mlflow` starts
+    (a thread that asks mlflow's servers for its settings), is off unless MLFLOW_DISABLE_TELEMETRY says
+    otherwise.
     """
 
     def __init__(self, *args, tracking_uri: str | None = os.getenv("MLFLOW_TRACKING_URI"), **kwargs):
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # read when mlflow is imported, just below
         self._joined = False
         tracking_uri = self._absolute(tracking_uri)
         with self._first_use(tracking_uri):
@@ -64,7 +69,15 @@ class WandbRun(WandbLogger):
     Lightning's leaves its W&B run open until the process exits, and a WandbLogger made while a run is
     open logs into that run: the jobs of a sweep in one process, or two trainings in one notebook, would
     all be one W&B run. Ending it here makes every training a run of its own.
+
+    Offline, nothing leaves the machine: W&B's reports of its own errors are off too, unless
+    WANDB_ERROR_REPORTING says otherwise.
     """
+
+    def __init__(self, *args, offline: bool = False, **kwargs):
+        if offline:
+            os.environ.setdefault("WANDB_ERROR_REPORTING", "false")
+        super().__init__(*args, offline=offline, **kwargs)
 
     def finalize(self, status: str) -> None:
         super().finalize(status)  # on success, the checkpoints as artifacts where log_model is set
