@@ -67,6 +67,12 @@ def test_a_tracker_whose_package_is_missing_stops_in_one_line_before_any_dir(cli
     assert not (tmp_path / "outputs").exists() and "sweep into" not in out
 
 
+@pytest.mark.parametrize("uri, artifacts", [(None, "outputs/mlartifacts"), ("http://127.0.0.1:5000", None)])
+def test_a_server_is_one_override_and_keeps_the_artifacts_itself(make_config, uri, artifacts):
+    cfg = make_config("logger=mlflow", *([f"logger.mlflow.tracking_uri={uri}"] if uri else []))
+    assert cfg.logger.mlflow.artifact_location == artifacts  # a local path would mean nothing to a server
+
+
 NO_TRACKING = """
 from primer.run.trackers import MLflowRun, WandbRun
 MLflowRun(tracking_uri="sqlite:///outputs/mlflow.db")
