@@ -83,6 +83,7 @@ print(get_telemetry_client(), wandb.env.error_reporting_enabled())
 """
 
 
+@pytest.mark.slow  # a subprocess that imports Lightning, mlflow and wandb: seconds
 def test_the_trackers_start_nothing_that_reaches_the_network(tmp_path, start_store):
     """mlflow starts its usage telemetry at import, outside CI and tests (whose variables the command is run without)."""
     start_store(tmp_path)
