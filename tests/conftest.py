@@ -2,6 +2,7 @@
 start the real command line, and read back what a run saved."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -113,3 +114,24 @@ def wait_for_file(path, process: subprocess.Popen, timeout: float = 120) -> None
             process.kill()
             pytest.fail(f"{path} did not appear within {timeout} s")
         time.sleep(0.02)
+
+
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory) -> Path:
+    """An MLflow store's file (conf/logger/mlflow.yaml) as mlflow makes it before any run: making its tables takes
+    seconds, so once per test process (test_a_parallel_sweep_is_one_mlflow_experiment_with_a_run_per_job makes its own)."""
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def start_store(empty_store):
+    """Lays an empty store where commands started in cwd find it."""
+    def lay(cwd: Path) -> None:
+        (cwd / "outputs").mkdir(parents=True)
+        shutil.copyfile(empty_store, cwd / "outputs" / "mlflow.db")
+
+    return lay

@@ -72,9 +72,12 @@ def check_built(group, built, cfg):
 
 
 @pytest.mark.parametrize(("group", "choice"), EVERY_CHOICE, ids=[f"{g}={c}" for g, c in EVERY_CHOICE])
-def test_every_choice_composes_and_builds(make_config, group, choice):
+def test_every_choice_composes_and_builds(make_config, tmp_path, monkeypatch, start_store, group, choice):
     if choice in ("gpu", "ddp") and not __import__("torch").cuda.is_available():
         pytest.skip("needs a CUDA GPU")
+    monkeypatch.chdir(tmp_path)  # logger=mlflow's client opens its store under outputs/ here
+    if choice == "mlflow":
+        start_store(tmp_path)
     cfg = make_config(f"{group}={choice}")
     built = instantiate(cfg[group]) if "_target_" in cfg[group] else [instantiate(c) for c in cfg[group].values()]
     if group == "optimizer":
@@ -86,7 +89,7 @@ def test_every_choice_composes_and_builds(make_config, group, choice):
 BAD_INPUT = [  # the rows of tests/bad_input.py, and these: (command line, message), read as there
     *SHARED,
     ("data=mnist", "data=mnist: no such data; choose one of random, teacher ..."),
-    ("logger=wandb", "logger=wandb: no such logger; choose one of csv, none, tensorboard ..."),
+    ("logger=comet", "logger=comet: no such logger; choose one of csv, mlflow, none, tensorboard, wandb ..."),
     ("data.input_dim=-3", "data.input_dim=-3: must be a positive integer ..."),
     ("model.hidden_dim=-1", "model.hidden_dim=-1: must be a positive integer ..."),
     # commands that print a config: it must compose; they are not what a sweep or run would be

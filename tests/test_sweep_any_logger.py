@@ -30,8 +30,12 @@ def test_an_empty_logger_and_callbacks_list_mean_none(make_config, tmp_path):
     ("csv", "none", DIVERGING),
     ("csv", "[]", FINISHING),
     ("tensorboard", "none", FINISHING),
+    ("mlflow", "none", DIVERGING),  # the trackers: tests/test_trackers.py reads what they hold
+    ("wandb", "none", DIVERGING),
 ])
-def test_sweep_summary_and_exit_code_do_not_depend_on_the_logger(cli, tmp_path, logger, callbacks, lrs):
+def test_sweep_summary_and_exit_code_do_not_depend_on_the_logger(cli, tmp_path, start_store, logger, callbacks, lrs):
+    if logger == "mlflow":
+        start_store(tmp_path)
     code, out, err = cli("-m", f"logger={logger}", f"callbacks={callbacks}", lrs, *TINY, *QUIET,
                          "hydra.sweep.dir=sweep")
     sweep = Path("sweep")  # as the sweep names it: relative to where it ran (tmp_path)

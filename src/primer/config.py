@@ -37,6 +37,26 @@ OmegaConf.register_new_resolver("suffix", _name_suffix, replace=True)
 OmegaConf.register_new_resolver("positive_or", lambda value, default: value if value > 0 else default, replace=True)
 
 
+def _sweep_dir_or(default):
+    """The sweep's dir (hydra.sweep.dir, as typed) in a job of a sweep or search, else `default`."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return str(HydraConfig.get().sweep.dir)
+    return default
+
+
+# ${sweep_dir_or:DEFAULT}: what a tracker groups a sweep's jobs by (conf/logger/mlflow.yaml, wandb.yaml)
+OmegaConf.register_new_resolver("sweep_dir_or", _sweep_dir_or, replace=True)
+# ${name_of:PATH}: the last part of a path (a tracker names a run by its dir)
+OmegaConf.register_new_resolver("name_of", lambda path: Path(str(path)).name, replace=True)
+# ${if_local_store:URI,PATH}: PATH where URI is a local MLflow store (a file), else null, for a server to choose
+OmegaConf.register_new_resolver(
+    "if_local_store", lambda uri, path: path if str(uri).startswith(("sqlite:", "file:", "/", ".")) else None,
+    replace=True)
+
+
 def key_and_value(override: str) -> tuple[str, str]:
     """("trainer.max_steps", "5") of `trainer.max_steps=5`, `+trainer.max_steps=5` or `++...`; ("key", "") of `~key`."""
     key, _, text = override.lstrip("+~").partition("=")

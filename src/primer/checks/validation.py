@@ -41,6 +41,8 @@ def value(cfg: DictConfig, key: str, default=None):
     """The resolved value at `key`; `default` where it is missing or depends on a run dir not yet made."""
     try:
         found = OmegaConf.select(cfg, key, default=default, throw_on_missing=True)
+        # a node's values too: a logger's tags may name the run dir
+        found = OmegaConf.to_container(found, resolve=True) if OmegaConf.is_config(found) else found
     except (InterpolationResolutionError, MissingMandatoryValue, ValueError):
         return default
     if found is None:
@@ -49,7 +51,7 @@ def value(cfg: DictConfig, key: str, default=None):
         if isinstance(node, DictConfig) and name in node and OmegaConf.is_interpolation(node, name):
             # `${hydra:runtime.output_dir}` before Hydra sets it: its resolver reads the unset value as null
             return default
-    return OmegaConf.to_container(found, resolve=True) if OmegaConf.is_config(found) else found
+    return found
 
 
 def check_rules(cfg: DictConfig) -> None:
@@ -90,7 +92,7 @@ def check_rules(cfg: DictConfig) -> None:
     logger = value(cfg, "trainer.logger")
     if logger is not None and not isinstance(logger, bool):
         raise BadConfig(f"trainer.logger={logger}: must be true or false; choose a logger with logger=tensorboard, "
-                        "logger=csv or logger=none")
+                        "logger=csv, logger=mlflow, logger=wandb or logger=none")
     for key, where in OWN_GROUP.items():
         if OmegaConf.select(cfg, f"trainer.{key}", default=None) is not None:
             raise BadConfig(f"trainer.{key}: primer sets the Trainer's {key} from {where}")
@@ -144,6 +146,7 @@ def _satisfies(found, key: str) -> bool:
 
 def check_signatures(cfg: DictConfig) -> None:
     """Layer 2: each group's keys and values against the real signature of what they are passed to."""
+    from primer.checks.extras import check_installed
     from primer.checks.signatures import accepts, describe, import_target, parameters
 
     for group, node in _constructed_nodes(cfg):
@@ -155,6 +158,7 @@ def check_signatures(cfg: DictConfig) -> None:
         except Exception:
             raise BadConfig(f"{group}._target_={target_name}: cannot be imported; give a dotted path to a class "
                             "or function") from None
+        check_installed(group, target)
         params, takes_any_keyword = parameters(target)
         if node.get("_partial_", False):  # called later with the leading positional argument (parameters, ...)
             params = dict(list(params.items())[1:])

@@ -111,9 +111,9 @@ def run_hparams(cfg: DictConfig) -> dict[str, HParamValue]:
         for key, value in OmegaConf.to_container(cfg[group], resolve=True).items():
             if not key.startswith("_"):
                 hparams[f"{group}.{key}"] = value
-    typed = [key_and_value(o)[0] for o in hydra.overrides.task if not o.startswith("~")]
-    typed = [k for k in typed if not k.startswith("hydra")]
-    for key in typed:
-        if key not in hparams:
-            hparams[key] = OmegaConf.select(cfg, key)
+    for key, typed in (key_and_value(o) for o in hydra.overrides.task if not o.startswith("~")):
+        if key not in hparams and not key.startswith("hydra"):
+            found = OmegaConf.select(cfg, key)
+            # a group chosen as a list (logger=[tensorboard,mlflow]), which Hydra's choices leave out: as typed
+            hparams[key] = typed if OmegaConf.is_config(found) else found
     return {k: v if v is None or isinstance(v, (str, bool, int, float)) else str(v) for k, v in hparams.items()}
