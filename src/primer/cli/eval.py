@@ -148,6 +148,26 @@ def output_path(ckpt_path: str, overrides: list[str], other: str | None = None) 
     return Path(ckpt_path).with_suffix("".join(f".{part}" for part in ["eval", *parts, "json"]))
 
 
+def write_results(ckpt_path: str, overrides: list[str], metrics: dict[str, float], cfg: DictConfig) -> Path:
+    """Writes the metrics beside the checkpoint (output_path) and returns where."""
+    from primer.writes import write_atomic
+
+    path = output_path(ckpt_path, overrides, other_data(cfg, overrides))
+    write_atomic(path, json.dumps(metrics, indent=2) + "\n")
+    return path
+
+
+def changed_keys(stored: DictConfig, given: DictConfig) -> list[str]:
+    """`key=value` for each value of the groups scoring uses that `given` holds otherwise than `stored`: the
+    overrides that would turn one into the other, to name the results file of a whole config."""
+    overrides = []
+    for group in ("data", "trainer"):
+        before = OmegaConf.to_container(stored[group], resolve=True)
+        after = OmegaConf.to_container(given[group], resolve=True)
+        overrides += [f"{group}.{key}={after[key]}" for key in sorted(after) if before.get(key) != after[key]]
+    return overrides
+
+
 def main(argv: list[str] | None = None) -> None:
     """`ckpt_path=PATH [key=value ...]`; primer.eval runs it inside primer.exits.command_line."""
     args = sys.argv[1:] if argv is None else argv
@@ -160,10 +180,8 @@ def main(argv: list[str] | None = None) -> None:
     overrides = [a for a in args if not a.startswith("ckpt_path=")]
     metrics, cfg = evaluate(ckpt_path, overrides)
     other = other_data(cfg, overrides)
-    path = output_path(ckpt_path, overrides, other)
-    text = json.dumps(metrics, indent=2) + "\n"
-    path.write_text(text)
-    print(text, end="")
+    path = write_results(ckpt_path, overrides, metrics, cfg)
+    print(path.read_text(), end="")
     print(f"wrote {path}", file=sys.stderr)
     if cfg.data.target == "random":
         print("note: data=random has no held-out rows: val/* and test/* score the training batch itself "
