@@ -175,6 +175,9 @@ def test_a_resume_is_named_as_the_run_it_continues():
     again = run_dir_name(f"ckpt_path=outputs/runs/{resume}/checkpoints/interrupted.ckpt")
     assert re.fullmatch(rf"{first}_resumed_\d{{4}}-\d{{6}}_{os.getpid()}", again)  # named after the first run
     assert run_dir_name("ckpt_path=/downloads/gift.ckpt").startswith("gift_resumed_")
+    long = "_".join(f"lr{i}e-4" for i in range(20)) + "_1206-074320_10720"  # 140 characters
+    many = [f"+trainer.k{i}=123456789" for i in range(30)]
+    assert len(run_dir_name(f"ckpt_path={long}/checkpoints/final.ckpt", *many).encode()) <= 240  # a file name: 255
 
 
 def test_a_name_holds_whole_values_only():

@@ -68,16 +68,23 @@ def _run_name(time: str, pid: int, *, _root_: DictConfig) -> str:
     started in the same second are two processes), e.g. `manual_lr1e-06_1206-0741_9014`. A resume is
     named as the run it continues: `<that run's name>_resumed_...`."""
     hydra = _root_.hydra
+    continued = _continued_run(_root_.get("ckpt_path"))
     excluded = set(hydra.job.config.override_dirname.exclude_keys)
-    changed = joined(name_items(list(hydra.overrides.task), set(hydra.runtime.choices), excluded), 120)
+    items = name_items(list(hydra.overrides.task), set(hydra.runtime.choices), excluded)
+    # at most 120 characters of items, 200 with the name of the run resumed: below the 255-byte limit
+    changed = joined(items, 120 if continued is None else max(0, 200 - len(continued)))
     unique = "_".join(part for part in (changed, f"{time}_{pid}") if part)
-    ckpt_path = _root_.get("ckpt_path")
+    return unique if continued is None else f"{continued}_resumed_{unique}"
+
+
+def _continued_run(ckpt_path) -> str | None:
+    """The name of the run a checkpoint continues: its run dir's (`<run>/checkpoints/x.ckpt`), or its file's;
+    a resume's resume is named after the first run. None: no ckpt_path."""
     if not ckpt_path:
-        return unique
+        return None
     ckpt = Path(str(ckpt_path))
-    continued = ckpt.parent.parent.name if ckpt.parent.name == "checkpoints" else ckpt.stem
-    continued = re.sub(r"[^\w.-]+", "-", continued.split("_resumed_")[0])[:120]  # a resume's resume: the first run
-    return f"{continued}_resumed_{unique}"
+    name = ckpt.parent.parent.name if ckpt.parent.name == "checkpoints" else ckpt.stem
+    return re.sub(r"[^\w.-]+", "-", name.split("_resumed_")[0])[:150]
 
 
 def _swept_keys(overrides, params) -> list[str]:
