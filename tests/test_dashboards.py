@@ -94,9 +94,18 @@ def test_loss_cards_open_first_on_a_log_scale_and_val_cards_have_a_point_per_val
 
 
 def fake_run(run_dir, hparams, overrides, metrics=("train/loss", "val/loss", "val/r2", "train/explained_variance")):
-    """A run dir as a run leaves it, as far as HPARAMS' experiment reads it."""
+    """A run dir as a run leaves it, as far as HPARAMS' experiment reads it: its HPARAMS session in an event
+    file, .hydra/overrides.yaml, metrics.json (and an hparams.yaml with Lightning's extra keys, not read)."""
+    from tensorboard.compat.proto import event_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    from primer.run.dashboard import session_start_summary
+
     (run_dir / ".hydra").mkdir(parents=True)
-    (run_dir / "hparams.yaml").write_text(json.dumps(hparams))  # JSON is YAML
+    writer = EventFileWriter(str(run_dir))
+    writer.add_event(event_pb2.Event(summary=session_start_summary(hparams, start_time=1.0)))
+    writer.close()
+    (run_dir / "hparams.yaml").write_text(json.dumps({**hparams, "batch_size": 64}))  # JSON is YAML
     (run_dir / ".hydra/overrides.yaml").write_text(json.dumps(overrides))
     (run_dir / "metrics.json").write_text(json.dumps({name: 1.0 for name in metrics}))
 
@@ -125,7 +134,7 @@ def test_hparams_ticks_the_differing_keys_runs_changed_most_and_lists_the_losses
     # set most often first; data.seed and data.steps split the runs as seed and trainer.max_steps do;
     # data.input_dim was set but never differs; callbacks never changes
     assert ticked == ["model", "optimizer.lr", "seed", "trainer.max_steps"]
-    assert {info.name for info in experiment.hparam_infos} == set(base)  # every key stays a column to tick
+    assert {info.name for info in experiment.hparam_infos} == set(base)  # every key stays a column to tick, no other
     metrics = [info.name.tag for info in experiment.metric_infos]
     assert metrics[:3] == ["train/loss", "val/loss", "val/r2"]  # TensorBoard ticks the first 5 metrics
     assert {"log10_loss/train", "log10_loss/val", "train/explained_variance"} <= set(metrics)
@@ -135,7 +144,7 @@ def test_hparams_ticks_at_most_five_keys_and_writes_nothing_for_one_run(tmp_path
     from primer.run.experiment import write_experiment
 
     fake_run(tmp_path / "one/run", {"a": 1}, ["a=1"])
-    assert write_experiment(tmp_path / "one") is None and not any((tmp_path / "one").glob("events*"))
+    assert write_experiment(tmp_path / "one") is None and not any((tmp_path / "one").glob("events*primer*"))
     for run in range(4):  # seven keys, each splitting the four runs its own way
         values = {"a": run, "b": run // 2, "c": run % 2, "d": run == 0, "e": run == 1, "f": run == 2, "g": run == 3}
         fake_run(tmp_path / "many" / str(run), values, [f"{key}={value}" for key, value in values.items()])

@@ -20,7 +20,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from primer.run.dashboard import FIRST_METRICS, LOG10_LOSS
+from primer.run.dashboard import FIRST_METRICS, LOG10_LOSS, HParamValue
+from primer.run.files import EVENT_FILES
 
 EXPERIMENT_FILE = "events.out.tfevents.primer-hparams"  # an event file of its own, in the logdir's own dir
 SHOWN_COLUMNS = 5  # what TensorBoard's HPARAMS table ticks of each kind (tf-hparams-query-pane)
@@ -42,7 +43,8 @@ def write_experiment(logdir: Path) -> Path | None:
 
     from primer.writes import write_atomic
 
-    runs = [_run_record(path.parent) for path in sorted(Path(logdir).rglob("hparams.yaml"))]
+    run_dirs = sorted({path.parent for path in Path(logdir).rglob(EVENT_FILES) if path.name != EXPERIMENT_FILE})
+    runs = [_run_record(run_dir) for run_dir in run_dirs]
     runs = [run for run in runs if run is not None]
     if len(runs) < 2:
         return None
@@ -122,21 +124,36 @@ def _hparam_info(name: str, values: list, shown: bool):
 
 
 def _run_record(run_dir: Path) -> tuple[dict, list[str], list[str]] | None:
-    """What a run dir says of itself, read as data: its hparams (hparams.yaml, Lightning's), the keys its
-    command line set (.hydra/overrides.yaml) and its metric names (metrics.json, and the log10 views of the
-    losses); None where hparams.yaml is not a mapping."""
+    """What a run dir says of itself, read as data: its HPARAMS values (from its events, as TensorBoard
+    reads them), the keys its command line set (.hydra/overrides.yaml) and its metric names (metrics.json,
+    and the log10 views of the losses); None for a dir without an HPARAMS session, or a damaged file."""
     import yaml
 
     try:
-        hparams = yaml.safe_load((run_dir / "hparams.yaml").read_text())
+        hparams = _session_values(run_dir)
         overrides = yaml.safe_load((run_dir / ".hydra/overrides.yaml").read_text()) \
             if (run_dir / ".hydra/overrides.yaml").is_file() else []
         metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
-    except (OSError, ValueError, yaml.YAMLError):
-        return None  # a damaged file: that run is left out of the columns, as from the comparison
-    if not isinstance(hparams, dict) or not isinstance(overrides, list) or not isinstance(metrics, dict):
+    except Exception:  # noqa: BLE001  whatever is wrong with a run's files, it is left out of the comparison
         return None
-    hparams = {str(k): v for k, v in hparams.items() if v is None or isinstance(v, (str, bool, int, float))}
+    if hparams is None or not isinstance(overrides, list) or not isinstance(metrics, dict):
+        return None
     changed = [str(o).lstrip("+~").partition("=")[0] for o in overrides]
     names = [str(name) for name in metrics] + [LOG10_LOSS[loss] for loss in LOG10_LOSS if loss in metrics]
     return hparams, changed, names
+
+
+def _session_values(run_dir: Path) -> dict[str, HParamValue] | None:
+    """The values of the run's HPARAMS session (primer.run.results.RunSummary writes it as fitting starts,
+    so near the top of its event file); None where none of its event files holds one."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.plugins.hparams import metadata
+
+    for path in sorted(run_dir.glob(EVENT_FILES)):
+        for event in EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                if value.tag == metadata.SESSION_START_INFO_TAG:
+                    start = metadata.parse_session_start_info_plugin_data(value.metadata.plugin_data.content)
+                    return {name: getattr(v, v.WhichOneof("kind")) for name, v in start.hparams.items()
+                            if v.WhichOneof("kind") in ("number_value", "string_value", "bool_value")}
+    return None
