@@ -41,7 +41,8 @@ def name_items(overrides: list[str], groups, excluded=(), only=None) -> list[str
     `lr1e-06`, `trainer.accelerator=cpu` -> `accelerator-cpu`). Letters, digits and `.-_` only: a path
     with `=` or `,` in it could not be given back as ckpt_path=PATH. `only`: the keys to keep (a sweep's)."""
     pairs = [key_and_value(o) for o in overrides if not o.startswith("~")]
-    pairs = [(k, v) for k, v in pairs if k not in excluded and not k.startswith("hydra.") and (only is None or k in only)]
+    pairs = [(k, v) for k, v in pairs
+             if k not in excluded and not k.startswith("hydra.") and (only is None or k in only)]
     short = _short_keys([k for k, _ in pairs])
     items = []
     for key, text in pairs:
@@ -49,7 +50,8 @@ def name_items(overrides: list[str], groups, excluded=(), only=None) -> list[str
         if (clean := re.sub(r"[^\w.-]+", "-", value)) != value:  # `[1,2]` -> `1-2`, `/tmp/a b` -> `tmp-a-b`
             value = clean.strip("-") or "-"
         name = re.sub(r"[^\w.-]+", "-", short[key])
-        items.append(value if key in groups else f"{name}{value}" if value[:1] in "0123456789-+." else f"{name}-{value}")
+        joint = "" if value[:1] in "0123456789-+." else "-"  # `lr1e-06`, `accelerator-cpu`
+        items.append(value if key in groups else f"{name}{joint}{value}")
     return items
 
 

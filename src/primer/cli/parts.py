@@ -91,11 +91,13 @@ def save_task_config(cfg: DictConfig) -> None:
 
 def trial_name(hydra_cfg: DictConfig, output_dir: str) -> str:
     """The run's name in HPARAMS' Trial ID column, which shows its first ~15 characters: the run dir's name
-    (what it changed first), or for a sweep's job the values it varies, then where it is: `lr0.001 1206-0741_9014_lr/1`."""
+    (what it changed first), or for a sweep's job the values it varies, then where it is
+    (`lr0.001 1206-074148_9014_lr/1`)."""
     from hydra.types import RunMode
 
     # a config composed without @hydra.main (tests, benchmarks) has no runtime dir: the run's own
-    run_dir = Path(output_dir if OmegaConf.is_missing(hydra_cfg.runtime, "output_dir") else hydra_cfg.runtime.output_dir)
+    runtime = hydra_cfg.runtime
+    run_dir = Path(output_dir if OmegaConf.is_missing(runtime, "output_dir") else runtime.output_dir)
     if hydra_cfg.mode != RunMode.MULTIRUN:
         return run_dir.name
     values = run_dir.name.removeprefix(f"{hydra_cfg.job.num}").removeprefix("_")
