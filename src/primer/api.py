@@ -71,14 +71,15 @@ def evaluate(ckpt_path: str | Path, config: "Sequence[str] | DictConfig" = ()) -
     from primer.config import task_config
 
     checkpoint = load_checkpoint(str(ckpt_path))  # weights_only: pickled code is refused, never run
-    overrides = [] if isinstance(config, DictConfig) else list(config)
-    cfg = eval_config(checkpoint, str(ckpt_path), overrides)
     if isinstance(config, DictConfig):
-        stored, cfg = cfg, for_scoring(task_config(config))
+        cfg = for_scoring(task_config(config))
         with open_dict(cfg):
             cfg.paths.output_dir = str(Path(ckpt_path).parent)  # resolvable without Hydra; nothing is written there
         check(cfg)
-        overrides = changed_keys(stored, cfg)
+        overrides = changed_keys(checkpoint, cfg)
+    else:
+        overrides = list(config)
+        cfg = eval_config(checkpoint, str(ckpt_path), overrides)
     quiet_third_party()
     with _filtered(set_up_lines, _console_handlers()):
         metrics, objects = score(checkpoint, cfg)

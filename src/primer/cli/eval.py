@@ -157,12 +157,19 @@ def write_results(ckpt_path: str, overrides: list[str], metrics: dict[str, float
     return path
 
 
-def changed_keys(stored: DictConfig, given: DictConfig) -> list[str]:
-    """`key=value` for each value of the groups scoring uses that `given` holds otherwise than `stored`: the
-    overrides that would turn one into the other, to name the results file of a whole config."""
+def changed_keys(checkpoint: dict, given: DictConfig) -> list[str]:
+    """`key=value` for each value of the groups scoring uses that `given` holds otherwise than the checkpoint's
+    stored config: the overrides that would turn one into the other, to name the results file of a whole
+    config. The stored config is resolved (as eval_config resolves it) but not checked: `given` is what runs."""
+    from primer.run.checkpoints import CONFIG_KEY
+
+    stored = for_scoring(OmegaConf.create(checkpoint[CONFIG_KEY]["config"]))  # as scored: the same unused keys
     overrides = []
     for group in ("data", "trainer"):
-        before = OmegaConf.to_container(stored[group], resolve=True)
+        try:
+            before = OmegaConf.to_container(stored[group], resolve=True)
+        except Exception:  # noqa: BLE001  a stored config that does not resolve: every value is named
+            before = {}
         after = OmegaConf.to_container(given[group], resolve=True)
         overrides += [f"{group}.{key}={after[key]}" for key in sorted(after) if before.get(key) != after[key]]
     return overrides
