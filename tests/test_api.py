@@ -134,3 +134,20 @@ def test_evaluate_writes_the_eval_json_the_command_line_writes(tmp_path, capfd):
         cfg = compose(CONFIG_NAME, overrides=[*TINY, *QUIET, "data.seed=1"])
     _, objects = evaluate(checkpoint, cfg)  # a whole config: named by what it changes, as its override would be
     assert objects["eval_json"] == checkpoint.parent / "final.eval.data.seed=1.json"
+
+
+def test_evaluate_with_a_whole_config_does_not_need_the_stored_one_to_pass_the_checks(tmp_path):
+    """A GPU run's checkpoint, scored on a CPU with a config composed here: the stored trainer.accelerator=gpu
+    names the difference (`trainer.accelerator=cpu` in the file name) and is not checked against this machine."""
+    import torch
+
+    from primer.run.checkpoints import CONFIG_KEY
+
+    train([*TINY, *QUIET], output_dir=tmp_path / "run")
+    checkpoint = torch.load(tmp_path / "run/checkpoints/final.ckpt", weights_only=True)
+    checkpoint[CONFIG_KEY]["config"]["trainer"]["accelerator"] = "gpu"
+    torch.save(checkpoint, tmp_path / "gpu.ckpt")
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(CONFIG_NAME, overrides=[*TINY, *QUIET])
+    _, objects = evaluate(tmp_path / "gpu.ckpt", cfg)
+    assert objects["eval_json"] == tmp_path / "gpu.eval.trainer.accelerator=cpu.json"
