@@ -150,3 +150,19 @@ def test_hparams_ticks_at_most_five_keys_and_writes_nothing_for_one_run(tmp_path
         fake_run(tmp_path / "many" / str(run), values, [f"{key}={value}" for key, value in values.items()])
     write_experiment(tmp_path / "many")
     assert sum(info.differs for info in experiment_in(tmp_path / "many").hparam_infos) == 5
+
+
+def test_hparams_columns_that_cannot_be_written_say_so_and_fail_nothing(tmp_path, caplog, monkeypatch):
+    import errno
+
+    import primer.writes
+    from primer.run.experiment import write_experiment
+
+    def full_disk(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    for run in (0, 1):
+        fake_run(tmp_path / "outputs" / str(run), {"a": run}, [f"a={run}"])
+    monkeypatch.setattr(primer.writes, "write_atomic", full_disk)
+    assert write_experiment(tmp_path / "outputs") is None  # the runs finished: their view does not fail them
+    assert "HPARAMS' columns not written: [Errno 28] No space left on device" in caplog.text

@@ -16,6 +16,7 @@ Light, as primer.run.dashboard: TensorBoard's modules only.
 
 import io
 import json
+import logging
 import time
 from collections import Counter
 from pathlib import Path
@@ -27,6 +28,8 @@ EXPERIMENT_FILE = "events.out.tfevents.primer-hparams"  # an event file of its o
 SHOWN_COLUMNS = 5  # what TensorBoard's HPARAMS table ticks of each kind (tf-hparams-query-pane)
 LOSSES = ("train/loss", "val/loss")
 
+log = logging.getLogger(__name__)
+
 
 def logdir_of(run_dir: Path) -> Path | None:
     """The dir that holds `runs/` and `multirun/` (`outputs/`), for a run or sweep dir in one of them."""
@@ -36,7 +39,8 @@ def logdir_of(run_dir: Path) -> Path | None:
 
 def write_experiment(logdir: Path) -> Path | None:
     """Writes HPARAMS' experiment summary for the runs under `logdir` (the columns, module docstring) into
-    `logdir`, replacing the one there; None, writing nothing, where fewer than two runs are there to compare."""
+    `logdir`, replacing the one there; None, writing nothing, where fewer than two runs are there to compare
+    or the dir cannot be written (a line says so)."""
     from tensorboard.compat.proto import event_pb2, summary_pb2
     from tensorboard.plugins.hparams import metadata, plugin_data_pb2
     from tensorboard.summary.writer.record_writer import RecordWriter
@@ -58,7 +62,11 @@ def write_experiment(logdir: Path) -> Path | None:
                   event_pb2.Event(wall_time=time.time(), summary=summary)):
         writer.write(event.SerializeToString())
     path = Path(logdir) / EXPERIMENT_FILE
-    write_atomic(path, buffer.getvalue())
+    try:
+        write_atomic(path, buffer.getvalue())
+    except OSError as error:  # a view of finished runs: it never fails the run or sweep that ends here
+        log.warning(f"HPARAMS' columns not written: {error}")
+        return None
     return path
 
 
