@@ -2,6 +2,7 @@
 lightning-hydra-template's tests call `train(cfg)`, with no Hydra runtime set up by the caller."""
 
 import json
+import logging
 
 import lightning as L
 import pytest
@@ -16,9 +17,11 @@ from tests.conftest import QUIET, TINY
 
 
 @pytest.fixture(autouse=True)
-def no_hydra_runtime():
-    """Each test starts as a notebook does: no HydraConfig set (other tests set one)."""
+def no_hydra_runtime(monkeypatch):
+    """Each test starts as a notebook does: no HydraConfig set and no logging configured (other tests set them:
+    an in-process command line leaves Hydra's handlers on the root logger, one of them a run dir's train.log)."""
     HydraConfig.instance().cfg = None
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
 
 
 def test_train_takes_overrides_and_returns_the_metrics_and_the_objects(tmp_path):
@@ -84,3 +87,67 @@ def test_the_module_primer_train_is_callable_too(tmp_path):
     with pytest.raises(BadConfig, match="trainer.max_stepz: no such key"):
         primer.train(["trainer.max_stepz=3"], output_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_train_writes_train_log_as_the_command_line_does_and_shows_only_progress_and_results(tmp_path, capfd):
+    """Hydra's job logging for the run (train.log in the run dir), Lightning's set-up lines on the file only,
+    and the caller's logging as it was afterwards."""
+    before = [(name, logging.getLogger(name).handlers[:], logging.getLogger(name).propagate)
+              for name in ("", "lightning.pytorch", "lightning.fabric")]
+    train([*TINY, "trainer.enable_progress_bar=false"], output_dir=tmp_path / "run")
+    log = (tmp_path / "run/train.log").read_text()
+    assert "GPU available" in log and "Total params" in log and "`Trainer.fit` stopped" in log
+    out, err = capfd.readouterr()
+    assert "done: 6 steps" in out
+    assert "GPU available" not in out + err and "Total params" not in out + err and "Seed set" not in out + err
+    assert [(name, logging.getLogger(name).handlers, logging.getLogger(name).propagate)
+            for name, _, _ in before] == before
+
+
+def test_train_honours_paths_output_dir_as_the_command_line_does(tmp_path):
+    """paths.output_dir=X: what the run writes goes to X; Hydra's .hydra/ and train.log stay in the run dir."""
+    elsewhere = tmp_path / "elsewhere"
+    _, objects = train([*TINY, *QUIET, f"paths.output_dir={elsewhere}"], output_dir=tmp_path / "run")
+    assert (elsewhere / "metrics.json").is_file() and (elsewhere / "checkpoints/final.ckpt").is_file()
+    assert not (tmp_path / "run/metrics.json").exists()
+    assert (tmp_path / "run/train.log").is_file() and (tmp_path / "run/.hydra/config.yaml").is_file()
+    assert objects["cfg"].paths.output_dir == str(elsewhere)
+
+
+def test_evaluate_writes_the_eval_json_the_command_line_writes(tmp_path, capfd):
+    from primer.cli.eval import main as eval_main
+
+    train([*TINY, *QUIET], output_dir=tmp_path / "run")
+    checkpoint = tmp_path / "run/checkpoints/final.ckpt"
+    for overrides, name in (([], "final.eval.json"), (["data.seed=1"], "final.eval.data.seed=1.json")):
+        capfd.readouterr()
+        scores, objects = evaluate(checkpoint, overrides)
+        out, err = capfd.readouterr()
+        assert "GPU available" not in out + err  # as quiet as train()
+        assert objects["eval_json"] == checkpoint.parent / name
+        written = objects["eval_json"].read_bytes()
+        assert json.loads(written) == scores
+        objects["eval_json"].unlink()
+        eval_main([f"ckpt_path={checkpoint}", *overrides])  # the command line's
+        assert objects["eval_json"].read_bytes() == written
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(CONFIG_NAME, overrides=[*TINY, *QUIET, "data.seed=1"])
+    _, objects = evaluate(checkpoint, cfg)  # a whole config: named by what it changes, as its override would be
+    assert objects["eval_json"] == checkpoint.parent / "final.eval.data.seed=1.json"
+
+
+def test_evaluate_with_a_whole_config_does_not_need_the_stored_one_to_pass_the_checks(tmp_path):
+    """A GPU run's checkpoint, scored on a CPU with a config composed here: the stored trainer.accelerator=gpu
+    names the difference (`trainer.accelerator=cpu` in the file name) and is not checked against this machine."""
+    import torch
+
+    from primer.run.checkpoints import CONFIG_KEY
+
+    train([*TINY, *QUIET], output_dir=tmp_path / "run")
+    checkpoint = torch.load(tmp_path / "run/checkpoints/final.ckpt", weights_only=True)
+    checkpoint[CONFIG_KEY]["config"]["trainer"]["accelerator"] = "gpu"
+    torch.save(checkpoint, tmp_path / "gpu.ckpt")
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(CONFIG_NAME, overrides=[*TINY, *QUIET])
+    _, objects = evaluate(tmp_path / "gpu.ckpt", cfg)
+    assert objects["eval_json"] == tmp_path / "gpu.eval.trainer.accelerator=cpu.json"

@@ -1,16 +1,19 @@
 """The real conf/: every choice of every group composes and builds, and bad input stops in one line."""
 
 import inspect
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import lightning as L
 import pytest
+from hydra import compose, initialize_config_dir
 from hydra.utils import get_object, instantiate
 from omegaconf import OmegaConf
 
-from primer.config import CONFIG_DIR, task_config
+from primer.config import CONFIG_DIR, CONFIG_NAME, task_config
 from tests.bad_input import SHARED, says
 from tests.conftest import run_cli
 
@@ -151,12 +154,44 @@ def test_help_lists_every_group_with_its_choices_and_default(tmp_path):
     assert "  optimizer.lr: a number, 0 or more" in result.stdout
 
 
-@pytest.mark.parametrize("overrides, suffix", [
-    ("model=manual,optimizer.lr=1e-06", "_model-manual_optimizer.lr-1e-06"),
-    ("+trainer.x=[1,2],data.path=/tmp/a b", "_-trainer.x-1_2-_data.path-tmp-a-b"),
-    ("", ""),
+def run_dir_name(*overrides) -> str:
+    """The name of the run dir `python -m primer.train OVERRIDES` makes (conf/train.yaml's hydra.run.dir)."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(CONFIG_NAME, overrides=list(overrides), return_hydra_config=True)
+    return Path(cfg.hydra.run.dir).name
+
+
+@pytest.mark.parametrize("overrides, name", [
+    (["model=manual", "optimizer.lr=1.1498870747119445e-05", "trainer.max_steps=60"],
+     "manual_lr1.15e-05_max_steps60"),  # a group's choice by its value; a key by its last part; 4 digits
+    (["+trainer.x=[1,2]", "data.seed=3", "seed=4"], "x1-2_data.seed3_seed4"),  # two `seed`s: whole keys
+    (["trainer.accelerator=cpu"], "accelerator-cpu"),
+    ([], ""),
 ])
-def test_a_run_dir_name_ends_with_its_overrides_in_characters_ckpt_path_takes_back(overrides, suffix):
-    """conf/train.yaml's hydra.run.dir: no `=`, `,` or `/` from the overrides, which Hydra would not read back
-    in ckpt_path=PATH."""
-    assert OmegaConf.create({"o": overrides, "name": "${suffix:${o},120}"}).name == suffix
+def test_a_run_dir_is_named_by_what_its_command_line_changed_then_time_and_pid(overrides, name):
+    """Values first (TensorBoard cuts names in its lists), then the time and the process id (unique); letters,
+    digits and `.-_` only: Hydra reads no `=` or `,` back in ckpt_path=PATH."""
+    pid = os.getpid()
+    assert re.fullmatch(rf"{re.escape(name)}{'_' if name else ''}\d{{4}}-\d{{6}}_{pid}", run_dir_name(*overrides))
+
+
+def test_a_resume_is_named_as_the_run_it_continues():
+    first = "manual_1206-074320_10720"
+    resume = run_dir_name(f"ckpt_path=outputs/runs/{first}/checkpoints/interrupted.ckpt", "trainer.max_steps=12")
+    assert re.fullmatch(rf"{first}_resumed_max_steps12_\d{{4}}-\d{{6}}_{os.getpid()}", resume)
+    again = run_dir_name(f"ckpt_path=outputs/runs/{resume}/checkpoints/interrupted.ckpt")
+    assert re.fullmatch(rf"{first}_resumed_\d{{4}}-\d{{6}}_{os.getpid()}", again)  # named after the first run
+    assert run_dir_name("ckpt_path=/downloads/gift.ckpt").startswith("gift_resumed_")
+    long = "_".join(f"lr{i}e-4" for i in range(20)) + "_1206-074320_10720"  # 140 characters
+    many = [f"+trainer.k{i}=123456789" for i in range(30)]
+    assert len(run_dir_name(f"ckpt_path={long}/checkpoints/final.ckpt", *many).encode()) <= 240  # a file name: 255
+
+
+def test_a_name_holds_whole_values_only():
+    from primer.config import joined, name_items
+
+    items = name_items(["model=two_layer", "optimizer.lr=0.0006431172050131992"], groups={"model"})
+    assert items == ["two_layer", "lr0.0006431"]
+    assert joined(items, 20) == "two_layer"  # the lr does not fit: left out, not cut
+    assert joined(items, 21) == "two_layer_lr0.0006431"
+    assert name_items(["optimizer.lr=1e-4", "seed=0"], groups=set(), only={"optimizer.lr"}) == ["lr1e-4"]

@@ -124,10 +124,26 @@ def test_grid_sweep_summary_marks_diverged_jobs_failed(sweeps):
 
 
 @pytest.mark.slow
-def test_each_job_is_a_tensorboard_run_named_by_its_overrides(sweeps):
+def test_job_names_hold_the_swept_values_under_joblib_and_optuna(sweeps):
+    """The sweep's keys are found once, in the launching process, and reach joblib's worker processes and
+    Optuna's trials through Hydra's copy of the resolver cache (primer.config._swept_keys)."""
+    _, joblib_dir = sweeps[0]["joblib"]
+    assert joblib_dir.name.endswith("_lr") and [j.name for j in job_dirs(joblib_dir)] == ["0_lr0.0001", "1_lr10"]
+    _, optuna_dir = sweeps[0]["optuna"]
+    assert optuna_dir.name.endswith("_optimizer_lr_hidden_dim")
+    for job in job_dirs(optuna_dir):
+        values = dict(o.split("=", 1) for o in yaml.safe_load((job / ".hydra/overrides.yaml").read_text()))
+        assert job.name.startswith(f"{job.name.split('_')[0]}_{values['optimizer']}_lr")
+        assert job.name.endswith(f"_hidden_dim{values['model.hidden_dim']}") and "input_dim" not in job.name
+
+
+@pytest.mark.slow
+def test_each_job_is_a_tensorboard_run_named_by_the_values_its_sweep_varies(sweeps):
     _, sweep_dir = sweeps[0]["grid"]
+    assert sweep_dir.name.endswith("_model_lr")
+    names = ["0_two_layer_lr0.0001", "1_two_layer_lr10", "2_custom_relu_lr0.0001", "3_custom_relu_lr10"]
+    assert [job.name for job in job_dirs(sweep_dir)] == names  # the fixed sizes are in .hydra/overrides.yaml
     for job in job_dirs(sweep_dir):
-        assert job.name.startswith(f"{job.name.split('_')[0]}_data.input_dim=8,model.hidden_dim=4,model=")
         events = EventAccumulator(str(job))
         events.Reload()
         if (job / report.FAILURE_FILE).exists():  # diverged at step 3: its curve until then, no final metrics

@@ -41,7 +41,7 @@ def test_run_leaves_metrics_checkpoint_and_tensorboard_events(make_config, tmp_p
     for tag in expected:
         assert events.Scalars(tag)[-1].value == pytest.approx(saved[tag], rel=1e-6)
     # TensorBoard's loss card on a log scale, at the same steps (primer.run.results.RunLogger)
-    log10 = [(e.step, e.value) for e in events.Scalars("train/log10_loss")]
+    log10 = [(e.step, e.value) for e in events.Scalars("log10_loss/train")]
     assert log10 == [(e.step, pytest.approx(math.log10(e.value), abs=1e-6)) for e in events.Scalars("train/loss")]
     assert not events.Tags()["graph"]  # off by default: it goes through the deprecated torch.jit.trace
 

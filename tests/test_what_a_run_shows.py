@@ -165,24 +165,27 @@ def tensorboard_of(tmp_path):
 
 @pytest.mark.slow
 def test_tensorboard_shows_a_sweep_by_job_dir_with_what_it_varied_first(tmp_path, tensorboard_of):
+    """Names lead with what varied (docs/configuration.md#output-paths); HPARAMS ticks the keys that differ
+    and lists the losses first (primer.run.dashboard), for a sweep dir and for outputs/ as a whole."""
     sweep = ["model=two_layer,sequential", "optimizer.lr=1e-4,1e-3"]  # both nets have the same keys
     result = subprocess.run([sys.executable, "-m", "primer.train", "-m", *sweep, *TINY, *QUIET], cwd=tmp_path,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep_dir,) = run_dirs(tmp_path, "multirun")
+    assert re.fullmatch(rf"\d{{4}}-\d{{6}}_\d+_model_lr", sweep_dir.name)  # when, which process, what it varies
     assert result.stdout.rstrip().endswith(f"tensorboard --logdir {sweep_dir.relative_to(tmp_path)}")
     jobs = sorted(d.name for d in sweep_dir.iterdir() if (d / ".hydra").is_dir())
-    assert len(jobs) == 4
-    assert jobs[0].startswith("0_data.input_dim=8,model.hidden_dim=4,model=two_layer,optimizer.lr=0.0001,")
+    # the values the sweep varies, whole; TINY's fixed overrides are in each job's .hydra/overrides.yaml
+    assert jobs == ["0_two_layer_lr0.0001", "1_two_layer_lr0.001", "2_sequential_lr0.0001", "3_sequential_lr0.001"]
 
     url = tensorboard_of(sweep_dir)
     runs = _get(f"{url}/data/runs")
     while set(jobs) - set(runs):  # the server loads the event files in the background: wait for all
         runs = _get(f"{url}/data/runs")
-    assert set(runs) == set(jobs)  # each job by its dir, and no empty run
+    assert set(runs) == set(jobs) | {"."}  # each job by its dir, and the sweep's HPARAMS experiment
     tags = _get(f"{url}/data/plugin/scalars/tags")
     for job in jobs:
-        assert {"train/loss", "val/loss", "val/r2"} <= set(tags[job]) and "epoch" not in tags[job]
+        assert {"train/loss", "val/loss", "val/r2", "log10_loss/train"} <= set(tags[job]) and "epoch" not in tags[job]
 
     experiment = _get(f"{url}/data/plugin/hparams/experiment", {"experimentName": ""})
     columns = [(h["name"], h.get("differs", False)) for h in experiment["hparamInfos"]]
@@ -190,31 +193,42 @@ def test_tensorboard_shows_a_sweep_by_job_dir_with_what_it_varied_first(tmp_path
     assert not any(differs for _, differs in columns[2:])
     assert {"trainer.log_every_n_steps", "data.input_dim", "seed"} <= {name for name, _ in columns}
     metrics = [m["name"]["tag"] for m in experiment["metricInfos"]]
-    assert {"train/loss", "train/log10_loss", "val/loss", "val/r2", "train/explained_variance"} <= set(metrics)
+    assert metrics[:3] == ["train/loss", "val/loss", "val/r2"]  # the first of the 5 TensorBoard ticks
+    assert {"log10_loss/train", "log10_loss/val", "train/explained_variance"} <= set(metrics)
 
     groups = _get(f"{url}/data/plugin/hparams/session_groups", {
         "experimentName": "", "allowedStatuses": ["STATUS_SUCCESS"], "startIndex": 0, "sliceSize": 10,
         "colParams": [{"hparam": "experiment"}, {"metric": {"tag": "train/loss"}}]})["sessionGroups"]
-    assert sorted(g["name"] for g in groups) == jobs
+    # the Trial ID column: the values first, then the sweep and the job's number
+    assert sorted(g["name"] for g in groups) == sorted(
+        f"{job.partition('_')[2]} {sweep_dir.name}/{job.partition('_')[0]}" for job in jobs)
     for group in groups:
         assert "experiment" not in group["hparams"]  # null: an empty cell, not "None"
-        job = json.loads((sweep_dir / group["name"] / "metrics.json").read_text())
+        (session,) = group["sessions"]
+        job = json.loads((sweep_dir / session["name"] / "metrics.json").read_text())
         (loss,) = [m["value"] for m in group["metricValues"] if m["name"]["tag"] == "train/loss"]
         assert loss == pytest.approx(job["train/loss"])
 
     # outputs/ as a whole: the sweep's jobs and a single run beside them, each a run, none empty
-    single = subprocess.run([sys.executable, "-m", "primer.train", *TINY, *QUIET, "optimizer.lr=3e-4"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=600)
+    single = subprocess.run([sys.executable, "-m", "primer.train", *TINY, *QUIET, "optimizer.lr=3e-4", "seed=1"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert single.returncode == 0, single.stderr[-3000:]
     (run_dir,) = run_dirs(tmp_path)
+    assert re.fullmatch(r"max_steps6_log_every_n_steps2_input_dim8_hidden_dim4_enable_progress_bar-false_"
+                        r"enable_model_summary-false_lr3e-4_seed1_\d{4}-\d{6}_\d+", run_dir.name)
     url = tensorboard_of(tmp_path / "outputs")
     expected = {str(d.relative_to(tmp_path / "outputs")) for d in [*(sweep_dir / j for j in jobs), run_dir]}
     runs = _get(f"{url}/data/runs")
     while expected - set(runs):
         runs = _get(f"{url}/data/runs")
-    assert set(runs) == expected
+    assert set(runs) == expected | {".", str(sweep_dir.relative_to(tmp_path / "outputs"))}
     tags = _get(f"{url}/data/plugin/scalars/tags")
-    assert all("train/log10_loss" in tags[run] for run in runs)
+    assert all("log10_loss/train" in tags[run] for run in expected)
     experiment = _get(f"{url}/data/plugin/hparams/experiment", {"experimentName": ""})
     differing = [h["name"] for h in experiment["hparamInfos"] if h.get("differs")]
-    assert differing == ["model", "optimizer.lr"]  # what differs across outputs/: the HPARAMS columns ticked first
+    # outputs/'s own experiment, not the sweep's: seed differs here; data.seed only follows it
+    assert differing == ["model", "optimizer.lr", "seed"]
+    groups = _get(f"{url}/data/plugin/hparams/session_groups", {
+        "experimentName": "", "allowedStatuses": ["STATUS_SUCCESS"], "startIndex": 0, "sliceSize": 10,
+        "colParams": [{"hparam": "seed"}]})["sessionGroups"]
+    assert run_dir.name in {g["name"] for g in groups}

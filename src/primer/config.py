@@ -19,19 +19,109 @@ CONFIG_NAME = "train"
 # that re-resolves the sweep dir (submitit, joblib) gets the launching process's dir, not its own.
 OmegaConf.register_new_resolver("pid", os.getpid, replace=True, use_cache=True)
 
-# ${cut:TEXT,N}: TEXT's first N characters (a sweep job's dir name must stay a valid file name)
-OmegaConf.register_new_resolver("cut", lambda text, n: str(text)[:n], replace=True)
+
+def _short_keys(keys: list[str]) -> dict[str, str]:
+    """Each dotted key by its last part (`optimizer.lr` -> `lr`), or whole where two keys share that part."""
+    last = [key.rsplit(".", 1)[-1] for key in keys]
+    return {key: part if last.count(part) == 1 else key for key, part in zip(keys, last)}
 
 
-def _name_suffix(overrides: str, n: int) -> str:
-    """`_model-manual_optimizer.lr-1e-06` for `model=manual,optimizer.lr=1e-06`, cut to n characters, or "".
-    Letters, digits and `.-_` only: a path with `=` or `,` in it could not be given back as ckpt_path=PATH."""
-    text = re.sub(r"[^\w.-]+", "-", str(overrides).replace(",", "_"))[:n]
+def _value_text(value: str) -> str:
+    """A value as a name shows it: a float to 4 significant digits (the config holds it whole)."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return f"{number:.4g}" if len(value) > 8 and not number.is_integer() else value
+
+
+def name_items(overrides: list[str], groups, excluded=(), only=None) -> list[str]:
+    """What the overrides changed, one item each, in the order given: a group's choice by its value
+    (`model=manual` -> `manual`), any other key by its last part and its value (`optimizer.lr=1e-06` ->
+    `lr1e-06`, `trainer.accelerator=cpu` -> `accelerator-cpu`). Letters, digits and `.-_` only: a path
+    with `=` or `,` in it could not be given back as ckpt_path=PATH. `only`: the keys to keep (a sweep's)."""
+    pairs = [key_and_value(o) for o in overrides if not o.startswith("~")]
+    pairs = [(k, v) for k, v in pairs
+             if k not in excluded and not k.startswith("hydra.") and (only is None or k in only)]
+    short = _short_keys([k for k, _ in pairs])
+    items = []
+    for key, text in pairs:
+        value = _value_text(text)
+        if (clean := re.sub(r"[^\w.-]+", "-", value)) != value:  # `[1,2]` -> `1-2`, `/tmp/a b` -> `tmp-a-b`
+            value = clean.strip("-") or "-"
+        name = re.sub(r"[^\w.-]+", "-", short[key])
+        joint = "" if value[:1] in "0123456789-+." else "-"  # `lr1e-06`, `accelerator-cpu`
+        items.append(value if key in groups else f"{name}{joint}{value}")
+    return items
+
+
+def joined(items: list[str], n: int) -> str:
+    """The items joined by `_`, as many whole ones as fit in n characters: a name is never cut mid-value."""
+    kept = []
+    for item in items:
+        if len("_".join([*kept, item])) > n:
+            break
+        kept.append(item)
+    return "_".join(kept)
+
+
+def _run_name(time: str, pid: int, *, _root_: DictConfig) -> str:
+    """A run dir's name: what its command line changed, then when and by which process (unique: two runs
+    started in the same second are two processes), e.g. `manual_lr1e-06_1206-0741_9014`. A resume is
+    named as the run it continues: `<that run's name>_resumed_...`."""
+    hydra = _root_.hydra
+    continued = _continued_run(_root_.get("ckpt_path"))
+    excluded = set(hydra.job.config.override_dirname.exclude_keys)
+    items = name_items(list(hydra.overrides.task), set(hydra.runtime.choices), excluded)
+    # at most 120 characters of items, 200 with the name of the run resumed: below the 255-byte limit
+    changed = joined(items, 120 if continued is None else max(0, 200 - len(continued)))
+    unique = "_".join(part for part in (changed, f"{time}_{pid}") if part)
+    return unique if continued is None else f"{continued}_resumed_{unique}"
+
+
+def _continued_run(ckpt_path) -> str | None:
+    """The name of the run a checkpoint continues: its run dir's (`<run>/checkpoints/x.ckpt`), or its file's;
+    a resume's resume is named after the first run. None: no ckpt_path."""
+    if not ckpt_path:
+        return None
+    ckpt = Path(str(ckpt_path))
+    name = ckpt.parent.parent.name if ckpt.parent.name == "checkpoints" else ckpt.stem
+    return re.sub(r"[^\w.-]+", "-", name.split("_resumed_")[0])[:150]
+
+
+def _swept_keys(overrides, params) -> list[str]:
+    """The keys a sweep varies: its command line's sweeps (`seed=0,1`, `'lr=interval(...)'`) and its sweeper's
+    params. Cached (like ${pid:}, and keyed by the text of its arguments): resolved first in the sweep's own
+    config, whose overrides hold the sweeps, when Hydra resolves hydra.sweep.dir; its jobs' configs, whose
+    overrides hold one value each, get that answer from the cache Hydra copies into them."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides([str(o) for o in overrides])
+    keys = [key_and_value(o.get_key_element())[0] for o in parsed if o.is_sweep_override()]
+    return keys + [str(k) for k in (params or {}) if str(k) not in keys]
+
+
+def _sweep_suffix(keys) -> str:
+    """`_lr_hidden_dim`: a sweep dir's name ends with what its jobs vary."""
+    text = joined([re.sub(r"[^\w.-]+", "-", k) for k in _short_keys(list(keys)).values()], 60)
     return f"_{text}" if text else ""
 
 
-# ${suffix:OVERRIDES,N}: a run dir's name ends with what its command line changed (conf/train.yaml)
-OmegaConf.register_new_resolver("suffix", _name_suffix, replace=True)
+def _job_name(num: int, swept, *, _root_: DictConfig) -> str:
+    """A sweep job's dir name: its number and the values the sweep varies (`3_custom_relu_lr0.001`); the
+    overrides every job shares are left out, the sweep dir's multirun.yaml and each job's overrides.yaml
+    hold them. With no sweep known (a job's config composed on its own), every override."""
+    hydra = _root_.hydra
+    excluded = set(hydra.job.config.override_dirname.exclude_keys)
+    items = name_items(list(hydra.overrides.task), set(hydra.runtime.choices), excluded, set(swept) or None)
+    return "_".join(part for part in (str(num), joined(items, 200)) if part)
+
+
+# conf/train.yaml's hydra.run.dir and hydra.sweep.dir/subdir (docs/configuration.md#output-paths)
+OmegaConf.register_new_resolver("run_name", _run_name, replace=True)
+OmegaConf.register_new_resolver("swept_keys", _swept_keys, replace=True, use_cache=True)
+OmegaConf.register_new_resolver("sweep_suffix", _sweep_suffix, replace=True)
+OmegaConf.register_new_resolver("job_name", _job_name, replace=True)
 
 # ${positive_or:X,D}: X if it is a positive number, else D (trainer.max_steps=-1 means "no limit")
 OmegaConf.register_new_resolver("positive_or", lambda value, default: value if value > 0 else default, replace=True)

@@ -148,6 +148,33 @@ def output_path(ckpt_path: str, overrides: list[str], other: str | None = None) 
     return Path(ckpt_path).with_suffix("".join(f".{part}" for part in ["eval", *parts, "json"]))
 
 
+def write_results(ckpt_path: str, overrides: list[str], metrics: dict[str, float], cfg: DictConfig) -> Path:
+    """Writes the metrics beside the checkpoint (output_path) and returns where."""
+    from primer.writes import write_atomic
+
+    path = output_path(ckpt_path, overrides, other_data(cfg, overrides))
+    write_atomic(path, json.dumps(metrics, indent=2) + "\n")
+    return path
+
+
+def changed_keys(checkpoint: dict, given: DictConfig) -> list[str]:
+    """`key=value` for each value of the groups scoring uses that `given` holds otherwise than the checkpoint's
+    stored config: the overrides that would turn one into the other, to name the results file of a whole
+    config. The stored config is resolved (as eval_config resolves it) but not checked: `given` is what runs."""
+    from primer.run.checkpoints import CONFIG_KEY
+
+    stored = for_scoring(OmegaConf.create(checkpoint[CONFIG_KEY]["config"]))  # as scored: the same unused keys
+    overrides = []
+    for group in ("data", "trainer"):
+        try:
+            before = OmegaConf.to_container(stored[group], resolve=True)
+        except Exception:  # noqa: BLE001  a stored config that does not resolve: every value is named
+            before = {}
+        after = OmegaConf.to_container(given[group], resolve=True)
+        overrides += [f"{group}.{key}={after[key]}" for key in sorted(after) if before.get(key) != after[key]]
+    return overrides
+
+
 def main(argv: list[str] | None = None) -> None:
     """`ckpt_path=PATH [key=value ...]`; primer.eval runs it inside primer.exits.command_line."""
     args = sys.argv[1:] if argv is None else argv
@@ -160,10 +187,8 @@ def main(argv: list[str] | None = None) -> None:
     overrides = [a for a in args if not a.startswith("ckpt_path=")]
     metrics, cfg = evaluate(ckpt_path, overrides)
     other = other_data(cfg, overrides)
-    path = output_path(ckpt_path, overrides, other)
-    text = json.dumps(metrics, indent=2) + "\n"
-    path.write_text(text)
-    print(text, end="")
+    path = write_results(ckpt_path, overrides, metrics, cfg)
+    print(path.read_text(), end="")
     print(f"wrote {path}", file=sys.stderr)
     if cfg.data.target == "random":
         print("note: data=random has no held-out rows: val/* and test/* score the training batch itself "

@@ -58,7 +58,8 @@ def loggers_and_callbacks(cfg: DictConfig, cores: dict) -> tuple[list, list]:
     saver = SaveOnInterrupt(checkpoints or f"{cfg.trainer.default_root_dir}/checkpoints")  # Ctrl-C, SIGTERM
     advice = seed_lr_advice(hydra.runtime.choices.model, OmegaConf.select(cfg, "tutorial"))
     own = Together(TrainingStarted(),  # first: a divergence found at step 1 stops a run that is kept
-                   RunSummary(cfg.paths.output_dir, run_hparams(cfg), inputs={"seed": cfg.seed, **cores}),
+                   RunSummary(cfg.paths.output_dir, run_hparams(cfg), inputs={"seed": cfg.seed, **cores},
+                              trial=trial_name(hydra, cfg.paths.output_dir)),
                    StopOnNonFinite(advice), saver,
                    StoreConfig(cfg, list(hydra.overrides.task)),
                    ApplyOptimizerConfig(OmegaConf.to_container(cfg.optimizer, resolve=True)),  # lr: ${tutorial.lr}
@@ -97,6 +98,22 @@ def save_task_config(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.output_subdir is not None:
         OmegaConf.save(task_config(cfg), Path(hydra_cfg.runtime.output_dir, hydra_cfg.output_subdir, "config.yaml"))
+
+
+def trial_name(hydra_cfg: DictConfig, output_dir: str) -> str:
+    """The run's name in HPARAMS' Trial ID column, which shows its first ~15 characters: the run dir's name
+    (what it changed first), or for a sweep's job the values it varies, then where it is
+    (`lr0.001 1206-074148_9014_lr/1`)."""
+    from hydra.types import RunMode
+
+    # a config composed without @hydra.main (tests, benchmarks) has no runtime dir: the run's own
+    runtime = hydra_cfg.runtime
+    run_dir = Path(output_dir if OmegaConf.is_missing(runtime, "output_dir") else runtime.output_dir)
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return run_dir.name
+    values = run_dir.name.removeprefix(f"{hydra_cfg.job.num}").removeprefix("_")
+    where = f"{run_dir.parent.name}/{hydra_cfg.job.num}"
+    return f"{values} {where}" if values else where
 
 
 def run_hparams(cfg: DictConfig) -> dict[str, HParamValue]:

@@ -31,3 +31,11 @@ def no_litlogger_advert(record: logging.LogRecord) -> bool:
     """Drops the litlogger advert, and Lightning's note that the configured model summary replaces its own."""
     message = record.getMessage()
     return "litlogger" not in message and "Skipping setting a default `ModelSummary`" not in message
+
+
+def set_up_lines(record: logging.LogRecord) -> bool:
+    """False for Lightning's set-up lines (the seed, the devices it found, the model summary): a filter for a
+    console that shows a run's progress and results only; train.log keeps them (primer.api)."""
+    if record.name in ("lightning.fabric.utilities.seed", "lightning.pytorch.callbacks.model_summary"):
+        return False
+    return not record.getMessage().startswith(("GPU available", "TPU available", "HPU available"))

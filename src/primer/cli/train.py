@@ -14,6 +14,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
 from primer import exits
@@ -37,6 +38,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict]:
     from primer.cli.threads import use_cores_given
     from primer.run.console import final_block, tensorboard_dir
     from primer.run import run_dir
+    from primer.run.experiment import logdir_of, write_experiment
     from primer.run.guards import (SaveOnInterrupt, StopOnNonFinite, anomaly_is_divergence, interruptible,
                                    resume_command, stop_cleanly_until_training)
     from primer.run.results import final_metrics
@@ -69,6 +71,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict]:
             trainer.fit(system, datamodule=datamodule, ckpt_path=resume_from(cfg), weights_only=True)
     if trainer.is_global_zero:
         print(final_block(cfg.paths.output_dir, tensorboard_dir(trainer)))  # what came out, and where
+        if HydraConfig.get().mode != RunMode.MULTIRUN and (logdir := logdir_of(cfg.paths.output_dir)):
+            write_experiment(logdir)  # HPARAMS' columns for `tensorboard --logdir outputs` (a sweep: at its end)
     return final_metrics(trainer), {"trainer": trainer, "system": system, "datamodule": datamodule, "cfg": cfg}
 
 

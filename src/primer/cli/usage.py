@@ -35,6 +35,6 @@ def help_text() -> str:
     lines.append(f"  hydra/launcher (with -m): {launchers}  [basic]")
     lines += ["", "Keys you will type most (any value in --cfg job can be overridden):"]
     lines += [f"  {key}: {rule}" for key, rule in RULES.items()]
-    lines += ["", "Outputs: ./outputs/runs/<month-day>_<time>_<pid>_<overrides>/ (sweeps: ./outputs/multirun/...);",
+    lines += ["", "Outputs: ./outputs/runs/<what changed>_<month><day>-<time>_<pid>/ (sweeps: ./outputs/multirun/...);",
               "README.md has more."]
     return "\n".join(lines)

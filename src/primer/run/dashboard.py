@@ -1,13 +1,11 @@
-"""What TensorBoard shows: a run per run dir, no flat `epoch` card, a log10 loss card
-(primer.run.results.RunLogger), and an HPARAMS row per run.
+"""What TensorBoard shows: a run per run dir, no flat `epoch` card, log10 loss cards first
+(primer.run.results.RunLogger), an HPARAMS row per run, and HPARAMS' columns.
 
 TensorBoard names a run by the dir that holds its event files, so the logger writes straight into
-the run dir: a sweep's runs are named `0_model=two_layer,...`. Each run writes its
-HPARAMS session (its values, its status) and no experiment config: without one, TensorBoard builds
-the HPARAMS columns from the sessions under whatever logdir it is given (a sweep dir, or all of
-outputs/), marks the keys whose values differ there and lists them first, and takes the metrics from
-the logged scalars. A config written by primer would be one per logdir, stale as soon as another
-run lands beside it, and would need an event file outside any run (an empty `.` run).
+the run dir, whose name leads with what the run changed (primer.config). Each run writes its HPARAMS
+session: its values, its status, and a Trial ID that leads with the same.
+
+HPARAMS' columns and metric order: primer.run.experiment.
 Light: TensorBoard's own modules only (its `hparams_pb` needs neither TensorFlow nor torch), so that
 primer.sweeps.report needs neither torch nor Lightning.
 """
@@ -20,14 +18,18 @@ FIRST_METRICS = ("train/loss", "val/loss", "val/r2")
 
 HParamValue = str | bool | int | float | None
 
+# the losses on a log scale, TensorBoard only (primer.run.results.RunLogger): their group sorts first
+LOG10_LOSS = {"train/loss": "log10_loss/train", "val/loss": "log10_loss/val"}
 
-def session_start_summary(hparams: Mapping[str, HParamValue], start_time: float):
-    """A run's HPARAMS row: its values, None left out (an empty cell, not "None")."""
+
+def session_start_summary(hparams: Mapping[str, HParamValue], start_time: float, trial: str = ""):
+    """A run's HPARAMS row: its values, None left out (an empty cell, not "None"), named `trial` in the Trial ID
+    column (TensorBoard groups the sessions of one trial id in one row: each run's is its own; "": the run's
+    path under the logdir, which a sweep's job starts with `multirun/<sweep>/`)."""
     from tensorboard.plugins.hparams import summary_v2
 
     values = {key: value for key, value in hparams.items() if value is not None}
-    # trial_id "": no session group; TensorBoard names the row by its run, as it does each run
-    return summary_v2.hparams_pb(values, trial_id="", start_time_secs=start_time)
+    return summary_v2.hparams_pb(values, trial_id=trial, start_time_secs=start_time)
 
 
 def session_end_summary(status: str):
@@ -43,4 +45,3 @@ def session_end_summary(status: str):
     summary = summary_pb2.Summary()
     summary.value.add(tag=metadata.SESSION_END_INFO_TAG, metadata=content, tensor=metadata.NULL_TENSOR)
     return summary
-

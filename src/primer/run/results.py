@@ -11,22 +11,24 @@ import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from primer.run.dashboard import HParamValue, session_end_summary, session_start_summary
+from primer.run.dashboard import LOG10_LOSS, HParamValue, session_end_summary, session_start_summary
 from primer.run.stops import stopped_by
 
 
 class RunLogger(TensorBoardLogger):
-    """TensorBoardLogger without Lightning's `epoch` scalar while it is 0, with `train/log10_loss`, and
-    without a flush on every logging step.
+    """TensorBoardLogger without Lightning's `epoch` scalar while it is 0, with `log10_loss/train` and
+    `log10_loss/val`, and without a flush on every logging step.
 
     Lightning adds `epoch` to every logged step; a primer run is one epoch over the same batch,
     so it would be a flat 0 and the first card of TIME SERIES. A run that reaches a second
     epoch logs it from then on.
 
     train/loss falls by up to twelve decades (about 3e7 to 2e-5 for the raw-weight nets), and TensorBoard's
-    scalar cards open on a linear axis (log scale is a per-card toggle): `train/log10_loss`,
-    log10 of the logged train/loss at the same steps, reads at a glance. TensorBoard only: it is
-    a view of train/loss, not a metric of its own (not in metrics.json).
+    scalar cards open on a linear axis (log scale is a per-card toggle): `log10_loss/train`, log10 of
+    the logged train/loss at the same steps (and `log10_loss/val` of val/loss), reads at a glance, and its
+    group sorts before `lr-*`, `train/` and `val/`, whose cards TensorBoard lists alphabetically: the
+    readable cards open first. TensorBoard only: views of the losses, not metrics of their own (not in
+    metrics.json).
 
     Lightning calls `save` after every logging step, and its flush would make training wait until
     the writer's thread has put everything on disk. The writer flushes on its own every `flush_secs`
@@ -46,9 +48,10 @@ class RunLogger(TensorBoardLogger):
         metrics = dict(metrics)
         if metrics.get("epoch") == 0:
             del metrics["epoch"]
-        if (loss := metrics.get("train/loss")) is not None:
-            loss = float(loss)
-            metrics["train/log10_loss"] = math.log10(loss) if loss > 0 and math.isfinite(loss) else math.nan
+        for name, view in LOG10_LOSS.items():
+            if (loss := metrics.get(name)) is not None:
+                loss = float(loss)
+                metrics[view] = math.log10(loss) if loss > 0 and math.isfinite(loss) else math.nan
         super().log_metrics(metrics, step)
 
 
@@ -74,8 +77,10 @@ class RunSummary(L.Callback):
     Runs on rank 0 only.
     """
 
-    def __init__(self, output_dir: str | Path, hparams: dict[str, HParamValue], inputs: dict | None = None):
+    def __init__(self, output_dir: str | Path, hparams: dict[str, HParamValue], inputs: dict | None = None,
+                 trial: str = ""):
         self.output_dir = Path(output_dir)
+        self.trial = trial  # HPARAMS' Trial ID; "": the run's name
         self.inputs = inputs or {}
         self.hparams = hparams
         self.start = self._clock = 0.0
@@ -90,7 +95,7 @@ class RunSummary(L.Callback):
             return
         for logger in trainer.loggers:
             logger.log_hyperparams(self.hparams)  # so its hparams.yaml holds the run's config too
-        self._write(trainer, session_start_summary(self.hparams, self.start))
+        self._write(trainer, session_start_summary(self.hparams, self.start, self.trial))
         self._session_started = True
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from primer import exits
 from primer.run.dashboard import FIRST_METRICS as TABLE_METRICS
+from primer.run.experiment import logdir_of, write_experiment
 from primer.run.files import EVENT_FILES, FAILURE_FILE, PRUNED_FILE
 from primer.exits import BadConfig, SweepFailed, first_line
 from primer.sweeps.searched import shown_overrides
@@ -53,6 +54,9 @@ class SweepSummary(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         table, rows, files = write_summary(sweep_dir)
+        for logdir in (sweep_dir, logdir_of(sweep_dir)):  # HPARAMS' columns, for this sweep and for outputs/
+            if logdir is not None:
+                write_experiment(logdir)
         print(f"\nSweep summary ({', '.join(files)} in {sweep_dir}):\n\n{table}")
         if PLOT not in files:
             print(why_no_plot(sweep_dir))
