@@ -11,20 +11,28 @@ import tempfile
 from pathlib import Path
 
 
+_UMASK = os.umask(0o022)  # read once, at import: os.umask can only be read by setting it
+os.umask(_UMASK)
+
+
 def write_atomic(path: str | Path, data: str | bytes) -> None:
     """Writes `data` (text as UTF-8) to `path`, atomically; OSError (a full disk, a read-only dir) leaves
     `path` as it was and names it."""
     path = Path(path)
     payload = data.encode() if isinstance(data, str) else data
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temp = None
     try:
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.chmod(fd, 0o666 & ~_UMASK)  # as open() would make it: mkstemp's temp file is private (0600)
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
         os.replace(temp, path)
     except BaseException as error:
-        Path(temp).unlink(missing_ok=True)
-        if isinstance(error, OSError) and error.filename is None:
-            error.filename = str(path)  # "No space left on device" alone does not say where
+        if temp is not None:
+            Path(temp).unlink(missing_ok=True)
+        if isinstance(error, OSError) and (error.filename is None or temp is None or error.filename == temp):
+            error.filename = str(path)  # the file meant, not the temp file: "No space left on device" alone
+            error.filename2 = None  # does not say where, and the temp file's name is no help
         raise

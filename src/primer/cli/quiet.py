@@ -31,3 +31,16 @@ def no_litlogger_advert(record: logging.LogRecord) -> bool:
     """Drops the litlogger advert, and Lightning's note that the configured model summary replaces its own."""
     message = record.getMessage()
     return "litlogger" not in message and "Skipping setting a default `ModelSummary`" not in message
+
+
+class LogFile(logging.FileHandler):
+    """Hydra's log file (`<run dir>/<job>.log`), less a traceback for each line a full disk or a read-only
+    dir keeps out of it: the command ends with one line naming the fault (primer.exits)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        import sys
+
+        from primer.exits import environment_fault
+
+        if environment_fault(sys.exc_info()[1]) is None:
+            super().handleError(record)

@@ -19,6 +19,7 @@ from primer import exits
 from primer.cli.task import Bug, task_wrapper
 from primer.config import CONFIG_DIR, CONFIG_NAME
 from primer.exits import setting_up
+from primer.sweeps.sweep_console import SweepStart
 
 
 def train(cfg: DictConfig) -> tuple[dict[str, float], dict]:
@@ -79,6 +80,7 @@ def main() -> None:
         print(help_text())
         return
     exits.let_hydra_raise()
+    SweepStart.sweep_dir = None  # an earlier command's, in a test's process
     try:
         hydra_main()
     except Bug as bug:
@@ -86,7 +88,17 @@ def main() -> None:
     except Exception as error:  # the task routes its own errors: this is Hydra rejecting the command line
         from primer.checks.hydra_errors import describe_hydra_error
 
+        if fault := exits.environment_fault(error, where=_output_dir()):
+            raise fault from error  # Hydra failing to write .hydra/ or train.log, a sweeper its storage
+
         raise describe_hydra_error(error, overrides_in(sys.argv[1:])) from error
+
+
+def _output_dir() -> str | None:
+    """The run dir, or the sweep dir, Hydra was writing into (a sweep's, SweepStart saw); None before either."""
+    if SweepStart.sweep_dir is not None:
+        return SweepStart.sweep_dir
+    return HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else None
 
 
 def overrides_in(argv: list[str]) -> list[str]:
