@@ -14,14 +14,17 @@ new samples of the teacher the model learned (data.seed), or a new teacher (data
 """
 
 import json
+import math
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from primer.config import key_and_value
 from primer.exits import BadConfig, setting_up
+from primer.writes import write_atomic
 
 USAGE = "usage: python -m primer.eval ckpt_path=PATH [key=value ...]"
 
@@ -50,8 +53,12 @@ def score(checkpoint: dict, cfg: DictConfig) -> tuple[dict[str, float], dict]:
     torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
     datamodule, net, optimizer = data_net_optimizer(cfg)
     system = Regression(net, optimizer=optimizer, input_dim=cfg.data.input_dim)
+    weights = checkpoint["state_dict"]
+    if not isinstance(weights, Mapping) or not all(isinstance(t, torch.Tensor) for t in weights.values()):
+        raise BadConfig(f"the checkpoint's state_dict is a {type(weights).__name__}, not the weights (names and "
+                        "tensors) a primer.train checkpoint holds")
     try:
-        system.load_state_dict(checkpoint["state_dict"])
+        system.load_state_dict(weights)
     except RuntimeError as error:  # torch lists the keys and shapes over several lines
         detail = " ".join(str(error).split())[:300]
         raise BadConfig(f"the checkpoint's weights do not fit the model its config names: {detail}") from None
@@ -148,6 +155,13 @@ def output_path(ckpt_path: str, overrides: list[str], other: str | None = None) 
     return Path(ckpt_path).with_suffix("".join(f".{part}" for part in ["eval", *parts, "json"]))
 
 
+def strict_json(metrics: dict[str, float]) -> str:
+    """The metrics as JSON, which has no NaN or Infinity: a non-finite value is written as a string
+    ("nan", "inf"), as metrics.json writes it."""
+    finite = {name: value if math.isfinite(value) else str(value) for name, value in metrics.items()}
+    return json.dumps(finite, indent=2, allow_nan=False) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     """`ckpt_path=PATH [key=value ...]`; primer.eval runs it inside primer.exits.command_line."""
     args = sys.argv[1:] if argv is None else argv
@@ -161,8 +175,8 @@ def main(argv: list[str] | None = None) -> None:
     metrics, cfg = evaluate(ckpt_path, overrides)
     other = other_data(cfg, overrides)
     path = output_path(ckpt_path, overrides, other)
-    text = json.dumps(metrics, indent=2) + "\n"
-    path.write_text(text)
+    text = strict_json(metrics)
+    write_atomic(path, text)  # a read-only dir or a full disk: one line naming path (primer.exits), exit 5
     print(text, end="")
     print(f"wrote {path}", file=sys.stderr)
     if cfg.data.target == "random":

@@ -15,6 +15,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from primer.run.console import short_path
 from primer.run.dashboard import HParamValue, session_end_summary, session_start_summary
 from primer.run.files import EVENT_FILES, RUN_RECORDS
+from primer.writes import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ class RunSummary(L.Callback):
         metrics = final_metrics(trainer)
         # JSON has no NaN or Infinity: a diverged run's values are written as strings.
         serializable = {k: v if math.isfinite(v) else str(v) for k, v in metrics.items()}
-        (self.output_dir / "metrics.json").write_text(json.dumps(serializable, indent=2) + "\n")
+        write_atomic(self.output_dir / "metrics.json", json.dumps(serializable, indent=2) + "\n")
         self._write_run_json(trainer)
         self._write(trainer, session_end_summary("STATUS_SUCCESS"))
 
@@ -129,7 +130,7 @@ class RunSummary(L.Callback):
             run["resumed_at_step"] = self.first_step
         run |= {**self.inputs, "intra_op_threads": torch.get_num_threads(),
                 "device": str(trainer.strategy.root_device), "torch": torch.__version__}
-        (self.output_dir / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+        write_atomic(self.output_dir / "run.json", json.dumps(run, indent=2) + "\n")
 
     @staticmethod
     def _write(trainer: L.Trainer, *summaries) -> None:
