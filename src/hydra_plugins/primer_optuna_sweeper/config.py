@@ -29,6 +29,9 @@ class OptunaSweeperConf:
     n_jobs: int = 2  # trials asked, launched and told together
     max_failure_rate: float = 0.0
     params: dict | None = None
+    # seconds between a running trial's heartbeats in a database storage; a trial silent for twice as long
+    # was left running by a search that stopped, and the next search that joins the study marks it failed
+    heartbeat_s: int | None = 60
 
 
 SAMPLERS = {  # name: the sampler and the arguments people set (Optuna's defaults)
