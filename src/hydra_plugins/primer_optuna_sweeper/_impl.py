@@ -2,6 +2,7 @@
 
 import logging
 import math
+import warnings
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -66,7 +67,9 @@ class OptunaSearch:
         sweep_dir.mkdir(parents=True, exist_ok=True)
         # as Hydra's own sweeper: the sweep's config, and when it began (the summary counts the jobs since)
         write_atomic(sweep_dir / SWEEP_CONFIG, OmegaConf.to_yaml(self.config))
-        with studies.reaching(self.storage):
+        with studies.reaching(self.storage), warnings.catch_warnings():
+            # Optuna's note on every ask: the heartbeats are the sweeper's own, beaten while the jobs run
+            warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
             self._trials(study, storage, space, fixed)
 
     def _trials(self, study: optuna.Study, storage, space: dict, fixed: dict[str, str]) -> None:

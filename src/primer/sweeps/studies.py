@@ -61,13 +61,22 @@ def shown(url: str) -> str:
 @contextlib.contextmanager
 def reaching(url: str | None):
     """Turns the storage failing (a server gone, a read-only SQLite dir) into one line naming it."""
-    from sqlalchemy.exc import InterfaceError, OperationalError
-
     try:
         yield
-    except (OperationalError, InterfaceError) as error:
-        reason = first_line(error.orig) if error.orig is not None else first_line(error)
+    except Exception as error:
+        if (failure := _storage_failure(error)) is None:
+            raise
+        reason = first_line(failure.orig) if failure.orig is not None else first_line(failure)
         raise EnvironmentFault(f"the study's storage failed: {shown(url)}: {reason}") from error
+
+
+def _storage_failure(error: BaseException):
+    """SQLAlchemy's OperationalError or InterfaceError behind `error` (Optuna wraps it in StorageInternalError)."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    while error is not None and not isinstance(error, (OperationalError, InterfaceError)):
+        error = error.__cause__ or error.__context__
+    return error
 
 
 def open_storage(url: str | None, heartbeat_s: int | None = None):
