@@ -9,6 +9,7 @@ import logging
 import os
 import shlex
 import shutil
+import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -232,6 +233,18 @@ def test_a_storage_that_fails_is_an_environment_fault_naming_it_without_its_pass
             raise OperationalError("SELECT 1", {}, Exception("connection refused\nmore detail"))
     assert str(raised.value) == ("the study's storage failed: postgresql+psycopg://primer:***@db.example:5432/studies: "
                                  "connection refused")
+
+
+def test_a_database_server_that_cannot_be_reached_ends_the_search_in_one_line_exit_5(cli, tmp_path):
+    """Was SQLAlchemy's text as "bad input" (exit 2), with the password in the command line it repeated."""
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"postgresql+psycopg://me:secret@127.0.0.1:{port}/studies"
+    code, _, err = cli("-m", "hparams_search=optuna", f"hydra.sweeper.storage={url}", "hydra.sweep.dir=sweep")
+    assert code == exits.ENVIRONMENT and err.count("\n") == 1, err
+    assert err.startswith(f"error: the study's storage failed: postgresql+psycopg://me:***@127.0.0.1:{port}/studies: "
+                          "connection failed: ") and "secret" not in err
 
 
 # --- primer.eval: bad checkpoints, read-only dirs, full disks and non-finite metrics ---------------------

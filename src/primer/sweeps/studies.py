@@ -111,7 +111,7 @@ def join(url: str | None, study_name: str | None, directions: list[str], make_sa
 
     logging.getLogger("alembic").setLevel(logging.WARNING)  # not a line per plugin at each schema check
     check_storage(url)
-    with _lock(url), reaching(url):
+    with reaching(url), _lock(url):
         storage = _retry(lambda: open_storage(url, heartbeat_s), url)
         study = _retry(lambda: optuna.create_study(storage=storage, study_name=study_name, directions=directions,
                                                    sampler=None, pruner=pruner, load_if_exists=True), url)
