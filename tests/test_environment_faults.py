@@ -92,8 +92,8 @@ def test_a_sweep_job_that_hits_a_full_disk_is_a_failed_job_and_the_sweep_exits_5
     reason = (second / "failure.txt").read_text()
     assert reason == f"EnvironmentFault: No space left on device: {second / 'metrics.json'}\n"
     assert code == exits.ENVIRONMENT, err
-    assert err.splitlines()[-1] == (f"error: 1 of 2 jobs failed; see {Path('sweep', 'summary.md')} "
-                                    f"({second.name}: the machine)")
+    assert err.splitlines()[-1] == (f"error: 1 of 2 jobs failed; see {Path('sweep', 'summary.md')}; job 1 for the "
+                                    f"machine: No space left on device: {second / 'metrics.json'}")
     [line] = [line for line in out.splitlines() if line.startswith("#1 ")]
     assert line.endswith(f" optimizer.lr=0.0002  failed: EnvironmentFault: No space left on device: "
                          f"{second / 'metrics.json'}")

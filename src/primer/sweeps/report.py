@@ -89,8 +89,12 @@ def sweep_ending(rows: list[dict], summary: Path) -> SweepFailed | EnvironmentFa
     if not failed:
         return None
     line = f"{len(failed)} of {len(rows)} jobs failed; see {summary}"
-    faults = [row["job"] for row in failed if row["reason"].startswith(f"{EnvironmentFault.__name__}: ")]
-    return EnvironmentFault(f"{line} ({', '.join(faults)}: the machine)") if faults else SweepFailed(line)
+    machine = f"{EnvironmentFault.__name__}: "
+    faults = [row for row in failed if row["reason"].startswith(machine)]
+    if not faults:
+        return SweepFailed(line)
+    jobs = ", ".join(_job_number(row["job"]) for row in faults)
+    return EnvironmentFault(f"{line}; job {jobs} for the machine: {faults[0]['reason'].removeprefix(machine)}")
 
 
 def job_dirs(root: Path) -> list[Path]:
