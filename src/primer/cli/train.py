@@ -13,7 +13,7 @@ import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from primer import exits
 from primer.cli.task import Bug, task_wrapper
@@ -88,8 +88,8 @@ def main() -> None:
     except Exception as error:  # the task routes its own errors: this is Hydra rejecting the command line
         from primer.checks.hydra_errors import describe_hydra_error
 
-        if fault := exits.environment_fault(error, where=_output_dir()):
-            raise fault from error  # Hydra failing to write .hydra/ or train.log, a sweeper its storage
+        if exits.environment_fault(error):  # Hydra failing to write .hydra/ or train.log, a sweeper its storage
+            raise exits.environment_fault(error, where=_output_dir()) from error
 
         raise describe_hydra_error(error, overrides_in(sys.argv[1:])) from error
 
@@ -98,7 +98,7 @@ def _output_dir() -> str | None:
     """The run dir, or the sweep dir, Hydra was writing into (a sweep's, SweepStart saw); None before either."""
     if SweepStart.sweep_dir is not None:
         return SweepStart.sweep_dir
-    return HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else None
+    return OmegaConf.select(HydraConfig.get(), "runtime.output_dir") if HydraConfig.initialized() else None
 
 
 def overrides_in(argv: list[str]) -> list[str]:
