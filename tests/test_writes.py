@@ -36,3 +36,23 @@ def test_a_full_disk_keeps_the_earlier_file_and_names_it(tmp_path, monkeypatch):
     assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(tmp_path / "metrics.json")
     assert (tmp_path / "metrics.json").read_text() == '{"train/loss": 1.0}\n'
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_a_written_file_has_the_mode_open_would_give_it_not_the_temp_files(tmp_path):
+    """mkstemp makes its file 0600: metrics.json and run.json were unreadable to the rest of a group."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    write_atomic(tmp_path / "metrics.json", "{}\n")
+    assert (tmp_path / "metrics.json").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_dir_that_cannot_be_written_names_the_file_meant_not_the_temp_file(tmp_path, monkeypatch):
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(tmp_path / ".run.json.abc.tmp"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    with pytest.raises(OSError) as raised:
+        write_atomic(tmp_path / "run.json", "{}\n")
+    assert raised.value.filename == str(tmp_path / "run.json")
