@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from importlib.metadata import version
 from pathlib import Path
 
@@ -249,32 +250,59 @@ def test_pruning_stops_a_hopeless_trial_early_and_the_sweep_says_pruned(tmp_path
     assert "| pruned: at step " in out
 
 
+class PostgreSQL:
+    """A real PostgreSQL server from Debian's package, in a temporary dir, on a free port; stop() and start()."""
+
+    def __init__(self, bin_dir: Path):
+        self.bin_dir, self.root = bin_dir, Path(tempfile.mkdtemp(prefix="primer-pg-"))
+        # initdb refuses to run as root: the server then runs as the package's postgres user
+        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.as_user:
+            shutil.chown(self.root, "postgres")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.data = self.root / "data"
+        subprocess.run([*self.as_user, bin_dir / "initdb", "-D", self.data, "-U", "primer", "--auth=trust", "-E",
+                        "UTF8"], check=True, capture_output=True)
+        self.url = f"postgresql+psycopg://primer@127.0.0.1:{self.port}/postgres"
+
+    def start(self):
+        subprocess.run([*self.as_user, self.bin_dir / "pg_ctl", "-D", self.data, "-l", self.root / "server.log", "-w",
+                        "start", "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"],
+                       check=True, capture_output=True)
+
+    def stop(self, check=True):
+        subprocess.run([*self.as_user, self.bin_dir / "pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop"],
+                       capture_output=True, check=check)
+
+    def new_database(self, name: str) -> str:
+        """The URL of a new, empty database on this server: a study of its own."""
+        import psycopg
+
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=primer dbname=postgres", autocommit=True) as db:
+            db.execute(f'CREATE DATABASE "{name}"')
+        return self.url.rsplit("/", 1)[0] + f"/{name}"
+
+
 @pytest.fixture(scope="module")
-def postgresql():
-    """A real PostgreSQL server from Debian's package, in a temporary dir, on a free port; its URL."""
+def postgresql_server():
     bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not bins:
         pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
-    bin_dir = Path(bins[-1]).parent
-    root = Path(tempfile.mkdtemp(prefix="primer-pg-"))
-    # initdb refuses to run as root: the server then runs as the package's postgres user
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_user:
-        shutil.chown(root, "postgres")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = root / "data"
-    subprocess.run([*as_user, bin_dir / "initdb", "-D", data, "-U", "primer", "--auth=trust", "-E", "UTF8"],
-                   check=True, capture_output=True)
-    subprocess.run([*as_user, bin_dir / "pg_ctl", "-D", data, "-l", root / "server.log", "-w", "start", "-o",
-                    f"-p {port} -k {root} -c listen_addresses=127.0.0.1"], check=True, capture_output=True)
+    server = PostgreSQL(Path(bins[-1]).parent)
+    server.start()
     try:
-        yield f"postgresql+psycopg://primer@127.0.0.1:{port}/postgres"
+        yield server
     finally:
-        subprocess.run([*as_user, bin_dir / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop"], capture_output=True,
-                       check=False)
-        shutil.rmtree(root, ignore_errors=True)
+        server.stop(check=False)
+        shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postgresql(postgresql_server):
+    """The URL of a real PostgreSQL server's default database."""
+    return postgresql_server.url
 
 
 @pytest.mark.slow
@@ -317,3 +345,33 @@ def test_the_study_and_trial_reach_the_job_as_the_sweeper_named_them():
     assert [o.input_line for o in overrides[:2]] == ["optimizer.lr=0.001", "seed=1"]
     env = OmegaConf.create({o.key_or_group.rsplit(".", 1)[1]: o.value() for o in overrides[2:]})
     assert env[TRIAL_ENV] == 3 and env[STUDY_ENV] == name  # as the job's config resolves them
+
+
+@pytest.mark.slow
+def test_a_server_gone_mid_study_ends_in_one_line_and_the_next_search_fails_the_trial_it_left(
+        tmp_path, postgresql_server):
+    """Was SQLAlchemy's text as "bad input" (rc 2), and trial 3 RUNNING forever."""
+    url = postgresql_server.new_database("gone_mid_study")
+    beat = ["hydra.sweeper.heartbeat_s=1", f"hydra.sweeper.storage={url}", "hydra.sweeper.n_jobs=1"]
+    proc = search(tmp_path, "hydra.sweeper.n_trials=6", "hydra.sweep.dir=sweep", *beat)
+    while not list((tmp_path / "sweep").glob("3_*/.hydra")):  # trial 3's job has started
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.02)
+    postgresql_server.stop()
+    stopped = time.monotonic()
+    try:
+        out, err = proc.communicate(timeout=300)
+    finally:
+        postgresql_server.start()
+    assert proc.returncode == 5, err[-3000:]
+    last = err.splitlines()[-1]
+    assert last.startswith(f"error: the study's storage failed: {url}: "), err[-3000:]
+    assert "Traceback" not in err
+    study = only_study(url)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3 + [TrialState.RUNNING]
+    # a trial is orphaned once its heartbeat is older than twice its interval: no event marks that moment
+    time.sleep(max(0.0, stopped + 3 - time.monotonic()))
+    again = finish(search(tmp_path, "hydra.sweeper.n_trials=1", "hydra.sweep.dir=again", *beat))
+    assert f"trials 3 of study '{study.study_name}' were left running by a search that stopped; marked failed" in again
+    states = [t.state for t in only_study(url).trials]
+    assert states[3] == TrialState.FAIL and len(states) == 5 and states[4].is_finished()

@@ -126,3 +126,17 @@ def test_a_job_whose_config_changed_runs_again(tmp_path):
     assert len(list(second.glob("events.out.tfevents.*"))) == 1  # the old run's curve is gone
     assert yaml.safe_load((second / "hparams.yaml").read_text())["optimizer.lr"] == 3e-4  # not the old run's
     assert "held an earlier run" not in (second / "train.log").read_text()  # cleared before the job started
+
+
+@pytest.mark.slow
+def test_a_grid_run_again_into_the_dir_of_a_larger_one_counts_only_its_own_jobs(tmp_path):
+    """Was '1 of 3 jobs failed', exit 4: the earlier grid's third job, failed, was counted."""
+    sweep = tmp_path / "sweep"
+    finish(start(tmp_path, "optimizer.lr=1e-4,2e-4,3e-4", *TINY, *QUIET, f"hydra.sweep.dir={sweep}"))
+    stale = job_dirs(sweep)[2]
+    (stale / "metrics.json").unlink()  # as if it had failed
+    proc = start(tmp_path, "optimizer.lr=1e-4,2e-4", *TINY, *QUIET, f"hydra.sweep.dir={sweep}")
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    assert [r["job"] for r in summary_rows(sweep)] == [d.name for d in job_dirs(sweep)] and len(job_dirs(sweep)) == 2
+    assert stale.is_dir() and stale not in job_dirs(sweep)

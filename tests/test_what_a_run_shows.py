@@ -172,7 +172,7 @@ def test_tensorboard_shows_a_sweep_by_job_dir_with_what_it_varied_first(tmp_path
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep_dir,) = run_dirs(tmp_path, "multirun")
-    assert re.fullmatch(rf"\d{{4}}-\d{{6}}_\d+_model_lr", sweep_dir.name)  # when, which process, what it varies
+    assert re.fullmatch(r"\d{4}-\d{6}_\d+_model_lr", sweep_dir.name)  # when, which process, what it varies
     assert result.stdout.rstrip().endswith(f"tensorboard --logdir {sweep_dir.relative_to(tmp_path)}")
     jobs = sorted(d.name for d in sweep_dir.iterdir() if (d / ".hydra").is_dir())
     # the values the sweep varies, whole; TINY's fixed overrides are in each job's .hydra/overrides.yaml

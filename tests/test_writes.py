@@ -47,3 +47,15 @@ def test_a_written_file_has_the_mode_open_would_give_it(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "final.ckpt").stat().st_mode & 0o777 == (tmp_path / "opened").stat().st_mode & 0o777 == 0o640
+
+
+def test_a_dir_that_cannot_be_written_names_the_file_meant_not_the_temp_file(tmp_path, monkeypatch):
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(tmp_path / ".run.json.abc.tmp"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    with pytest.raises(OSError) as raised:
+        write_atomic(tmp_path / "run.json", "{}\n")
+    assert raised.value.filename == str(tmp_path / "run.json")

@@ -153,6 +153,19 @@ def key_and_value(override: str) -> tuple[str, str]:
     return key, text
 
 
+def hydra_quoted(text: str, quote: str = '"') -> str:
+    """TEXT as a quoted value of a Hydra override (`ckpt_path="a=1,b=2/final.ckpt"`), read back as TEXT:
+    a `,` or `=` unquoted would make it a sweep or a bad override. Backslashes before a quote (or the
+    closing one) are doubled, the quote and `${` escaped (Hydra's grammar for quoted values)."""
+    escaped = re.sub(rf"(\\*)({quote}|$)", lambda m: m[1] * 2 + ("\\" + m[2] if m[2] else ""), text)
+    return quote + escaped.replace("${", "\\${") + quote
+
+
+def override(key: str, text: str) -> str:
+    """`key=TEXT`, TEXT quoted for Hydra where it holds more than letters, digits and `_-+./:@%~`."""
+    return f"{key}={text}" if re.fullmatch(r"[\w\-+./:@%~]+", text) else f"{key}={hydra_quoted(text)}"
+
+
 def task_config(cfg: DictConfig) -> DictConfig:
     """The task's own config: cfg without Hydra's node (a config composed with return_hydra_config=True holds it)."""
     return OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])

@@ -15,11 +15,13 @@ so an ending raised under Hydra travels out wrapped in `EndCommand`, a BaseExcep
 """
 
 import contextlib
+import errno
 import os
 import signal
 import sys
 import threading
 import traceback
+from pathlib import Path
 
 UNEXPECTED, BAD_INPUT, DIVERGED, SWEEP_FAILED, ENVIRONMENT = 1, 2, 3, 4, 5
 
@@ -65,6 +67,39 @@ class EnvironmentFault(Ending):
     exit_code = ENVIRONMENT
 
 
+# OSErrors that say the machine failed the command, not that the input was wrong
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
+
+
+def environment_fault(error: BaseException, where: str | Path | None = None) -> EnvironmentFault | None:
+    """The EnvironmentFault behind `error`, wherever in its chain of causes it is: an OSError of
+    ENVIRONMENT_ERRNOS, named with its path (else with `where`, the dir the command was writing
+    into), or an EnvironmentFault already; None for any other error."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, EnvironmentFault):
+            return error
+        if isinstance(error, OSError) and error.errno in ENVIRONMENT_ERRNOS:
+            path = error.filename or (f"a file in {where}" if where else None)
+            return EnvironmentFault(f"{error.strerror or os.strerror(error.errno)}" + (f": {path}" if path else ""))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _thread_fault(args: threading.ExceptHookArgs) -> None:
+    """A thread that failed for the machine (TensorBoard's writer on a full disk) leaves its fault for the
+    command's one line, not a traceback: it ends the command with exit 5 even where the main thread went on."""
+    if (fault := environment_fault(args.exc_value)) is None:
+        _default_thread_hook(args)
+    else:
+        _thread_faults.append(fault)
+
+
+_default_thread_hook = threading.excepthook
+_thread_faults: list[EnvironmentFault] = []
+
+
 class EndCommand(BaseException):
     """Carries an Ending through Hydra, which would otherwise report or swallow it."""
 
@@ -73,10 +108,10 @@ class EndCommand(BaseException):
         self.ending = ending
 
 
-_sweep_failures: list[SweepFailed] = []
+_sweep_failures: list[SweepFailed | EnvironmentFault] = []
 
 
-def sweep_failed(ending: SweepFailed) -> None:
+def sweep_failed(ending: SweepFailed | EnvironmentFault) -> None:
     """Recorded by the sweep summary; the command's exit code is set when the command ends."""
     _sweep_failures.append(ending)
 
@@ -109,8 +144,8 @@ def setting_up(what: str, started=lambda: False):
     except Ending:
         raise
     except Exception as error:
-        if started():
-            raise
+        if started() or environment_fault(error):
+            raise  # a full disk during set-up is the machine's fault, not the config's
         cause = error
         while type(cause).__name__ == "InstantiationException" and cause.__cause__ is not None:
             cause = cause.__cause__  # Hydra's wrapper says only which target failed; its cause says why
@@ -143,23 +178,31 @@ def _terminate(signum, frame):
 def command_line():
     """Ends the command with one line and its exit code for every Ending, Ctrl-C and SIGTERM included."""
     _sweep_failures.clear()
+    _thread_faults.clear()
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    previous_thread_hook, threading.excepthook = threading.excepthook, _thread_fault
     try:
         try:
             yield
         except EndCommand as wrapped:
             raise wrapped.ending from wrapped.ending.__cause__
+        if _thread_faults:
+            raise _thread_faults[0]
         if _sweep_failures:
             raise _sweep_failures.pop()
     except KeyboardInterrupt as stop:
         signum = getattr(stop, "signum", signal.SIGINT)
         _end(stopped_before_training(signum))
-    except Ending as ending:
+    except Exception as error:
+        ending = error if isinstance(error, Ending) else environment_fault(error)
+        if ending is None:
+            raise  # a bug: its traceback is what is needed
         if show_tracebacks():
             traceback.print_exc()
         _end(ending)
     finally:
+        threading.excepthook = previous_thread_hook
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
 

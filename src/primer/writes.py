@@ -16,22 +16,26 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
     `path` as it was and names it."""
     path = Path(path)
     payload = data.encode() if isinstance(data, str) else data
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temp = None
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # the mode open() would give it; mkstemp's is 0600
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.chmod(fd, 0o666 & ~_umask())  # as open() would make it: mkstemp's temp file is private (0600)
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
         os.replace(temp, path)
     except BaseException as error:
-        Path(temp).unlink(missing_ok=True)
-        if isinstance(error, OSError) and error.filename is None:
-            error.filename = str(path)  # "No space left on device" alone does not say where
+        if temp is not None:
+            Path(temp).unlink(missing_ok=True)
+        if isinstance(error, OSError) and (error.filename is None or temp is None or error.filename == temp):
+            error.filename = str(path)  # the file meant, not the temp file: "No space left on device" alone
+            error.filename2 = None  # does not say where, and the temp file's name is no help
         raise
 
 
 def _umask() -> int:
-    mask = os.umask(0o022)  # reading it means setting it
+    """The process's umask, read when a file is written (a user may change it): reading it means setting it."""
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask

@@ -2,7 +2,6 @@
 
 import logging
 import math
-import re
 import warnings
 from importlib.util import find_spec
 from pathlib import Path
@@ -13,9 +12,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
+from primer.config import hydra_quoted
 from primer.sweeps import studies  # also registers ${study_name:}, which the search config resolves
+from primer.exits import BadConfig, EndCommand, Ending
+from primer.sweeps.report import SWEEP_CONFIG
 from primer.sweeps.searched import SEARCHED_ENV, rounded
-from primer.exits import BadConfig, EndCommand
+from primer.writes import write_atomic
 
 from ._space import grid, search_space
 
@@ -26,13 +28,14 @@ NEEDS = {"optuna.samplers.CmaEsSampler": "cmaes", "optuna.samplers.QMCSampler": 
 
 class OptunaSearch:
     def __init__(self, sampler, pruner, direction, storage, study_name, n_trials, n_jobs, max_failure_rate,
-                 params=None, metric_names=None) -> None:
+                 params=None, metric_names=None, heartbeat_s=None) -> None:
         self.sampler_cfg, self.pruner_cfg = sampler, pruner
         self.directions = [str(d) for d in direction] if OmegaConf.is_list(direction) else [str(direction)]
         self.storage, self.study_name = storage, study_name
         self.n_trials, self.n_jobs, self.max_failure_rate = n_trials, n_jobs, max_failure_rate
         self.params = params or {}
         self.metric_names = list(metric_names) if metric_names else None
+        self.heartbeat_s = heartbeat_s
 
     def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
         self.config = config
@@ -40,6 +43,12 @@ class OptunaSearch:
             config=config, hydra_context=hydra_context, task_function=task_function)
 
     def sweep(self, arguments: list[str]) -> None:
+        try:
+            self._search(arguments)
+        except Ending as ending:  # past Hydra, to primer.exits: a refused storage, or one that failed
+            raise EndCommand(ending) from ending.__cause__
+
+    def _search(self, arguments: list[str]) -> None:
         if self.storage is None and not str(self.pruner_cfg._target_).endswith("NopPruner"):
             raise EndCommand(BadConfig("hydra.sweeper.pruner: a pruner needs hydra.sweeper.storage (trials report to "
                                        "it from their jobs); set a storage, or hydra/sweeper/pruner=none"))
@@ -52,22 +61,34 @@ class OptunaSearch:
                                        f"pip install {needs}"))
         try:
             space, fixed = search_space([f"{k}={v}" for k, v in self.params.items()] + list(arguments))
-            study, seed, joined = studies.join(self.storage, self.study_name, self.directions,
-                                               lambda seed: self._sampler(space, seed), instantiate(self.pruner_cfg),
-                                               seed=self.sampler_cfg.get("seed"))
+            study, storage, seed, joined = studies.join(
+                self.storage, self.study_name, self.directions, lambda seed: self._sampler(space, seed),
+                instantiate(self.pruner_cfg), seed=self.sampler_cfg.get("seed"), heartbeat_s=self.heartbeat_s)
         except (ValueError, ImportError) as error:  # a sweep Optuna cannot search, a sampler's missing package
             raise EndCommand(BadConfig(f"hydra.sweeper: {error}")) from error
         self._name_metrics(study)
-        log.info(f"Optuna study '{study.study_name}' in {self.storage or 'memory'}: search {joined + 1} on it, "
+        shown = studies.shown(self.storage) if self.storage else "memory"
+        log.info(f"Optuna study '{study.study_name}' in {shown}: search {joined + 1} on it, "
                  f"sampler seed {seed}; searching {', '.join(space)}"
                  + (f"; every trial: {' '.join(f'{k}={v}' for k, v in fixed.items())}" if fixed else ""))
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        # as Hydra's own sweeper: the sweep's config, and when it began (the summary counts the jobs since)
+        write_atomic(sweep_dir / SWEEP_CONFIG, OmegaConf.to_yaml(self.config))
+        with studies.reaching(self.storage), warnings.catch_warnings():
+            # Optuna's note on every ask: the heartbeats are the sweeper's own, beaten while the jobs run
+            warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
+            self._trials(study, storage, space, fixed)
+
+    def _trials(self, study: optuna.Study, storage, space: dict, fixed: dict[str, str]) -> None:
         n_trials = self.n_trials
         if isinstance(study.sampler, optuna.samplers.GridSampler):
             n_trials = min(n_trials, math.prod(len(v) for v in grid(space).values()))
         job_idx = 0
         while job_idx < n_trials:
             trials = [study.ask(space) for _ in range(min(self.n_jobs, n_trials - job_idx))]
-            returns = self.launcher.launch([self._overrides(t, fixed) for t in trials], initial_job_idx=job_idx)
+            with studies.heartbeats(storage, study, trials, self.heartbeat_s):
+                returns = self.launcher.launch([self._overrides(t, fixed) for t in trials], initial_job_idx=job_idx)
             job_idx += len(returns)
             running = {t.number: t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
             failed = [self._tell(study, trial, ret, running[trial.number].user_attrs)
@@ -96,13 +117,9 @@ class OptunaSearch:
     @staticmethod
     def _overrides(trial: optuna.trial.Trial, fixed: dict[str, str]) -> list[str]:
         # the trial travels in the job's Hydra config; primer.sweeps.pruning reports to it
-        # a quoted override value: backslashes before a quote (or the closing one) doubled, quotes and
-        # interpolations escaped
-        study = re.sub(r"(\\*)('|$)", lambda m: m[1] * 2 + ("\\" + m[2] if m[2] else ""), trial.study.study_name)
-        study = study.replace("${", "\\${")
         return [*(f"{k}={v}" for k, v in {**trial.params, **fixed}.items()),
                 f"++hydra.job.env_set.{studies.TRIAL_ENV}={trial.number}",
-                f"++hydra.job.env_set.{studies.STUDY_ENV}='{study}'",
+                f"++hydra.job.env_set.{studies.STUDY_ENV}={hydra_quoted(trial.study.study_name, quote=chr(39))}",
                 f"++hydra.job.env_set.{SEARCHED_ENV}='{','.join(trial.params)}'"]  # what its lines show
 
     def _tell(self, study: optuna.Study, trial: optuna.trial.Trial, ret, user_attrs: dict) -> bool:
@@ -135,7 +152,7 @@ class OptunaSearch:
             results["best_params"] = None
         path = Path(self.config.hydra.sweep.dir, "optimization_results.yaml")
         path.parent.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(OmegaConf.create(results), path)
+        write_atomic(path, OmegaConf.to_yaml(OmegaConf.create(results)))
         log.info(f"Best of study '{study.study_name}': {_best(study, self.metric_names)} ({path.name} has every digit)")
 
 

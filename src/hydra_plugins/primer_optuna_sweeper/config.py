@@ -31,6 +31,9 @@ class OptunaSweeperConf:
     params: dict | None = None
     # a name for each value the task returns: optuna-dashboard's axis (study.set_metric_names)
     metric_names: list | None = None
+    # seconds between a running trial's heartbeats in a database storage; a trial silent for twice as long
+    # was left running by a search that stopped, and the next search that joins the study marks it failed
+    heartbeat_s: int | None = 60
 
 
 SAMPLERS = {  # name: the sampler and the arguments people set (Optuna's defaults)

@@ -14,6 +14,7 @@ new samples of the teacher the model learned (data.seed), or a new teacher (data
 """
 
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from primer.config import key_and_value
 from primer.exits import BadConfig, setting_up
+from primer.writes import write_atomic
 
 USAGE = "usage: python -m primer.eval ckpt_path=PATH [key=value ...]"
 
@@ -50,7 +52,7 @@ def score(checkpoint: dict, cfg: DictConfig) -> tuple[dict[str, float], dict]:
     torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
     datamodule, net, optimizer = data_net_optimizer(cfg)
     system = Regression(net, optimizer=optimizer, input_dim=cfg.data.input_dim)
-    try:
+    try:  # load_checkpoint has checked that state_dict holds tensors by name
         system.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as error:  # torch lists the keys and shapes over several lines
         detail = " ".join(str(error).split())[:300]
@@ -148,12 +150,17 @@ def output_path(ckpt_path: str, overrides: list[str], other: str | None = None) 
     return Path(ckpt_path).with_suffix("".join(f".{part}" for part in ["eval", *parts, "json"]))
 
 
+def strict_json(metrics: dict[str, float]) -> str:
+    """The metrics as JSON, which has no NaN or Infinity: a non-finite value is written as a string
+    ("nan", "inf"), as metrics.json writes it."""
+    finite = {name: value if math.isfinite(value) else str(value) for name, value in metrics.items()}
+    return json.dumps(finite, indent=2, allow_nan=False) + "\n"
+
+
 def write_results(ckpt_path: str, overrides: list[str], metrics: dict[str, float], cfg: DictConfig) -> Path:
     """Writes the metrics beside the checkpoint (output_path) and returns where."""
-    from primer.writes import write_atomic
-
     path = output_path(ckpt_path, overrides, other_data(cfg, overrides))
-    write_atomic(path, json.dumps(metrics, indent=2) + "\n")
+    write_atomic(path, strict_json(metrics))  # a read-only dir or a full disk: one line (primer.exits), exit 5
     return path
 
 

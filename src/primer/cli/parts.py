@@ -10,6 +10,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from primer.config import key_and_value, task_config
 from primer.exits import setting_up
 from primer.run.dashboard import HParamValue
+from primer.writes import write_atomic
 
 
 def draw_seed() -> int:
@@ -97,7 +98,8 @@ def save_task_config(cfg: DictConfig) -> None:
     """Rewrites the run's .hydra/config.yaml after the task changed it (a drawn seed): the stored config is what ran."""
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.output_subdir is not None:
-        OmegaConf.save(task_config(cfg), Path(hydra_cfg.runtime.output_dir, hydra_cfg.output_subdir, "config.yaml"))
+        path = Path(hydra_cfg.runtime.output_dir, hydra_cfg.output_subdir, "config.yaml")
+        write_atomic(path, OmegaConf.to_yaml(task_config(cfg)))
 
 
 def trial_name(hydra_cfg: DictConfig, output_dir: str) -> str:

@@ -39,3 +39,16 @@ def set_up_lines(record: logging.LogRecord) -> bool:
     if record.name in ("lightning.fabric.utilities.seed", "lightning.pytorch.callbacks.model_summary"):
         return False
     return not record.getMessage().startswith(("GPU available", "TPU available", "HPU available"))
+
+
+class LogFile(logging.FileHandler):
+    """Hydra's log file (`<run dir>/<job>.log`), less a traceback for each line a full disk or a read-only
+    dir keeps out of it: the command ends with one line naming the fault (primer.exits)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        import sys
+
+        from primer.exits import environment_fault
+
+        if environment_fault(sys.exc_info()[1]) is None:
+            super().handleError(record)

@@ -10,7 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from primer.exits import Diverged, EndCommand, Ending, Interrupted
+from primer.exits import Diverged, EndCommand, Ending, Interrupted, environment_fault
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +72,11 @@ def _ended(task: Callable[[DictConfig], float], cfg: DictConfig, multirun: bool)
             raise EndCommand(ending) from ending.__cause__
         log.error(f"this job failed; the sweep goes on: {ending}")
     except Exception as error:
+        fault = environment_fault(error, where=cfg.paths.output_dir)  # a full disk, a read-only dir
         if not multirun:
-            raise Bug(error) from error
+            raise EndCommand(fault) if fault else Bug(error) from error
         log.exception("this job failed; the sweep goes on")
-        record_failure(cfg.paths.output_dir, error)
+        record_failure(cfg.paths.output_dir, fault or error)
     finally:
         if drawn and cfg.seed is not None:
             save_task_config(cfg)

@@ -15,12 +15,13 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from primer import exits
 from primer.cli.task import Bug, task_wrapper
 from primer.config import CONFIG_DIR, CONFIG_NAME
 from primer.exits import setting_up
+from primer.sweeps.sweep_console import SweepStart
 
 
 def train(cfg: DictConfig) -> tuple[dict[str, float], dict]:
@@ -98,6 +99,7 @@ def main() -> None:
     from primer.run import run_dir
 
     exits.let_hydra_raise()
+    SweepStart.sweep_dir = None  # an earlier command's, in a test's process
     try:
         with run_dir.given_back_unless_started():  # an ending before the task, as Hydra sets the run up
             hydra_main()
@@ -106,7 +108,17 @@ def main() -> None:
     except Exception as error:  # the task routes its own errors: this is Hydra rejecting the command line
         from primer.checks.hydra_errors import describe_hydra_error
 
+        if exits.environment_fault(error):  # Hydra failing to write .hydra/ or train.log, a sweeper its storage
+            raise exits.environment_fault(error, where=_output_dir()) from error
+
         raise describe_hydra_error(error, overrides_in(sys.argv[1:]), argv=sys.argv[1:]) from error
+
+
+def _output_dir() -> str | None:
+    """The run dir, or the sweep dir, Hydra was writing into (a sweep's, SweepStart saw); None before either."""
+    if SweepStart.sweep_dir is not None:
+        return SweepStart.sweep_dir
+    return OmegaConf.select(HydraConfig.get(), "runtime.output_dir") if HydraConfig.initialized() else None
 
 
 def overrides_in(argv: list[str]) -> list[str]:

@@ -3,6 +3,7 @@ block that says what came out and where it is."""
 
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -125,7 +126,7 @@ def final_block(run_dir: str | Path, event_dir: str | Path | None = None) -> str
     if event_dir is not None:
         event_dir = Path(event_dir)
         in_a_sweep = (event_dir.parent / "multirun.yaml").exists()  # Hydra's file in the sweep dir
-        lines.append(f"  tensorboard --logdir {short_path(event_dir.parent if in_a_sweep else event_dir)}")
+        lines.append(f"  tensorboard --logdir {shlex.quote(short_path(event_dir.parent if in_a_sweep else event_dir))}")
     return "\n".join(lines)
 
 

@@ -21,7 +21,7 @@ import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from primer import exits
-from primer.config import launch_dir
+from primer.config import launch_dir, override
 from primer.exits import Diverged, Interrupted
 from primer.run import run_dir
 from primer.run.system import completes_step, is_logging_step, planned_steps
@@ -78,7 +78,7 @@ def interruptible(trainer: L.Trainer, saver: SaveOnInterrupt, resume_command: st
         path = saver.ckpt_path if path.startswith("..") else path  # short when under it
         raise Interrupted(
             f"{signal.Signals(signum).name} at step {trainer.global_step}{of_planned(trainer)}: saved {path}; "
-            f"resume with: {resume_command} ckpt_path={shlex.quote(path)}",
+            f"resume with: {resume_command} {shlex.quote(override('ckpt_path', path))}",
             signum,
         ) from None
 

@@ -13,6 +13,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from primer.run.dashboard import LOG10_LOSS, HParamValue, session_end_summary, session_start_summary
 from primer.run.stops import stopped_by
+from primer.writes import write_atomic
 
 
 class RunLogger(TensorBoardLogger):
@@ -107,7 +108,7 @@ class RunSummary(L.Callback):
         metrics = final_metrics(trainer)
         # JSON has no NaN or Infinity: a diverged run's values are written as strings.
         serializable = {k: v if math.isfinite(v) else str(v) for k, v in metrics.items()}
-        (self.output_dir / "metrics.json").write_text(json.dumps(serializable, indent=2) + "\n")
+        write_atomic(self.output_dir / "metrics.json", json.dumps(serializable, indent=2) + "\n")
         self._write_run_json(trainer)
         self._write(trainer, session_end_summary("STATUS_SUCCESS"))
 
@@ -128,7 +129,7 @@ class RunSummary(L.Callback):
             run["stopped_by"] = reason
         run |= {**self.inputs, "intra_op_threads": torch.get_num_threads(),
                 "device": str(trainer.strategy.root_device), "torch": torch.__version__}
-        (self.output_dir / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+        write_atomic(self.output_dir / "run.json", json.dumps(run, indent=2) + "\n")
 
     @staticmethod
     def _write(trainer: L.Trainer, *summaries) -> None:

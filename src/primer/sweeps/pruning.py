@@ -18,7 +18,8 @@ from lightning.pytorch.callbacks import Callback
 from primer.run.guards import of_planned
 from primer.run.system import planned_steps
 from primer.run.files import PRUNED_FILE
-from primer.sweeps.studies import PRUNED_AT, STUDY_ENV, TRIAL_ENV
+from primer.sweeps.studies import PRUNED_AT, STUDY_ENV, TRIAL_ENV, reaching
+from primer.writes import write_atomic
 
 
 def trial_reporter(output_dir: str) -> list[Callback]:
@@ -57,13 +58,15 @@ class ReportToTrial(Callback):
         if trainer.is_global_zero:
             value = trainer.callback_metrics.get("val/loss")
             if value is not None and math.isfinite(value := float(value)):
-                self.trial.report(value, trainer.global_step)
-                # at the last step there is nothing left to save: the trial completes, and its value counts
-                prune = trainer.global_step != planned_steps(trainer) and self.trial.should_prune()
+                with reaching(self.storage):  # a server gone: one line naming it, not SQLAlchemy's page
+                    self.trial.report(value, trainer.global_step)
+                    # at the last step there is nothing left to save: the trial completes, and its value counts
+                    prune = trainer.global_step != planned_steps(trainer) and self.trial.should_prune()
         if trainer.strategy.broadcast(prune, src=0):  # every DDP rank stops at the same step
             trainer.should_stop = True
             if trainer.is_global_zero:
-                self.trial.set_user_attr(PRUNED_AT, trainer.global_step)
+                with reaching(self.storage):
+                    self.trial.set_user_attr(PRUNED_AT, trainer.global_step)
                 reason = (f"at step {trainer.global_step}{of_planned(trainer)}: val/loss {value:.4g} "
                           f"({type(self.trial.study.pruner).__name__})")
-                Path(self.output_dir, PRUNED_FILE).write_text(reason + "\n")
+                write_atomic(Path(self.output_dir, PRUNED_FILE), reason + "\n")

@@ -7,17 +7,23 @@ from what each job dir holds:
 `.hydra/overrides.yaml` (label), `metrics.json` (final metrics), `run.json` (steps, and the wall
 time the run measured itself; never file times, which move when e.g. primer.eval writes into the
 run dir), `failure.txt` (why a job failed): the table and the exit code need no logger and no
-callback. The TensorBoard events, where a job wrote them, give the loss curves. Heavy imports (tensorboard, matplotlib) happen inside the functions that need them.
+callback. The TensorBoard events, where a job wrote them, give the loss curves. A file that cannot be
+read (damaged, a dir, a YAML tag) is data too: its job's row says so, and the summary names the file.
+A sweep run again into a dir that holds an earlier sweep's jobs summarizes only its own: the job dirs
+Hydra wrote since the sweep wrote its `multirun.yaml`. Heavy imports (tensorboard, matplotlib) happen inside the functions that need them.
 The plot needs matplotlib, from the `sweeps` extra (`pip install -e ".[sweeps]"`); without it the
 summary is the two tables and a line that says how to get the plot.
 """
 
 import argparse
 import csv
+import io
 import json
 import logging
 import math
 import re
+import shlex
+import sys
 from pathlib import Path
 
 from hydra.core.utils import JobReturn, JobStatus
@@ -28,19 +34,29 @@ from primer import exits
 from primer.run.dashboard import FIRST_METRICS as TABLE_METRICS
 from primer.run.experiment import logdir_of, write_experiment
 from primer.run.files import EVENT_FILES, FAILURE_FILE, PRUNED_FILE
-from primer.exits import BadConfig, SweepFailed, first_line
+from primer.exits import BadConfig, EndCommand, EnvironmentFault, SweepFailed, environment_fault, first_line
 from primer.sweeps.searched import shown_overrides
+from primer.writes import write_atomic
 
 TABLES, PLOT = ("summary.csv", "summary.md"), "loss_curves.png"
 NO_PLOT = f"{PLOT} not drawn: it needs matplotlib; pip install -e '.[sweeps]' (or pip install matplotlib)"
 NO_CURVES = f"{PLOT} not drawn: no job wrote its loss curve to TensorBoard (logger=tensorboard does)"
 LINESTYLES, MARKERS = ("-", "--", ":", "-."), ("o", "s", "^", "v", "D", "x")
+UNREADABLE = "cannot read"  # a row's reason, where a file of the job is damaged
+SWEEP_CONFIG = "multirun.yaml"  # written by the sweeper as the sweep starts, before any job
+log = logging.getLogger(__name__)
 
 
 def record_failure(job_dir: str | Path, error: BaseException) -> None:
-    """Leaves the one-line reason a job failed in its dir, for the summary."""
+    """Leaves the one-line reason a job failed in its dir, for the summary. On a full disk the reason is
+    only logged: the job has failed all the same, and its row says it did not finish."""
     reason = f"{type(error).__name__}: {first_line(error)}"
-    (Path(job_dir) / FAILURE_FILE).write_text(reason + "\n")
+    try:
+        write_atomic(Path(job_dir) / FAILURE_FILE, reason + "\n")
+    except OSError as fault:
+        log.error(f"{reason} (not recorded in {FAILURE_FILE}: {environment_fault(fault) or fault})")
+
+
 
 
 class SweepSummary(Callback):
@@ -53,7 +69,12 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        table, rows, files = write_summary(sweep_dir)
+        try:
+            table, rows, files = write_summary(sweep_dir)
+        except OSError as error:  # Hydra would turn it into a warning and exit 0
+            if (fault := environment_fault(error)) is None:
+                raise
+            raise EndCommand(fault) from error
         for logdir in (sweep_dir, logdir_of(sweep_dir)):  # HPARAMS' columns, for this sweep and for outputs/
             if logdir is not None:
                 write_experiment(logdir)
@@ -61,37 +82,66 @@ class SweepSummary(Callback):
         if PLOT not in files:
             print(why_no_plot(sweep_dir))
         if any(map(has_events, job_dirs(sweep_dir))):
-            print(f"\ntensorboard --logdir {sweep_dir}")
-        failed = sum(row["status"] == "failed" for row in rows)
-        if failed:  # every job ran; the exit code still tells a script that some did not finish
-            exits.sweep_failed(SweepFailed(f"{failed} of {len(rows)} jobs failed; see {sweep_dir / 'summary.md'}"))
+            print(f"\ntensorboard --logdir {shlex.quote(str(sweep_dir))}")
+        if ending := sweep_ending(rows, sweep_dir / "summary.md"):
+            exits.sweep_failed(ending)
+
+
+def sweep_ending(rows: list[dict], summary: Path) -> SweepFailed | EnvironmentFault | None:
+    """Every job ran; the exit code still tells a script that some did not finish: 4, or 5 where one
+    failed for the machine (a full disk, a read-only dir), which running the sweep again will not mend."""
+    failed = [row for row in rows if row["status"] == "failed"]
+    if not failed:
+        return None
+    line = f"{len(failed)} of {len(rows)} jobs failed; see {summary}"
+    machine = f"{EnvironmentFault.__name__}: "
+    faults = [row for row in failed if row["reason"].startswith(machine)]
+    if not faults:
+        return SweepFailed(line)
+    jobs = ", ".join(_job_number(row["job"]) for row in faults)
+    return EnvironmentFault(f"{line}; job {jobs} for the machine: {faults[0]['reason'].removeprefix(machine)}")
 
 
 def job_dirs(root: Path) -> list[Path]:
-    """The run dir itself, or a sweep's job dirs in job order."""
+    """The run dir itself, or the job dirs of the sweep that last ran in root, in job order."""
     if (root / ".hydra").is_dir():
         return [root]
-    jobs = [d for d in root.iterdir() if (d / ".hydra").is_dir()]
+    jobs = [d for d in root.iterdir() if (d / ".hydra").is_dir() and _of_last_sweep(root, d)]
     return sorted(jobs, key=lambda d: (int(m.group()) if (m := re.match(r"\d+", d.name)) else math.inf, d.name))
 
 
+def _of_last_sweep(root: Path, job_dir: Path) -> bool:
+    """Whether Hydra wrote the job's .hydra/ since the sweep began: every job a sweep launches gets its
+    .hydra/ anew (a job skipped as finished included), a job dir of an earlier, larger sweep does not.
+    Both times come from the one file system, so the clocks of the machines that ran the jobs do not count."""
+    try:
+        return (job_dir / ".hydra" / "overrides.yaml").stat().st_mtime_ns >= (root / SWEEP_CONFIG).stat().st_mtime_ns
+    except FileNotFoundError:
+        return True  # no record of when the sweep began (another sweeper): every job dir is the sweep's
+
+
 def summarize(job_dir: Path) -> dict:
-    """One job's row: overrides, status and reason, steps, wall time and every final metric."""
-    metrics_path = job_dir / "metrics.json"
-    metrics = {k: float(v) for k, v in json.loads(metrics_path.read_text()).items()} if metrics_path.exists() else {}
+    """One job's row: overrides, status and reason, steps, wall time and every final metric. A file the
+    summary cannot read makes the job a failed one whose reason names the file."""
+    unreadable: list[str] = []
+    metrics = _read(job_dir / "metrics.json", _metrics, unreadable) or {}
+    failure, pruned = _read(job_dir / FAILURE_FILE, str.strip, unreadable), _read(job_dir / PRUNED_FILE, str.strip)
+    run = _run_json(job_dir, unreadable)
+    overrides = _typed_overrides(job_dir, unreadable)
     status, reason = "ok", ""
-    if (job_dir / FAILURE_FILE).exists():
-        status, reason = "failed", (job_dir / FAILURE_FILE).read_text().strip()
-    elif (job_dir / PRUNED_FILE).exists():
-        status, reason = "pruned", (job_dir / PRUNED_FILE).read_text().strip()
+    if unreadable:
+        status, reason = "failed", "; ".join(unreadable)
+    elif failure is not None:
+        status, reason = "failed", failure
+    elif pruned is not None:
+        status, reason = "pruned", pruned
     elif not metrics:
         status, reason = "failed", "no metrics.json: the job did not finish"
     elif not math.isfinite(metrics.get("train/loss", 0.0)):
         status, reason = "failed", f"diverged: train/loss={metrics['train/loss']}"
-    run = _run_json(job_dir)
     return {
         "job": job_dir.name,
-        "overrides": " ".join(_typed_overrides(job_dir)),
+        "overrides": " ".join(overrides),
         "status": status,
         "reason": reason,
         "steps": run.get("steps"),
@@ -100,16 +150,44 @@ def summarize(job_dir: Path) -> dict:
     }
 
 
-def _typed_overrides(job_dir: Path) -> list[str]:
+def _read(path: Path, parse, unreadable: list[str] | None = None):
+    """`parse` of the file's text; None where there is none, or where it cannot be read: that is then
+    added to `unreadable`, with the file's path and why."""
+    try:
+        return parse(path.read_text()) if path.exists() or path.is_symlink() else None
+    except Exception as error:  # noqa: BLE001 - whatever a damaged file makes its parser raise, it stays data
+        if unreadable is not None:
+            unreadable.append(f"{UNREADABLE} {path}: {type(error).__name__}: {first_line(error)}")
+        return None
+
+
+def _metrics(text: str) -> dict[str, float]:
+    return {str(k): float(v) for k, v in json.loads(text).items()}
+
+
+def _typed_overrides(job_dir: Path, unreadable: list[str] | None = None) -> list[str]:
     """The job's overrides as typed: `${...}` in them is text, never resolved (a sweep dir is data)."""
-    return [str(o) for o in OmegaConf.to_container(OmegaConf.load(job_dir / ".hydra" / "overrides.yaml"))]
+    return _read(job_dir / ".hydra" / "overrides.yaml", _override_list, unreadable) or []
 
 
-def _run_json(job_dir: Path) -> dict:
+def _override_list(text: str) -> list[str]:
+    overrides = OmegaConf.to_container(OmegaConf.create(text))  # YAML's safe loader: a `!!python/` tag is refused
+    if not isinstance(overrides, list):
+        raise ValueError(f"not a list of overrides but a {type(overrides).__name__}")
+    return [str(o) for o in overrides]
+
+
+def _run_json(job_dir: Path, unreadable: list[str]) -> dict:
     """What the run measured about itself (primer.run.results.RunSummary): its steps and wall time,
     whatever its logger and callbacks; {} if it stopped before training."""
-    run = job_dir / "run.json"
-    return json.loads(run.read_text()) if run.exists() else {}
+    return _read(job_dir / "run.json", _run_record, unreadable) or {}
+
+
+def _run_record(text: str) -> dict:
+    run = json.loads(text)
+    if not isinstance(run, dict) or not isinstance(run.get("wall_time_s", 0.0), (int, float)):
+        raise ValueError("not a run's record (steps, wall_time_s)")
+    return run
 
 
 def has_events(job_dir: Path) -> bool:
@@ -147,13 +225,17 @@ def write_summary(root: Path) -> tuple[str, list[dict], list[str]]:
     rows = [summarize(d) for d in dirs]
     metric_names = sorted({k for row in rows for k in row} - {"job", "overrides", "status", "reason", "steps",
                                                                 "wall_time_s"})
-    with open(root / "summary.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, ["job", "overrides", "status", "reason", "steps", "wall_time_s", *metric_names])
-        writer.writeheader()
-        writer.writerows(rows)
+    table_csv = io.StringIO(newline="")
+    writer = csv.DictWriter(table_csv, ["job", "overrides", "status", "reason", "steps", "wall_time_s", *metric_names])
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(root / "summary.csv", table_csv.getvalue())
     shown = [{**row, "overrides": " ".join(shown_overrides(d, _typed_overrides(d)))} for d, row in zip(dirs, rows)]
     table = markdown_table(shown, [m for m in TABLE_METRICS if m in metric_names])
-    (root / "summary.md").write_text(table + "\n")
+    write_atomic(root / "summary.md", table + "\n")
+    for row in rows:
+        if row["reason"].startswith(UNREADABLE):
+            print(f"note: job {_job_number(row['job'])} counts as failed: {row['reason']}", file=sys.stderr)
     files = list(TABLES)
     events = [job_events(d) for d in dirs]
     with_events = any(e is not None for e in events)  # none under logger=csv, none or []: the tables are all
@@ -227,8 +309,10 @@ def plot_loss_curves(root: Path, dirs: list[Path], rows: list[dict], events: lis
     ax.set(yscale="log", xlabel="step", ylabel="train/loss (summed squared error)", title=f"train/loss: {what}")
     if ax.lines:
         ax.legend(fontsize=8)
-    fig.savefig(root / PLOT, dpi=100)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100)
     plt.close(fig)
+    write_atomic(root / PLOT, png.getvalue())
     return True
 
 

@@ -10,15 +10,25 @@ Each search that joins a study gets the next sampler seed (seed, seed+1, ...), c
 itself: with one seed, a re-run or a second worker would draw the same parameters again as long as
 the sampler draws at random (TPE's first 10 trials). docs/sweeps.md says how to run, continue and
 share a study.
+
+A storage that fails (a database server gone, a read-only SQLite dir) ends the search in one line
+naming it (primer.exits.EnvironmentFault, exit 5). In a database storage each running trial beats a
+heartbeat: a trial left RUNNING by a search that crashed is marked failed by the next search that
+joins the study (Optuna's fail_stale_trials). JournalStorage has no heartbeat.
 """
 
+import contextlib
 import hashlib
 import logging
+import threading
 import time
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
+
+from primer.exits import BadConfig, EnvironmentFault, first_line
 
 log = logging.getLogger(__name__)
 SWEEPS_KEY = "primer_sweeps"  # the study's user attribute: how many searches have joined it
@@ -28,8 +38,50 @@ PRUNED_AT = "pruned_at_step"  # a trial's user attribute, set by the job that pr
 JOURNAL = "journal:///"
 
 
-def open_storage(url: str | None):
-    """The Optuna storage a URL names; None keeps the study in memory."""
+def check_storage(url: str | None) -> None:
+    """Refuses a storage the trials' jobs cannot reach: a SQLite database in memory is one process's own."""
+    from sqlalchemy.engine import make_url
+
+    if url is None or url.startswith(JOURNAL):
+        return
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise BadConfig(f"hydra.sweeper.storage={url}: a study in memory is lost with this process and its trials' "
+                        "jobs cannot reach it; store it in a file (sqlite:///outputs/optuna.db, journal:///PATH) or "
+                        "on a server, or set hydra.sweeper.storage=null to keep it in the search's own memory")
+
+
+def shown(url: str) -> str:
+    """The storage's URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    return url if url.startswith(JOURNAL) else make_url(url).render_as_string(hide_password=True)
+
+
+@contextlib.contextmanager
+def reaching(url: str | None):
+    """Turns the storage failing (a server gone, a read-only SQLite dir) into one line naming it."""
+    try:
+        yield
+    except Exception as error:
+        if (failure := _storage_failure(error)) is None:
+            raise
+        reason = first_line(failure.orig) if failure.orig is not None else first_line(failure)
+        raise EnvironmentFault(f"the study's storage failed: {shown(url)}: {reason}") from error
+
+
+def _storage_failure(error: BaseException):
+    """SQLAlchemy's OperationalError or InterfaceError behind `error` (Optuna wraps it in StorageInternalError)."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    while error is not None and not isinstance(error, (OperationalError, InterfaceError)):
+        error = error.__cause__ or error.__context__
+    return error
+
+
+def open_storage(url: str | None, heartbeat_s: int | None = None):
+    """The Optuna storage a URL names; None keeps the study in memory. `heartbeat_s`: how often a running
+    trial beats in a database storage (RDBStorage's heartbeat_interval)."""
     import optuna
 
     if url is None:
@@ -39,36 +91,95 @@ def open_storage(url: str | None):
 
         path = Path(url[len(JOURNAL):])
         path.parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-    return optuna.storages.RDBStorage(url)
+        try:
+            return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+        except ValueError as error:  # JSONDecodeError, UnicodeDecodeError: a line that is no journal entry
+            raise BadConfig(f"hydra.sweeper.storage={url}: {path} is not an Optuna journal ({type(error).__name__}: "
+                            f"{first_line(error)}); give another file, or mend or move this one") from None
+    with warnings.catch_warnings(), reaching(url):
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval is "experimental"
+        return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat_s)
 
 
-def join(url: str | None, study_name: str | None, directions: list[str], make_sampler, pruner, seed: int | None):
-    """Creates or loads the study with the sampler for this search.
+def join(url: str | None, study_name: str | None, directions: list[str], make_sampler, pruner, seed: int | None,
+         heartbeat_s: int | None = None):
+    """Creates or loads the study with the sampler for this search, and fails the trials a crashed search
+    left running in it.
 
-    Returns (study, the sampler's seed, how many searches joined the study before this one)."""
+    Returns (study, its storage, the sampler's seed, how many searches joined the study before this one)."""
     import optuna
 
     logging.getLogger("alembic").setLevel(logging.WARNING)  # not a line per plugin at each schema check
-    with _lock(url):
-        storage = _retry(lambda: open_storage(url), url)
+    check_storage(url)
+    with reaching(url), _lock(url):
+        storage = _retry(lambda: open_storage(url, heartbeat_s), url)
         study = _retry(lambda: optuna.create_study(storage=storage, study_name=study_name, directions=directions,
                                                    sampler=None, pruner=pruner, load_if_exists=True), url)
         joined = study.user_attrs.get(SWEEPS_KEY, 0) if url is not None else 0
         if url is not None:
             study.set_user_attr(SWEEPS_KEY, joined + 1)
+        fail_orphans(study)
     seed = None if seed is None else seed + joined
     study.sampler = make_sampler(seed)
-    return study, seed, joined
+    return study, storage, seed, joined
+
+
+def fail_orphans(study) -> list[int]:
+    """Marks the trials whose heartbeat stopped (their search crashed, or lost its server) failed; their numbers."""
+    import optuna
+    from optuna.trial import TrialState
+
+    running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    failed = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if t.number in running]
+    if failed:
+        log.warning(f"trials {', '.join(map(str, failed))} of study '{study.study_name}' were left running by a "
+                    "search that stopped; marked failed")
+    return failed
+
+
+@contextlib.contextmanager
+def heartbeats(storage, study, trials, every_s: int | None):
+    """While the trials' jobs run, each trial beats every `every_s` seconds in a database storage (not in
+    memory or a journal): a trial whose beats stop was orphaned (primer.sweeps.studies.fail_orphans)."""
+    import optuna
+
+    if every_s is None or not isinstance(storage, optuna.storages.RDBStorage):
+        yield
+        return
+    study_id = storage.get_study_id_from_name(study.study_name)
+    ids = [storage.get_trial_id_from_study_id_trial_number(study_id, t.number) for t in trials]
+    stop = threading.Event()
+
+    def beat():
+        try:
+            while True:
+                for trial_id in ids:
+                    storage.record_heartbeat(trial_id)
+                if stop.wait(every_s):
+                    return
+        except Exception as error:  # noqa: BLE001 - the server went away: the sweeper's next call says so
+            log.info(f"heartbeat stopped: {type(error).__name__}")
+
+    thread = threading.Thread(target=beat, daemon=True, name="trial heartbeats")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def load_trial(url: str, study_name: str, number: int, pruner):
     """Trial `number` of a stored study, as its job reports to it (primer.sweeps.pruning)."""
     import optuna
 
-    storage = open_storage(url)
-    study = optuna.load_study(study_name=study_name, storage=storage, pruner=pruner)
-    trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study_name), number)
+    with reaching(url):
+        storage = open_storage(url)
+        study = optuna.load_study(study_name=study_name, storage=storage, pruner=pruner)
+        trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study_name), number)
     return optuna.trial.Trial(study, trial_id)
 
 

@@ -22,7 +22,10 @@ from primer.run.dashboard import FIRST_METRICS
 class SweepStart(Callback):
     """Hydra callback: the sweep's first line says where it goes and where each job's log is."""
 
+    sweep_dir: str | None = None  # this command's sweep: where a fault without a path happened (primer.cli.train)
+
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        SweepStart.sweep_dir = config.hydra.sweep.dir
         if "optuna" in str(config.hydra.sweeper.get("_target_", "")):
             colour_only_on_a_terminal()
         print(f"sweep into {config.hydra.sweep.dir}: a line per job as it ends; "

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from primer.config import task_config
 from primer.run.files import EVENT_FILES, RUN_RECORDS
+from primer.writes import write_atomic
 
 RECORD = "finished.json"
 
@@ -26,8 +27,7 @@ def finished_result(cfg: DictConfig) -> float | None:
     """The value this job returned when it finished in this dir with this config; None: run it."""
     job_dir = Path(cfg.paths.output_dir)
     record = job_dir / RECORD
-    if record.is_file() and (job_dir / "metrics.json").is_file():
-        stored = json.loads(record.read_text())
+    if record.is_file() and (job_dir / "metrics.json").is_file() and (stored := _read(record)) is not None:
         if stored["config"] == _config(cfg):
             log.info(f"skipped {job_dir.name}: finished earlier with this config; its results are kept")
             return math.nan if stored["result"] is None else stored["result"]
@@ -35,6 +35,20 @@ def finished_result(cfg: DictConfig) -> float | None:
         (job_dir / stale).unlink(missing_ok=True)
     for events in job_dir.glob(EVENT_FILES):  # else the summary and TensorBoard show both attempts
         events.unlink()
+    return None
+
+
+def _read(record: Path) -> dict | None:
+    """The record, or None where it is damaged: the job then runs again, and the log names the file."""
+    try:
+        stored = json.loads(record.read_text())
+        if isinstance(stored, dict) and isinstance(stored.get("result", 0.0), (int, float, type(None))) \
+                and "config" in stored:
+            return stored
+        problem = "not a finished job's record (config, result)"
+    except (OSError, ValueError) as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        problem = f"{type(error).__name__}: {error}"
+    log.warning(f"{record}: cannot read it ({problem}); the job runs again")
     return None
 
 
@@ -46,7 +60,7 @@ def record_finished(cfg: DictConfig, result: float) -> None:
         return  # a job of DDP tasks: one record, as one metrics.json
     job_dir = Path(cfg.paths.output_dir)
     record = {"config": _config(cfg), "result": result if math.isfinite(result) else None}
-    (job_dir / RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    write_atomic(job_dir / RECORD, json.dumps(record, indent=2) + "\n")
 
 
 def _config(cfg: DictConfig) -> dict:
