@@ -33,4 +33,4 @@ def test_the_notebook_trains_every_section_and_shows_no_error_or_warning(tmp_pat
     for _, _, _, seed, plain, primer in tables:  # the plain loop and primer agree at step 100
         assert float(primer) == pytest.approx(float(plain), rel=1e-3)
     assert "x.grad = tensor([[4.5000, 4.5000]," in shown
-    assert "optimizer.lr=0: must be a positive number" in shown  # the last cell: BadConfig's line
+    assert "optimizer.lr=-1: must be a number, 0 or more" in shown  # the last cell: BadConfig's line

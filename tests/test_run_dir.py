@@ -248,3 +248,16 @@ def test_a_second_run_started_into_the_same_dir_is_refused_not_mixed(tmp_path):
                              "to end, or choose another dir\n")
     assert first.returncode == 130, first_err[-2000:]
     assert not (tmp_path / "outputs").exists()  # the first run never stepped: its dir is given back
+
+
+def test_a_run_dir_that_cannot_be_made_is_the_machines_fault_in_one_line_not_bad_input(cli, tmp_path, monkeypatch):
+    import errno
+    from pathlib import Path
+
+    def read_only(self, *args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    code, out, err = cli(*AGAIN)
+    assert code == 5  # exits.ENVIRONMENT
+    assert err == f"error: {os.strerror(errno.EROFS)}: {tmp_path / 'outputs/run'}\n"

@@ -2,7 +2,7 @@
 
 import contextlib
 
-from primer.exits import BadConfig, Ending, first_line
+from primer.exits import BadConfig, Ending, environment_fault, first_line
 
 
 @contextlib.contextmanager
@@ -14,5 +14,7 @@ def failing_closed(where: str):
     except Ending:
         raise
     except Exception as error:
+        if fault := environment_fault(error):  # the machine's fault (a dir it may not make), not the input's
+            raise fault from error
         raise BadConfig(f"{where}: refused: its check failed ({type(error).__name__}: {first_line(error)}); "
                         "nothing was run (HYDRA_FULL_ERROR=1 shows where)") from error

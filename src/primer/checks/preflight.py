@@ -23,7 +23,7 @@ from primer.config import key_and_value
 from primer.checks import failing_closed
 from primer.checks.command_line import command
 from primer.checks.hydra_errors import describe_hydra_error
-from primer.exits import BadConfig, EndCommand
+from primer.exits import BadConfig, EndCommand, EnvironmentFault
 
 
 
@@ -103,7 +103,7 @@ def _refusal_ends_the_command():
     try:
         with failing_closed("the command's config"):
             yield
-    except BadConfig as error:
+    except (BadConfig, EnvironmentFault) as error:
         raise EndCommand(error) from None
 
 

@@ -115,10 +115,15 @@ def main() -> None:
 
 
 def _output_dir() -> str | None:
-    """The run dir, or the sweep dir, Hydra was writing into (a sweep's, SweepStart saw); None before either."""
+    """The run dir, or the sweep dir, Hydra was writing into (a sweep's, SweepStart saw); None before either.
+    Hydra forgets its config as a run's job ends: the run dir is then the one primer claimed."""
+    from primer.run import run_dir
+
     if SweepStart.sweep_dir is not None:
         return SweepStart.sweep_dir
-    return OmegaConf.select(HydraConfig.get(), "runtime.output_dir") if HydraConfig.initialized() else None
+    if HydraConfig.initialized() and (found := OmegaConf.select(HydraConfig.get(), "runtime.output_dir")):
+        return found
+    return run_dir.last_claimed()
 
 
 def overrides_in(argv: list[str]) -> list[str]:

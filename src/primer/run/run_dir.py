@@ -42,6 +42,7 @@ class _Claim:
 
 _claim: _Claim | None = None
 _started = False
+_last_path: Path | None = None
 _sweep: tuple[Path, str] | None = None  # a sweep dir to lock once it exists, and the setting that chose it
 _sweep_lock: int | None = None  # held until the sweep's process ends
 
@@ -50,8 +51,8 @@ def claim(path: str | Path, where: str, resumes_here: bool = False, hydra_files:
     """Makes `path` this run's, or raises BadConfig (`where` says which setting chose it) where it holds a
     link or another run is writing into it. `resumes_here`: the run resumes from a checkpoint in this dir.
     `hydra_files`: what Hydra is about to write there (`.hydra`, `train.log`) when it has not yet."""
-    global _claim, _started
-    path = Path(path).absolute()
+    global _claim, _started, _last_path
+    path = _last_path = Path(path).absolute()
     if _claim is not None and _claim.path == path:
         return  # claimed before Hydra wrote into it; the task goes on with that claim
     release()
@@ -136,6 +137,11 @@ def _move_earlier_run_aside(taken: _Claim, resumes_here: bool, hydra_files: tupl
             os.replace(path / name, aside / name)
     taken.moved, taken.events_moved = names, len(events)
     taken.found = set(_entries(path))
+
+
+def last_claimed() -> Path | None:
+    """The run dir this process claimed last, given back or not: where an error that names no file was writing."""
+    return _last_path
 
 
 def has_started() -> bool:
