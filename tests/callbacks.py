@@ -28,7 +28,7 @@ class HoldAtStep(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         if trainer.global_step != self.step:  # a resumed run starts past it and never holds
             return
-        print(f"{REACHED} {self.step}", file=sys.stderr, flush=True)
+        print(f"{REACHED} {self.step}", file=sys.__stderr__, flush=True)  # a sweep job's stderr is its log
         deadline = time.monotonic() + self.timeout_s
         while not trainer.received_sigterm:
             if time.monotonic() > deadline:

@@ -105,6 +105,12 @@ def main() -> None:
             hydra_main()
     except Bug as bug:
         raise bug.error  # a bug: the traceback is what is needed
+    except (exits.EndCommand, KeyboardInterrupt) as stop:
+        if SweepStart.sweep_dir is None or not _is_interruption(stop):
+            raise
+        from primer.sweeps.sweep_console import interrupted
+
+        raise exits.EndCommand(interrupted(getattr(stop, "ending", stop))) from None  # its summary, how to go on
     except Exception as error:  # the task routes its own errors: this is Hydra rejecting the command line
         from primer.checks.hydra_errors import describe_hydra_error
 
@@ -112,6 +118,11 @@ def main() -> None:
             raise exits.environment_fault(error, where=_output_dir()) from error
 
         raise describe_hydra_error(error, overrides_in(sys.argv[1:]), argv=sys.argv[1:]) from error
+
+
+def _is_interruption(stop: BaseException) -> bool:
+    """Ctrl-C or SIGTERM: in a job (Interrupted, through EndCommand), or in Hydra between jobs."""
+    return isinstance(stop, KeyboardInterrupt) or isinstance(stop.ending, exits.Interrupted)
 
 
 def _output_dir() -> str | None:
