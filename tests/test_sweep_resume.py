@@ -3,6 +3,7 @@ real processes, and grid sweeps re-run into their own dir that run only the jobs
 
 import csv
 import json
+import os
 import re
 import shlex
 import shutil
@@ -151,15 +152,17 @@ INTERRUPTIBLE = ["trainer.max_steps=3,8,2", "+callbacks.hold._target_=tests.call
                  f"+callbacks.hold.step={HOLD_AT}", *TINY[1:], *QUIET]
 
 
-def interrupt_sweep(tmp_path, signum):
-    """Starts a 3-job sweep into the default dir, sends `signum` once job 1 holds at step HOLD_AT; its output."""
-    run = subprocess.Popen([sys.executable, "-m", "primer.train", "-m", *INTERRUPTIBLE], cwd=tmp_path,
-                           env=cli_env(), stdout=open(tmp_path / "stdout.txt", "w"), stderr=subprocess.PIPE, text=True)
+def interrupt_sweep(tmp_path, signum, extra=()):
+    """Starts a 3-job sweep into the default dir, sends `signum` once job 1 holds at step HOLD_AT, to every
+    process of the sweep, as a terminal's Ctrl-C does; its output."""
+    run = subprocess.Popen([sys.executable, "-m", "primer.train", "-m", *INTERRUPTIBLE, *extra], cwd=tmp_path,
+                           env=cli_env(), stdout=open(tmp_path / "stdout.txt", "w"), stderr=subprocess.PIPE, text=True,
+                           start_new_session=True)
     before = []
     for line in run.stderr:  # blocks until the next line, or the end
         before.append(line)
         if line.startswith(REACHED):
-            run.send_signal(signum)
+            os.killpg(run.pid, signum)
             break
     err = "".join(before) + run.stderr.read()
     run.wait(timeout=300)
@@ -204,3 +207,25 @@ def test_an_interrupted_sweep_writes_its_summary_and_the_command_that_continues_
     assert f"done: 8 steps (resumed at step {HOLD_AT})" in (resumed / "train.log").read_text()
     assert json.loads((resumed / "run.json").read_text())["steps"] == 8
     assert not (resumed / "interrupted.txt").exists()
+
+
+@pytest.mark.slow
+def test_an_interrupted_joblib_sweep_lists_its_stopped_job_as_interrupted_and_continues(tmp_path):
+    """Under joblib the launcher ends its worker as the signal reaches it: the job saves its checkpoint or is
+    ended first (a race), and either way it is listed as interrupted, not failed, and the sweep continues."""
+    # one worker: job 0 has finished when job 1 holds; held once: a job 1 that starts afresh goes on
+    joblib = ["+callbacks.hold.once=held-once", "hydra/launcher=joblib", "hydra.launcher.n_jobs=1"]
+    _, err = interrupt_sweep(tmp_path, signal.SIGINT, joblib)
+    (sweep_dir,) = (tmp_path / "outputs" / "multirun").iterdir()
+    assert [(r["job"], r["status"]) for r in summary_rows(sweep_dir)] == [
+        ("0_max_steps3", "ok"), ("1_max_steps8", "interrupted"), ("2", "not started")]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("interrupted: Ctrl-C stopped the sweep in job 1: ") and "1 of 3 jobs finished" in last
+    argv = shlex.split(last.partition("continue the sweep with: ")[2])
+    assert argv[4:-1] == [*INTERRUPTIBLE, *joblib] and argv[-1] == f"hydra.sweep.dir={sweep_dir.relative_to(tmp_path)}"
+    job0 = (sweep_dir / "0_max_steps3" / "run.json").read_bytes()
+    continued = subprocess.run([sys.executable, *argv[1:]], cwd=tmp_path, env=cli_env(), capture_output=True,
+                               text=True, timeout=600)
+    assert continued.returncode == 0, continued.stderr[-3000:]
+    assert [r["status"] for r in summary_rows(sweep_dir)] == ["ok", "ok", "ok"]
+    assert (sweep_dir / "0_max_steps3" / "run.json").read_bytes() == job0

@@ -133,9 +133,11 @@ def _of_last_sweep(root: Path, job_dir: Path) -> bool:
         return True  # no record of when the sweep began (another sweeper): every job dir is the sweep's
 
 
-def summarize(job_dir: Path) -> dict:
+def summarize(job_dir: Path, stopped: bool = False) -> dict:
     """One job's row: overrides, status and reason, steps, wall time and every final metric. A file the
-    summary cannot read makes the job a failed one whose reason names the file."""
+    summary cannot read makes the job a failed one whose reason names the file. `stopped`: a signal stopped
+    the sweep, so a job that neither finished nor recorded why was stopped with it (a joblib worker the
+    launcher ended), not failed."""
     unreadable: list[str] = []
     metrics = _read(job_dir / "metrics.json", _metrics, unreadable) or {}
     failure, pruned = _read(job_dir / FAILURE_FILE, str.strip, unreadable), _read(job_dir / PRUNED_FILE, str.strip)
@@ -148,8 +150,10 @@ def summarize(job_dir: Path) -> dict:
         status, reason = "failed", failure
     elif pruned is not None:
         status, reason = "pruned", pruned
-    elif (stopped := _read(job_dir / INTERRUPTED_FILE, str.strip, unreadable)) is not None:
-        status, reason = "interrupted", stopped
+    elif (where := _read(job_dir / INTERRUPTED_FILE, str.strip, unreadable)) is not None:
+        status, reason = "interrupted", where
+    elif not metrics and stopped:
+        status, reason = "interrupted", "stopped with the sweep before it saved a checkpoint: it starts afresh"
     elif not metrics:
         status, reason = "failed", "no metrics.json: the job did not finish"
     elif not math.isfinite(metrics.get("train/loss", 0.0)):
@@ -238,7 +242,7 @@ def write_summary(root: Path, planned: list[list[str]] | None = None) -> tuple[s
     Returns the Markdown table, the rows and the names of the files written.
     """
     dirs = job_dirs(root)
-    rows = [summarize(d) for d in dirs]
+    rows = [summarize(d, stopped=planned is not None) for d in dirs]
     started = {_job_number(d.name) for d in dirs}
     waiting = [(str(n), job) for n, job in enumerate(planned or []) if str(n) not in started]
     rows += [{"job": n, "overrides": " ".join(job), "status": NOT_STARTED, "reason": "", "steps": None,

@@ -55,7 +55,7 @@ def grid(config: DictConfig) -> list[list[str]] | None:
     loader = GlobalHydra.instance().config_loader()  # glob(*) over a group needs its options
     parsed = OverridesParser.create(config_loader=loader).parse_overrides([*params, *config.hydra.overrides.task])
     values = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override()
-              else [o.input_line] for o in parsed]
+              else [f"{o.get_key_element()}={o.get_value_element_as_str()}"] for o in parsed]
     return [list(job) for job in itertools.product(*values)]
 
 
@@ -69,7 +69,7 @@ def interrupted(stop: BaseException) -> Interrupted:
     sweep_dir = Path(SweepStart.sweep_dir)
     if not sweep_dir.is_dir():  # stopped before Hydra made it: nothing ran
         return exits.stopped_before_training(signum)
-    rows = summarize_sweep(sweep_dir, SweepStart.planned)
+    rows = summarize_sweep(sweep_dir, SweepStart.planned or [])
     ran = [row for row in rows if row["status"] == "interrupted"]
     where = f"job {ran[0]['job'].partition('_')[0]}: {ran[0]['reason']}" if ran else "between jobs"
     finished = sum(row["status"] in ("ok", "pruned") for row in rows)
