@@ -47,9 +47,11 @@ def finished_result(cfg: DictConfig, resumes: bool = False) -> float | None:
         if stored["config"] == _config(cfg):
             log.info(f"skipped {job_dir.name}: finished earlier with this config; its results are kept")
             return math.nan if stored["result"] is None else stored["result"]
+    if resumes:  # its records move aside as it starts, and come back if it is stopped again before a step
+        return None  # (primer.run.run_dir); its events stay: the curve goes on
     for stale in (RECORD, *RUN_RECORDS):  # an earlier attempt's, or another config's
         (job_dir / stale).unlink(missing_ok=True)
-    for events in [] if resumes else job_dir.glob(EVENT_FILES):  # else TensorBoard shows both attempts
+    for events in job_dir.glob(EVENT_FILES):  # else the summary and TensorBoard show both attempts
         events.unlink()
     return None
 
