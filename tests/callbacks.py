@@ -21,14 +21,20 @@ class HoldAtStep(L.Callback):
     trainer.received_sigterm; `timeout_s` only bounds a test whose signal never comes.
     """
 
-    def __init__(self, step: int, timeout_s: float = 120):
+    def __init__(self, step: int, timeout_s: float = 120, once: str | None = None):
         self.step = step
         self.timeout_s = timeout_s
+        self.once = once  # a file: held once, by the run that makes it (a job that starts afresh holds no more)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         if trainer.global_step != self.step:  # a resumed run starts past it and never holds
             return
-        print(f"{REACHED} {self.step}", file=sys.stderr, flush=True)
+        if self.once is not None:
+            try:
+                open(self.once, "x").close()
+            except FileExistsError:
+                return
+        print(f"{REACHED} {self.step}", file=sys.__stderr__, flush=True)  # a sweep job's stderr is its log
         deadline = time.monotonic() + self.timeout_s
         while not trainer.received_sigterm:
             if time.monotonic() > deadline:

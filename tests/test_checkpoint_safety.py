@@ -9,6 +9,8 @@ and `python -m primer.train ... ckpt_path=` as a user would.
 
 import copy
 import functools
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,7 @@ from primer.checks.checkpoint_files import check_checkpoint, check_resume, load_
 from primer.run.checkpoints import StoreConfig
 from primer.cli.eval import eval_config
 from primer.exits import BadConfig
-from tests.conftest import MODELS, TINY, compose_config, run_cli
+from tests.conftest import MODELS, TINY, cli_env, compose_config, run_cli
 from tests.test_checkpoint_io import model_checkpoint_state
 
 
@@ -488,3 +490,25 @@ def test_a_trained_checkpoint_with_adam_and_a_scheduler_is_evaluated(tmp_path):
     result = run_cli(f"ckpt_path={run_dir}/checkpoints/final.ckpt", module="primer.eval", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (run_dir / "checkpoints/final.eval.json").is_file()
+
+
+def test_eval_of_a_run_dir_scores_its_final_checkpoint_or_says_what_to_pass(tmp_path):
+    run = tmp_path / "outputs" / "runs" / "a"
+    (run / "checkpoints").mkdir(parents=True)
+    result = run_cli(f"ckpt_path={run}", module="primer.eval", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == f"error: ckpt_path={run}: a dir without checkpoints/final.ckpt; give a checkpoint " \
+                            f"file, e.g. one in {run / 'checkpoints'}\n"
+    (run / "checkpoints" / "final.ckpt").write_text("not a checkpoint")  # the dir stands for this file
+    result = run_cli(f"ckpt_path={run}", module="primer.eval", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: ckpt_path={run / 'checkpoints' / 'final.ckpt'}: not a checkpoint")
+
+
+def test_eval_refuses_a_missing_file_before_importing_torch(tmp_path):
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "primer.eval", "ckpt_path=nothing.ckpt"],
+                            cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.endswith("error: ckpt_path=nothing.ckpt: no such file\n")
+    imported = {line.rpartition("|")[2].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert "primer.exits" in imported and not {"torch", "lightning"} & imported

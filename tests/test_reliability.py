@@ -357,6 +357,24 @@ def test_a_run_into_a_dir_used_before_replaces_the_earlier_runs_results(cli, tmp
     assert read_checkpoint(run_dir / "checkpoints/final.ckpt")["primer"]["config"]["optimizer"]["lr"] == 0.0002
 
 
+@pytest.mark.slow
+def test_lightnings_not_empty_warning_is_dropped_for_the_run_dirs_own_checkpoints_only(tmp_path):
+    """The earlier run's checkpoints stay in a used run dir by design, and primer's line says so; a dirpath
+    elsewhere that holds files keeps Lightning's warning."""
+    again = [*TINY, *QUIET, "hydra.run.dir=outputs/run"]
+    assert run_cli(*again, cwd=tmp_path).returncode == 0
+    second = run_cli(*again, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr[-3000:]
+    shown = second.stdout + second.stderr + (tmp_path / "outputs/run/train.log").read_text()
+    assert "held an earlier run; this run replaces it" in shown
+    assert "exists and is not empty" not in shown
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere/kept.ckpt").write_text("someone's")
+    third = run_cli(*again, "callbacks.model_checkpoint.dirpath=elsewhere", cwd=tmp_path)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert f"Checkpoint directory {os.path.realpath(tmp_path / 'elsewhere')} exists and is not empty." in third.stderr
+
+
 @pytest.mark.slow  # trains in this process
 def test_a_failed_run_into_a_dir_used_before_leaves_no_result_of_the_earlier_run(cli, tmp_path):
     run_dir = tmp_path / "outputs/run"

@@ -3,8 +3,11 @@ real processes, and grid sweeps re-run into their own dir that run only the jobs
 
 import csv
 import json
+import os
 import re
+import shlex
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -12,8 +15,10 @@ import optuna
 import pytest
 import yaml
 
+from primer import exits
 from primer.sweeps.report import job_dirs
-from tests.conftest import TINY
+from tests.callbacks import REACHED
+from tests.conftest import TINY, cli_env
 
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 SEARCH = ["hparams_search=optuna", "hydra.sweeper.n_trials=3", *TINY[:3], *QUIET]  # the search draws hidden_dim
@@ -140,3 +145,87 @@ def test_a_grid_run_again_into_the_dir_of_a_larger_one_counts_only_its_own_jobs(
     assert proc.returncode == 0, err[-3000:]
     assert [r["job"] for r in summary_rows(sweep)] == [d.name for d in job_dirs(sweep)] and len(job_dirs(sweep)) == 2
     assert stale.is_dir() and stale not in job_dirs(sweep)
+
+
+HOLD_AT = 4  # tests.callbacks.HoldAtStep holds job 1 (8 steps) there; jobs 0 and 2 (3 and 2 steps) never reach it
+INTERRUPTIBLE = ["trainer.max_steps=3,8,2", "+callbacks.hold._target_=tests.callbacks.HoldAtStep",
+                 f"+callbacks.hold.step={HOLD_AT}", *TINY[1:], *QUIET]
+
+
+def interrupt_sweep(tmp_path, signum, extra=()):
+    """Starts a 3-job sweep into the default dir, sends `signum` once job 1 holds at step HOLD_AT, to every
+    process of the sweep, as a terminal's Ctrl-C does; its output."""
+    run = subprocess.Popen([sys.executable, "-m", "primer.train", "-m", *INTERRUPTIBLE, *extra], cwd=tmp_path,
+                           env=cli_env(), stdout=open(tmp_path / "stdout.txt", "w"), stderr=subprocess.PIPE, text=True,
+                           start_new_session=True)
+    before = []
+    for line in run.stderr:  # blocks until the next line, or the end
+        before.append(line)
+        if line.startswith(REACHED):
+            os.killpg(run.pid, signum)
+            break
+    err = "".join(before) + run.stderr.read()
+    run.wait(timeout=300)
+    assert run.returncode == 128 + signum, err[-3000:]
+    return (tmp_path / "stdout.txt").read_text(), err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_sweep_writes_its_summary_and_the_command_that_continues_it(tmp_path, signum):
+    out, err = interrupt_sweep(tmp_path, signum)
+    (sweep_dir,) = (tmp_path / "outputs" / "multirun").iterdir()  # the default, time-stamped dir
+    assert "Traceback" not in err
+    rows = summary_rows(sweep_dir)
+    assert [(r["job"], r["status"]) for r in rows] == [
+        ("0_max_steps3", "ok"), ("1_max_steps8", "interrupted"), ("2", "not started")]
+    name = signal.Signals(signum).name
+    assert rows[1]["reason"].startswith(f"{name} at step {HOLD_AT} of 8: saved ")
+    assert (sweep_dir / "1_max_steps8" / "interrupted.txt").is_file()
+    assert not (sweep_dir / "1_max_steps8" / "failure.txt").exists()  # interrupted, not failed
+    assert "| 2 | `trainer.max_steps=2 " in out and "| not started |" in out  # the summary printed
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"interrupted: {exits.signal_name(signum)} stopped the sweep in job 1: {name} at step "
+                           f"{HOLD_AT} of 8: saved ")
+    assert "1 of 3 jobs finished" in last and "resume with" not in last
+    command = last.partition("continue the sweep with: ")[2]
+    argv = shlex.split(command)
+    assert argv[:4] == ["python", "-m", "primer.train", "-m"]
+    assert argv[-1] == f"hydra.sweep.dir={sweep_dir.relative_to(tmp_path)}"
+    assert argv[4:-1] == INTERRUPTIBLE
+
+    job0 = {f: (sweep_dir / "0_max_steps3" / f).read_bytes() for f in ("run.json", "metrics.json", "finished.json")}
+    continued = subprocess.run([sys.executable, *argv[1:]], cwd=tmp_path, env=cli_env(), capture_output=True,
+                               text=True, timeout=600)
+    assert continued.returncode == 0, continued.stderr[-3000:]
+    assert REACHED not in continued.stderr  # job 1 went on from step HOLD_AT, past the hold
+    assert sorted(d.name for d in job_dirs(sweep_dir)) == ["0_max_steps3", "1_max_steps8", "2_max_steps2"]
+    assert [r["status"] for r in summary_rows(sweep_dir)] == ["ok", "ok", "ok"]
+    assert {f: (sweep_dir / "0_max_steps3" / f).read_bytes() for f in job0} == job0  # skipped, not run again
+    assert "skipped 0_max_steps3" in continued.stderr + continued.stdout
+    resumed = sweep_dir / "1_max_steps8"
+    assert f"done: 8 steps (resumed at step {HOLD_AT})" in (resumed / "train.log").read_text()
+    assert json.loads((resumed / "run.json").read_text())["steps"] == 8
+    assert not (resumed / "interrupted.txt").exists()
+
+
+@pytest.mark.slow
+def test_an_interrupted_joblib_sweep_lists_its_stopped_job_as_interrupted_and_continues(tmp_path):
+    """Under joblib the launcher ends its worker as the signal reaches it: the job saves its checkpoint or is
+    ended first (a race), and either way it is listed as interrupted, not failed, and the sweep continues."""
+    # one worker: job 0 has finished when job 1 holds; held once: a job 1 that starts afresh goes on
+    joblib = ["+callbacks.hold.once=held-once", "hydra/launcher=joblib", "hydra.launcher.n_jobs=1"]
+    _, err = interrupt_sweep(tmp_path, signal.SIGINT, joblib)
+    (sweep_dir,) = (tmp_path / "outputs" / "multirun").iterdir()
+    assert [(r["job"], r["status"]) for r in summary_rows(sweep_dir)] == [
+        ("0_max_steps3", "ok"), ("1_max_steps8", "interrupted"), ("2", "not started")]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("interrupted: Ctrl-C stopped the sweep in job 1: ") and "1 of 3 jobs finished" in last
+    argv = shlex.split(last.partition("continue the sweep with: ")[2])
+    assert argv[4:-1] == [*INTERRUPTIBLE, *joblib] and argv[-1] == f"hydra.sweep.dir={sweep_dir.relative_to(tmp_path)}"
+    job0 = (sweep_dir / "0_max_steps3" / "run.json").read_bytes()
+    continued = subprocess.run([sys.executable, *argv[1:]], cwd=tmp_path, env=cli_env(), capture_output=True,
+                               text=True, timeout=600)
+    assert continued.returncode == 0, continued.stderr[-3000:]
+    assert [r["status"] for r in summary_rows(sweep_dir)] == ["ok", "ok", "ok"]
+    assert (sweep_dir / "0_max_steps3" / "run.json").read_bytes() == job0

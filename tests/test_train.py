@@ -196,3 +196,30 @@ def test_train_metrics_of_a_batch_are_those_of_the_torchmetrics_classes():
     assert logged.keys() == expected.keys()
     for name, value in expected.items():
         assert torch.equal(logged[name], value), name
+
+
+# torch registers an atexit hook that logs its FakeTensor cache statistics at INFO; a Ctrl-C during
+# `import torch` leaves torch's own logging set-up undone, and the lines reached the console through
+# Hydra's root handler. Here: the state that Ctrl-C leaves (Hydra's logging set up, torch's not).
+FAKE_TENSOR_STATS = """
+import logging, sys
+from hydra import compose, initialize_config_dir
+from hydra.core.utils import configure_log
+from primer.config import CONFIG_DIR, CONFIG_NAME
+with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+    cfg = compose(CONFIG_NAME, return_hydra_config=True)
+cfg.hydra.runtime.output_dir = "."  # where job_logging's file goes
+configure_log(cfg.hydra[sys.argv[1]])
+assert "torch" not in sys.modules
+logging.getLogger("torch._subclasses.fake_tensor").info("FakeTensor cache stats:")
+logging.getLogger("primer.anything").info("primer's own line")
+"""
+
+
+@pytest.mark.parametrize("logging_config", ["hydra_logging", "job_logging"])
+def test_torchs_fake_tensor_statistics_stay_off_the_console(tmp_path, logging_config):
+    result = subprocess.run([sys.executable, "-c", FAKE_TENSOR_STATS, logging_config], cwd=tmp_path, env=cli_env(),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    shown = result.stdout + result.stderr
+    assert "primer's own line" in shown and "FakeTensor" not in shown

@@ -107,6 +107,18 @@ def _sweep_suffix(keys) -> str:
     return f"_{text}" if text else ""
 
 
+# conf/train.yaml's swept keys, as typed: the text is the resolver cache's key
+SWEPT = "${swept_keys:${hydra.overrides.task},${oc.select:hydra.sweeper.params,null}}"
+
+
+def remember_swept_keys(sweep_config: DictConfig) -> None:
+    """Resolves the swept keys in the sweep's own config, whose cache its jobs' configs get: where
+    hydra.sweep.dir is given (a sweep continued into its dir) nothing else would, and each job, knowing only
+    its own values, would name its dir by every override, not the dir of the first attempt."""
+    if SWEPT in str(OmegaConf.to_container(sweep_config.hydra.sweep, resolve=False).get("subdir")):
+        OmegaConf.create({"swept": SWEPT}, parent=sweep_config).swept  # noqa: B018 - resolved for its cache
+
+
 def _job_name(num: int, swept, *, _root_: DictConfig) -> str:
     """A sweep job's dir name: its number and the values the sweep varies (`3_custom_relu_lr0.001`); the
     overrides every job shares are left out, the sweep dir's multirun.yaml and each job's overrides.yaml

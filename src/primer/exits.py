@@ -50,9 +50,11 @@ class Interrupted(Ending):
 
     label = "interrupted"
 
-    def __init__(self, message: str, signum: int = signal.SIGINT):
+    def __init__(self, message: str, signum: int = signal.SIGINT, stopped: str | None = None):
         super().__init__(message)
         self.exit_code = 128 + signum
+        self.signum = signum
+        self.stopped = stopped or message  # where it stopped and what it saved, without how to go on
 
 
 class SweepFailed(Ending):

@@ -182,6 +182,20 @@ def changed_keys(checkpoint: dict, given: DictConfig) -> list[str]:
     return overrides
 
 
+def checkpoint_file(typed: str) -> str:
+    """The file to score: the path typed, or a run dir's `checkpoints/final.ckpt`. Where there is none, one
+    line says what to pass, before torch and Lightning are imported (seconds)."""
+    path = Path(typed)
+    if path.is_dir():
+        if (final := path / "checkpoints" / "final.ckpt").is_file():
+            return str(final)
+        raise BadConfig(f"ckpt_path={typed}: a dir without checkpoints/final.ckpt; give a checkpoint file, "
+                        f"e.g. one in {path / 'checkpoints'}")
+    if not path.is_file():
+        raise BadConfig(f"ckpt_path={typed}: no such file")
+    return typed
+
+
 def main(argv: list[str] | None = None) -> None:
     """`ckpt_path=PATH [key=value ...]`; primer.eval runs it inside primer.exits.command_line."""
     args = sys.argv[1:] if argv is None else argv
@@ -190,7 +204,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if any("=" not in a for a in args) or not any(a.startswith("ckpt_path=") for a in args):
         raise BadConfig(USAGE)
-    ckpt_path = key_and_value(next(a for a in args if a.startswith("ckpt_path=")))[1]
+    ckpt_path = checkpoint_file(key_and_value(next(a for a in args if a.startswith("ckpt_path=")))[1])
     overrides = [a for a in args if not a.startswith("ckpt_path=")]
     metrics, cfg = evaluate(ckpt_path, overrides)
     other = other_data(cfg, overrides)

@@ -1,7 +1,11 @@
 """Lines from other libraries that a primer user can do nothing about, filtered once per process."""
 
+import contextlib
 import logging
+import os
+import re
 import warnings
+from pathlib import Path
 
 
 def quiet_third_party() -> None:
@@ -21,6 +25,18 @@ def quiet_third_party() -> None:
     signals = logging.getLogger("lightning.pytorch.trainer.connectors.signal_connector")
     if no_sigterm_notice not in signals.filters:
         signals.addFilter(no_sigterm_notice)
+
+
+@contextlib.contextmanager
+def own_checkpoints_dir_reused(run_dir: str | Path):
+    """Drops Lightning's "Checkpoint directory ... exists and is not empty" for this run's own
+    `checkpoints/`: a run into a used dir keeps the earlier run's checkpoints there until it saves its own,
+    by design, and primer's own line says so (primer.run.run_dir). A `callbacks.model_checkpoint.dirpath`
+    elsewhere keeps the warning."""
+    own = os.path.realpath(Path(run_dir) / "checkpoints")  # ModelCheckpoint names its dir by its real path
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", re.escape(f"Checkpoint directory {own} exists and is not empty.") + r"\Z")
+        yield
 
 
 def no_sigterm_notice(record: logging.LogRecord) -> bool:

@@ -35,7 +35,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict]:
     from primer.checks.resume import resume_from, resumes_into
     from primer.checks.scaleout import use_submitit_tasks_as_ranks
     from primer.cli.parts import barebones_settings, data_net_optimizer, draw_seed, loggers_and_callbacks, plugins
-    from primer.cli.quiet import quiet_third_party
+    from primer.cli.quiet import own_checkpoints_dir_reused, quiet_third_party
     from primer.cli.threads import use_cores_given
     from primer.run.console import final_block, tensorboard_dir
     from primer.run import run_dir
@@ -68,7 +68,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict]:
         command = resume_command(list(HydraConfig.get().overrides.task))
         guard = find(callbacks, StopOnNonFinite)
         with interruptible(trainer, saver, command), setting_up("trainer.fit", run_dir.has_started), \
-                anomaly_is_divergence(trainer, guard):
+                anomaly_is_divergence(trainer, guard), own_checkpoints_dir_reused(output_dir):
             trainer.fit(system, datamodule=datamodule, ckpt_path=resume_from(cfg), weights_only=True)
     if trainer.is_global_zero:
         print(final_block(cfg.paths.output_dir, tensorboard_dir(trainer)))  # what came out, and where
@@ -105,6 +105,12 @@ def main() -> None:
             hydra_main()
     except Bug as bug:
         raise bug.error  # a bug: the traceback is what is needed
+    except (exits.EndCommand, KeyboardInterrupt) as stop:
+        if SweepStart.sweep_dir is None or not _is_interruption(stop):
+            raise
+        from primer.sweeps.sweep_console import interrupted
+
+        raise exits.EndCommand(interrupted(getattr(stop, "ending", stop))) from None  # its summary, how to go on
     except Exception as error:  # the task routes its own errors: this is Hydra rejecting the command line
         from primer.checks.hydra_errors import describe_hydra_error
 
@@ -112,6 +118,11 @@ def main() -> None:
             raise exits.environment_fault(error, where=_output_dir()) from error
 
         raise describe_hydra_error(error, overrides_in(sys.argv[1:]), argv=sys.argv[1:]) from error
+
+
+def _is_interruption(stop: BaseException) -> bool:
+    """Ctrl-C or SIGTERM: in a job (Interrupted, through EndCommand), or in Hydra between jobs."""
+    return isinstance(stop, KeyboardInterrupt) or isinstance(stop.ending, exits.Interrupted)
 
 
 def _output_dir() -> str | None:

@@ -4,6 +4,7 @@ primer.sweeps.sweep_resume)."""
 
 FAILURE_FILE = "failure.txt"  # why the run stopped (primer.cli.task)
 PRUNED_FILE = "pruned.txt"  # an Optuna trial stopped early by its pruner (primer.sweeps.pruning)
+INTERRUPTED_FILE = "interrupted.txt"  # a sweep job stopped by Ctrl-C or SIGTERM: where, and what it saved (primer.cli.task)
 # each describes one run; hparams.yaml is Lightning's TensorBoardLogger's
-RUN_RECORDS = ("metrics.json", "run.json", "hparams.yaml", FAILURE_FILE, PRUNED_FILE)
+RUN_RECORDS = ("metrics.json", "run.json", "hparams.yaml", FAILURE_FILE, PRUNED_FILE, INTERRUPTED_FILE)
 EVENT_FILES = "events.out.tfevents.*"

@@ -76,11 +76,9 @@ def interruptible(trainer: L.Trainer, saver: SaveOnInterrupt, resume_command: st
             raise exits.stopped_before_training(signum) from None
         path = os.path.relpath(saver.ckpt_path, launch_dir())  # ckpt_path= is read from there (hydra.job.chdir)
         path = saver.ckpt_path if path.startswith("..") else path  # short when under it
-        raise Interrupted(
-            f"{signal.Signals(signum).name} at step {trainer.global_step}{of_planned(trainer)}: saved {path}; "
-            f"resume with: {resume_command} {shlex.quote(override('ckpt_path', path))}",
-            signum,
-        ) from None
+        stopped = f"{signal.Signals(signum).name} at step {trainer.global_step}{of_planned(trainer)}: saved {path}"
+        raise Interrupted(f"{stopped}; resume with: {resume_command} {shlex.quote(override('ckpt_path', path))}",
+                          signum, stopped) from None
 
 
 class TrainingStarted(L.Callback):

@@ -33,7 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 from primer import exits
 from primer.run.dashboard import FIRST_METRICS as TABLE_METRICS
 from primer.run.experiment import logdir_of, write_experiment
-from primer.run.files import EVENT_FILES, FAILURE_FILE, PRUNED_FILE
+from primer.run.files import EVENT_FILES, FAILURE_FILE, INTERRUPTED_FILE, PRUNED_FILE
 from primer.exits import BadConfig, EndCommand, EnvironmentFault, SweepFailed, environment_fault, first_line
 from primer.sweeps.searched import shown_overrides
 from primer.writes import write_atomic
@@ -42,6 +42,7 @@ TABLES, PLOT = ("summary.csv", "summary.md"), "loss_curves.png"
 NO_PLOT = f"{PLOT} not drawn: it needs matplotlib; pip install -e '.[sweeps]' (or pip install matplotlib)"
 NO_CURVES = f"{PLOT} not drawn: no job wrote its loss curve to TensorBoard (logger=tensorboard does)"
 LINESTYLES, MARKERS = ("-", "--", ":", "-."), ("o", "s", "^", "v", "D", "x")
+NOT_STARTED = "not started"  # a job of an interrupted sweep that had not begun
 UNREADABLE = "cannot read"  # a row's reason, where a file of the job is damaged
 SWEEP_CONFIG = "multirun.yaml"  # written by the sweeper as the sweep starts, before any job
 log = logging.getLogger(__name__)
@@ -58,6 +59,11 @@ def record_failure(job_dir: str | Path, error: BaseException) -> None:
 
 
 
+def record_interrupted(job_dir: str | Path, stop: exits.Interrupted) -> None:
+    """Leaves in the job's dir where a signal stopped it and what it saved: the summary lists the job as
+    interrupted, and a continued sweep resumes it (primer.sweeps.sweep_resume)."""
+    write_atomic(Path(job_dir) / INTERRUPTED_FILE, stop.stopped + "\n")
+
 
 class SweepSummary(Callback):
     """Hydra callback: records jobs that raised, and summarizes the sweep when it ends."""
@@ -70,21 +76,28 @@ class SweepSummary(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
-            table, rows, files = write_summary(sweep_dir)
+            rows = summarize_sweep(sweep_dir)
         except OSError as error:  # Hydra would turn it into a warning and exit 0
             if (fault := environment_fault(error)) is None:
                 raise
             raise EndCommand(fault) from error
-        for logdir in (sweep_dir, logdir_of(sweep_dir)):  # HPARAMS' columns, for this sweep and for outputs/
-            if logdir is not None:
-                write_experiment(logdir)
-        print(f"\nSweep summary ({', '.join(files)} in {sweep_dir}):\n\n{table}")
-        if PLOT not in files:
-            print(why_no_plot(sweep_dir))
-        if any(map(has_events, job_dirs(sweep_dir))):
-            print(f"\ntensorboard --logdir {shlex.quote(str(sweep_dir))}")
         if ending := sweep_ending(rows, sweep_dir / "summary.md"):
             exits.sweep_failed(ending)
+
+
+def summarize_sweep(sweep_dir: Path, planned: list[list[str]] | None = None) -> list[dict]:
+    """Writes and prints the sweep's summary, at its end or where a signal stopped it (then `planned`, every
+    job's overrides in order, adds a row for each job not started); returns its rows."""
+    table, rows, files = write_summary(sweep_dir, planned)
+    for logdir in (sweep_dir, logdir_of(sweep_dir)):  # HPARAMS' columns, for this sweep and for outputs/
+        if logdir is not None:
+            write_experiment(logdir)
+    print(f"\nSweep summary ({', '.join(files)} in {sweep_dir}):\n\n{table}")
+    if PLOT not in files:
+        print(why_no_plot(sweep_dir))
+    if any(map(has_events, job_dirs(sweep_dir))):
+        print(f"\ntensorboard --logdir {shlex.quote(str(sweep_dir))}")
+    return rows
 
 
 def sweep_ending(rows: list[dict], summary: Path) -> SweepFailed | EnvironmentFault | None:
@@ -120,9 +133,11 @@ def _of_last_sweep(root: Path, job_dir: Path) -> bool:
         return True  # no record of when the sweep began (another sweeper): every job dir is the sweep's
 
 
-def summarize(job_dir: Path) -> dict:
+def summarize(job_dir: Path, stopped: bool = False) -> dict:
     """One job's row: overrides, status and reason, steps, wall time and every final metric. A file the
-    summary cannot read makes the job a failed one whose reason names the file."""
+    summary cannot read makes the job a failed one whose reason names the file. `stopped`: a signal stopped
+    the sweep, so a job that neither finished nor recorded why was stopped with it (a joblib worker the
+    launcher ended), not failed."""
     unreadable: list[str] = []
     metrics = _read(job_dir / "metrics.json", _metrics, unreadable) or {}
     failure, pruned = _read(job_dir / FAILURE_FILE, str.strip, unreadable), _read(job_dir / PRUNED_FILE, str.strip)
@@ -135,6 +150,10 @@ def summarize(job_dir: Path) -> dict:
         status, reason = "failed", failure
     elif pruned is not None:
         status, reason = "pruned", pruned
+    elif (where := _read(job_dir / INTERRUPTED_FILE, str.strip, unreadable)) is not None:
+        status, reason = "interrupted", where
+    elif not metrics and stopped:
+        status, reason = "interrupted", "stopped with the sweep before it saved a checkpoint: it starts afresh"
     elif not metrics:
         status, reason = "failed", "no metrics.json: the job did not finish"
     elif not math.isfinite(metrics.get("train/loss", 0.0)):
@@ -216,13 +235,18 @@ def loss_curve(job_dir: Path, events=None) -> tuple[list[int], list[float]]:
     return [p.step + 1 for p in points], [p.value for p in points]  # Lightning counts from 0: step 1 is the first
 
 
-def write_summary(root: Path) -> tuple[str, list[dict], list[str]]:
-    """Writes summary.csv, summary.md and (with matplotlib) loss_curves.png into root.
+def write_summary(root: Path, planned: list[list[str]] | None = None) -> tuple[str, list[dict], list[str]]:
+    """Writes summary.csv, summary.md and (with matplotlib) loss_curves.png into root. `planned`: every job's
+    overrides, in order, of a sweep a signal stopped: a job of them that has no dir gets a `not started` row.
 
     Returns the Markdown table, the rows and the names of the files written.
     """
     dirs = job_dirs(root)
-    rows = [summarize(d) for d in dirs]
+    rows = [summarize(d, stopped=planned is not None) for d in dirs]
+    started = {_job_number(d.name) for d in dirs}
+    waiting = [(str(n), job) for n, job in enumerate(planned or []) if str(n) not in started]
+    rows += [{"job": n, "overrides": " ".join(job), "status": NOT_STARTED, "reason": "", "steps": None,
+              "wall_time_s": None} for n, job in waiting]
     metric_names = sorted({k for row in rows for k in row} - {"job", "overrides", "status", "reason", "steps",
                                                                 "wall_time_s"})
     table_csv = io.StringIO(newline="")
@@ -231,6 +255,7 @@ def write_summary(root: Path) -> tuple[str, list[dict], list[str]]:
     writer.writerows(rows)
     write_atomic(root / "summary.csv", table_csv.getvalue())
     shown = [{**row, "overrides": " ".join(shown_overrides(d, _typed_overrides(d)))} for d, row in zip(dirs, rows)]
+    shown += rows[len(dirs):]
     table = markdown_table(shown, [m for m in TABLE_METRICS if m in metric_names])
     write_atomic(root / "summary.md", table + "\n")
     for row in rows:
@@ -239,7 +264,7 @@ def write_summary(root: Path) -> tuple[str, list[dict], list[str]]:
     files = list(TABLES)
     events = [job_events(d) for d in dirs]
     with_events = any(e is not None for e in events)  # none under logger=csv, none or []: the tables are all
-    if with_events and plot_loss_curves(root, dirs, rows, events):
+    if with_events and plot_loss_curves(root, dirs, rows[:len(dirs)], events):
         files.append(PLOT)
     return table, rows, files
 
@@ -261,7 +286,7 @@ def markdown_table(rows: list[dict], metrics: list[str]) -> str:
     columns = ["job", "overrides", "status", "steps", "wall time (s)", *metrics]  # no metric: no empty column
     lines = ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
     for row in rows:
-        status = f"{row['status']}: {row['reason']}" if row["status"] in ("failed", "pruned") else "ok"
+        status = f"{row['status']}: {row['reason']}" if row["reason"] else row["status"]
         cells = [_job_number(row["job"]), f"`{row['overrides']}`" if row["overrides"] else "(defaults)", status,
                  row["steps"] if row["steps"] is not None else "",
                  row["wall_time_s"] if row["wall_time_s"] is not None else "",

@@ -7,7 +7,10 @@ files and the summary's row agree.
 """
 
 import contextlib
+import itertools
 import logging
+import shlex
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +19,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from primer import exits
+from primer.config import key_and_value, override, remember_swept_keys
+from primer.exits import Interrupted
 from primer.run.dashboard import FIRST_METRICS
 
 
@@ -23,13 +29,59 @@ class SweepStart(Callback):
     """Hydra callback: the sweep's first line says where it goes and where each job's log is."""
 
     sweep_dir: str | None = None  # this command's sweep: where a fault without a path happened (primer.cli.train)
+    overrides: list[str] = []  # the sweep's command line, as Hydra parsed it: what continues it
+    planned: list[list[str]] | None = None  # a grid's jobs, each job's overrides, in order; None for a search
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        remember_swept_keys(config)  # before the sweeper names any job's dir
         SweepStart.sweep_dir = config.hydra.sweep.dir
+        SweepStart.overrides = [*config.hydra.overrides.task, *config.hydra.overrides.hydra]
+        SweepStart.planned = grid(config)
         if "optuna" in str(config.hydra.sweeper.get("_target_", "")):
             colour_only_on_a_terminal()
         print(f"sweep into {config.hydra.sweep.dir}: a line per job as it ends; "
               f"each job's full log is <job dir>/{config.hydra.job.name}.log", flush=True)
+
+
+def grid(config: DictConfig) -> list[list[str]] | None:
+    """Every job of a grid sweep, as Hydra's basic sweeper lists them (its params, then the command line's
+    overrides; the product of their values, in order); None for another sweeper, whose jobs are drawn."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if not str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
+        return None
+    params = [f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()]
+    loader = GlobalHydra.instance().config_loader()  # glob(*) over a group needs its options
+    parsed = OverridesParser.create(config_loader=loader).parse_overrides([*params, *config.hydra.overrides.task])
+    values = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override()
+              else [f"{o.get_key_element()}={o.get_value_element_as_str()}"] for o in parsed]
+    return [list(job) for job in itertools.product(*values)]
+
+
+def interrupted(stop: BaseException) -> Interrupted:
+    """Ctrl-C or SIGTERM stopped the sweep: its summary so far (each job finished, failed, interrupted or not
+    started), and the one command that continues it into the same dir: the jobs that finished are skipped,
+    the interrupted one goes on from its checkpoint, the others run (primer.sweeps.sweep_resume)."""
+    from primer.sweeps.report import summarize_sweep
+
+    signum = getattr(stop, "signum", signal.SIGINT)
+    sweep_dir = Path(SweepStart.sweep_dir)
+    if not sweep_dir.is_dir():  # stopped before Hydra made it: nothing ran
+        return exits.stopped_before_training(signum)
+    rows = summarize_sweep(sweep_dir, SweepStart.planned or [])
+    ran = [row for row in rows if row["status"] == "interrupted"]
+    where = f"job {ran[0]['job'].partition('_')[0]}: {ran[0]['reason']}" if ran else "between jobs"
+    finished = sum(row["status"] in ("ok", "pruned") for row in rows)
+    return Interrupted(f"{exits.signal_name(signum)} stopped the sweep in {where}; {finished} of {len(rows)} jobs "
+                       f"finished; continue the sweep with: {continue_command(str(sweep_dir))}", signum)
+
+
+def continue_command(sweep_dir: str) -> str:
+    """The sweep's command line again, into its own dir (a default dir's name holds the time: a new one
+    otherwise), quoted so that it runs as printed."""
+    kept = [o for o in SweepStart.overrides if key_and_value(o)[0] not in ("hydra.sweep.dir", "hydra.mode")]  # -m: the mode
+    return " ".join(["python -m primer.train -m", *map(shlex.quote, [*kept, override("hydra.sweep.dir", sweep_dir)])])
 
 
 @contextlib.contextmanager

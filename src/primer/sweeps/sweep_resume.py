@@ -5,6 +5,10 @@ it returned. Hydra rewrites the job's `.hydra/` before the task starts, so only 
 what config the results in the dir came from. A later run of the same job (same dir) is skipped
 when the record holds the same config, and its results stay as they are; any other job runs,
 after the record, metrics, failure reason and TensorBoard events of an earlier attempt are removed.
+
+A job a signal stopped (`interrupted.txt` beside its `checkpoints/interrupted.ckpt`) goes on from that
+checkpoint instead, through the checks every resume passes (primer.checks.checkpoint_files.check_resume);
+its TensorBoard events and log stay, so its curve goes on from the step it stopped at.
 """
 
 import json
@@ -15,22 +19,36 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from primer.config import task_config
-from primer.run.files import EVENT_FILES, RUN_RECORDS
+from primer.run.files import EVENT_FILES, INTERRUPTED_FILE, RUN_RECORDS
 from primer.writes import write_atomic
 
 RECORD = "finished.json"
+INTERRUPTED_CKPT = "interrupted.ckpt"  # primer.run.guards.SaveOnInterrupt's file, in <job dir>/checkpoints
 
 log = logging.getLogger(__name__)
 
 
-def finished_result(cfg: DictConfig) -> float | None:
-    """The value this job returned when it finished in this dir with this config; None: run it."""
+def interrupted_checkpoint(cfg: DictConfig) -> str | None:
+    """The checkpoint this job saved in its dir when a signal stopped it, to go on from; None: none, or the
+    command line chose a ckpt_path of its own."""
+    job_dir = Path(cfg.paths.output_dir)
+    ckpt = job_dir / "checkpoints" / INTERRUPTED_CKPT
+    if cfg.get("ckpt_path") is None and (job_dir / INTERRUPTED_FILE).is_file() and ckpt.is_file():
+        return str(ckpt)
+    return None
+
+
+def finished_result(cfg: DictConfig, resumes: bool = False) -> float | None:
+    """The value this job returned when it finished in this dir with this config; None: run it.
+    `resumes`: the job goes on from its interrupted checkpoint, so its TensorBoard events stay."""
     job_dir = Path(cfg.paths.output_dir)
     record = job_dir / RECORD
     if record.is_file() and (job_dir / "metrics.json").is_file() and (stored := _read(record)) is not None:
         if stored["config"] == _config(cfg):
             log.info(f"skipped {job_dir.name}: finished earlier with this config; its results are kept")
             return math.nan if stored["result"] is None else stored["result"]
+    if resumes:  # its records move aside as it starts, and come back if it is stopped again before a step
+        return None  # (primer.run.run_dir); its events stay: the curve goes on
     for stale in (RECORD, *RUN_RECORDS):  # an earlier attempt's, or another config's
         (job_dir / stale).unlink(missing_ok=True)
     for events in job_dir.glob(EVENT_FILES):  # else the summary and TensorBoard show both attempts
