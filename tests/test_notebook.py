@@ -25,6 +25,8 @@ def test_the_notebook_trains_every_section_and_shows_no_error_or_warning(tmp_pat
     assert not [o for o in outputs if o.output_type == "error"]
     shown = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "warn" not in shown.lower(), shown
+    # as quiet as the command line: Lightning's set-up lines go to each run's train.log only
+    assert not any(line in shown for line in ("Seed set to", "GPU available", "Total params")), shown
     curves = [o for o in outputs if o.output_type == "display_data" and "image/png" in o.data]
     assert len(curves) == SECTIONS
     assert len(list((tmp_path / "outputs" / "runs").iterdir())) == SECTIONS  # no run for the refused command
