@@ -71,7 +71,10 @@ class SweepSummary(Callback):
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs) -> None:
         job_dir = Path(config.hydra.runtime.output_dir)
         if job_return.status == JobStatus.FAILED and not (job_dir / FAILURE_FILE).exists():
-            record_failure(job_dir, job_return._return_value)  # the exception; .return_value would raise it
+            try:
+                job_return.return_value  # a failed job's raises its exception: Hydra's public way to it
+            except Exception as error:  # noqa: BLE001  whatever the task raised is the job's reason
+                record_failure(job_dir, error)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)

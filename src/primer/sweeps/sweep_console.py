@@ -125,6 +125,9 @@ def job_line(num: int, job_dir: Path, overrides: str) -> str:
     return f"#{num} {shown}  {values}{took}"
 
 
+OPTUNA_LINE = "%(log_color)s[%(levelname)1.1s %(asctime)s]%(reset)s %(message)s"  # the layout of Optuna's own lines
+
+
 def colour_only_on_a_terminal() -> None:
     """Optuna's lines ("Trial 3 finished with value ...") carry colour codes wherever stderr goes;
     a file or a pipe gets them plain. Its own format, through colorlog, which leaves out colour
@@ -136,8 +139,7 @@ def colour_only_on_a_terminal() -> None:
     logger = logging.getLogger("optuna")
     if not any(isinstance(h.formatter, colorlog.ColoredFormatter) for h in logger.handlers):
         handler = logging.StreamHandler()  # stderr, as Optuna's
-        handler.setFormatter(colorlog.ColoredFormatter(optuna.logging.create_default_formatter()._fmt,
-                                                       stream=handler.stream))
+        handler.setFormatter(colorlog.ColoredFormatter(OPTUNA_LINE, stream=handler.stream))
         logger.addHandler(handler)
 
 
