@@ -60,3 +60,18 @@ def test_the_tutorial_knows_no_lightning_and_the_system_no_hydra(part, unknown):
     for path in (SRC / part).glob("*.py"):
         found = third_party_imports(path) & unknown
         assert not found, f"{part}/{path.name} imports {found}"
+
+
+def calls_signal_signal(path: Path) -> bool:
+    """Whether `path` sets a signal handler: `signal.signal(...)`, or `signal(...)` imported from signal."""
+    tree = ast.parse(path.read_text())
+    imported = any(isinstance(n, ast.ImportFrom) and n.module == "signal" and "signal" in {a.name for a in n.names}
+                   for n in ast.walk(tree))
+    return any(isinstance(n, ast.Call) and (
+        (isinstance(n.func, ast.Attribute) and n.func.attr == "signal" and getattr(n.func.value, "id", "") == "signal")
+        or (imported and isinstance(n.func, ast.Name) and n.func.id == "signal")) for n in ast.walk(tree))
+
+
+def test_one_module_sets_the_signal_handlers():
+    setters = [name_of(p) for p in MODULES if calls_signal_signal(p)]
+    assert setters == ["primer.exits"], setters

@@ -206,10 +206,10 @@ def test_diverging_run_stops_at_the_first_non_finite_step_keeping_finite_checkpo
 
 
 @pytest.mark.parametrize("model, advice", [
-    ("autograd", "(this run: 10; the seed trains model=autograd at 1e-06: experiment=2_feed_forward_net)"),
-    ("custom_relu", "(this run: 10; the seed trains model=custom_relu at 0.0001)"),  # no preset: not in the seed
+    ("autograd", "(this run: 10; the tutorial trains model=autograd at 1e-06: experiment=2_feed_forward_net)"),
+    ("custom_relu", "(this run: 10; the tutorial trains model=custom_relu at 0.0001)"),  # no preset: not in the tutorial
 ])
-def test_divergence_names_the_lr_the_seed_trains_the_model_at(make_config, model, advice):
+def test_divergence_names_the_lr_the_tutorial_trains_the_model_at(make_config, model, advice):
     with pytest.raises(Diverged) as info:
         train(make_config(*DIVERGE, f"model={model}"))
     assert f"try a smaller optimizer.lr {advice}; " in str(info.value)
@@ -256,7 +256,7 @@ def test_diverging_command_line_run_exits_3_with_one_line(tmp_path):
     assert "Traceback" not in result.stderr
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("error: training diverged: train/loss is ")
-    assert last_line.endswith("try a smaller optimizer.lr (this run: 10; the seed trains model=two_layer at 0.0001: "
+    assert last_line.endswith("try a smaller optimizer.lr (this run: 10; the tutorial trains model=two_layer at 0.0001: "
                               "experiment=5_class_based_declaration); no checkpoint was saved")
     (run_dir,) = (tmp_path / "outputs/runs").iterdir()
     assert not (run_dir / "checkpoints").exists() and not (run_dir / "metrics.json").exists()

@@ -239,7 +239,7 @@ def test_joblib_sweep_records_a_diverging_job_and_runs_the_others(sweeps):
     assert ok["status"] == "ok" and math.isfinite(float(ok["val/loss"]))
     assert failed["status"] == "failed"
     assert failed["reason"].startswith("Diverged: training diverged: train/loss is ")
-    assert "at step 3 of 6; try a smaller optimizer.lr (this run: 10; the seed trains model=" in failed["reason"]
+    assert "at step 3 of 6; try a smaller optimizer.lr (this run: 10; the tutorial trains model=" in failed["reason"]
 
 
 @pytest.mark.slow

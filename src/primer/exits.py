@@ -1,18 +1,5 @@
-"""Every way a primer command ends, its one line and its exit code, in one place.
-
-    0    done
-    1    unexpected: a bug (the traceback is printed)
-    2    bad input: a key, a value or a file the command cannot run with
-    3    diverged: the training loss became NaN or inf
-    4    sweep with failures: every job ran, some failed (the summary says which)
-    5    environment: the machine failed the command (a full disk, a read-only dir, a server gone); the
-         line names the cause and the path, and nothing written before is lost
-    130  Ctrl-C, 143 SIGTERM: stopped (a checkpoint to resume from is saved once training has started)
-
-`train`, `eval` and `report` run inside `command_line()`, which turns an `Ending` into its line and
-code. Hydra turns exceptions from its callbacks into warnings and prints its own report of the task's,
-so an ending raised under Hydra travels out wrapped in `EndCommand`, a BaseException Hydra lets pass.
-"""
+"""Every way a primer command ends, its one line and its exit code; and the one owner of the signal handlers.
+An ending raised under Hydra travels out wrapped in `EndCommand`, a BaseException that Hydra and Lightning let pass."""
 
 import contextlib
 import errno
@@ -23,6 +10,9 @@ import threading
 import traceback
 from pathlib import Path
 
+# 0 done; 1 a bug (its traceback is printed); 2 bad input: a key, value or file the command cannot run with;
+# 3 the training loss became NaN or inf; 4 a sweep ran every job and some failed; 5 the machine failed the command
+# (a full disk, a read-only dir, a server gone): the line names the cause and the path; 128 + the signal: stopped
 UNEXPECTED, BAD_INPUT, DIVERGED, SWEEP_FAILED, ENVIRONMENT = 1, 2, 3, 4, 5
 
 
@@ -34,39 +24,35 @@ class Ending(Exception):
 
 
 class BadConfig(Ending):
-    """A config, file or command line the command must not run with."""
-
     exit_code = BAD_INPUT
 
 
 class Diverged(Ending):
-    """The training loss became NaN or inf."""
-
     exit_code = DIVERGED
 
 
+class SweepFailed(Ending):
+    exit_code = SWEEP_FAILED
+
+
+class EnvironmentFault(Ending):
+    exit_code = ENVIRONMENT
+
+
 class Interrupted(Ending):
-    """A signal stopped the command; the message says what was saved and how to resume."""
+    """Ctrl-C or SIGTERM; `stopped` says where it stopped and what it saved, without how to go on."""
 
     label = "interrupted"
 
     def __init__(self, message: str, signum: int = signal.SIGINT, stopped: str | None = None):
         super().__init__(message)
-        self.exit_code = 128 + signum
-        self.signum = signum
-        self.stopped = stopped or message  # where it stopped and what it saved, without how to go on
+        self.exit_code, self.signum, self.stopped = 128 + signum, signum, stopped or message
 
 
-class SweepFailed(Ending):
-    """Every job of a sweep ran, and some failed."""
-
-    exit_code = SWEEP_FAILED
-
-
-class EnvironmentFault(Ending):
-    """Not the input's fault: the disk is full, a dir is read-only, a database server went away."""
-
-    exit_code = ENVIRONMENT
+class EndCommand(BaseException):
+    def __init__(self, ending: Ending):
+        super().__init__(str(ending))
+        self.ending = ending
 
 
 # OSErrors that say the machine failed the command, not that the input was wrong
@@ -74,9 +60,8 @@ ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, err
 
 
 def environment_fault(error: BaseException, where: str | Path | None = None) -> EnvironmentFault | None:
-    """The EnvironmentFault behind `error`, wherever in its chain of causes it is: an OSError of
-    ENVIRONMENT_ERRNOS, named with its path (else with `where`, the dir the command was writing
-    into), or an EnvironmentFault already; None for any other error."""
+    """The EnvironmentFault anywhere in `error`'s chain of causes, named with its path (else `where`, the dir being
+    written into); None for any other error."""
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
@@ -89,58 +74,43 @@ def environment_fault(error: BaseException, where: str | Path | None = None) -> 
     return None
 
 
-def _thread_fault(args: threading.ExceptHookArgs) -> None:
-    """A thread that failed for the machine (TensorBoard's writer on a full disk) leaves its fault for the
-    command's one line, not a traceback: it ends the command with exit 5 even where the main thread went on."""
-    if (fault := environment_fault(args.exc_value)) is None:
-        _default_thread_hook(args)
-    else:
-        _thread_faults.append(fault)
-
-
-_default_thread_hook = threading.excepthook
 _thread_faults: list[EnvironmentFault] = []
-
-
-class EndCommand(BaseException):
-    """Carries an Ending through Hydra, which would otherwise report or swallow it."""
-
-    def __init__(self, ending: Ending):
-        super().__init__(str(ending))
-        self.ending = ending
-
-
-_sweep_failures: list[SweepFailed | EnvironmentFault] = []
+_sweep_failures: list[Ending] = []  # recorded by the sweep summary; they set the exit code as the command ends
 
 
 def sweep_failed(ending: SweepFailed | EnvironmentFault) -> None:
-    """Recorded by the sweep summary; the command's exit code is set when the command ends."""
     _sweep_failures.append(ending)
+
+
+def _thread_fault(args: threading.ExceptHookArgs) -> None:
+    """A thread that failed for the machine (TensorBoard's writer on a full disk) ends the command in its line."""
+    if (fault := environment_fault(args.exc_value)) is None:
+        threading.__excepthook__(args)
+    else:
+        _thread_faults.append(fault)
 
 
 USER_FULL_ERROR = "PRIMER_USER_HYDRA_FULL_ERROR"  # HYDRA_FULL_ERROR as the user set it (let_hydra_raise)
 
 
 def show_tracebacks() -> bool:
-    """HYDRA_FULL_ERROR=1, Hydra's own switch, as the user set it, also shows the traceback behind a one-line error."""
+    """HYDRA_FULL_ERROR=1, as the user set it, also shows the traceback behind a one-line error."""
     return os.environ.get(USER_FULL_ERROR, os.environ.get("HYDRA_FULL_ERROR")) == "1"
 
 
 def let_hydra_raise() -> None:
-    """Makes Hydra raise its errors (unknown key, bad override) instead of printing them, so that they
-    reach command_line() and end in one line; the user's own HYDRA_FULL_ERROR is kept for show_tracebacks."""
+    """Hydra raises its errors instead of printing them, so that they end in one line here."""
     os.environ.setdefault(USER_FULL_ERROR, os.environ.get("HYDRA_FULL_ERROR", "0"))
     os.environ["HYDRA_FULL_ERROR"] = "1"
 
 
 def first_line(error: BaseException) -> str:
-    """The first line of an error's message; its type's name where the message is empty."""
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 @contextlib.contextmanager
 def setting_up(what: str, started=lambda: False):
-    """Turns an error raised while `what` is built, or before training's first step, into BadConfig naming it."""
+    """An error raised while `what` is built, or before training's first step, is BadConfig naming it."""
     try:
         yield
     except Ending:
@@ -151,16 +121,8 @@ def setting_up(what: str, started=lambda: False):
         cause = error
         while type(cause).__name__ == "InstantiationException" and cause.__cause__ is not None:
             cause = cause.__cause__  # Hydra's wrapper says only which target failed; its cause says why
-        shown = f"{type(cause).__name__}: {first_line(cause)}"
-        raise BadConfig(f"{what}: {shown} (HYDRA_FULL_ERROR=1 shows where)") from error
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where Python raises KeyboardInterrupt for Ctrl-C, so that both end a start-up alike."""
-
-    def __init__(self, signum: int = signal.SIGTERM):
-        super().__init__()
-        self.signum = signum
+        raise BadConfig(f"{what}: {type(cause).__name__}: {first_line(cause)} (HYDRA_FULL_ERROR=1 shows where)") \
+            from error
 
 
 def signal_name(signum: int) -> str:
@@ -168,48 +130,56 @@ def signal_name(signum: int) -> str:
 
 
 def stopped_before_training(signum: int) -> Interrupted:
-    """Ctrl-C or SIGTERM before the first training step: nothing saved, the run dir given back."""
     return Interrupted(f"{signal_name(signum)} before training started; nothing to resume", signum)
 
 
-def _terminate(signum, frame):
-    raise Terminated(signum)
+def _stop(signum, frame):
+    # Lightning's SIGTERM handler calls the one it found (this) too: once training has the signals, stand aside
+    if signal.getsignal(signal.SIGINT) is _stop:
+        raise EndCommand(stopped_before_training(signum))  # a BaseException: Lightning would exit 1 on Ctrl-C's
+
+
+def send_signals_to(handler) -> dict:
+    """Ctrl-C and SIGTERM call `handler` from now on (only the main thread may set one); the handlers they had."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+
+@contextlib.contextmanager
+def signals_stop_until_training():
+    """Ctrl-C or SIGTERM inside ends the command in one line (the run dir given back), until
+    primer.run.guards.SaveOnInterrupt takes the signals over as training starts."""
+    previous = send_signals_to(_stop)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 @contextlib.contextmanager
 def command_line():
     """Ends the command with one line and its exit code for every Ending, Ctrl-C and SIGTERM included."""
-    _sweep_failures.clear()
     _thread_faults.clear()
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    _sweep_failures.clear()
     previous_thread_hook, threading.excepthook = threading.excepthook, _thread_fault
     try:
-        try:
-            yield
-        except EndCommand as wrapped:
-            raise wrapped.ending from wrapped.ending.__cause__
-        if _thread_faults:
-            raise _thread_faults[0]
-        if _sweep_failures:
-            raise _sweep_failures.pop()
-    except KeyboardInterrupt as stop:
-        signum = getattr(stop, "signum", signal.SIGINT)
-        _end(stopped_before_training(signum))
+        with signals_stop_until_training():
+            try:
+                yield
+            except EndCommand as wrapped:
+                raise wrapped.ending from wrapped.ending.__cause__
+            if later := _thread_faults[:1] + _sweep_failures[-1:]:
+                raise later[0]
     except Exception as error:
         ending = error if isinstance(error, Ending) else environment_fault(error)
         if ending is None:
             raise  # a bug: its traceback is what is needed
         if show_tracebacks():
             traceback.print_exc()
-        _end(ending)
+        sys.stdout.flush()
+        print(f"{ending.label}: {ending}", file=sys.stderr)
+        sys.exit(ending.exit_code)
     finally:
         threading.excepthook = previous_thread_hook
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _end(ending: Ending) -> None:
-    sys.stdout.flush()
-    print(f"{ending.label}: {ending}", file=sys.stderr)
-    sys.exit(ending.exit_code)

@@ -39,7 +39,7 @@ def loggers_and_callbacks(cfg: DictConfig, cores: dict) -> tuple[list, list]:
     from lightning.pytorch.callbacks import LearningRateMonitor
 
     from primer.run.checkpoints import ApplyOptimizerConfig, StoreConfig
-    from primer.run.guards import SaveOnInterrupt, StopOnNonFinite, TrainingStarted, seed_lr_advice
+    from primer.run.guards import SaveOnInterrupt, StopOnNonFinite, TrainingStarted, tutorial_lr_advice
     from primer.run.results import RunSummary
     from primer.run.together import Together
     from primer.sweeps.pruning import trial_reporter
@@ -57,7 +57,7 @@ def loggers_and_callbacks(cfg: DictConfig, cores: dict) -> tuple[list, list]:
     hydra = HydraConfig.get()
     checkpoints = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath", default=None)
     saver = SaveOnInterrupt(checkpoints or f"{cfg.trainer.default_root_dir}/checkpoints")  # Ctrl-C, SIGTERM
-    advice = seed_lr_advice(hydra.runtime.choices.model, OmegaConf.select(cfg, "tutorial"))
+    advice = tutorial_lr_advice(hydra.runtime.choices.model, OmegaConf.select(cfg, "tutorial"))
     own = Together(TrainingStarted(),  # first: a divergence found at step 1 stops a run that is kept
                    RunSummary(cfg.paths.output_dir, run_hparams(cfg), inputs={"seed": cfg.seed, **cores},
                               trial=trial_name(hydra, cfg.paths.output_dir)),

@@ -16,8 +16,7 @@ log = logging.getLogger(__name__)
 
 
 class Bug(BaseException):
-    """An unexpected error from inside the task, carried past Hydra (which lets BaseExceptions through), so
-    that the command shows its traceback instead of describing it as a command line Hydra could not compose."""
+    """An unexpected error from the task, carried past Hydra so that the command shows its traceback."""
 
     def __init__(self, error: Exception):
         super().__init__(repr(error))
@@ -25,17 +24,10 @@ class Bug(BaseException):
 
 
 def task_wrapper(task: Callable[[DictConfig], float]) -> Callable[[DictConfig], float]:
-    """The task with its endings routed, for a run and for each job of a sweep:
-
-    - a job Hydra's callback did not check in this process (submitit, joblib, an Optuna trial) is checked here;
-    - a sweep re-run into its own dir skips the jobs that finished there with this config;
-    - a sweep job prints one line as it ends and leaves the rest in its log;
-    - a run's ending (bad input, diverged, interrupted) leaves through `EndCommand` to primer.exits; a sweep
-      job that fails is recorded (failure.txt, for the sweep summary) and returns NaN, so the others still
-      run, but Ctrl-C stops the whole sweep: the job is recorded as interrupted, and goes on from its
-      interrupted.ckpt when the sweep is continued (primer.sweeps.sweep_console.interrupted);
-    - a drawn seed (seed=null) is written back into the run's .hydra/config.yaml.
-    """
+    """The task with its endings routed. A run's ending leaves through `EndCommand` to primer.exits. A sweep job is
+    checked here where Hydra's callback did not (submitit, Optuna), skipped where it finished before with this config,
+    goes on from the checkpoint a signal left, and prints one line; one that fails is recorded (failure.txt) and
+    returns NaN so that the others run, but Ctrl-C stops the sweep. A drawn seed is written back into .hydra/."""
 
     @functools.wraps(task)
     def wrapped(cfg: DictConfig) -> float:
@@ -52,42 +44,26 @@ def task_wrapper(task: Callable[[DictConfig], float]) -> Callable[[DictConfig], 
     return wrapped
 
 
+def _set_ckpt_path(cfg: DictConfig, path: str | None) -> None:
+    with open_dict(cfg):
+        cfg.ckpt_path = path
+
+
 def _interrupted_checkpoint(cfg: DictConfig) -> str | None:
-    """The checkpoint a signal left in this sweep job's dir, where a resume from it passes the checks every
-    resume passes (the same net, optimizer, steps to go); else None, and the job starts afresh, saying why."""
+    """The checkpoint a signal left in this job's dir, where a resume from it passes the checks every resume
+    passes; else None, and the job starts afresh, saying why."""
     from primer.checks.checkpoint_files import check_resume
     from primer.sweeps import sweep_resume
 
-    if (path := sweep_resume.interrupted_checkpoint(cfg)) is None:
-        return None
-    with open_dict(cfg):
-        cfg.ckpt_path = path
-    try:
-        check_resume(cfg)
-    except BadConfig as refused:
-        log.warning(f"this job starts afresh: its interrupted checkpoint cannot be resumed: {refused}")
-        path = None
-    finally:
-        with open_dict(cfg):
-            cfg.ckpt_path = None
+    if (path := sweep_resume.interrupted_checkpoint(cfg)) is not None:
+        _set_ckpt_path(cfg, path)
+        try:
+            check_resume(cfg)
+        except BadConfig as refused:
+            log.warning(f"this job starts afresh: its interrupted checkpoint cannot be resumed: {refused}")
+            path = None
+        _set_ckpt_path(cfg, None)
     return path
-
-
-@contextlib.contextmanager
-def _going_on_from(cfg: DictConfig, checkpoint: str | None):
-    """The job resumes from `checkpoint` (ckpt_path) while it trains; its finished record holds the config as
-    the sweep gave it (no ckpt_path), so that running the sweep again skips it."""
-    if checkpoint is None:
-        yield
-        return
-    log.info(f"this job goes on from {checkpoint}, where a signal stopped it")
-    with open_dict(cfg):
-        cfg.ckpt_path = checkpoint
-    try:
-        yield
-    finally:
-        with open_dict(cfg):
-            cfg.ckpt_path = None
 
 
 def _ended(task: Callable[[DictConfig], float], cfg: DictConfig, multirun: bool, resume: str | None = None) -> float:
@@ -101,29 +77,27 @@ def _ended(task: Callable[[DictConfig], float], cfg: DictConfig, multirun: bool,
     try:
         if not checked_before_running(HydraConfig.get()):
             check_job(cfg, multirun)
-        with _going_on_from(cfg, resume):
+        if resume is not None:  # while it trains: its finished record holds the config as the sweep gave it
+            log.info(f"this job goes on from {resume}, where a signal stopped it")
+            _set_ckpt_path(cfg, resume)
+        try:
             result = task(cfg)
+        finally:
+            if resume is not None:
+                _set_ckpt_path(cfg, None)
         if multirun:
             sweep_resume.record_finished(cfg, result)
         return result
-    except Interrupted as stop:
-        if multirun and run_dir.has_started():  # the sweep's summary lists it as interrupted, not failed
-            record_interrupted(cfg.paths.output_dir, stop)
-        elif run_dir.has_started():
-            record_failure(cfg.paths.output_dir, stop)  # say in the run dir why it stopped
-        raise EndCommand(stop) from stop.__cause__
-    except Ending as ending:
-        if multirun or (isinstance(ending, Diverged) and run_dir.has_started()):
-            record_failure(cfg.paths.output_dir, ending)  # say in the run dir why it stopped
-        if not multirun or isinstance(ending, Interrupted):
-            raise EndCommand(ending) from ending.__cause__
-        log.error(f"this job failed; the sweep goes on: {ending}")
     except Exception as error:
-        fault = environment_fault(error, where=cfg.paths.output_dir)  # a full disk, a read-only dir
-        if not multirun:
-            raise EndCommand(fault) if fault else Bug(error) from error
-        log.exception("this job failed; the sweep goes on")
-        record_failure(cfg.paths.output_dir, fault or error)
+        ending = error if isinstance(error, Ending) else environment_fault(error, where=cfg.paths.output_dir)
+        started, interrupted = run_dir.has_started(), isinstance(ending, Interrupted)
+        if interrupted and started and multirun:
+            record_interrupted(cfg.paths.output_dir, ending)  # the sweep's summary lists it as interrupted
+        elif (multirun and not interrupted) or (started and isinstance(ending, (Interrupted, Diverged))):
+            record_failure(cfg.paths.output_dir, ending or error)  # the run dir says why it stopped
+        if not multirun or interrupted:
+            raise (EndCommand(ending) if ending else Bug(error)) from (error.__cause__ if ending is error else error)
+        (log.error if ending is error else log.exception)(f"this job failed; the sweep goes on: {ending or error}")
     finally:
         if drawn and cfg.seed is not None:
             save_task_config(cfg)

@@ -40,8 +40,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict]:
     from primer.run.console import final_block, tensorboard_dir
     from primer.run import run_dir
     from primer.run.experiment import logdir_of, write_experiment
-    from primer.run.guards import (SaveOnInterrupt, StopOnNonFinite, anomaly_is_divergence, interruptible,
-                                   resume_command, stop_cleanly_until_training)
+    from primer.run.guards import SaveOnInterrupt, StopOnNonFinite, anomaly_is_divergence, interruptible, resume_command
     from primer.run.results import final_metrics
     from primer.run.system import Regression
     from primer.run.together import find
@@ -52,7 +51,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict]:
     output_dir = Path(cfg.paths.output_dir)  # already claimed where the command line or the API started the run
     run_dir.claim(output_dir, f"paths.output_dir={output_dir}", resumes_into(cfg, output_dir))
     with run_dir.given_back_unless_started(), use_cores_given(HydraConfig.get().launcher) as cores, \
-            stop_cleanly_until_training():
+            exits.signals_stop_until_training():
         torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
         with open_dict(cfg):
             cfg.seed = L.seed_everything(draw_seed() if cfg.seed is None else cfg.seed)
