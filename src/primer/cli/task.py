@@ -88,7 +88,7 @@ def _ended(task: Callable[[DictConfig], float], cfg: DictConfig, multirun: bool,
         if multirun:
             sweep_resume.record_finished(cfg, result)
         return result
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001  every ending goes one way: recorded, then raised or logged
         ending = error if isinstance(error, Ending) else environment_fault(error, where=cfg.paths.output_dir)
         started, interrupted = run_dir.has_started(), isinstance(ending, Interrupted)
         if interrupted and started and multirun:
