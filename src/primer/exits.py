@@ -82,14 +82,6 @@ def sweep_failed(ending: SweepFailed | EnvironmentFault) -> None:
     _sweep_failures.append(ending)
 
 
-def _thread_fault(args: threading.ExceptHookArgs) -> None:
-    """A thread that failed for the machine (TensorBoard's writer on a full disk) ends the command in its line."""
-    if (fault := environment_fault(args.exc_value)) is None:
-        threading.__excepthook__(args)
-    else:
-        _thread_faults.append(fault)
-
-
 USER_FULL_ERROR = "PRIMER_USER_HYDRA_FULL_ERROR"  # HYDRA_FULL_ERROR as the user set it (let_hydra_raise)
 
 
@@ -163,7 +155,15 @@ def command_line():
     """Ends the command with one line and its exit code for every Ending, Ctrl-C and SIGTERM included."""
     _thread_faults.clear()
     _sweep_failures.clear()
-    previous_thread_hook, threading.excepthook = threading.excepthook, _thread_fault
+    previous_thread_hook = threading.excepthook
+
+    def thread_fault(args: threading.ExceptHookArgs) -> None:  # TensorBoard's writer on a full disk: its line ends it
+        if (fault := environment_fault(args.exc_value)) is None:
+            previous_thread_hook(args)
+        else:
+            _thread_faults.append(fault)
+
+    threading.excepthook = thread_fault
     try:
         with signals_stop_until_training():
             try:
