@@ -49,7 +49,7 @@ class CheckBeforeRunning(Callback):
 
 def _claim_run_dir(config: DictConfig) -> None:
     """The run dir is claimed (primer.run.run_dir) before Hydra writes its .hydra/ and log there."""
-    from primer.checks.resume import resumes_into
+    from primer.run.checkpoints import resumes_into
     from primer.run import run_dir
 
     path = Path(config.hydra.run.dir).absolute()
