@@ -35,9 +35,9 @@ def train(config: "Sequence[str] | DictConfig" = (), output_dir: str | Path | No
     `train.log` stay in the run dir.
     """
     from primer.checks.preflight import check_job
-    from primer.run.checkpoints import resumes_into
     from primer.cli.train import train as fit
     from primer.run import run_dir
+    from primer.run.checkpoints import resumes_into
 
     cfg = _with_runtime(_composed(config), output_dir)
     check_job(cfg, multirun=False)

@@ -1,5 +1,5 @@
 """A checkpoint is checked before eval reads it or a run resumes from it: loaded `weights_only` (pickled code is
-refused, never run), its stored config checked as data (primer.checks.stored_config), its fields as Lightning writes them."""
+refused, never run), its stored config read as data (primer.checks.stored_config), its fields as Lightning's."""
 
 import logging
 import os
@@ -17,12 +17,12 @@ from primer.exits import BadConfig, first_line
 from primer.run.checkpoint_io import PATH_STATE
 from primer.run.checkpoints import CONFIG_KEY, INTERRUPTED, checkpoint_dirs, checkpoint_to_resume
 
-# The counters Lightning resumes a fit from (it never reads global_step back): the optimizer steps of automatic and
+# What Lightning resumes a fit's steps from (it never reads global_step back): the optimizer steps of automatic and
 # of manual optimization, and the batches that stepped.
-FIT_LOOP = ("loops", "fit_loop")
-AUTOMATIC = (*FIT_LOOP, "epoch_loop.automatic_optimization.optim_progress", "optimizer", "step", "total", "completed")
-MANUAL = (*FIT_LOOP, "epoch_loop.manual_optimization.optim_step_progress", "total", "completed")
-BATCHES = (*FIT_LOOP, "epoch_loop.state_dict", "_batches_that_stepped")
+AUTOMATIC = ("loops", "fit_loop", "epoch_loop.automatic_optimization.optim_progress", "optimizer", "step", "total",
+             "completed")
+MANUAL = ("loops", "fit_loop", "epoch_loop.manual_optimization.optim_step_progress", "total", "completed")
+BATCHES = ("loops", "fit_loop", "epoch_loop.state_dict", "_batches_that_stepped")
 
 
 def load_checkpoint(path: str | Path, where: str | None = None, own_targets=()) -> dict:
@@ -32,7 +32,7 @@ def load_checkpoint(path: str | Path, where: str | None = None, own_targets=()) 
         raise BadConfig(f"{where}: no such file")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001  any file torch cannot read is not a checkpoint
         if isinstance(error, pickle.UnpicklingError) and (found := re.search(r"GLOBAL (\S+)", str(error))):
             raise refused(where, f"it holds pickled Python objects that could run code ({found[1]}); "
                           "loaded with weights_only=True") from None
@@ -40,24 +40,24 @@ def load_checkpoint(path: str | Path, where: str | None = None, own_targets=()) 
     with failing_closed(where):
         if not isinstance(checkpoint, dict) or not isinstance(weights := checkpoint.get("state_dict"), dict):
             raise refused(where, f"its state_dict is a {type(weights).__name__}, not weights by name")
-        if bad := next(((k, v) for k, v in weights.items() if not isinstance(v, torch.Tensor)), None):
+        if bad := next(((k, v) for k, v in weights.items() if not (isinstance(k, str) and torch.is_tensor(v))), None):
             raise refused(where, f"its state_dict has {bad[0]!r}: a {type(bad[1]).__name__}, not a tensor")
-        if CONFIG_KEY in checkpoint:  # read only what primer's groups could have written
+        if CONFIG_KEY in checkpoint:
             stored_config.check(checkpoint[CONFIG_KEY], where, own_targets)
         _check_callback_states(checkpoint.get("callbacks", {}), where)
     return checkpoint
 
 
 def _check_callback_states(states: object, where: str) -> None:
-    """ModelCheckpoint restores the files its state names and deletes them after its next save, where it judges them
-    its own (`<dirpath>/../../file` and `local:///dir` pass); what it writes is a plain absolute path."""
+    # ModelCheckpoint restores the files its state names and deletes them after its next save where it judges them its
+    # own (`<dirpath>/../../file` and `local:///dir` pass); what it writes is a plain absolute path
     if not isinstance(states, dict) or not all(isinstance(state, dict) for state in states.values()):
         raise refused(where, "its callbacks are not callback states by name")
     for state_key, state in states.items():
         for name in PATH_STATE:
             for path in state[name] if isinstance(state.get(name), dict) else [state.get(name)]:
-                if path not in ("", None) and not (isinstance(path, str) and os.path.normpath(path) == path
-                                                   and os.path.isabs(path)):
+                if path not in ("", None) and not (isinstance(path, str) and os.path.isabs(path)
+                                                   and os.path.normpath(path) == path):
                     raise refused(where, f"its {str(state_key).partition('{')[0]} state has {name} {path!r}, not a "
                                   "plain absolute path as ModelCheckpoint writes: Lightning trusts it, and a resume "
                                   "would delete it")
@@ -77,10 +77,11 @@ def check_resume(cfg: DictConfig) -> None:
         # a target beyond primer's groups (+callbacks.NAME._target_=...) is accepted where this run builds it anyway
         checkpoint = load_checkpoint(path, where, stored_config.targets_in(OmegaConf.to_container(task_config(cfg))))
         stored = checkpoint.get(CONFIG_KEY, {"config": {"model": {}, "optimizer": {}}, "overrides": []})
+        target = cfg.optimizer._target_
         then = {f"model.{k}": v for k, v in stored["config"]["model"].items()}
-        then["optimizer._target_"] = stored["config"]["optimizer"].get("_target_", cfg.optimizer._target_)
+        then["optimizer._target_"] = stored["config"]["optimizer"].get("_target_", target)
         now = {f"model.{k}": v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items()}
-        now["optimizer._target_"] = cfg.optimizer._target_
+        now["optimizer._target_"] = target
         hint = f"resume with the overrides it was trained with: {shlex.join(stored['overrides']) or '(none)'}"
         if key := next((k for k in now if k in then and then[k] != now[k]), None):
             raise BadConfig(f"{where}: made with {key}={then[key]}, this run has {key}={now[key]}; {hint}")
@@ -92,8 +93,9 @@ def check_resume(cfg: DictConfig) -> None:
                             f"{expected.get(key)} here; {hint}")
         step = _counter(checkpoint, ("global_step",), where)
         automatic = not isinstance(net, HandGradientNet)  # as primer.run.system.Regression decides
+        # the steps of the other kind of optimization: none; the batches that stepped: one fewer inside a step
         for keys, allowed in [(AUTOMATIC if automatic else MANUAL, (step,)), (MANUAL if automatic else AUTOMATIC, (0,)),
-                              (BATCHES, (step - 1, step))]:  # one fewer where saved inside a step (every_n_train_steps)
+                              (BATCHES, (step - 1, step))]:
             if (counted := _counter(checkpoint, keys, where)) not in allowed:
                 raise refused(where, f"its {'.'.join(keys)} is {counted} and its global_step {step}: counters "
                               "Lightning never writes together (a resume starts at the loops' count)")
@@ -103,7 +105,8 @@ def check_resume(cfg: DictConfig) -> None:
         then_lr, now_lr = stored["config"]["optimizer"].get("lr"), cfg.optimizer.get("lr")
         if cfg.get("scheduler") and then_lr is not None and then_lr != now_lr:
             raise BadConfig(f"optimizer.lr={now_lr}: {where} was trained with optimizer.lr={then_lr}, and with a "
-                            "scheduler the lr follows the scheduler's restored state; resume with its lr or start anew")
+                            "scheduler the lr follows the scheduler's restored state; resume with its lr or start a "
+                            "new run")
 
 
 def _counter(checkpoint: dict, keys: tuple[str, ...], where: str) -> int:

@@ -94,9 +94,11 @@ def table() -> frozenset[tuple[str, object]]:
         group = path.relative_to(CONFIG_DIR).parts[0]
         tree = {k: v for k, v in (OmegaConf.to_container(OmegaConf.load(path)) or {}).items() if k != "hydra"}
         if group != "hydra":
-            allowed |= {("_target_", t) for t in targets_in(tree)} | {(f"{group}.{k}", tree[k]) for k in FLAGS if k in tree}
-    for module, base in [(torch.optim, torch.optim.Optimizer), (callbacks, callbacks.Callback), (loggers, loggers.Logger),
-                         (schedulers, (schedulers.LRScheduler, schedulers.ReduceLROnPlateau))]:
+            allowed |= {("_target_", t) for t in targets_in(tree)}
+            allowed |= {(f"{group}.{k}", tree[k]) for k in FLAGS if k in tree}
+    families = [(torch.optim, torch.optim.Optimizer), (callbacks, callbacks.Callback), (loggers, loggers.Logger),
+                (schedulers, (schedulers.LRScheduler, schedulers.ReduceLROnPlateau))]
+    for module, base in families:
         for name, member in vars(module).items():
             if inspect.isclass(member) and issubclass(member, base) and not name.startswith("_"):
                 allowed |= {("_target_", f"{module.__name__}.{name}"),

@@ -59,8 +59,9 @@ def eval_config(ckpt_path: str, config) -> tuple[dict, DictConfig, list[str]]:
         cfg = _for_scoring(task_config(config))
         with open_dict(cfg):
             cfg.paths.output_dir = str(Path(ckpt_path).parent)  # resolvable without Hydra; nothing is written there
-        overrides = [f"{group}.{key}={value}" for group in ("data", "trainer") for key, value in
-                     sorted(OmegaConf.to_container(cfg[group], resolve=True).items()) if stored[group].get(key) != value]
+        overrides = [f"{group}.{key}={value}" for group in ("data", "trainer")
+                     for key, value in sorted(OmegaConf.to_container(cfg[group], resolve=True).items())
+                     if stored[group].get(key) != value]
     else:
         cfg, overrides = stored, list(config)
         _override(cfg, overrides, ckpt_path)
@@ -79,18 +80,22 @@ def _override(cfg: DictConfig, overrides: list[str], ckpt_path: str) -> None:
     except Exception as error:  # noqa: BLE001  Hydra's own message, in one line
         raise BadConfig(first_line(error)) from None
     for override in parsed:
-        key, typed, (parent, _, name) = override.key_or_group, override.input_line, override.key_or_group.rpartition(".")
+        key, typed = override.key_or_group, override.input_line
         if (node := OmegaConf.select(cfg, key, default=KeyError)) is KeyError:  # changed, never added: trained without
+            parent, _, name = key.rpartition(".")
             siblings = OmegaConf.select(cfg, parent) if parent else cfg
             close = closest(name, siblings) if isinstance(siblings, DictConfig) else None
-            raise BadConfig(f"{key}: no such key; " + (f"did you mean {'.'.join(filter(None, (parent, close)))}?" if close
-                            else "primer.eval changes only keys of the config the checkpoint holds"))
+            hint = f"did you mean {parent + '.' if parent else ''}{close}?" if close else \
+                "primer.eval changes only keys of the config the checkpoint holds"
+            raise BadConfig(f"{key}: no such key; {hint}")
         if key.startswith("model."):
             raise BadConfig(f"{typed}: ckpt_path={ckpt_path} holds a model with {key}={node}; the weights fix the "
                             "model, so evaluate it as trained")
         if key in NOT_USED:
             raise BadConfig(f"{typed}: primer.eval scores the weights with no {NOT_USED[key]}; drop it")
-        if isinstance(node, DictConfig) or override.is_sweep_override():  # `data=teacher` names a file of conf/
+        if override.is_sweep_override():
+            raise BadConfig(f"{typed}: primer.eval scores one config; give one value")
+        if isinstance(node, DictConfig):  # `data=teacher` names a file of conf/
             raise BadConfig(f"{typed}: primer.eval sets keys of the config the checkpoint holds, not whole groups; "
                             f"give the keys to change, as {EXAMPLE_KEYS.get(key, f'{key}.KEY=VALUE')}")
         OmegaConf.update(cfg, key, override.value(), merge=True)
@@ -107,7 +112,7 @@ def _for_scoring(cfg: DictConfig) -> DictConfig:
 
 
 def score(checkpoint: dict, cfg: DictConfig) -> tuple[dict[str, float], dict]:
-    """The `val/*` and `test/*` metrics of the checkpoint's weights on cfg's data, and the objects that measured them."""
+    """The `val/*` and `test/*` metrics of the weights on cfg's data, and the objects that measured them."""
     import torch
     from hydra.utils import instantiate
 

@@ -33,8 +33,11 @@ class ApplyOptimizerConfig(L.Callback):
         self.values = {k: v for k, v in optimizer_config.items() if not k.startswith("_")}
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        for group in (g for o in trainer.optimizers for g in o.param_groups) if trainer.ckpt_path else ():
-            group.update({k: tuple(v) if isinstance(group[k], tuple) else v for k, v in self.values.items() if k in group})
+        if trainer.ckpt_path is None:
+            return
+        for group in (group for optimizer in trainer.optimizers for group in optimizer.param_groups):
+            for key in self.values.keys() & group.keys():  # betas: a tuple in torch, a list in the config
+                group[key] = tuple(self.values[key]) if isinstance(group[key], tuple) else self.values[key]
 
 
 def checkpoint_to_resume(cfg: DictConfig) -> str | None:
@@ -85,7 +88,5 @@ def _run_values(cfg: DictConfig, *keys: str) -> list:
 
 
 def _resolved(cfg: DictConfig, key: str):
-    try:
-        return OmegaConf.select(cfg, key, default=None)
-    except Exception:  # noqa: BLE001  an interpolation of a run dir Hydra has not set yet
-        return None
+    # None also where it names a run dir Hydra has not set yet
+    return OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
