@@ -75,12 +75,12 @@ def _override(cfg: DictConfig, overrides: list[str], ckpt_path: str) -> None:
 
     from primer.checks.spelling import closest
 
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except Exception as error:  # noqa: BLE001  Hydra's own message, in one line
-        raise BadConfig(first_line(error)) from None
-    for override in parsed:
-        key, typed = override.key_or_group, override.input_line
+    for typed in overrides:
+        try:
+            override = OverridesParser.create().parse_override(typed)
+        except Exception as error:  # noqa: BLE001  Hydra's own reason, in one line
+            raise BadConfig(f"{typed}: not an override Hydra reads ({first_line(error)})") from None
+        key = override.key_or_group
         if (node := OmegaConf.select(cfg, key, default=KeyError)) is KeyError:  # changed, never added: trained without
             parent, _, name = key.rpartition(".")
             siblings = OmegaConf.select(cfg, parent) if parent else cfg

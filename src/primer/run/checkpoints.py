@@ -42,7 +42,7 @@ class ApplyOptimizerConfig(L.Callback):
 
 def checkpoint_to_resume(cfg: DictConfig) -> str | None:
     """The file a run of `cfg` resumes from, as an absolute path; None: it starts from scratch."""
-    typed = OmegaConf.select(cfg, "ckpt_path")
+    typed = _resolved(cfg, "ckpt_path")
     if typed == "best":
         raise BadConfig("ckpt_path=best: Lightning's 'best' is the best checkpoint of an earlier fit in the same "
                         "process, and a new run has none; give the checkpoint's path, or ckpt_path=last")
