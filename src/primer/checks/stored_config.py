@@ -4,6 +4,7 @@ Nothing in it is imported, resolved or built to decide: one walk compares its st
 
 import functools
 import inspect
+import itertools
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -25,7 +26,7 @@ def check(stored: object, where: str, also_allowed=()) -> None:
     if missing := next((group for group in GROUPS if not isinstance(config.get(group), dict)), None):
         raise refused(where, f"its stored config has no {missing} group")
     allowed = table() | {("_target_", target) for target in also_allowed}
-    for key, value in [*_entries(config), *(entry for o in overrides for entry in _entries(_parsed(o, where)))]:
+    for key, value in itertools.chain(_entries(config), (e for o in overrides for e in _entries(_parsed(o, where)))):
         if why := _wrong(key, value, allowed):
             raise refused(where, f"its stored config has {_shown(key)}={_shown(value)}: {why}")
 

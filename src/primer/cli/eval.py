@@ -32,7 +32,8 @@ OTHER_DATA = {  # data=teacher: what a changed seed means
 def arguments(args: list[str]) -> tuple[str, list[str]] | None:
     """(checkpoint file, overrides) of the command line, before torch is imported; None after --help."""
     if {"-h", "--help"} & set(args):
-        return print(__doc__.strip())
+        print(__doc__.strip())
+        return None
     if any("=" not in a for a in args) or not any(a.startswith("ckpt_path=") for a in args):
         raise BadConfig(__doc__.partition("\n")[0])
     typed = next(a for a in args if a.startswith("ckpt_path=")).partition("=")[2]
