@@ -42,6 +42,8 @@ def _wrong(key: str, value: object, allowed: frozenset) -> str | None:
     if name in ("_target_", *FLAGS) and (not isinstance(value, PLAIN) or (
             name if name == "_target_" else key, value) not in allowed):
         return f"a {name} primer's config groups never write"
+    if name == "_partial_" and not isinstance(value, bool):
+        return "a _partial_ that is not true or false"
     return None
 
 
