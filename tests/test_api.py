@@ -115,7 +115,7 @@ def test_train_honours_paths_output_dir_as_the_command_line_does(tmp_path):
 
 
 def test_evaluate_writes_the_eval_json_the_command_line_writes(tmp_path, capfd):
-    from primer.cli.eval import main as eval_main
+    from primer.eval import main as eval_main
 
     train([*TINY, *QUIET], output_dir=tmp_path / "run")
     checkpoint = tmp_path / "run/checkpoints/final.ckpt"

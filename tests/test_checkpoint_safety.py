@@ -19,7 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 import primer.eval as primer_eval
-from primer.checks.checkpoint_files import check_checkpoint, check_resume, load_checkpoint
+from primer.checks.checkpoint_files import check_resume, load_checkpoint
 from primer.run.checkpoints import StoreConfig
 from primer.cli.eval import eval_config
 from primer.exits import BadConfig
@@ -132,7 +132,7 @@ CRAFTED = {  # row -> (change to a checkpoint as primer writes it, what the refu
                                                            "args": ["touch", str(f.marker)]}),
                       "logger.tensorboard._target_=subprocess.run"),
     "nested-in-trainer": (put("trainer.profiler", torch_load), "trainer.profiler._target_=torch.load"),
-    "_recursive_": (put("model._recursive_", lambda f: False), "model._recursive_: _recursive_"),
+    "_recursive_": (put("model._recursive_", lambda f: False), "model._recursive_=False: a _recursive_"),
     "target-in-an-override": (add_override(lambda f: "model._target_=builtins.open"),
                               "override model._target_=builtins.open"),
     "interpolation-in-an-override": (add_override(lambda f: "data.seed=${oc.env:HOME}"),
@@ -204,9 +204,8 @@ def test_the_overrides_a_refusal_repeats_are_quoted_for_the_shell(tmp_path):
     stored = stored_as_primer_writes(TINY)
     stored["overrides"].append("data.seed=0|sh")
     path = write_checkpoint(tmp_path / "final.ckpt", stored)
-    model = stored["config"]["model"] | {"hidden_dim": 5}
     with pytest.raises(BadConfig, match=r"trained with: .* 'data.seed=0\|sh'$"):
-        check_checkpoint(str(path), model, stored["config"]["optimizer"]["_target_"])
+        check_resume(compose_config(tmp_path / "run", [*TINY, "model.hidden_dim=5", f"ckpt_path={path}"]))
 
 
 def with_a_checkpoint_state(path: Path, best_model_path: str) -> Path:
@@ -292,8 +291,8 @@ REFUSED_STATE = {  # a checkpoint as primer writes it, one field changed -> what
                                      "ModelCheckpoint state has best_model_path ['/x']"),
     "a-best_k_models-key-local://": (best_k("local://{victim}"), "ModelCheckpoint state has best_k_models 'local:"),
     "callbacks-a-list": (lambda c, v: c.update(callbacks=[1]), "callbacks are not callback states by name"),
-    "_convert_-a-list": (stored("model._convert_", [1]), "stored config has model._convert_: _convert_"),
-    "stored-model-a-list": (stored("model", [1]), "stored config has model=[1]: not a group"),
+    "_convert_-a-list": (stored("model._convert_", [1]), "stored config has model._convert_=[1]: a _convert_"),
+    "stored-model-a-list": (stored("model", [1]), "stored config has no model group"),
     "global_step-a-string": (lambda c, v: c.update(global_step="3"), "global_step is '3', not a count of steps"),
     "state_dict-a-list": (lambda c, v: c.update(state_dict=[1]), "state_dict is a list, not weights by name"),
     "a-weight-not-a-tensor": (lambda c, v: c["state_dict"].update({"net.extra": "x"}),
@@ -449,7 +448,7 @@ def test_eval_of_a_checkpoint_of_several_nodes_runs_on_this_one(tmp_path):
     stored = stored_as_primer_writes(TINY)
     stored["config"]["trainer"]["num_nodes"] = 2
     path = write_checkpoint(tmp_path / "final.ckpt", stored)
-    assert eval_config(load_checkpoint(path), str(path), []).trainer.num_nodes == 1
+    assert eval_config(str(path), [])[1].trainer.num_nodes == 1
 
 
 # --- what primer writes still loads ------------------------------------------------------------------------
@@ -464,7 +463,7 @@ LEGIT = [[f"model={m}"] for m in MODELS] + [["optimizer=adam"], ["scheduler=cosi
 def test_a_checkpoint_as_primer_writes_it_loads_and_rebuilds(tmp_path, overrides):
     stored = stored_as_primer_writes([*TINY, *overrides])
     path = write_checkpoint(tmp_path / "final.ckpt", stored)
-    cfg = eval_config(load_checkpoint(path), str(path), [])
+    cfg = eval_config(str(path), [])[1]
     stored["config"]["trainer"] |= {"profiler": None, "default_root_dir": None, "num_nodes": 1}  # eval's own
     assert OmegaConf.to_container(cfg) == stored["config"] | {"ckpt_path": None}  # the rest, as stored
     instantiate(cfg.model), instantiate(cfg.optimizer), instantiate(cfg.data)  # eval builds these

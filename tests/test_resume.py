@@ -14,7 +14,7 @@ from omegaconf import read_write
 
 from primer.config import CONFIG_DIR, CONFIG_NAME
 from primer.exits import BadConfig
-from primer.checks.resume import checkpoint_to_resume
+from primer.run.checkpoints import checkpoint_to_resume
 from tests.conftest import QUIET, TINY, run_cli
 from tests.test_reliability import LONG, SAVED, interrupt
 

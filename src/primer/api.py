@@ -35,9 +35,9 @@ def train(config: "Sequence[str] | DictConfig" = (), output_dir: str | Path | No
     `train.log` stay in the run dir.
     """
     from primer.checks.preflight import check_job
-    from primer.checks.resume import resumes_into
     from primer.cli.train import train as fit
     from primer.run import run_dir
+    from primer.run.checkpoints import resumes_into
 
     cfg = _with_runtime(_composed(config), output_dir)
     check_job(cfg, multirun=False)
@@ -52,33 +52,13 @@ def train(config: "Sequence[str] | DictConfig" = (), output_dir: str | Path | No
 
 
 def evaluate(ckpt_path: str | Path, config: "Sequence[str] | DictConfig" = ()) -> tuple[dict, dict]:
-    """Scores a checkpoint as `python -m primer.eval ckpt_path=PATH OVERRIDES` does, writes the same
-    `.eval.json` beside it, and returns (metrics, objects): the val/* and test/* metrics, and the system,
-    datamodule and cfg they were measured with (objects["eval_json"]: the file written).
+    """Scores a checkpoint as `python -m primer.eval ckpt_path=PATH OVERRIDES` does (the same .eval.json beside it) and
+    returns (metrics, objects): val/* and test/*, and the system, datamodule, cfg and eval_json behind them.
+    `config`: overrides of its stored config, or a whole config composed from conf/ (named by the keys it changes)."""
+    from primer.cli.eval import eval_config, score, write_results
+    from primer.cli.quiet import set_up_lines
 
-    `config`: overrides of the config stored in the checkpoint, or a whole config composed from conf/ to
-    build the data and model from instead (checked as a training config is; the weights must fit its model;
-    its file is named by the keys where it differs from the stored config, as those overrides would name it).
-    """
-    from omegaconf import DictConfig, open_dict
-
-    from primer.checks.checkpoint_files import load_checkpoint
-    from primer.checks.validation import check
-    from primer.cli.eval import changed_keys, eval_config, for_scoring, score, write_results
-    from primer.cli.quiet import quiet_third_party, set_up_lines
-    from primer.config import task_config
-
-    checkpoint = load_checkpoint(str(ckpt_path))  # weights_only: pickled code is refused, never run
-    if isinstance(config, DictConfig):
-        cfg = for_scoring(task_config(config))
-        with open_dict(cfg):
-            cfg.paths.output_dir = str(Path(ckpt_path).parent)  # resolvable without Hydra; nothing is written there
-        check(cfg)
-        overrides = changed_keys(checkpoint, cfg)
-    else:
-        overrides = list(config)
-        cfg = eval_config(checkpoint, str(ckpt_path), overrides)
-    quiet_third_party()
+    checkpoint, cfg, overrides = eval_config(str(ckpt_path), config)
     with _filtered(set_up_lines, _console_handlers()):
         metrics, objects = score(checkpoint, cfg)
     objects["eval_json"] = write_results(str(ckpt_path), overrides, metrics, cfg)

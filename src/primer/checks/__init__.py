@@ -7,8 +7,7 @@ from primer.exits import BadConfig, Ending, environment_fault, first_line
 
 @contextlib.contextmanager
 def failing_closed(where: str):
-    """A check fails closed: an unexpected error inside it is a refusal naming `where` (a file, a key), not an
-    error that Hydra turns into a warning before running the job unchecked."""
+    """An unexpected error in a check refuses, naming `where`: Hydra would warn and run the job unchecked."""
     try:
         yield
     except Ending:
@@ -18,3 +17,8 @@ def failing_closed(where: str):
             raise fault from error
         raise BadConfig(f"{where}: refused: its check failed ({type(error).__name__}: {first_line(error)}); "
                         "nothing was run (HYDRA_FULL_ERROR=1 shows where)") from error
+
+
+def refused(where: str, why: str) -> BadConfig:
+    """A checkpoint's refusal: `where` (ckpt_path=...) and why, in one line."""
+    return BadConfig(f"{where}: refused: {why}; nothing was run (use a checkpoint written by primer.train)")

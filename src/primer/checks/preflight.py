@@ -49,8 +49,8 @@ class CheckBeforeRunning(Callback):
 
 def _claim_run_dir(config: DictConfig) -> None:
     """The run dir is claimed (primer.run.run_dir) before Hydra writes its .hydra/ and log there."""
-    from primer.checks.resume import resumes_into
     from primer.run import run_dir
+    from primer.run.checkpoints import resumes_into
 
     path = Path(config.hydra.run.dir).absolute()
     hydra_files = (config.hydra.output_subdir, f"{config.hydra.job.name}.log")

@@ -31,14 +31,15 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict]:
     import torch
     from hydra.utils import instantiate
 
+    from primer.checks.checkpoint_files import resume_from
     from primer.checks.fit_checks import metrics_for
-    from primer.checks.resume import resume_from, resumes_into
     from primer.checks.scaleout import use_submitit_tasks_as_ranks
     from primer.cli.parts import barebones_settings, data_net_optimizer, draw_seed, loggers_and_callbacks, plugins
     from primer.cli.quiet import own_checkpoints_dir_reused, quiet_third_party
     from primer.cli.threads import use_cores_given
     from primer.run.console import final_block, tensorboard_dir
     from primer.run import run_dir
+    from primer.run.checkpoints import resumes_into
     from primer.run.experiment import logdir_of, write_experiment
     from primer.run.guards import SaveOnInterrupt, StopOnNonFinite, anomaly_is_divergence, interruptible, resume_command
     from primer.run.results import final_metrics

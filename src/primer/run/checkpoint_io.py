@@ -1,18 +1,6 @@
-"""How a run's checkpoints go to disk and come back: primer's CheckpointIO plugin for the Trainer.
-
-Lightning's own (TorchCheckpointIO) trusts what it loads. ModelCheckpoint restores the paths in its
-state (best_model_path, last_model_path, kth_best_model_path, the keys of best_k_models) and, after its
-next save, deletes the restored file with `fs.rm(path, recursive=True)`; its test that the file lies in
-its own dir is skipped for any fsspec protocol but "file", so a checkpoint naming `local:///any/dir`
-has that dir deleted. Its save goes through fsspec's transaction, which writes a temp file elsewhere
-and copies it over the old checkpoint, truncating it first: a full disk leaves neither file whole.
-
-Here a load is `weights_only` and forgets every path a callback's state names (scores and counters
-stay), so a resumed ModelCheckpoint starts its list of files afresh; a save is atomic
-(primer.writes.write_atomic); and a removal deletes only a file this process saved, never a dir.
-The Trainer hands this plugin to its strategy, so DDP's rank 0 and `trainer.save_checkpoint`
-(primer.run.guards.SaveOnInterrupt) go through it too.
-"""
+"""primer's CheckpointIO for the Trainer (DDP's rank 0 and trainer.save_checkpoint included): a load is `weights_only`
+and forgets the files callback states name (ModelCheckpoint deletes a restored path after its next save, a
+`local:///dir` too); a save is atomic; a removal deletes only a file this process saved, never a dir."""
 
 import io
 import logging
@@ -33,15 +21,16 @@ PATH_STATE = {"best_model_path": "", "last_model_path": "", "kth_best_model_path
 
 
 class RunCheckpointIO(TorchCheckpointIO):
-    """Loads without trusting the paths a checkpoint names; saves atomically; deletes only what it saved."""
-
     def __init__(self):
         self.saved: set[str] = set()  # every checkpoint this process wrote, as `_key` spells it
 
     def load_checkpoint(self, path, map_location="cpu", weights_only=None) -> dict:
-        """As Lightning's, whose default map_location also keeps a GPU run's tensors on the CPU until restored."""
+        # map_location as Lightning's default: a GPU run's tensors stay on the CPU until restored
         checkpoint = super().load_checkpoint(path, map_location=map_location, weights_only=True)
-        forget_paths(checkpoint.get("callbacks"))
+        states = checkpoint.get("callbacks")
+        for state in states.values() if isinstance(states, dict) else ():
+            if isinstance(state, dict):
+                state.update({name: type(empty)() for name, empty in PATH_STATE.items() if name in state})
         return checkpoint
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
@@ -59,23 +48,13 @@ class RunCheckpointIO(TorchCheckpointIO):
 
     def remove_checkpoint(self, path) -> None:
         if _key(path) not in self.saved:
-            log.warning(f"kept {path}: primer deletes only checkpoints its run saved")
-            return
+            return log.warning(f"kept {path}: primer deletes only checkpoints its run saved")
         fs, local_path = url_to_fs(str(path))
         if isinstance(fs, LocalFileSystem):
             Path(local_path).unlink(missing_ok=True)  # a file, never a dir (Lightning's rm is recursive)
         else:
             super().remove_checkpoint(path)
         self.saved.discard(_key(path))
-
-
-def forget_paths(states: object) -> None:
-    """Empties, in place, the file paths of every callback state in `states` (checkpoint["callbacks"])."""
-    for state in (states.values() if isinstance(states, dict) else ()):
-        if isinstance(state, dict):
-            for name, empty in PATH_STATE.items():
-                if name in state:
-                    state[name] = type(empty)()
 
 
 def _key(path) -> str:
