@@ -33,7 +33,7 @@ class CheckBeforeRunning(Callback):
         with _refusal_ends_the_command():
             if not str(hydra_cfg.sweeper._target_).endswith("BasicSweeper"):  # a search would train one default run
                 typed = [o for o in (*hydra_cfg.overrides.hydra, *hydra_cfg.overrides.task) if "hydra.mode=" not in o]
-                search = next((o for o in typed if o.startswith(("hparams_search=", "hydra/sweeper="))), "hydra.sweeper")
+                search = next((o for o in typed if o.startswith(("hparams_search", "hydra/sweeper="))), "hydra.sweeper")
                 raise BadConfig(f"{search}: a search runs its trials only as a sweep; add -m: {command(typed, True)}")
             check_job(config, multirun=False)
             run_dir.claim(path, f"hydra.run.dir={hydra_cfg.run.dir}", resumes_here=resumes_into(config, path),
