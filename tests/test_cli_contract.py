@@ -203,11 +203,11 @@ REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message),
      "hydra.sweeper.params.optimizer.lr=interval(0,1): Hydra sweeps none of its own keys "
      "(hydra.sweeper.params.optimizer.lr); sweep the key itself: optimizer.lr=interval(0,1)"),
     # a sweep of no jobs would end at once, exit 0, with an empty summary
-    ("-m optimizer.lr=glob(*)", "optimizer.lr=glob(*): glob() picks options of a config group, and optimizer.lr is "
-     "none; list the values to sweep: optimizer.lr=a,b"),
+    ("-m optimizer.lr=glob(*)", "optimizer.lr=glob(*): sweeps no value (glob() picks options of a config group); "
+     "list one or more: optimizer.lr=a,b"),
     ("-m model=glob(nothing*)", "model=glob(nothing*): matches no model; choose from autograd, custom_relu, manual, "
      "raw_custom_relu, sequential, two_layer"),
-    ("-m seed=range(3,3)", "seed=range(3,3): sweeps no value; give it one or more"),
+    ("-m seed=range(3,3)", "seed=range(3,3): sweeps no value; list one or more: seed=a,b"),
     ("-m hparams_search=optuna hydra.sweeper.n_trials=0",
      "hydra.sweeper.n_trials=0: must be a positive integer (the trials the search runs)"),
     ("-m hparams_search=optuna hydra.sweeper.n_jobs=0",
@@ -220,10 +220,9 @@ REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message),
      "hydra.launcher.cpus_per_task=0: must be a positive integer (the cores each job is given)"),
     ("-m optimizer.lr=interval(0.001,0.01)", "optimizer.lr=interval(0.001,0.01): a grid sweep takes values (a,b), "
      "range() or choice(); interval() is a search space: add hparams_search=optuna to draw optimizer.lr from it"),
-    # a sweep's jobs, checked before the first runs, get the same hints
-    # (the fix to type is the sweep as typed, not the first job's value)
+    # a sweep's values, checked before the first job runs, get the same hints, for the sweep as typed
     ("-m +trainer.max_steps=5,6",
-     "+trainer.max_steps=5: trainer.max_steps is already in the config; set it without the +: trainer.max_steps=5,6"),
+     "+trainer.max_steps=5,6: trainer.max_steps is already in the config; set it without the +: trainer.max_steps=5,6"),
     ("-m callbacks.model_checkpoint.monitor=val/loss,train/loss", "callbacks.model_checkpoint.monitor: not in the "
      "config yet; lightning.pytorch.callbacks.ModelCheckpoint takes monitor: add it with +callbacks.model_checkpoint."
      "monitor=val/loss,train/loss"),

@@ -52,7 +52,7 @@ def test_preflight_check_expands_a_glob_over_experiments(cli, monkeypatch):
     import primer.checks.preflight
     from primer.exits import BadConfig, EndCommand
 
-    seen, check = [], primer.checks.preflight._check_or_end
+    seen, check = [], primer.checks.preflight.check_job
 
     def record(config, multirun):
         check(config, multirun)
@@ -60,7 +60,7 @@ def test_preflight_check_expands_a_glob_over_experiments(cli, monkeypatch):
         if len(seen) == len(EXPERIMENTS):  # all checked: stop before any job runs
             raise EndCommand(BadConfig("checked"))
 
-    monkeypatch.setattr(primer.checks.preflight, "_check_or_end", record)
+    monkeypatch.setattr(primer.checks.preflight, "check_job", record)
     code, _, err = cli("-m", "experiment=glob(*)", "trainer.max_steps=6")
     assert code == 2 and err == "error: checked\n"
     assert [job.hydra.runtime.choices.experiment for job in seen] == list(SEED_SECTIONS)  # the seed's order
@@ -82,14 +82,14 @@ def test_optuna_preset_passes_the_preflight_check(cli, monkeypatch):
     import primer.checks.preflight
     from primer.exits import BadConfig, EndCommand
 
-    checked, check = [], primer.checks.preflight._check_or_end
+    checked, check = [], primer.checks.preflight.check_job
 
     def record(config, multirun):
         check(config, multirun)  # the real check: it would end the command on a bad config
         checked.append(config)
         raise EndCommand(BadConfig("checked"))  # stop before the search starts
 
-    monkeypatch.setattr(primer.checks.preflight, "_check_or_end", record)
+    monkeypatch.setattr(primer.checks.preflight, "check_job", record)
     code, _, err = cli("-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2")
     assert code == 2 and err == "error: checked\n"
     assert [c.hydra.sweeper.n_trials for c in checked] == [2]  # the trials' shared config, checked once

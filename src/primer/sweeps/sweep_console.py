@@ -1,10 +1,5 @@
-"""What a sweep prints: a line as it starts, the model summary once, one line per job as it ends,
-then the sweep summary (primer.sweeps.report). The rest of what a job says, Lightning's lines, progress,
-warnings and errors included, goes into the job's own log (`<job dir>/<job name>.log`, Hydra's file).
-
-Each job's line comes from what the job wrote (primer.sweeps.report.summarize), so the console, the job's
-files and the summary's row agree.
-"""
+"""What a sweep prints: a line as it starts, the model summary once, one line per job as it ends (from
+what the job wrote, as its summary row), then the summary; the rest of a job's output goes to its log."""
 
 import contextlib
 import itertools
@@ -21,48 +16,39 @@ from omegaconf import DictConfig
 
 from primer import exits
 from primer.config import key_and_value, override, remember_swept_keys
-from primer.exits import Interrupted
 from primer.run.dashboard import FIRST_METRICS
+
+OPTUNA_LINE = "%(log_color)s[%(levelname)1.1s %(asctime)s]%(reset)s %(message)s"  # the layout of Optuna's own lines
 
 
 class SweepStart(Callback):
-    """Hydra callback: the sweep's first line says where it goes and where each job's log is."""
-
     sweep_dir: str | None = None  # this command's sweep: where a fault without a path happened (primer.cli.train)
-    overrides: list[str] = []  # the sweep's command line, as Hydra parsed it: what continues it
+    overrides: tuple[str, ...] = ()  # the sweep's command line, as Hydra parsed it: what continues it
     planned: list[list[str]] | None = None  # a grid's jobs, each job's overrides, in order; None for a search
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        from hydra.core.global_hydra import GlobalHydra
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
         remember_swept_keys(config)  # before the sweeper names any job's dir
         SweepStart.sweep_dir = config.hydra.sweep.dir
-        SweepStart.overrides = [*config.hydra.overrides.task, *config.hydra.overrides.hydra]
-        SweepStart.planned = grid(config)
-        if "optuna" in str(config.hydra.sweeper.get("_target_", "")):
-            colour_only_on_a_terminal()
+        SweepStart.overrides = (*config.hydra.overrides.task, *config.hydra.overrides.hydra)
+        SweepStart.planned = None
+        if str(config.hydra.sweeper._target_).endswith("BasicSweeper"):  # its params, then the command line's
+            params = [f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()]
+            parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())  # for glob(*)
+            values = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override()
+                      else [f"{o.get_key_element()}={o.get_value_element_as_str()}"]
+                      for o in parser.parse_overrides([*params, *config.hydra.overrides.task])]
+            SweepStart.planned = [list(job) for job in itertools.product(*values)]
+        else:
+            _colour_only_on_a_terminal()
         print(f"sweep into {config.hydra.sweep.dir}: a line per job as it ends; "
               f"each job's full log is <job dir>/{config.hydra.job.name}.log", flush=True)
 
 
-def grid(config: DictConfig) -> list[list[str]] | None:
-    """Every job of a grid sweep, as Hydra's basic sweeper lists them (its params, then the command line's
-    overrides; the product of their values, in order); None for another sweeper, whose jobs are drawn."""
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    if not str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
-        return None
-    params = [f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()]
-    loader = GlobalHydra.instance().config_loader()  # glob(*) over a group needs its options
-    parsed = OverridesParser.create(config_loader=loader).parse_overrides([*params, *config.hydra.overrides.task])
-    values = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override()
-              else [f"{o.get_key_element()}={o.get_value_element_as_str()}"] for o in parsed]
-    return [list(job) for job in itertools.product(*values)]
-
-
-def interrupted(stop: BaseException) -> Interrupted:
-    """Ctrl-C or SIGTERM stopped the sweep: its summary so far (each job finished, failed, interrupted or not
-    started), and the one command that continues it into the same dir: the jobs that finished are skipped,
-    the interrupted one goes on from its checkpoint, the others run (primer.sweeps.sweep_resume)."""
+def interrupted(stop: BaseException) -> exits.Interrupted:
+    """The summary so far of a sweep a signal stopped, and the command that continues it."""
     from primer.sweeps.report import summarize_sweep
 
     signum = getattr(stop, "signum", signal.SIGINT)
@@ -73,29 +59,28 @@ def interrupted(stop: BaseException) -> Interrupted:
     ran = [row for row in rows if row["status"] == "interrupted"]
     where = f"job {ran[0]['job'].partition('_')[0]}: {ran[0]['reason']}" if ran else "between jobs"
     finished = sum(row["status"] in ("ok", "pruned") for row in rows)
-    return Interrupted(f"{exits.signal_name(signum)} stopped the sweep in {where}; {finished} of {len(rows)} jobs "
-                       f"finished; continue the sweep with: {continue_command(str(sweep_dir))}", signum)
-
-
-def continue_command(sweep_dir: str) -> str:
-    """The sweep's command line again, into its own dir (a default dir's name holds the time: a new one
-    otherwise), quoted so that it runs as printed."""
-    kept = [o for o in SweepStart.overrides if key_and_value(o)[0] not in ("hydra.sweep.dir", "hydra.mode")]  # -m: the mode
-    return " ".join(["python -m primer.train -m", *map(shlex.quote, [*kept, override("hydra.sweep.dir", sweep_dir)])])
+    # into its own dir: a default dir's name holds the time
+    kept = [o for o in SweepStart.overrides if key_and_value(o)[0] not in ("hydra.sweep.dir", "hydra.mode")]
+    again = shlex.join(["python", "-m", "primer.train", "-m", *kept, override("hydra.sweep.dir", str(sweep_dir))])
+    return exits.Interrupted(f"{exits.signal_name(signum)} stopped the sweep in {where}; {finished} of {len(rows)} "
+                             f"jobs finished; continue the sweep with: {again}", signum)
 
 
 @contextlib.contextmanager
 def one_line_per_job() -> Iterator[None]:
-    """Runs a sweep job with its output in its log, and prints its one line when it ends, however it ends.
-    Job 0 shows its model summary on the console too: one per sweep."""
+    """Runs a sweep job with its output in its log (job 0's model summary on the console too), then prints its line."""
+    from lightning.pytorch.callbacks import model_summary
+    from lightning.pytorch.utilities import rank_zero_only  # set by the Trainer, or by the environment
+
     hydra_cfg = HydraConfig.get()
-    job_dir, num = Path(hydra_cfg.runtime.output_dir), hydra_cfg.job.num
-    root = logging.getLogger()
-    files = [h for h in root.handlers if isinstance(h, logging.FileHandler)]
-    consoles = [h for h in root.handlers if isinstance(h, logging.StreamHandler) and h not in files]
+    job_dir, num, console = Path(hydra_cfg.runtime.output_dir), hydra_cfg.job.num, sys.stdout
+    files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    consoles = [h for h in logging.getLogger().handlers if isinstance(h, logging.StreamHandler) and h not in files]
     log_path = Path(files[0].baseFilename) if files else job_dir / f"{hydra_cfg.job.name}.log"
-    only = _model_summary if num == 0 else _nothing
-    console = sys.stdout
+
+    def only(record: logging.LogRecord) -> bool:
+        return num == 0 and record.name == model_summary.log.name
+
     for handler in consoles:
         handler.addFilter(only)
     try:
@@ -104,13 +89,12 @@ def one_line_per_job() -> Iterator[None]:
     finally:
         for handler in consoles:
             handler.removeFilter(only)
-        if _rank() == 0:  # a job of several submitit tasks: one line, as one metrics.json
+        if rank_zero_only.rank == 0:  # a job of several submitit tasks: one line, as one metrics.json
             print(job_line(num, job_dir, " ".join(hydra_cfg.overrides.task)), file=console, flush=True)
 
 
 def job_line(num: int, job_dir: Path, overrides: str) -> str:
-    """`#0 optimizer.lr=1e-4  train/loss 2.478e-06  val/loss 2.412e-06  val/r2 1  (1.2 s)`, or the reason it failed:
-    the job's row of the sweep summary."""
+    """`#0 optimizer.lr=1e-4  train/loss 2.478e-06  val/loss 2.412e-06  val/r2 1  (1.2 s)`, or why it did not finish."""
     from primer.sweeps.report import summarize
     from primer.sweeps.searched import shown_overrides
 
@@ -125,13 +109,8 @@ def job_line(num: int, job_dir: Path, overrides: str) -> str:
     return f"#{num} {shown}  {values}{took}"
 
 
-OPTUNA_LINE = "%(log_color)s[%(levelname)1.1s %(asctime)s]%(reset)s %(message)s"  # the layout of Optuna's own lines
-
-
-def colour_only_on_a_terminal() -> None:
-    """Optuna's lines ("Trial 3 finished with value ...") carry colour codes wherever stderr goes;
-    a file or a pipe gets them plain. Its own format, through colorlog, which leaves out colour
-    codes for a stream that is not a terminal."""
+def _colour_only_on_a_terminal() -> None:
+    """Optuna's lines in its own layout, through colorlog, which leaves colour codes out where stderr is no terminal."""
     import colorlog
     import optuna
 
@@ -141,19 +120,3 @@ def colour_only_on_a_terminal() -> None:
         handler = logging.StreamHandler()  # stderr, as Optuna's
         handler.setFormatter(colorlog.ColoredFormatter(OPTUNA_LINE, stream=handler.stream))
         logger.addHandler(handler)
-
-
-def _rank() -> int:
-    from lightning.pytorch.utilities import rank_zero_only  # set by the Trainer, or by the environment
-
-    return rank_zero_only.rank
-
-
-def _model_summary(record: logging.LogRecord) -> bool:
-    from lightning.pytorch.callbacks import model_summary
-
-    return record.name == model_summary.log.name
-
-
-def _nothing(record: logging.LogRecord) -> bool:
-    return False
