@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 from primer import exits
 from primer.config import key_and_value, override, remember_swept_keys
 from primer.exits import Interrupted
-from primer.run.dashboard import FIRST_METRICS
+from primer.run.dashboard import KEY_METRICS as FIRST_METRICS
 
 
 class SweepStart(Callback):
