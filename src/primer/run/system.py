@@ -7,25 +7,18 @@ import lightning as L
 import torch
 from torch import nn
 from torchmetrics import ExplainedVariance, MeanSquaredError, MetricCollection, R2Score
-from torchmetrics.functional import explained_variance, mean_squared_error, r2_score
 
 from primer.run.dashboard import loss_name
 from primer.tutorial.nets import HandGradientNet
 
-# each metric's class (val/test: a state over the epoch) and function (train: the batch alone, no state to sync)
-MEASURES = {"mse": (MeanSquaredError, mean_squared_error), "r2": (R2Score, r2_score),
-            "explained_variance": (ExplainedVariance, explained_variance)}
-METRICS = tuple(MEASURES)
+METRIC_CLASSES = {"mse": MeanSquaredError, "r2": R2Score, "explained_variance": ExplainedVariance}
+METRICS = tuple(METRIC_CLASSES)
 
 
 class Regression(L.LightningModule):
-    """Fits a plain nn.Module to (x, y) with the tutorial's loss, the summed squared error.
-
-    Training values are computed on logging steps only (`is_logging_step`) and on the step training stops on.
-    A HandGradientNet steps with the gradients it derives itself (manual optimization). Under DDP the loss sums
-    rows, so each rank backpropagates world_size × its loss (DDP averages gradients), and the logged values are
-    the global batch's: N processes train as one process on that batch. Under barebones nothing is logged.
-    """
+    """Fits a plain nn.Module to (x, y) with the tutorial's loss, the summed squared error; a HandGradientNet steps
+    with the gradients it derives itself. Training values are computed on logging steps and the step training stops
+    on only. Under DDP N processes train as one process on the global batch."""
 
     def __init__(
         self,
@@ -78,7 +71,7 @@ class Regression(L.LightningModule):
         if completes_step(self.trainer, batch_idx):
             # kept, not computed: logged only if training stops on this step (on_train_epoch_end)
             self._unlogged = None if log_now or self.trainer.barebones else (loss.detach(), y_pred.detach(), y)
-        world_size = self.trainer.world_size
+        world_size = self.trainer.world_size  # DDP averages the ranks' gradients, but the loss sums rows
         return loss * world_size if world_size > 1 else loss
 
     def _log_train(self, loss: torch.Tensor, y_pred: torch.Tensor, y: torch.Tensor) -> None:
@@ -106,9 +99,7 @@ class Regression(L.LightningModule):
             logger.log_metrics(logged, step=step - 1)  # Lightning's step numbering: the first step is 0
 
     def _batch_metrics(self, y_pred: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The train metrics of this batch; under DDP of the global batch, through the classes' synced compute."""
-        if self.trainer.world_size == 1:
-            return {name: MEASURES[name.removeprefix("train/")][1](y_pred, y) for name in self.train_metrics}
+        """The train metrics of this batch alone; under DDP of the global batch (compute syncs the ranks)."""
         self.train_metrics.reset()
         self.train_metrics.update(y_pred, y)
         return self.train_metrics.compute()
@@ -141,8 +132,7 @@ class Regression(L.LightningModule):
 
 
 def is_logging_step(trainer: L.Trainer, step: int, batch_idx: int) -> bool:
-    """The one rule for when training values are computed and logged: at the first step, every
-    `log_every_n_steps` (0: none between), at the last of the run and of the epoch. `step` counts from 1."""
+    """When training values are computed and logged: the first step (from 1), every `log_every_n_steps`, the last."""
     every = trainer.log_every_n_steps
     return completes_step(trainer, batch_idx) and (
         step == 1
@@ -170,7 +160,7 @@ def planned_steps(trainer: L.Trainer) -> int | None:
 
 def regression_metrics(prefix: str, names: Sequence[str] = METRICS, **kwargs) -> MetricCollection:
     """The named metrics, logged as `{prefix}mse` etc.; kwargs go to each."""
-    return MetricCollection({name: MEASURES[name][0](**kwargs) for name in names}, prefix=prefix)
+    return MetricCollection({name: METRIC_CLASSES[name](**kwargs) for name in names}, prefix=prefix)
 
 
 def logged_in_fit(metrics: Sequence[str] = METRICS) -> list[str]:
