@@ -48,12 +48,11 @@ class LiveBar(TQDMProgressBar):
         return {**super().get_metrics(trainer, pl_module), **self.shown}
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        for name in ("val_progress_bar", "train_progress_bar"):
-            with contextlib.suppress(TypeError):  # the bar was never made
-                if not (bar := getattr(self, name)).disable:
-                    if name == "train_progress_bar":
-                        bar.n = self.batches  # it redraws every refresh_rate steps: show where it stopped
-                    bar.close()
+        with contextlib.suppress(TypeError):  # never made; a closed or disabled bar's close does nothing
+            self.val_progress_bar.close()
+        with contextlib.suppress(TypeError):
+            self.train_progress_bar.n = self.batches  # it redraws every refresh_rate steps: show where it stopped
+            self.train_progress_bar.close()
 
 
 class LineProgress(ProgressBar):

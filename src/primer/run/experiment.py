@@ -37,10 +37,10 @@ def write_experiment(logdir: Path) -> Path | None:
     if len(runs) < 2:
         return None
     hparams, changed, metrics = zip(*runs)
-    shown = shown_keys(hparams, changed)
     values = {}
     for key, value in ((k, v) for run in hparams for k, v in run.items() if v is not None):
         values.setdefault(key, []).append(value)
+    shown = shown_keys(hparams, changed, values)
     names = {name for run in metrics for name in run}
     ordered = [m for m in KEY_METRICS if m in names] + sorted(names - set(KEY_METRICS))
     experiment = api_pb2.Experiment(
@@ -62,12 +62,10 @@ def write_experiment(logdir: Path) -> Path | None:
     return Path(logdir) / EXPERIMENT_FILE
 
 
-def shown_keys(hparams: list[dict], changed: list[list[str]]) -> list[str]:
+def shown_keys(hparams: list[dict], changed: list[list[str]], values: dict[str, list]) -> list[str]:
     """Of the keys whose values differ, the SHOWN_COLUMNS the runs' command lines set most often (then with the
     most values, then by name), less any that splits the runs as one before it (`data.seed` follows `seed`)."""
-    distinct = {}
-    for key, value in ((k, v) for run in hparams for k, v in run.items() if v is not None):
-        distinct.setdefault(key, set()).add(json.dumps(value))
+    distinct = {key: {json.dumps(value) for value in found} for key, found in values.items()}
     set_by = Counter(key for keys in changed for key in set(keys))
     shown, groupings = [], set()
     for key in sorted((k for k, found in distinct.items() if len(found) > 1),
@@ -82,16 +80,14 @@ def shown_keys(hparams: list[dict], changed: list[list[str]]) -> list[str]:
 
 def _hparam_info(name: str, values: list, shown: bool):
     """Numbers as an interval, anything else as its distinct values (the filter's boxes)."""
-    from tensorboard.plugins.hparams import api_pb2
+    from tensorboard.plugins.hparams import api_pb2, summary_v2
 
     info = api_pb2.HParamInfo(name=name, differs=shown)
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        info.type = api_pb2.DATA_TYPE_FLOAT64
-        info.domain_interval.min_value, info.domain_interval.max_value = min(values), max(values)
+        summary_v2.RealInterval(float(min(values)), float(max(values))).update_hparam_info(info)
     else:
         is_bool = all(isinstance(v, bool) for v in values)
-        info.type = api_pb2.DATA_TYPE_BOOL if is_bool else api_pb2.DATA_TYPE_STRING
-        info.domain_discrete.extend(sorted(set(values)) if is_bool else sorted({str(v) for v in values}))
+        summary_v2.Discrete(set(values) if is_bool else {str(v) for v in values}).update_hparam_info(info)
     return info
 
 

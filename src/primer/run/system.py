@@ -7,12 +7,15 @@ import lightning as L
 import torch
 from torch import nn
 from torchmetrics import ExplainedVariance, MeanSquaredError, MetricCollection, R2Score
+from torchmetrics.functional import explained_variance, mean_squared_error, r2_score
 
 from primer.run.dashboard import loss_name
 from primer.tutorial.nets import HandGradientNet
 
-METRIC_CLASSES = {"mse": MeanSquaredError, "r2": R2Score, "explained_variance": ExplainedVariance}
-METRICS = tuple(METRIC_CLASSES)
+# each metric's class (val/test: a state over the epoch) and function (train: one batch, a third of the class's time)
+MEASURES = {"mse": (MeanSquaredError, mean_squared_error), "r2": (R2Score, r2_score),
+            "explained_variance": (ExplainedVariance, explained_variance)}
+METRICS = tuple(MEASURES)
 
 
 class Regression(L.LightningModule):
@@ -99,7 +102,9 @@ class Regression(L.LightningModule):
             logger.log_metrics(logged, step=step - 1)  # Lightning's step numbering: the first step is 0
 
     def _batch_metrics(self, y_pred: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The train metrics of this batch alone; under DDP of the global batch (compute syncs the ranks)."""
+        """The train metrics of this batch; under DDP of the global batch, through the classes' synced compute."""
+        if self.trainer.world_size == 1:
+            return {name: MEASURES[name.removeprefix("train/")][1](y_pred, y) for name in self.train_metrics}
         self.train_metrics.reset()
         self.train_metrics.update(y_pred, y)
         return self.train_metrics.compute()
@@ -160,7 +165,7 @@ def planned_steps(trainer: L.Trainer) -> int | None:
 
 def regression_metrics(prefix: str, names: Sequence[str] = METRICS, **kwargs) -> MetricCollection:
     """The named metrics, logged as `{prefix}mse` etc.; kwargs go to each."""
-    return MetricCollection({name: METRIC_CLASSES[name](**kwargs) for name in names}, prefix=prefix)
+    return MetricCollection({name: MEASURES[name][0](**kwargs) for name in names}, prefix=prefix)
 
 
 def logged_in_fit(metrics: Sequence[str] = METRICS) -> list[str]:
