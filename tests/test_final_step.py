@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing import plugin_event_multiplexer
 from tensorboard.backend.event_processing.data_provider import MultiplexerDataProvider
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from primer.run.dashboard import FIRST_METRICS
+from primer.run.dashboard import KEY_METRICS
 from primer.cli.train import train
 from tests.conftest import QUIET, run_cli
 from tests.test_what_a_run_shows import _get, run_dirs, tensorboard_of  # noqa: F401 (a fixture)
@@ -38,7 +38,7 @@ def hparams_metrics(run_dir) -> dict[str, tuple[int, float]]:
 def console_metrics(out: str) -> dict[str, str]:
     """The metric lines of the closing block (`  train/loss  725.4`), as printed."""
     lines = out[out.rindex("done: "):].splitlines()
-    return {words[0]: words[1] for line in lines if (words := line.split()) and words[0] in FIRST_METRICS}
+    return {words[0]: words[1] for line in lines if (words := line.split()) and words[0] in KEY_METRICS}
 
 
 def assert_final_step_everywhere(run_dir, out: str, steps: int) -> None:

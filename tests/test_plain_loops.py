@@ -1,4 +1,4 @@
-"""The seed's training sections as plain-PyTorch loops (primer.tutorial.plain_loops), held to the Lightning runs."""
+"""The tutorial's training sections as plain-PyTorch loops (primer.tutorial.plain_loops), held to the Lightning runs."""
 
 import ast
 import inspect
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import primer.tutorial.plain_loops as plain_loops
-from primer.tutorial.plain_loops import SECTIONS, class_based_declaration, main, seed_data
+from primer.tutorial.plain_loops import SECTIONS, class_based_declaration, main, tutorial_data
 from primer.cli.train import train
 
 # Seed sizes, fewer steps: enough for every loss to fall several decades.
@@ -28,7 +28,7 @@ def test_plain_loops_import_no_lightning_and_no_hydra():
 
 def test_hand_derived_loop_follows_the_autograd_loop():
     """Manual Gradient Computation and FeedForwardNet: one trajectory, the gradients found two ways."""
-    x, y = seed_data(batch_size=8, input_dim=12, output_dim=3, dtype=torch.float64)
+    x, y = tutorial_data(batch_size=8, input_dim=12, output_dim=3, dtype=torch.float64)
     by_hand = SECTIONS["1_manual_gradient_computation"][0](x, y, hidden_dim=6, lr=1e-3, steps=20)
     by_autograd = SECTIONS["2_feed_forward_net"][0](x, y, hidden_dim=6, lr=1e-3, steps=20)
     assert by_hand[-1] < by_hand[0] / 10  # it trains, so the comparison means something
@@ -38,12 +38,12 @@ def test_hand_derived_loop_follows_the_autograd_loop():
 @pytest.mark.slow  # seed sizes, 200 steps, in float64: a few seconds a pair
 @pytest.mark.parametrize("name", PAIRS)
 def test_plain_loop_and_lightning_end_at_the_same_loss(make_config, name):
-    """float64, so that the seed's `w -= lr * grad` (two roundings) and torch.optim.SGD's
+    """float64, so that the tutorial's `w -= lr * grad` (two roundings) and torch.optim.SGD's
     `w.add_(grad, alpha=-lr)` (one) agree: in float32 the raw-weight nets end ~1% apart at ~1e-5."""
     preset, loop = PAIRS[name]
     metrics, _ = train(make_config(preset, f"trainer.max_steps={STEPS}", "trainer.precision=64-true", "logger=none",
                                 "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"))
-    x, y = seed_data(dtype=torch.float64)
+    x, y = tutorial_data(dtype=torch.float64)
     losses = loop(x, y, steps=STEPS)
     assert len(losses) == STEPS and losses[-1] < losses[0] / 1e3
     assert losses[-1] == pytest.approx(metrics["train/loss"], rel=1e-5)

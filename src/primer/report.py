@@ -1,12 +1,6 @@
-"""`python -m primer.report DIR` and `primer-report DIR`: the summary of a sweep or run dir, rebuilt from
-what its job dirs hold; the work is in primer.sweeps.report (`python -m primer.sweeps.report` runs it too)."""
+"""`python -m primer.report DIR` and `primer-report DIR`: a sweep or run dir's summary (primer.sweeps.report)."""
 
-
-def main() -> None:
-    from primer.sweeps.report import main as report_command
-
-    report_command()
-
+from primer.sweeps.report import main
 
 if __name__ == "__main__":
     main()

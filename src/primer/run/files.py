@@ -1,10 +1,12 @@
-"""The files a run writes into its dir beside its checkpoints, by name: what the sweep report reads, and
-what a run (or sweep job) run again into its dir replaces (primer.run.run_dir,
-primer.sweeps.sweep_resume)."""
+"""The files a run writes into its dir beside its checkpoints, by name: what the sweep report reads, and what a
+run (or sweep job) run again into its dir replaces (primer.run.run_dir, primer.sweeps.sweep_resume)."""
 
+METRICS_FILE = "metrics.json"  # the last value of every logged metric (primer.run.results.RunSummary)
+RUN_FILE = "run.json"  # when and how long the run ran, and what besides its config decided its bits
 FAILURE_FILE = "failure.txt"  # why the run stopped (primer.cli.task)
 PRUNED_FILE = "pruned.txt"  # an Optuna trial stopped early by its pruner (primer.sweeps.pruning)
-INTERRUPTED_FILE = "interrupted.txt"  # a sweep job stopped by Ctrl-C or SIGTERM: where, and what it saved (primer.cli.task)
+INTERRUPTED_FILE = "interrupted.txt"  # a sweep job stopped by Ctrl-C or SIGTERM: where, and what it saved
 # each describes one run; hparams.yaml is Lightning's TensorBoardLogger's
-RUN_RECORDS = ("metrics.json", "run.json", "hparams.yaml", FAILURE_FILE, PRUNED_FILE, INTERRUPTED_FILE)
+RUN_RECORDS = (METRICS_FILE, RUN_FILE, "hparams.yaml", FAILURE_FILE, PRUNED_FILE, INTERRUPTED_FILE)
 EVENT_FILES = "events.out.tfevents.*"
+EXPERIMENT_FILE = "events.out.tfevents.primer-hparams"  # HPARAMS' columns, in the logdir (primer.run.experiment)

@@ -6,28 +6,19 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 
 class ParameterHistograms(L.Callback):
-    """Writes every parameter of the net and its gradient as histograms every `every_n_steps` steps.
-
-    Off when every_n_steps is 0: a histogram copies each tensor to the host and costs more
-    than a training step of the primer's nets. Hooked just before the optimizer step, where
-    the gradients are complete in both automatic and manual (hand-derived) optimization.
-    """
+    """Every parameter and its gradient, every `every_n_steps` steps (0: off, as a histogram costs more than a step
+    of the tutorial's nets), just before the optimizer step: the gradients are complete, hand-derived or not."""
 
     def __init__(self, every_n_steps: int = 0):
         self.every_n_steps = every_n_steps
 
+    @torch.no_grad()
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer) -> None:
         step = trainer.global_step
         if not self.every_n_steps or step % self.every_n_steps or not trainer.is_global_zero:
             return
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                self._write(logger.experiment, pl_module, step)
-
-    @staticmethod
-    @torch.no_grad()
-    def _write(writer, pl_module: L.LightningModule, step: int) -> None:
-        for name, param in pl_module.named_parameters():
-            writer.add_histogram(f"weights/{name}", param, step)
-            if param.grad is not None:
-                writer.add_histogram(f"gradients/{name}", param.grad, step)
+        for writer in (lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)):
+            for name, param in pl_module.named_parameters():
+                writer.add_histogram(f"weights/{name}", param, step)
+                if param.grad is not None:
+                    writer.add_histogram(f"gradients/{name}", param.grad, step)

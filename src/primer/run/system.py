@@ -1,4 +1,4 @@
-"""The Lightning system: trains any of the primer's nets on (x, y) batches."""
+"""The Lightning system: fits any of the tutorial's nets to (x, y) batches and logs `{stage}/loss` and torchmetrics."""
 
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -9,36 +9,19 @@ from torch import nn
 from torchmetrics import ExplainedVariance, MeanSquaredError, MetricCollection, R2Score
 from torchmetrics.functional import explained_variance, mean_squared_error, r2_score
 
+from primer.run.dashboard import loss_name
 from primer.tutorial.nets import HandGradientNet
 
-METRICS = ("mse", "r2", "explained_variance")
-METRIC_CLASSES = {"mse": MeanSquaredError, "r2": R2Score, "explained_variance": ExplainedVariance}
-# The same math without a metric's state: a training step's metrics are those of its batch alone.
-METRIC_FUNCTIONS = {"mse": mean_squared_error, "r2": r2_score, "explained_variance": explained_variance}
+# each metric's class (val/test: a state over the epoch) and function (train: one batch, a third of the class's time)
+MEASURES = {"mse": (MeanSquaredError, mean_squared_error), "r2": (R2Score, r2_score),
+            "explained_variance": (ExplainedVariance, explained_variance)}
+METRICS = tuple(MEASURES)
 
 
 class Regression(L.LightningModule):
-    """Fits a plain nn.Module to (x, y) with the primer's loss, the summed squared error.
-
-    Logged under one spelling: `{stage}/loss` (summed squared error of the batch) and the
-    torchmetrics `{stage}/mse`, `{stage}/r2`, `{stage}/explained_variance`, for stage in
-    train/val/test (r2 and explained variance need two rows: `metrics` leaves them out for
-    one-row batches). Training metrics are computed only on logging steps (`is_logging_step`) and
-    on the step training stops on (`on_train_epoch_end`), so the other steps cost a forward, a
-    backward and an update, nothing more. Under
-    Trainer(barebones=True) nothing is logged, as Lightning requires.
-
-    A HandGradientNet is trained in manual-optimization mode with the gradients it derives
-    itself; any other net goes through autograd. An optional lr scheduler factory is stepped
-    after every training step; or Lightning's lr_scheduler dict, its "scheduler" a factory, where
-    the scheduler needs more (ReduceLROnPlateau: a monitor).
-
-    Under DDP each rank holds a slice of the global batch. The loss is a sum over rows, so the
-    global gradient is the sum of the ranks' gradients; DDP averages them, so each rank
-    backpropagates world_size × its loss, and hand gradients are summed over ranks here. The
-    logged losses and metrics are those of the global batch, reduced over ranks on logging
-    steps only. N processes on a global batch thus train as one process on that batch.
-    """
+    """Fits a plain nn.Module to (x, y) with the tutorial's loss, the summed squared error; a HandGradientNet steps
+    with the gradients it derives itself. Training values are computed on logging steps and the step training stops
+    on only. Under DDP N processes train as one process on the global batch."""
 
     def __init__(
         self,
@@ -52,12 +35,10 @@ class Regression(L.LightningModule):
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
         self.net = net
         self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
+        self.scheduler_factory = scheduler  # or Lightning's lr_scheduler dict, its "scheduler" a factory
         self.loss_fn = nn.MSELoss(reduction="sum")
         self.automatic_optimization = not isinstance(net, HandGradientNet)
         self.input_dim = input_dim
-        # Train metrics are those of one batch (`_batch_metrics`); val/test metrics accumulate over
-        # the epoch and sync once, when Lightning computes them at its end.
         self.train_metrics = regression_metrics("train/", metrics)
         self.val_metrics = regression_metrics("val/", metrics)
         self.test_metrics = regression_metrics("test/", metrics)
@@ -65,8 +46,7 @@ class Regression(L.LightningModule):
 
     @property
     def example_input_array(self) -> torch.Tensor:
-        """For the model summary and the TensorBoard graph, in the dtype the precision (64-true, ...) gave the net."""
-        return torch.zeros(1, self.input_dim, dtype=self.dtype)
+        return torch.zeros(1, self.input_dim, dtype=self.dtype)  # in the dtype the precision gave the net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -75,13 +55,9 @@ class Regression(L.LightningModule):
         optimizer = self.optimizer_factory(self.net.parameters())
         if self.scheduler_factory is None:
             return optimizer
-        # stepped after every training step: a run is one long epoch over the same batch
-        scheduler = {"interval": "step"}
-        if isinstance(self.scheduler_factory, Mapping):  # Lightning's lr_scheduler dict (monitor, interval, ...)
-            scheduler.update(self.scheduler_factory)
-            scheduler["scheduler"] = self.scheduler_factory["scheduler"](optimizer)
-        else:
-            scheduler["scheduler"] = self.scheduler_factory(optimizer)
+        given = self.scheduler_factory if isinstance(self.scheduler_factory, Mapping) else {"scheduler": self.scheduler_factory}
+        # stepped every step unless the dict says otherwise: a run is one long epoch over the same batch
+        scheduler = {"interval": "step", **given, "scheduler": given["scheduler"](optimizer)}
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
     def training_step(self, batch, batch_idx: int):
@@ -94,44 +70,31 @@ class Regression(L.LightningModule):
         else:
             y_pred, loss = self._hand_gradient_step(x, y)
         if log_now:
-            # not prog_bar: Lightning would read a prog_bar value on the host after every step, logging or
-            # not; primer's progress (primer.run.console) reads it on logging steps only. logger=False: written
-            # to the loggers in on_train_batch_end.
-            self.log(loss_name("train"), loss, sync_dist=True, reduce_fx="sum", logger=False)
-            self.log_dict(self._batch_metrics(y_pred.detach(), y), logger=False)
+            self._log_train(loss, y_pred.detach(), y)
         if completes_step(self.trainer, batch_idx):
             # kept, not computed: logged only if training stops on this step (on_train_epoch_end)
             self._unlogged = None if log_now or self.trainer.barebones else (loss.detach(), y_pred.detach(), y)
-        world_size = self.trainer.world_size
-        # DDP averages gradients over ranks, but the loss sums rows: N ranks must step as one process.
+        world_size = self.trainer.world_size  # DDP averages the ranks' gradients, but the loss sums rows
         return loss * world_size if world_size > 1 else loss
 
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        # The training values are written to the loggers here, on every logging step (is_logging_step: the
-        # first, every log_every_n_steps, the last of the run or epoch), so that every curve starts at step 1
-        # and ends on the values metrics.json and HPARAMS hold. Lightning would write them every
-        # log_every_n_steps steps only, and on a step where a callback set trainer.should_stop, logging step
-        # or not: there its values are the last logging step's, a point that never was.
-        step = self.global_step
-        if not self.trainer.barebones and is_logging_step(self.trainer, step, batch_idx):
-            self._write_train_values(step)
-
-    def on_train_epoch_end(self) -> None:
-        """Training stopped on a step that was not a logging step (max_time, early stopping, a callback setting
-        trainer.should_stop): that step's values are logged now, so that the console, metrics.json and every
-        train/* curve end on the step the run ended on, not on the last logging step before it.
-
-        Lightning allows no step-level logging after validation (where EarlyStopping decides), so they are
-        logged here with logger=False (into callback_metrics, which metrics.json and HPARAMS read) and written
-        to the loggers at the step they belong to. An epoch's last step is a logging step: a run that goes on
-        never comes here with values left."""
-        if self._unlogged is None:
-            return
-        loss, y_pred, y = self._unlogged
-        self._unlogged = None
+    def _log_train(self, loss: torch.Tensor, y_pred: torch.Tensor, y: torch.Tensor) -> None:
+        # Not prog_bar, which Lightning reads on the host every step; logger=False: `_write_train_values` writes them.
         self.log(loss_name("train"), loss, sync_dist=True, reduce_fx="sum", logger=False)
         self.log_dict(self._batch_metrics(y_pred, y), logger=False)
-        self._write_train_values(self.global_step)
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        # On every logging step, so that every curve starts at step 1 and ends where metrics.json does. Lightning
+        # writes every log_every_n_steps only, and on a step a callback stopped, with the last logging step's values.
+        if not self.trainer.barebones and is_logging_step(self.trainer, self.global_step, batch_idx):
+            self._write_train_values(self.global_step)
+
+    def on_train_epoch_end(self) -> None:
+        # Training stopped on no logging step (max_time, early stopping): the values of the step it stopped on.
+        # Lightning allows no step-level logging after validation, so they go to the loggers by hand.
+        if self._unlogged is not None:
+            self._log_train(*self._unlogged)
+            self._unlogged = None
+            self._write_train_values(self.global_step)
 
     def _write_train_values(self, step: int) -> None:
         logged = {k: v for k, v in self.trainer.callback_metrics.items() if k.startswith("train/")}
@@ -139,12 +102,9 @@ class Regression(L.LightningModule):
             logger.log_metrics(logged, step=step - 1)  # Lightning's step numbering: the first step is 0
 
     def _batch_metrics(self, y_pred: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The train metrics of this batch; under DDP, of the global batch.
-
-        In one process, torchmetrics' functions: its metric classes' math without a state to reset, update
-        and compute. Under DDP the classes' compute syncs the ranks' states (their shards may differ in rows)."""
+        """The train metrics of this batch; under DDP of the global batch, through the classes' synced compute."""
         if self.trainer.world_size == 1:
-            return {name: METRIC_FUNCTIONS[name.removeprefix("train/")](y_pred, y) for name in self.train_metrics}
+            return {name: MEASURES[name.removeprefix("train/")][1](y_pred, y) for name in self.train_metrics}
         self.train_metrics.reset()
         self.train_metrics.update(y_pred, y)
         return self.train_metrics.compute()
@@ -157,7 +117,7 @@ class Regression(L.LightningModule):
         optimizer.step()  # through Lightning's wrapper, so global_step advances
         optimizer.zero_grad()
         if (scheduler := self.lr_schedulers()) is not None:
-            scheduler.step()  # manual optimization steps its scheduler itself
+            scheduler.step()
         return y_pred, loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
@@ -173,14 +133,11 @@ class Regression(L.LightningModule):
         y_pred = self.net(x)
         self.log(loss_name(stage), self.loss_fn(y_pred, y), sync_dist=True, reduce_fx="sum")
         metrics.update(y_pred, y)
-        self.log_dict(metrics)
+        self.log_dict(metrics)  # computed and synced once, at the epoch's end
 
 
 def is_logging_step(trainer: L.Trainer, step: int, batch_idx: int) -> bool:
-    """The one rule for when training metrics are computed and logged: the first step (so curves
-    start at step 1), every `log_every_n_steps` (0: none in between), the last step of the run and
-    of the epoch. `step` counts optimizer steps from 1: the step this batch completes. Under
-    trainer.accumulate_grad_batches only the batch that completes a step logs it, once."""
+    """When training values are computed and logged: the first step (from 1), every `log_every_n_steps`, the last."""
     every = trainer.log_every_n_steps
     return completes_step(trainer, batch_idx) and (
         step == 1
@@ -191,14 +148,12 @@ def is_logging_step(trainer: L.Trainer, step: int, batch_idx: int) -> bool:
 
 
 def completes_step(trainer: L.Trainer, batch_idx: int) -> bool:
-    """Whether this batch ends an optimizer step: every batch, or under accumulate_grad_batches=N every Nth
-    and the epoch's last (Lightning's rule)."""
+    """Whether this batch ends an optimizer step (under accumulate_grad_batches, Lightning's rule)."""
     return (batch_idx + 1) % trainer.accumulate_grad_batches == 0 or batch_idx + 1 == trainer.num_training_batches
 
 
 def planned_steps(trainer: L.Trainer) -> int | None:
-    """The optimizer steps the run will take: trainer.max_steps, or with max_steps=-1 Lightning's own count of
-    max_epochs' steps; None where only max_time (or nothing yet known) ends the run."""
+    """The optimizer steps the run will take; None where only max_time ends it (or Lightning has no data yet)."""
     if trainer.max_steps > 0:
         return trainer.max_steps
     try:
@@ -209,12 +164,8 @@ def planned_steps(trainer: L.Trainer) -> int | None:
 
 
 def regression_metrics(prefix: str, names: Sequence[str] = METRICS, **kwargs) -> MetricCollection:
-    """The named metrics (mse, r2, explained_variance), logged as `{prefix}mse` etc.; kwargs go to each."""
-    return MetricCollection({name: METRIC_CLASSES[name](**kwargs) for name in names}, prefix=prefix)
-
-
-def loss_name(stage: str) -> str:
-    return f"{stage}/loss"
+    """The named metrics, logged as `{prefix}mse` etc.; kwargs go to each."""
+    return MetricCollection({name: MEASURES[name][0](**kwargs) for name in names}, prefix=prefix)
 
 
 def logged_in_fit(metrics: Sequence[str] = METRICS) -> list[str]:

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from primer import exits
 from primer.exits import BadConfig, EndCommand, EnvironmentFault, SweepFailed, environment_fault, first_line
-from primer.run.dashboard import FIRST_METRICS as TABLE_METRICS
+from primer.run.dashboard import KEY_METRICS as TABLE_METRICS
 from primer.run.experiment import logdir_of, write_experiment
 from primer.run.files import EVENT_FILES, FAILURE_FILE, INTERRUPTED_FILE, PRUNED_FILE
 from primer.sweeps.searched import shown_overrides

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from primer import exits
 from primer.config import key_and_value, override, remember_swept_keys
-from primer.run.dashboard import FIRST_METRICS
+from primer.run.dashboard import KEY_METRICS
 
 OPTUNA_LINE = "%(log_color)s[%(levelname)1.1s %(asctime)s]%(reset)s %(message)s"  # the layout of Optuna's own lines
 
@@ -104,7 +104,7 @@ def job_line(num: int, job_dir: Path, overrides: str) -> str:
     shown = " ".join(shown_overrides(job_dir, row["overrides"].split(" "))) if row["overrides"] else ""
     if row["status"] != "ok":  # failed, or pruned
         return f"#{num} {shown}  {row['status']}: {row['reason']}"
-    values = "  ".join(f"{name} {row[name]:.4g}" for name in FIRST_METRICS if name in row)
+    values = "  ".join(f"{name} {row[name]:.4g}" for name in KEY_METRICS if name in row)
     took = f"  ({row['wall_time_s']:.1f} s)" if row["wall_time_s"] is not None else ""
     return f"#{num} {shown}  {values}{took}"
 

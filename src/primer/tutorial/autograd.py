@@ -1,4 +1,4 @@
-"""The seed's two sections before any training: python -m primer.tutorial.autograd
+"""The tutorial's two sections before any training: python -m primer.tutorial.autograd
 
 Gradient Calculation: x is a 2x2 tensor of ones that records operations on it; then
     y = x + 2,  z = 3 y^2,  out = mean(z)
@@ -13,7 +13,7 @@ import torch
 
 from primer.tutorial.nets import MyReLU
 
-SECTIONS = ("Gradient Calculation", "Custom Autograd Functions")  # the seed's headings
+SECTIONS = ("Gradient Calculation", "Custom Autograd Functions")  # the tutorial's headings
 
 
 def walk_through() -> dict[str, torch.Tensor]:

@@ -72,9 +72,9 @@ def sequential_net(input_dim: int, hidden_dim: int, output_dim: int) -> nn.Seque
 class FeedForwardNet(nn.Module):
     """Two raw weight matrices, no bias: y_pred = relu(x @ w1) @ w2.
 
-    The weights start as standard normals, as in the seed, so the summed squared error
-    starts near 1e7 and the seed's learning rate for this net is 1e-6. relu="custom" is the
-    seed's "Applying Custom Function": MyReLU.apply(x.mm(w1)).mm(w2).
+    The weights start as standard normals, as in the tutorial, so the summed squared error
+    starts near 1e7 and the tutorial's learning rate for this net is 1e-6. relu="custom" is the
+    tutorial's "Applying Custom Function": MyReLU.apply(x.mm(w1)).mm(w2).
     """
 
     def __init__(self, input_dim: int, hidden_dim: int, output_dim: int, relu: str = "clamp"):

@@ -1,11 +1,11 @@
-"""Every training section of the seed as a plain-PyTorch loop, written the way the seed writes it.
+"""Every training section of the tutorial as a plain-PyTorch loop, written the way the tutorial writes it.
 
     python -m primer.tutorial.plain_loops                                # every section, losses at t = 99, ..., 499
     python -m primer.tutorial.plain_loops 1_manual_gradient_computation  # one section (the experiment preset's name)
 
 Each loop trains the same net, on the same data, from the same seed as
 `python -m primer.train experiment=<section>`, so the two can be read side by side: primer's
-LightningModule (primer.run.system.Regression) hides this loop behind trainer.fit. The seed's bugs are
+LightningModule (primer.run.system.Regression) hides this loop behind trainer.fit. The tutorial's bugs are
 not copied: every loop calls backward and zeroes its gradients, and nn loops step their optimizer.
 No Lightning and no Hydra here.
 
@@ -23,16 +23,16 @@ from torch import nn
 
 from primer.tutorial.nets import FeedForwardNet, TwoLayerNet, sequential_net
 
-N, D_IN, H, D_OUT = 64, 1000, 100, 10  # batch_size, input_dim, hidden_dim, output_dim: the seed's
+N, D_IN, H, D_OUT = 64, 1000, 100, 10  # batch_size, input_dim, hidden_dim, output_dim: the tutorial's
 STEPS = 500
 
 
 def loss_fn(y: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
-    """The seed's summed squared error."""
+    """The tutorial's summed squared error."""
     return (y_pred - y).pow(2).sum()
 
 
-def seed_data(seed: int = 0, batch_size: int = N, input_dim: int = D_IN, output_dim: int = D_OUT,
+def tutorial_data(seed: int = 0, batch_size: int = N, input_dim: int = D_IN, output_dim: int = D_OUT,
               dtype: torch.dtype = torch.float32):
     """x (N, D_in) and y (N, D_out), standard normal and unrelated, as `data=random` draws them
     (in float32, then cast to `dtype`, as trainer.precision=64-true casts the batch)."""
@@ -90,7 +90,7 @@ def applying_custom_function(x, y, seed: int = 0, hidden_dim: int = H, lr: float
 
 
 def nn_loop(model: nn.Module, x, y, lr: float = 1e-4, steps: int = STEPS):
-    """The seed's class-based loop: MSELoss(reduction='sum') and SGD, with the backward and step it leaves out."""
+    """The tutorial's class-based loop: MSELoss(reduction='sum') and SGD, with the backward and step it leaves out."""
     model = model.to(x.dtype)
     criterion = nn.MSELoss(reduction="sum")
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
@@ -105,7 +105,7 @@ def nn_loop(model: nn.Module, x, y, lr: float = 1e-4, steps: int = STEPS):
 
 
 def sequential_model(x, y, seed: int = 0, hidden_dim: int = H, lr: float = 1e-4, steps: int = STEPS):
-    """nn.Sequential(Linear, ReLU, Linear), trained by the class-based loop (the seed shows no loop for it)."""
+    """nn.Sequential(Linear, ReLU, Linear), trained by the class-based loop (the tutorial shows no loop for it)."""
     torch.manual_seed(seed)
     return nn_loop(sequential_net(x.shape[1], hidden_dim, y.shape[1]), x, y, lr, steps)
 
@@ -133,11 +133,11 @@ def main(argv: list[str]) -> None:
     names = parser.parse_args(argv).sections or list(SECTIONS)
     if unknown := [n for n in names if n not in SECTIONS]:
         parser.error(f"no such section: {unknown[0]}; choose one of {', '.join(SECTIONS)}")
-    x, y = seed_data()
+    x, y = tutorial_data()
     for name in names:
         print(name)
         losses = SECTIONS[name][0](x, y)
-        for t in range(99, len(losses), 100):  # where the seed prints
+        for t in range(99, len(losses), 100):  # where the tutorial prints
             print(f"  t={t}  loss {losses[t]:.4g}")
 
 
