@@ -21,7 +21,7 @@ from omegaconf import DictConfig, open_dict
 
 from primer.config import key_and_value
 from primer.checks import failing_closed
-from primer.checks.command_line import command
+from primer.checks.hydra_errors import command
 from primer.checks.hydra_errors import describe_hydra_error
 from primer.exits import BadConfig, EndCommand, EnvironmentFault
 
