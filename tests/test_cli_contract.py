@@ -195,6 +195,7 @@ REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message),
     ("optimizer.l=1", "optimizer.l: no such key; to append to your config use +optimizer.l=1"),
     ("scheduler.gamma=0.5", "scheduler.gamma: no such key; to append to your config use +scheduler.gamma=0.5"),
     ("hydra.job.chdirr=true", "hydra.job.chdirr: no such key; did you mean hydra.job.chdir?"),  # Hydra's keys too
+    ("hydra.job.chdir=abc", "hydra.job.chdir: Value 'abc' is not a valid bool (type str)"),  # OmegaConf's reason
     ("-m hparams_search=optuna hydra.sweeper.n_trial=2",
      "hydra.sweeper.n_trial: no such key; did you mean hydra.sweeper.n_trials?"),
     ("-m hparams_search=optuna hydra.sweeper.params.optimizer.lr=interval(0,1)",

@@ -33,12 +33,14 @@ def describe_hydra_error(error: Exception, overrides: list[str], config_name: st
     text = str(error).split("\nConfig search path")[0] or repr(error)
     reason, *hints = [f"{s[:1].lower()}{s[1:]}".rstrip(".") for s in map(str.strip, text.splitlines()) if s.strip("^")]
     mentioned = [o for o in overrides if re.search(rf"(?<![\w.]){re.escape(key_and_value(o)[0])}(?![\w.])", text)]
-    typed = getattr(error, "override", None) or [None, *mentioned][-1]  # Hydra stops at the first it cannot apply
-    if key := getattr(error.__cause__, "full_key", None):  # OmegaConf's: the config has no such key
-        reason, typed = "no such key", key
+    typed = getattr(error, "override", None) or [None, *mentioned][-1]  # of two with one key, Hydra applied the first
+    if isinstance(cause := error.__cause__, (KeyError, AttributeError)) and (key := getattr(cause, "full_key", None)):
+        reason, typed = "no such key", key  # OmegaConf's ConfigKeyError: Hydra's hint is the `+` that adds it
         with contextlib.suppress(Exception):  # where the config composes without it
             known = dotted_keys(_compose([o for o in overrides if key_and_value(o)[0] != key], config_name, argv))
             hints = [f"did you mean {close}?"] if (close := close_sibling(key, known)) else hints
+    elif key := getattr(cause, "full_key", None):  # a value OmegaConf cannot convert to the key's type
+        reason, typed, hints = str(cause).splitlines()[0], key, []
     elif isinstance(error, OverrideParseException):
         key, _, value = typed.partition("=")
         reason, hints = "not an override Hydra can read", hints[-1:]
@@ -84,10 +86,8 @@ def _compose(overrides: list[str], config_name: str | None, argv: list[str] | No
 
 def config_dir(argv: list[str]) -> str | None:
     """The --config-dir a command line adds to primer's conf/, as an absolute path."""
-    following = dict(zip(argv, argv[1:]))
-    found = following.get("--config-dir") or following.get("-cd") or \
-        next((a.partition("=")[2] for a in argv if a.startswith("--config-dir=")), None)
-    return os.path.abspath(found) if found else None
+    following = dict(zip(argv, argv[1:])) | dict(a.split("=", 1) for a in argv if a.startswith("--config-dir="))
+    return os.path.abspath(found) if (found := following.get("--config-dir") or following.get("-cd")) else None
 
 
 def command(args: list[str], multirun: bool = False) -> str:
