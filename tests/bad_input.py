@@ -20,7 +20,7 @@ SHARED = [
     ("-m optimizer.lr=1e-4,-1", "optimizer.lr=-1: must be a number, 0 or more"),
     ("-m model=two_layer,bogus", "model=bogus: no such model; choose one of ..."),
     ("-m trainer.max_step=5,6", "trainer.max_step: no such key; did you mean trainer.max_steps?"),
-    ("-m --cfg job", "Only one of --run, --multirun, --cfg, --info and --shell_completion can be specified ..."),
+    ("-m --cfg job", "only one of --run, --multirun, --cfg, --info and --shell_completion can be specified"),
 ]
 
 

@@ -9,7 +9,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from primer.checks import failing_closed
-from primer.checks.command_line import command
+from primer.checks.hydra_errors import command
 from primer.checks.hydra_errors import describe_hydra_error
 from primer.exits import BadConfig, EndCommand, EnvironmentFault
 

@@ -92,7 +92,7 @@ def main() -> None:
 
         print(help_text())
         return
-    from primer.checks.command_line import flags_after_overrides
+    from primer.checks.hydra_errors import flags_after_overrides
 
     if misplaced := flags_after_overrides(sys.argv[1:]):
         raise misplaced
@@ -139,6 +139,6 @@ def _output_dir() -> str | None:
 
 def overrides_in(argv: list[str]) -> list[str]:
     """The key=value overrides of a command line, without Hydra's flags and their values."""
-    from primer.checks.command_line import FLAGS_WITH_VALUE
+    from primer.checks.hydra_errors import FLAGS_WITH_VALUE
 
     return [a for i, a in enumerate(argv) if not a.startswith("-") and (i == 0 or argv[i - 1] not in FLAGS_WITH_VALUE)]
