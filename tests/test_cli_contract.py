@@ -218,13 +218,13 @@ REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message),
      "hydra.launcher.cpus_per_task=0: must be a positive integer (the cores each job is given)"),
     ("-m optimizer.lr=interval(0.001,0.01)", "optimizer.lr=interval(0.001,0.01): a grid sweep takes values (a,b), "
      "range() or choice(); interval() is a search space: add hparams_search=optuna to draw optimizer.lr from it"),
-    # a sweep's jobs, checked before the first runs, get the same hints
-    ("-m +trainer.max_steps=5,6", "+trainer.max_steps=5: could not append to config. An item is already at "
+    # a sweep's values, checked before the first job runs, get the same lines (the hint with the first value)
+    ("-m +trainer.max_steps=5,6", "+trainer.max_steps=5,6: could not append to config. An item is already at "
      "'trainer.max_steps'; either remove + prefix: 'trainer.max_steps=5'; or add a second + ..."),
     ("-m callbacks.model_checkpoint.monitor=val/loss,train/loss", "callbacks.model_checkpoint.monitor: no such key; "
-     "to append to your config use +callbacks.model_checkpoint.monitor=val/loss,train/loss"),
+     "to append to your config use +callbacks.model_checkpoint.monitor=val/loss"),
     ("-m callbacks.model_checkpoint.monitr=val/loss,train/loss", "callbacks.model_checkpoint.monitr: no such key; "
-     "to append to your config use +callbacks.model_checkpoint.monitr=val/loss,train/loss"),
+     "to append to your config use +callbacks.model_checkpoint.monitr=val/loss"),
     ("-m model=two_layer,bogus optimizer.lr=1e-4,1e-3", "model=bogus: no such model; choose one of ..."),
     ("debug=fdr", "debug: no such key; to append to your config use +debug=fdr"),
     ("+trainer.max_steps=5", "+trainer.max_steps=5: could not append to config. An item is already at "
