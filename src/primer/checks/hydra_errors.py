@@ -229,7 +229,7 @@ def _argument_to_add(key: str, cfg: DictConfig, overrides: list[str]) -> str | N
     config does not set yet, so Hydra wants it added with a + (or one spelled close to it)."""
     from omegaconf import OmegaConf
 
-    from primer.checks.signatures import import_target, parameters
+    from primer.checks.signatures import arguments, import_target
 
     parent, _, name = key.rpartition(".")
     node = OmegaConf.select(cfg, parent, default=None) if parent else None
@@ -237,7 +237,7 @@ def _argument_to_add(key: str, cfg: DictConfig, overrides: list[str]) -> str | N
     if not isinstance(node, DictConfig) or "_target_" not in node or not typed:
         return None
     try:
-        params, takes_any_keyword = parameters(import_target(str(node._target_)))
+        params, takes_any_keyword = arguments(import_target(str(node._target_))), False
     except Exception:
         return None
     unset = [p for p in params if p not in node]
