@@ -97,7 +97,7 @@ def _check_removed_keys(cfg: DictConfig) -> None:
     written = _written(OmegaConf.to_container(task_config(cfg), resolve=False))
     for key in [key_and_value(o)[0] for o in _overrides(cfg) if o.startswith("~")]:
         if users := [k for k, text in written.items() if f"${{{key}}}" in text]:
-            needs = f": must be {RULES[key][0]}" if key in RULES else ""
+            needs = f": {RULES[key][0]}" if key in RULES else ""
             raise BadConfig(f"~{key}: {', '.join(users)} {'uses' if len(users) == 1 else 'use'} it; set {key} "
                             f"instead of removing it{needs}")
 
