@@ -291,7 +291,7 @@ REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message),
      "choose one of adam, sgd"),
     ("logger=null", "logger=null: logger is a config group; its option that turns it off is logger=none"),
     ("~trainer.max_steps", "~trainer.max_steps: data.steps uses it; set trainer.max_steps instead of removing it: "
-     "a positive integer, or -1 for no limit ..."),
+     "it must be a positive integer, or -1 for no limit ..."),
     ("ckpt_path=outputs/step=20.ckpt", "ckpt_path=outputs/step=20.ckpt: Hydra reads this value only in quotes; "
      "write it as 'ckpt_path=\"outputs/step=20.ckpt\"'"),
     ("ckpt_path=outputs/é.ckpt", "ckpt_path=outputs/é.ckpt: Hydra reads this value only in quotes; "

@@ -16,38 +16,38 @@ def _int(found) -> bool:
     return isinstance(found, int) and not isinstance(found, bool)
 
 
-POSITIVE_INT = ("a positive integer", lambda v: _int(v) and v > 0)
+POSITIVE_INT = ("must be a positive integer", lambda v: _int(v) and v > 0)
 # The keys users type most (--help lists them): what each must be, on top of what the signatures allow.
 RULES = {
-    "seed": ("an integer from 0 to 4294967295 (numpy's seeds), or null to draw one",
+    "seed": ("must be an integer from 0 to 4294967295 (numpy's seeds), or null to draw one",
              lambda v: v is None or _int(v) and 0 <= v < 2**32),
-    "optimizer.lr": ("a number, 0 or more",  # torch takes lr=0 (a run that changes nothing), not less
-                     lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0),
+    "optimizer.lr": ("must be a number, 0 or more",  # torch takes lr=0 (a run that changes nothing), not less
+                     lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < math.inf),
     "data.batch_size": POSITIVE_INT,
     "data.input_dim": POSITIVE_INT,
     "data.output_dim": POSITIVE_INT,
     "model.hidden_dim": POSITIVE_INT,
-    "trainer.max_steps": ("a positive integer, or -1 for no limit (then set trainer.max_epochs or trainer.max_time)",
-                          lambda v: _int(v) and (v > 0 or v == -1)),
+    "trainer.max_steps": ("must be a positive integer, or -1 for no limit (then set trainer.max_epochs or "
+                          "trainer.max_time)", lambda v: _int(v) and (v > 0 or v == -1)),
     # Lightning's rule (a whole float is its int), less the int 0 it takes and then divides by at the first step
-    "trainer.val_check_interval": ("a number of steps (1 or more), or the fraction of an epoch after which to "
-                                   "validate (0.0 to 1.0)", lambda v: v >= 1 if _int(v) else not isinstance(v, float)
-                                   or 0.0 <= v <= 1.0 or v > 1 and v % 1 == 0),
-    "trainer.logger": ("true or false; choose a logger with logger=tensorboard, logger=csv, logger=mlflow, "
+    "trainer.val_check_interval": ("must be a number of steps (1 or more), or the fraction of an epoch after which "
+                                   "to validate (0.0 to 1.0)", lambda v: v >= 1 if _int(v) else
+                                   not isinstance(v, float) or 0.0 <= v <= 1.0 or v > 1 and v % 1 == 0),
+    "trainer.logger": ("must be true or false; choose a logger with logger=tensorboard, logger=csv, logger=mlflow, "
                        "logger=wandb or logger=none", lambda v: v is None or isinstance(v, bool)),
 }
-MANUAL_OPTIMIZER = ("model=manual steps its optimizer itself with hand-derived gradients (manual optimization), where "
-                    "Lightning cannot do this; use another model or drop it")
+MANUAL_OPTIMIZER = ("model=manual steps its optimizer itself with hand-derived gradients (manual optimization), "
+                    "where Lightning cannot do this; use another model or drop it", lambda v: v in (None, 0))
 # What model=manual cannot train with: it steps its optimizer and scheduler itself, in one dtype end to end
 # (autocast would give its hand-derived gradients the low dtype; 16-mixed's scaler would unscale them).
 MANUAL = {
-    "trainer.gradient_clip_val": (lambda v: v in (None, 0), MANUAL_OPTIMIZER),
-    "trainer.accumulate_grad_batches": (lambda v: v == 1, MANUAL_OPTIMIZER),
-    "scheduler.monitor": (lambda v: v is None, "model=manual steps its scheduler itself at every step, with no "
-                          "metric to give it; use scheduler=step or scheduler=cosine, or another model"),
-    "trainer.precision": (lambda v: "mixed" not in str(v) and str(v) not in ("16", "bf16"), "model=manual derives "
-                          "its gradients by hand, outside autocast and the gradient scaler of mixed precision; use "
-                          "32-true, 64-true, bf16-true or 16-true, or another model"),
+    "trainer.gradient_clip_val": MANUAL_OPTIMIZER,
+    "trainer.accumulate_grad_batches": (MANUAL_OPTIMIZER[0], lambda v: v == 1),
+    "scheduler.monitor": ("model=manual steps its scheduler itself at every step, with no metric to give it; use "
+                          "scheduler=step or scheduler=cosine, or another model", lambda v: v is None),
+    "trainer.precision": ("model=manual derives its gradients by hand, outside autocast and the gradient scaler of "
+                          "mixed precision; use 32-true, 64-true, bf16-true or 16-true, or another model",
+                          lambda v: "mixed" not in str(v) and str(v) not in ("16", "bf16")),
 }
 _UNRESOLVED = object()
 
@@ -72,10 +72,8 @@ def value(cfg: DictConfig, key: str, default=None):
 def check_rules(cfg: DictConfig) -> None:
     """primer's own rules: the tables above, sizes that follow data's, and what only primer sets."""
     _check_removed_keys(cfg)
-    rules = [(key, ok, f"must be {allowed}") for key, (allowed, ok) in RULES.items()]
-    if str(value(cfg, "model._target_", "")).endswith("HandGradientNet"):
-        rules += [(key, ok, reason) for key, (ok, reason) in MANUAL.items()]
-    for key, ok, reason in rules:
+    manual = str(value(cfg, "model._target_", "")).endswith("HandGradientNet")
+    for key, (reason, ok) in [*RULES.items(), *(MANUAL.items() if manual else [])]:
         if (found := value(cfg, key, default=_UNRESOLVED)) is not _UNRESOLVED and not ok(found):
             raise BadConfig(f"{key}={_shown(found)}: {reason}")
     for dim in ("input_dim", "output_dim"):
@@ -97,18 +95,17 @@ def _check_removed_keys(cfg: DictConfig) -> None:
     written = _written(OmegaConf.to_container(task_config(cfg), resolve=False))
     for key in [key_and_value(o)[0] for o in _overrides(cfg) if o.startswith("~")]:
         if users := [k for k, text in written.items() if f"${{{key}}}" in text]:
-            needs = f": {RULES[key][0]}" if key in RULES else ""
+            needs = f": it {RULES[key][0]}" if key in RULES else ""
             raise BadConfig(f"~{key}: {', '.join(users)} {'uses' if len(users) == 1 else 'use'} it; set {key} "
                             f"instead of removing it{needs}")
 
 
-def _written(node, prefix: str = "") -> dict[str, str]:
+def _written(node, key: str = "") -> dict[str, str]:
     """Every string value of a config as written (interpolations unresolved), by its dotted key."""
+    if isinstance(node, str):
+        return {key: node}
     items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
-    found = {}
-    for key, child in items:
-        found.update({f"{prefix}{key}": child} if isinstance(child, str) else _written(child, f"{prefix}{key}."))
-    return found
+    return {k: text for name, child in items for k, text in _written(child, f"{key}.{name}".lstrip(".")).items()}
 
 
 def _shown(found) -> str:
@@ -165,26 +162,21 @@ def _overrides(cfg: DictConfig) -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
-def _no_gpu(cfg: DictConfig) -> str:
-    """About what was typed: trainer.accelerator=gpu, or the trainer=gpu that set it."""
-    accelerator = f"trainer.accelerator={cfg.trainer.accelerator}"
-    choice = OmegaConf.select(cfg, "hydra.runtime.choices.trainer", default=None)
-    typed = {key_and_value(o)[0]: o for o in _overrides(cfg)}
-    if "trainer.accelerator" not in typed and f"trainer={choice}" in typed.values():
-        return f"trainer={choice}: sets {accelerator}, and no CUDA GPU is available on this machine; " \
-               "use trainer=cpu or trainer=auto"
-    return f"{accelerator}: no CUDA GPU is available on this machine; use trainer.accelerator=cpu or " \
-           "trainer.accelerator=auto"
-
-
 def check(cfg: DictConfig) -> None:
-    """All of them, in that order; raises BadConfig on the first problem."""
+    """All of them, cheapest first; raises BadConfig on the first problem."""
     check_rules(cfg)
     if value(cfg, "trainer.accelerator") in ("gpu", "cuda"):
         import torch
 
         if not torch.cuda.is_available():
-            raise BadConfig(_no_gpu(cfg))
+            choice = OmegaConf.select(cfg, "hydra.runtime.choices.trainer", default=None)
+            typed = {key_and_value(o)[0]: o for o in _overrides(cfg)}
+            what = f"trainer.accelerator={cfg.trainer.accelerator}"
+            if "trainer.accelerator" not in typed and f"trainer={choice}" in typed.values():  # what set it
+                raise BadConfig(f"trainer={choice}: sets {what}, and no CUDA GPU is available on this machine; use "
+                                "trainer=cpu or trainer=auto")
+            raise BadConfig(f"{what}: no CUDA GPU is available on this machine; use trainer.accelerator=cpu or "
+                            "trainer.accelerator=auto")
     if OmegaConf.select(cfg, "seed", default=0) is None:  # seed=null: checked as the seed it will draw
         cfg = cfg.copy()
         with open_dict(cfg):
