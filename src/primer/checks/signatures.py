@@ -3,6 +3,7 @@ for LightningCLI (following **kwargs to where they go); pydantic judges a value 
 YAML's `true` is no number, a list stands for a tuple, a string for a path."""
 
 import functools
+import importlib.util
 import inspect
 import json
 import pydoc
@@ -10,12 +11,32 @@ import typing
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
+from primer.exits import BadConfig
+
 
 def import_target(target_name: str):
     """The class or function a `_target_` names; ImportError where there is none."""
     if (target := pydoc.locate(target_name)) is None:
         raise ImportError(target_name)
     return target
+
+
+def check_installed(key: str, target) -> None:
+    """A logger whose package comes with one of primer's extras, missing: one line before any run dir (Lightning
+    imports it when the logger is made, in the run)."""
+    from lightning.pytorch.loggers import MLFlowLogger, WandbLogger
+
+    for logger, package in ((MLFlowLogger, "mlflow"), (WandbLogger, "wandb")):  # each extra is named for its package
+        if inspect.isclass(target) and issubclass(target, logger) and not _importable(package):
+            raise BadConfig(f'{key}: {logger.__name__} needs the {package} package, which is not installed; '
+                            f'pip install -e ".[{package}]", or choose logger=tensorboard, logger=csv or logger=none')
+
+
+def _importable(package: str) -> bool:
+    try:
+        return importlib.util.find_spec(package) is not None
+    except ValueError:  # sys.modules holds None for it, which blocks its import
+        return False
 
 
 @functools.cache

@@ -115,8 +115,7 @@ def _shown(found) -> str:
 
 def check_signatures(cfg: DictConfig) -> None:
     """Each group's keys and values against the arguments of what they are passed to."""
-    from primer.checks.extras import check_installed
-    from primer.checks.signatures import arguments, import_target, problem
+    from primer.checks.signatures import arguments, check_installed, import_target, problem
 
     for group, node in _constructed_nodes(cfg):
         try:
