@@ -151,7 +151,8 @@ def test_printing_a_config_shows_values_a_run_would_reject(cli):
 
 REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message), read as there
     *SHARED,
-    ("trainer.precision=17", "trainer.precision=17: Input should be 64, 32 or 16; Input should be 'transformer-engine', ..."),
+    ("trainer.precision=17",
+     "trainer.precision=17: Input should be 64, 32 or 16; Input should be 'transformer-engine', ..."),
     ("trainer.fast_dev_run=often",
      "trainer.fast_dev_run=often: Input should be a valid integer; Input should be a valid boolean "
      "(lightning.Trainer)"),

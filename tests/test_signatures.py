@@ -1,5 +1,6 @@
-"""Config values judged against the real signatures (primer.checks.signatures: jsonargparse finds them, pydantic judges), as a command
-line spells them: Hydra composes, OmegaConf resolves interpolations, YAML types the values."""
+"""Config values judged against the real signatures (primer.checks.signatures: jsonargparse finds the arguments,
+pydantic judges the values), as a command line spells them: Hydra composes, OmegaConf resolves interpolations, YAML
+types the values."""
 
 import typing
 
@@ -28,12 +29,14 @@ REJECTED = [
     ("trainer.enable_progress_bar=1",
      "trainer.enable_progress_bar=1: Input should be a valid boolean (lightning.Trainer)"),
     ("optimizer.momentum=true", "optimizer.momentum=true: Input should be a valid number (torch.optim.SGD)"),
-    ("trainer.precision=true", "trainer.precision=true: Input should be 64, 32 or 16; Input should be 'transformer-engine', "),
-    ("trainer.devices=[0,x]", "trainer.devices=[0, 'x']: item 1: Input should be a valid integer; Input should be a valid string; "),  # every item
-    ("trainer.max_time={minutes:true}", "trainer.max_time={'minutes': True}: Input should be a valid string; Input should be a valid duration; "
-     "Input should be a valid integer"),
-    ("trainer.max_time=[]", "trainer.max_time=[]: Input should be a valid string; Input should be a valid duration; Input should "
-     "be an object"),  # a list is no mapping
+    ("trainer.precision=true",
+     "trainer.precision=true: Input should be 64, 32 or 16; Input should be 'transformer-engine', "),
+    ("trainer.devices=[0,x]", "trainer.devices=[0, 'x']: item 1: Input should be a valid integer; "
+     "Input should be a valid string; "),  # every item
+    ("trainer.max_time={minutes:true}", "trainer.max_time={'minutes': True}: Input should be a valid string; "
+     "Input should be a valid duration; Input should be a valid integer"),
+    ("trainer.max_time=[]", "trainer.max_time=[]: Input should be a valid string; Input should be a valid duration; "
+     "Input should be an object"),  # a list is no mapping
     ("trainer.enable_progress_bar={_target_:lightning.pytorch.profilers.SimpleProfiler}",
      "trainer.enable_progress_bar={'_target_': 'lightning.pytorch.profilers.SimpleProfiler'}: Input should be a "
      "valid boolean"),  # what a _target_ builds is no bool
