@@ -2,11 +2,10 @@
 (strategy=ddp: no sweep of the basic launcher can), or from inside the job (ddp_spawn); submitit starts one
 task per process itself. Combinations that cannot run, and nodes nothing starts, stop here, before any run."""
 
-import os
-
 from omegaconf import DictConfig, OmegaConf
 
 from primer.exits import BadConfig
+from primer.run.ranks import nodes_are_started, starts_in_the_job
 
 
 def processes(cfg: DictConfig) -> int | None:
@@ -40,31 +39,11 @@ def check_scale_out(cfg: DictConfig, multirun: bool) -> None:
                 f"hydra.launcher.tasks_per_node={tasks}: a submitit job starts one task per training process; "
                 f"set hydra.launcher.tasks_per_node=<trainer.devices> ({cfg.trainer.devices}) and "
                 f"hydra.launcher.nodes=<trainer.num_nodes> ({nodes}), with trainer.devices a number")
-    elif multirun and (basic or "joblib" in launcher) and n != 1 and not (basic and starts_in_the_job(cfg)):
+    elif multirun and (basic or "joblib" in launcher) and n != 1 \
+            and not (basic and starts_in_the_job(cfg.trainer.strategy)):
         raise BadConfig(
             f"trainer.devices={cfg.trainer.devices}: a sweep of the {'basic' if basic else 'joblib'} launcher runs its "
             f"jobs in {'this one process' if basic else 'joblib' + chr(39) + 's worker processes'}, where Lightning "
             "cannot start each job's DDP processes by re-running the command line (trainer.strategy=ddp); sweep DDP "
             "jobs with hydra/launcher=local or hydra/launcher=slurm (hydra.launcher.tasks_per_node=<trainer.devices>)"
             + (", or with trainer.strategy=ddp_spawn" if basic else "") + ", or run them one at a time")
-
-
-def nodes_are_started() -> bool:
-    """Whether something outside this process starts the other nodes: a cluster environment Lightning's Trainer
-    detects, NODE_RANK (set by hand on each node), or a submitit job (primer.run.ranks)."""
-    from lightning.fabric.plugins import environments as found
-
-    if "NODE_RANK" in os.environ or "SUBMITIT_EXECUTOR" in os.environ:
-        return True
-    return any(env.detect() for env in (found.TorchElasticEnvironment, found.SLURMEnvironment,
-                                        found.LSFEnvironment, found.MPIEnvironment))
-
-
-def starts_in_the_job(cfg: DictConfig) -> bool:
-    """Whether Lightning starts a DDP job's processes from inside the job (spawn, fork), as its registry says."""
-    from lightning.pytorch.strategies import StrategyRegistry
-
-    strategy = cfg.trainer.strategy
-    if not isinstance(strategy, str) or strategy not in StrategyRegistry:
-        return False
-    return StrategyRegistry[strategy]["init_params"].get("start_method") in ("spawn", "fork", "forkserver")
