@@ -57,15 +57,16 @@ def arguments(target) -> dict[str, typing.Any]:
 
 def problem(hint, found) -> str | None:
     """What is wrong with a plain config value for the hint, in pydantic's words; None where it fits."""
-    if _builds(found) and _takes_objects(hint):
-        return None  # Hydra builds an object from it, which only the constructor can judge
     try:
         _adapter(hint).validate_json(json.dumps(found), strict=True)
     except ValidationError as error:
+        spelled = [e for e in error.errors() if e["type"] != "needs_python_object"]  # not a class no config spells
+        if not spelled or _builds(found) and len(spelled) < len(error.errors()):
+            return None  # an object (Hydra builds one from a `_target_`), which only its constructor can judge
         return "; ".join(dict.fromkeys("".join(f"item {at}: " for at in e["loc"] if isinstance(at, int)) + e["msg"]
-                                       for e in error.errors()))
+                                       for e in spelled))
     except Exception:  # a hint pydantic has no schema for: the constructor judges the value
-        return None
+        pass
     return None
 
 
@@ -79,10 +80,3 @@ def _builds(found) -> bool:
     if isinstance(found, dict):
         return "_target_" in found or any(_builds(v) for v in found.values())
     return isinstance(found, list) and any(_builds(v) for v in found)
-
-
-def _takes_objects(hint) -> bool:
-    """Whether a hint allows, anywhere in it, an object that no config value is (a Profiler)."""
-    if hint is typing.Any or inspect.isclass(hint) and typing.get_origin(hint) is None:
-        return hint is typing.Any or hint.__module__ not in ("builtins", "typing", "pathlib", "collections.abc")
-    return any(_takes_objects(arg) for arg in typing.get_args(hint) if not isinstance(arg, list))  # not Callable's
