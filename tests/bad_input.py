@@ -13,7 +13,7 @@ SHARED = [
     ("optimizer=rmsprop", "optimizer=rmsprop: no such optimizer; choose one of adam, sgd"),
     ("optimizer.lr=-0.1", "optimizer.lr=-0.1: must be a number, 0 or more"),  # torch refuses it; lr=0 runs
     ("optimizer.lr=fast", "optimizer.lr=fast: must be a number, 0 or more"),
-    ("optimizer.momentum=lots", "optimizer.momentum=lots: must be a number (torch.optim.SGD)"),
+    ("optimizer.momentum=lots", "optimizer.momentum=lots: Input should be a valid number (torch.optim.SGD)"),
     ("data.batch_size=0", "data.batch_size=0: must be a positive integer"),
     ("data.output_dim=2.5", "data.output_dim=2.5: must be a positive integer"),
     ("seed=abc", "seed=abc: must be an integer from 0 to 4294967295 (numpy's seeds), or null to draw one"),

@@ -151,11 +151,13 @@ def test_printing_a_config_shows_values_a_run_would_reject(cli):
 
 REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message), read as there
     *SHARED,
-    ("trainer.precision=17", "trainer.precision=17: must be one of 64, 32, 16, transformer-engine, ..."),
+    ("trainer.precision=17",
+     "trainer.precision=17: Input should be 64, 32 or 16; Input should be 'transformer-engine', ..."),
     ("trainer.fast_dev_run=often",
-     "trainer.fast_dev_run=often: must be an integer or true or false (lightning.Trainer)"),
+     "trainer.fast_dev_run=often: Input should be a valid integer; Input should be a valid boolean "
+     "(lightning.Trainer)"),
     ("trainer.log_every_n_steps=often",
-     "trainer.log_every_n_steps=often: must be an integer or null (lightning.Trainer)"),
+     "trainer.log_every_n_steps=often: Input should be a valid integer (lightning.Trainer)"),
     ("model=manual trainer.gradient_clip_val=0.5",
      "trainer.gradient_clip_val=0.5: model=manual steps its optimizer ..."),
     ("model=manual trainer.accumulate_grad_batches=2", "trainer.accumulate_grad_batches=2: model=manual steps ..."),
@@ -182,7 +184,8 @@ REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message),
     ("+callbacks.model_checkpoint.monitr=val/loss", "callbacks.model_checkpoint.monitr: "
      "lightning.pytorch.callbacks.ModelCheckpoint takes no argument monitr; "
      "did you mean callbacks.model_checkpoint.monitor?"),
-    ("+callbacks.model_checkpoint.save_top_k=many", "callbacks.model_checkpoint.save_top_k=many: must be an integer "
+    ("+callbacks.model_checkpoint.save_top_k=many", "callbacks.model_checkpoint.save_top_k=many: Input should be a "
+     "valid integer "
      "(lightning.pytorch.callbacks.ModelCheckpoint)"),
     ("+callbacks.early_stopping.monitor=val/loss", "callbacks.early_stopping: names no class to build; give it one, "
      "e.g. +callbacks.early_stopping._target_=lightning.pytorch.callbacks.EarlyStopping"),
@@ -284,7 +287,7 @@ REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message),
     ("optimizer=2", "optimizer=2: config group override must be a string or a list. Got int"),
     ("logger=null", "logger=null: config group override must be a string or a list. Got NoneType"),
     ("~trainer.max_steps", "~trainer.max_steps: data.steps uses it; set trainer.max_steps instead of removing it: "
-     "a positive integer, or -1 for no limit ..."),
+     "it must be a positive integer, or -1 for no limit ..."),
     ("ckpt_path=outputs/step=20.ckpt", "ckpt_path=outputs/step=20.ckpt: a value Hydra reads only in quotes; "
      "write it as 'ckpt_path=\"outputs/step=20.ckpt\"'"),
     ("ckpt_path=outputs/é.ckpt", "ckpt_path=outputs/é.ckpt: a value Hydra reads only in quotes; "

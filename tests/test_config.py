@@ -151,7 +151,7 @@ def test_help_lists_every_group_with_its_choices_and_default(tmp_path):
     for group, choices in GROUPS.items():
         assert f"  {group}: {', '.join(choices)}  [" in result.stdout
     assert "  model: autograd, custom_relu, manual, raw_custom_relu, sequential, two_layer  [two_layer]" in result.stdout
-    assert "  optimizer.lr: a number, 0 or more" in result.stdout
+    assert "  optimizer.lr: must be a number, 0 or more" in result.stdout
 
 
 def run_dir_name(*overrides) -> str:

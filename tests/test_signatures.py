@@ -1,5 +1,6 @@
-"""Config values judged against the real signatures (primer.checks.signatures, through pydantic), as a command
-line spells them: Hydra composes, OmegaConf resolves interpolations, YAML types the values."""
+"""Config values judged against the real signatures (primer.checks.signatures: jsonargparse finds the arguments,
+pydantic judges the values), as a command line spells them: Hydra composes, OmegaConf resolves interpolations, YAML
+types the values."""
 
 import typing
 
@@ -24,27 +25,31 @@ ACCEPTED = [
 ]
 
 REJECTED = [
-    ("trainer.max_epochs=true", "trainer.max_epochs=true: must be an integer or null (lightning.Trainer)"),
+    ("trainer.max_epochs=true", "trainer.max_epochs=true: Input should be a valid integer (lightning.Trainer)"),
     ("trainer.enable_progress_bar=1",
-     "trainer.enable_progress_bar=1: must be true or false or null (lightning.Trainer)"),
-    ("optimizer.momentum=true", "optimizer.momentum=true: must be a number (torch.optim.SGD)"),
-    ("trainer.precision=true", "trainer.precision=true: must be one of 64, 32, 16, transformer-engine"),
-    ("trainer.devices=[0,x]", "trainer.devices=[0, 'x']: must be a list, a string or an integer"),  # every item
-    ("trainer.max_time={minutes:true}", "trainer.max_time={'minutes': True}: must be a string, a mapping or null"),
-    ("trainer.max_time=[]", "trainer.max_time=[]: must be a string, a mapping or null"),  # a list is no mapping
+     "trainer.enable_progress_bar=1: Input should be a valid boolean (lightning.Trainer)"),
+    ("optimizer.momentum=true", "optimizer.momentum=true: Input should be a valid number (torch.optim.SGD)"),
+    ("trainer.precision=true",
+     "trainer.precision=true: Input should be 64, 32 or 16; Input should be 'transformer-engine', "),
+    ("trainer.devices=[0,x]", "trainer.devices=[0, 'x']: item 1: Input should be a valid integer; "
+     "Input should be a valid string; "),  # every item
+    ("trainer.max_time={minutes:true}", "trainer.max_time={'minutes': True}: Input should be a valid string; "
+     "Input should be a valid duration; Input should be a valid integer"),
+    ("trainer.max_time=[]", "trainer.max_time=[]: Input should be a valid string; Input should be a valid duration; "
+     "Input should be an object"),  # a list is no mapping
     ("trainer.enable_progress_bar={_target_:lightning.pytorch.profilers.SimpleProfiler}",
-     "trainer.enable_progress_bar={'_target_': 'lightning.pytorch.profilers.SimpleProfiler'}: must be true or false "
-     "or null"),  # what a _target_ builds is no bool
-    ("optimizer=adam +optimizer.betas=[0.9]", "optimizer.betas=[0.9]: must be a list (torch.optim.Adam)"),
+     "trainer.enable_progress_bar={'_target_': 'lightning.pytorch.profilers.SimpleProfiler'}: Input should be a "
+     "valid boolean"),  # what a _target_ builds is no bool
+    ("optimizer=adam +optimizer.betas=[0.9]", "optimizer.betas=[0.9]: item 1: Field required (torch.optim.Adam)"),
     # primer's RunLogger(*args, flush_secs=5, **kwargs) is judged by TensorBoardLogger's arguments too
     ("logger.tensorboard.log_graph=maybe",
-     "logger.tensorboard.log_graph=maybe: must be true or false (primer.run.results.RunLogger)"),
+     "logger.tensorboard.log_graph=maybe: Input should be a valid boolean (primer.run.results.RunLogger)"),
     ("+logger.tensorboard.max_queu=5", "logger.tensorboard.max_queu: primer.run.results.RunLogger takes no argument "
      "max_queu; did you mean logger.tensorboard.max_queue?"),  # a SummaryWriter argument, through **kwargs
     ("+logger.tensorboard.log_dir=x", "logger.tensorboard.log_dir: primer.run.results.RunLogger takes no argument "
      "log_dir"),  # TensorBoardLogger makes it from save_dir, name and version
     ("+logger.tensorboard.flush_secs=often",
-     "logger.tensorboard.flush_secs=often: must be a number (primer.run.results.RunLogger)"),
+     "logger.tensorboard.flush_secs=often: Input should be a valid number (primer.run.results.RunLogger)"),
 ]
 
 
@@ -63,7 +68,10 @@ def test_what_they_do_not_allow_is_named_with_what_they_do(make_config, override
 def test_a_config_spells_a_path_as_a_string_and_a_tuple_as_a_list():
     from pathlib import Path
 
-    from primer.checks.signatures import accepts
+    from primer.checks.signatures import problem
+
+    def accepts(hint, found) -> bool:
+        return problem(hint, found) is None
 
     assert accepts(Path, "runs/a") and not accepts(Path, 3) and not accepts(Path, {"_target_": "pathlib.Path"})
     assert accepts(tuple[int, ...], [1, 2, 3]) and not accepts(tuple[int, ...], [1, True])
@@ -73,7 +81,10 @@ def test_a_config_spells_a_path_as_a_string_and_a_tuple_as_a_list():
 def test_a_bool_is_no_number_and_a_target_stands_for_an_object():
     from lightning.pytorch.profilers import Profiler
 
-    from primer.checks.signatures import accepts
+    from primer.checks.signatures import problem
+
+    def accepts(hint, found) -> bool:
+        return problem(hint, found) is None
 
     assert not accepts(int, True) and not accepts(float, False) and accepts(float, 1)
     built = {"_target_": "lightning.pytorch.profilers.SimpleProfiler"}

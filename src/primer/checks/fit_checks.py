@@ -1,62 +1,45 @@
-"""What a fit relies on, checked before it starts: the metrics callbacks monitor, and the length a
-scheduler spans. Either, wrong, would surface only at the end of the run (EarlyStopping and
-ModelCheckpoint look for their metric when validation ends) or not at all (a cosine of T_max=-1
-flips the lr between its two ends at every step).
-"""
+"""What a fit relies on, checked before it starts, as it would surface only at the run's end (the metric a
+callback monitors, looked for when validation ends) or not at all (a cosine of T_max=-1 flips the lr each step)."""
+
+import pydoc
 
 from omegaconf import DictConfig, OmegaConf
 
 from primer.checks.spelling import closest
-from primer.exits import BadConfig
 from primer.checks.validation import value
+from primer.exits import BadConfig
 
 
 def check_monitors(cfg: DictConfig) -> None:
-    """Each configured callback's `monitor`, and the scheduler's, names a metric the system logs
-    (primer.run.system.logged_in_fit)."""
+    """Each callback's `monitor`, and the scheduler's, names a metric the system logs (primer.run.system)."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from primer.checks.signatures import import_target
     from primer.run.system import logged_in_fit
 
     logged = logged_in_fit(metrics_for(cfg))
     callbacks = OmegaConf.select(cfg, "callbacks", default=None)
     named = callbacks.items() if isinstance(callbacks, DictConfig) else enumerate(callbacks or [])  # a list too
-    for name, node in named:
+    for key, node in [*((f"callbacks.{n}", node) for n, node in named), ("scheduler", cfg.get("scheduler"))]:
         if not isinstance(node, DictConfig) or (monitor := value(node, "monitor")) is None:
             continue
         if value(node, "strict") is False:
             continue  # EarlyStopping(strict=False) itself tolerates a metric that never comes
-        try:
-            target = import_target(str(node._target_))
-        except Exception:
-            continue  # building it will say what is wrong (primer.exits.setting_up)
+        target = pydoc.locate(str(node.get("_target_")))
         known = logged + (["epoch", "step"] if isinstance(target, type) and issubclass(target, ModelCheckpoint) else [])
         if monitor not in known:
-            raise BadConfig(_no_such_metric(f"callbacks.{name}.monitor", monitor, known))
-    scheduler = OmegaConf.select(cfg, "scheduler", default=None)  # Lightning's lr_scheduler dict (scheduler=plateau)
-    if isinstance(scheduler, DictConfig) and (monitor := value(scheduler, "monitor")) is not None \
-            and monitor not in logged:
-        raise BadConfig(_no_such_metric("scheduler.monitor", monitor, logged))
-
-
-def _no_such_metric(key: str, monitor: str, known: list[str]) -> str:
-    hint = f"did you mean {close}? " if (close := closest(monitor, known)) else ""
-    return f"{key}={monitor}: primer logs no such metric; {hint}it logs {', '.join(known)}"
+            hint = f"did you mean {close}? " if (close := closest(monitor, known)) else ""
+            raise BadConfig(f"{key}.monitor={monitor}: primer logs no such metric; {hint}it logs {', '.join(known)}")
 
 
 def check_scheduler_length(cfg: DictConfig) -> None:
     """A scheduler value taken from trainer.max_steps (scheduler=cosine's T_max) is a real length."""
     node = OmegaConf.select(cfg, "scheduler", default=None)
-    if not isinstance(node, DictConfig):
+    if not isinstance(node, DictConfig) or value(cfg, "trainer.max_steps") != -1:
         return
-    raw = OmegaConf.to_container(node, resolve=False)
-    max_steps = value(cfg, "trainer.max_steps")
-    for key, written in raw.items():
-        if not (isinstance(written, str) and "trainer.max_steps" in written) or max_steps != -1:
+    for key, written in OmegaConf.to_container(node, resolve=False).items():
+        if not (isinstance(written, str) and "trainer.max_steps" in written):
             continue
-        length = value(cfg, f"scheduler.{key}")
-        if isinstance(length, int) and length <= 0:
+        if isinstance(length := value(cfg, f"scheduler.{key}"), int) and length <= 0:
             raise BadConfig(f"scheduler.{key}={length}: the scheduler spans the run's steps, and trainer.max_steps=-1 "
                             "sets none; set trainer.max_steps, or trainer.max_epochs (scheduler=cosine then spans "
                             "max_epochs × data.steps steps)")

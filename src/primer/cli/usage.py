@@ -1,9 +1,5 @@
-"""`python -m primer.train --help`: the config groups and the keys users type, from conf/ itself.
-
-Hydra's own --help lists every group of every installed plugin, composing the config repository
-once per group: over a second with the sweeper and launcher plugins installed. This reads conf/
-directly (a few milliseconds) and leaves Hydra's groups to `--hydra-help`.
-"""
+"""`python -m primer.train --help`: the config groups and the keys users type, read from conf/ itself (Hydra's
+own --help composes the config once per group of every plugin, over a second; it is `--hydra-help`)."""
 
 from pathlib import Path
 
@@ -34,7 +30,7 @@ def help_text() -> str:
     launchers = ", ".join(sorted(["basic", "joblib", *(p.stem for p in (conf / "hydra" / "launcher").glob("*.yaml"))]))
     lines.append(f"  hydra/launcher (with -m): {launchers}  [basic]")
     lines += ["", "Keys you will type most (any value in --cfg job can be overridden):"]
-    lines += [f"  {key}: {rule}" for key, rule in RULES.items()]
+    lines += [f"  {key}: {allowed}" for key, (allowed, _) in RULES.items()]
     lines += ["", "Outputs: ./outputs/runs/<what changed>_<month><day>-<time>_<pid>/ (sweeps: ./outputs/multirun/...);",
               "README.md has more."]
     return "\n".join(lines)
