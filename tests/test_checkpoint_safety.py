@@ -364,12 +364,12 @@ def test_a_check_that_fails_on_a_checkpoint_refuses_it_naming_the_file(cli, tmp_
 
 @pytest.mark.parametrize("args", [[], ["-m", "seed=1,2"]], ids=["run", "sweep"])
 def test_a_check_that_fails_on_a_config_refuses_it_before_anything_runs(cli, tmp_path, monkeypatch, args):
-    import primer.checks.fit_checks
+    import primer.checks.validation
 
     def broken(cfg):
         raise ZeroDivisionError("a case no check foresaw")
 
-    monkeypatch.setattr(primer.checks.fit_checks, "check_scheduler_length", broken)
+    monkeypatch.setattr(primer.checks.validation, "check_scheduler_length", broken)
     code, _, err = cli(*args, *TINY)
     assert code == 2 and not (tmp_path / "outputs").exists(), err[-2000:]
     assert err == ("error: the command's config: refused: its check failed (ZeroDivisionError: a case no check "
@@ -378,10 +378,10 @@ def test_a_check_that_fails_on_a_config_refuses_it_before_anything_runs(cli, tmp
 
 def test_a_job_checked_by_its_task_fails_closed_too(tmp_path, monkeypatch):
     """check_job also runs inside the task, for jobs Hydra starts elsewhere (submitit, joblib, Optuna's trials)."""
-    import primer.checks.fit_checks
+    import primer.checks.validation
     from primer.checks.preflight import check_job
 
-    monkeypatch.setattr(primer.checks.fit_checks, "check_scheduler_length", lambda cfg: [][0])
+    monkeypatch.setattr(primer.checks.validation, "check_scheduler_length", lambda cfg: [][0])
     with pytest.raises(BadConfig, match=r"^the command's config: refused: its check failed \(IndexError: "):
         check_job(compose_config(tmp_path / "run", TINY), multirun=True)
 

@@ -1,10 +1,10 @@
-"""The checks of what a fit relies on (primer.checks.fit_checks), on configs the command line cannot spell directly."""
+"""The checks of what a fit relies on (primer.checks.validation), on configs the command line cannot spell directly."""
 
 import pytest
 from omegaconf import open_dict
 
 from primer.exits import BadConfig
-from primer.checks.fit_checks import check_monitors
+from primer.checks.validation import check_monitors
 
 EARLY_STOPPING = "lightning.pytorch.callbacks.EarlyStopping"
 

@@ -75,3 +75,25 @@ def calls_signal_signal(path: Path) -> bool:
 def test_one_module_sets_the_signal_handlers():
     setters = [name_of(p) for p in MODULES if calls_signal_signal(p)]
     assert setters == ["primer.exits"], setters
+
+
+def imported_modules(path: Path) -> set[str]:
+    """The primer modules `path` imports, `from primer.run import run_dir` read as primer.run.run_dir."""
+    names = {name_of(p) for p in MODULES}
+    found = set()
+    for name in imports_of(path):
+        found.add(name if name in names else name.rpartition(".")[0] if name.rpartition(".")[0] in names else name)
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("primer"):
+            found |= {f"{node.module}.{a.name}" for a in node.names} & names
+    return found & names
+
+
+def test_no_import_circle():
+    graph = {name_of(p): imported_modules(p) - {name_of(p)} for p in MODULES}
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(n == goal or (n not in seen and not seen.add(n) and reaches(n, goal, seen)) for n in graph[start])
+
+    circles = sorted(m for m in graph if reaches(m, m, set()))
+    assert not circles, f"these modules import themselves through others: {circles}"

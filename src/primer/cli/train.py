@@ -32,7 +32,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict]:
     from hydra.utils import instantiate
 
     from primer.checks.checkpoint_files import resume_from
-    from primer.checks.fit_checks import metrics_for
+    from primer.checks.validation import metrics_for
     from primer.run.ranks import use_submitit_tasks_as_ranks
     from primer.cli.parts import barebones_settings, data_net_optimizer, draw_seed, loggers_and_callbacks, plugins
     from primer.cli.quiet import own_checkpoints_dir_reused, quiet_third_party
