@@ -1,7 +1,6 @@
-"""primer from Python, for notebooks and tests: the command line's runs and checks, the same files written.
-
-    metrics, objects = fit(["model=manual", "trainer.max_steps=100"])      # or fit(cfg), composed from conf/
-    scores, objects = evaluate(objects["trainer"].checkpoint_callback.best_model_path)
+"""primer from Python (notebooks, tests): the command line's runs and checks, the same files written.
+`metrics, objects = fit(["model=manual"])`, then
+`scores, _ = evaluate(objects["trainer"].checkpoint_callback.best_model_path)`
 """
 
 import contextlib

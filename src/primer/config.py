@@ -2,6 +2,7 @@
 Imported by every entry point before Hydra starts."""
 
 import contextlib
+import itertools
 import os
 import re
 from pathlib import Path
@@ -31,7 +32,6 @@ def override(key: str, text: str) -> str:
 
 
 def task_config(cfg: DictConfig) -> DictConfig:
-    """cfg without Hydra's node."""
     return OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
 
 
@@ -58,7 +58,8 @@ def name_items(overrides: list[str], groups, excluded=(), only=None) -> list[str
     """What the overrides changed, in order: a group's choice (`manual`), any other key by its last part and value
     (`lr1e-06`, `accelerator-cpu`), a long float to 4 digits. `only`: the keys to keep (a sweep's)."""
     pairs = [key_and_value(o) for o in overrides if not o.startswith("~")]
-    pairs = [(k, v) for k, v in pairs if k not in excluded and not k.startswith("hydra.") and (only is None or k in only)]
+    pairs = [(k, v) for k, v in pairs
+             if k not in excluded and not k.startswith("hydra.") and (only is None or k in only)]
     short = _short_keys([k for k, _ in pairs])
     items = []
     for key, value in pairs:
@@ -73,12 +74,8 @@ def name_items(overrides: list[str], groups, excluded=(), only=None) -> list[str
 
 def joined(items: list[str], n: int) -> str:
     """The items joined by `_`, as many whole ones as fit in n characters: a name is never cut mid-value."""
-    kept = []
-    for item in items:
-        if len("_".join([*kept, item])) > n:
-            break
-        kept.append(item)
-    return "_".join(kept)
+    ends = itertools.accumulate(len(item) + 1 for item in items)  # where each item's `_` would go
+    return "_".join(item for item, end in zip(items, ends) if end <= n + 1)
 
 
 def _changed(hydra: DictConfig, only=None) -> list[str]:
@@ -87,27 +84,20 @@ def _changed(hydra: DictConfig, only=None) -> list[str]:
 
 
 def _run_name(time: str, pid: int, *, _root_: DictConfig) -> str:
-    """A run dir's name: what its command line changed, then when and by which process
-    (`manual_lr1e-06_1206-0741_9014`); a resume's: `<the run it continues>_resumed_...`."""
-    continued = _continued_run(_root_.get("ckpt_path"))
-    # at most 120 characters of items, 200 with the name of the run resumed: below the 255-byte limit
+    """`manual_lr1e-06_1206-0741_9014`: what the command line changed, then when and by which process; a resume's:
+    `<the first run it continues>_resumed_...`, below the 255-byte limit on a name."""
+    ckpt, continued = Path(str(_root_.get("ckpt_path"))), None
+    if _root_.get("ckpt_path"):  # `<run>/checkpoints/x.ckpt` continues <run>, any other file its own name
+        continued = (ckpt.parent.parent.name if ckpt.parent.name == "checkpoints" else ckpt.stem).split("_resumed_")[0]
+        continued = _safe(continued)[:150]
     changed = joined(_changed(_root_.hydra), 120 if continued is None else max(0, 200 - len(continued)))
     unique = "_".join(part for part in (changed, f"{time}_{pid}") if part)
     return unique if continued is None else f"{continued}_resumed_{unique}"
 
 
-def _continued_run(ckpt_path) -> str | None:
-    """The first run a checkpoint continues: its run dir's name (`<run>/checkpoints/x.ckpt`), or its file's."""
-    if not ckpt_path:
-        return None
-    ckpt = Path(str(ckpt_path))
-    return _safe((ckpt.parent.parent.name if ckpt.parent.name == "checkpoints" else ckpt.stem).split("_resumed_")[0])[:150]
-
-
 def _swept_keys(overrides, params) -> list[str]:
-    """The keys a sweep varies: its command line's sweeps and its sweeper's params. Cached (like ${pid:}): resolved
-    first in the sweep's own config, whose overrides hold the sweeps; its jobs' configs, whose overrides hold one
-    value each, get that answer from the cache Hydra copies into them."""
+    """The keys a sweep varies (its command line's sweeps, its sweeper's params). Cached: resolved first in the
+    sweep's own config; its jobs' configs, which hold one value each, get the answer from the cache Hydra copies."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides([str(o) for o in overrides])
@@ -115,13 +105,12 @@ def _swept_keys(overrides, params) -> list[str]:
     return keys + [str(k) for k in (params or {}) if str(k) not in keys]
 
 
-# conf/train.yaml's swept keys, as typed: the text is the resolver cache's key
-SWEPT = "${swept_keys:${hydra.overrides.task},${oc.select:hydra.sweeper.params,null}}"
+SWEPT = "${swept_keys:${hydra.overrides.task},${oc.select:hydra.sweeper.params,null}}"  # as conf/train.yaml types it
 
 
 def remember_swept_keys(sweep_config: DictConfig) -> None:
-    """Resolves the swept keys in the sweep's own config, for its jobs' configs: where hydra.sweep.dir is given
-    nothing else would, and each job, knowing only its own values, would name its dir by every override."""
+    """Fills the cache of the swept keys from the sweep's own config: where hydra.sweep.dir is given nothing else
+    would, and each job, knowing only its own values, would name its dir by every override."""
     if SWEPT in str(OmegaConf.to_container(sweep_config.hydra.sweep, resolve=False).get("subdir")):
         OmegaConf.create({"swept": SWEPT}, parent=sweep_config).swept  # noqa: B018 - resolved for its cache
 
@@ -133,8 +122,8 @@ def _sweep_suffix(keys) -> str:
 
 
 def _job_name(num: int, swept, *, _root_: DictConfig) -> str:
-    """A sweep job's dir name: its number and the values the sweep varies (`3_custom_relu_lr0.001`); with no
-    sweep known (a job's config composed on its own), every override."""
+    """`3_custom_relu_lr0.001`: a sweep job's number and the values the sweep varies (every override where no
+    sweep is known: a job's config composed on its own)."""
     return "_".join(part for part in (str(num), joined(_changed(_root_.hydra, set(swept) or None), 200)) if part)
 
 
@@ -148,11 +137,10 @@ def _sweep_dir_or(default):
     return default
 
 
-# Makes run dir names unique (conf/train.yaml). Cached like Hydra's ${now:}, so that a job process
-# that re-resolves the sweep dir (submitit, joblib) gets the launching process's dir, not its own.
+# ${pid:} makes run dir names unique; cached like Hydra's ${now:}, so that a job process that re-resolves the
+# sweep dir (submitit, joblib) gets the launching process's dir, not its own
 OmegaConf.register_new_resolver("pid", os.getpid, replace=True, use_cache=True)
-# conf/train.yaml's hydra.run.dir and hydra.sweep.dir/subdir (docs/configuration.md#output-paths)
-OmegaConf.register_new_resolver("run_name", _run_name, replace=True)
+OmegaConf.register_new_resolver("run_name", _run_name, replace=True)  # docs/configuration.md#output-paths
 OmegaConf.register_new_resolver("swept_keys", _swept_keys, replace=True, use_cache=True)
 OmegaConf.register_new_resolver("sweep_suffix", _sweep_suffix, replace=True)
 OmegaConf.register_new_resolver("job_name", _job_name, replace=True)

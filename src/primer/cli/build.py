@@ -64,9 +64,8 @@ def plugins(cfg: DictConfig) -> list:
     """The configured Trainer plugins, and primer's checkpoint IO (atomic saves; a resume deletes nothing it names)."""
     from primer.run.checkpoint_io import RunCheckpointIO
 
-    configured = cfg.trainer.get("plugins")
-    configured = [] if configured is None else list(configured) if isinstance(configured, ListConfig) else [configured]
-    return [*instantiate(configured), RunCheckpointIO()]
+    configured = cfg.trainer.get("plugins") or []
+    return [*instantiate(configured if isinstance(configured, (list, ListConfig)) else [configured]), RunCheckpointIO()]
 
 
 def save_task_config(cfg: DictConfig) -> None:
@@ -78,8 +77,7 @@ def save_task_config(cfg: DictConfig) -> None:
 
 
 def trial_name(hydra: DictConfig, output_dir: str) -> str:
-    """The run's name in HPARAMS' Trial ID column (its first ~15 characters show): the run dir's name, or for a
-    sweep's job the values it varies, then where it is (`lr0.001 1206-074148_9014_lr/1`)."""
+    """HPARAMS' Trial ID (~15 characters show): the run dir's name, or a sweep job's values, then where it is."""
     # a config composed without @hydra.main (tests, benchmarks) has no runtime dir: the run's own
     run_dir = Path(output_dir if OmegaConf.is_missing(hydra.runtime, "output_dir") else hydra.runtime.output_dir)
     if hydra.mode != RunMode.MULTIRUN:

@@ -9,14 +9,13 @@ from pathlib import Path
 
 
 def quiet_third_party() -> None:
-    # Every batch is the same batch (primer.run.data.RepeatedBatch): a resume mid-epoch is exact.
-    warnings.filterwarnings("ignore", "You're resuming from a checkpoint that ended before the epoch ended")
-    # A resume writes into a run dir of its own by design: the bookkeeping of the dir it resumes from is not needed.
-    warnings.filterwarnings("ignore", r"The dirpath has changed from .* won't be reloaded")
-    # torch's deprecation of a call inside Lightning
-    warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated")
-    # primer logs the last step whatever the interval (primer.run.system.is_logging_step), so a short run loses nothing.
-    warnings.filterwarnings("ignore", r"The number of training batches \(\d+\) is smaller than the logging interval")
+    for message in (
+            "You're resuming from a checkpoint that ended before the epoch ended",  # every batch is the same batch
+            r"The dirpath has changed from .* won't be reloaded",  # a resume writes into a run dir of its own
+            r"`isinstance\(treespec, LeafSpec\)` is deprecated",  # torch's deprecation of a call inside Lightning
+            # primer logs the last step whatever the interval (primer.run.system.is_logging_step)
+            r"The number of training batches \(\d+\) is smaller than the logging interval"):
+        warnings.filterwarnings("ignore", message)
 
 
 @contextlib.contextmanager
@@ -29,21 +28,19 @@ def own_checkpoints_dir_reused(run_dir: str | Path):
         yield
 
 
-class NoNotices(logging.Filter):
-    """A filter of the log's handlers (conf/hydra/job_logging/primer.yaml) that drops Lightning's advert for its
-    cloud logger, its note that the configured model summary replaces its own, and its "Received SIGTERM", which
-    it says for a Ctrl-C too: primer's own last line names the signal."""
+class Without(logging.Filter):
+    """A log filter that drops the lines holding any of `phrases` (conf/hydra/job_logging/primer.yaml)."""
+
+    def __init__(self, phrases: list[str]):
+        super().__init__()
+        self.phrases = phrases
 
     def filter(self, record: logging.LogRecord) -> bool:
-        notices = ("litlogger", "Skipping setting a default `ModelSummary`", "Received SIGTERM")
-        return not any(notice in record.getMessage() for notice in notices)
+        return not any(phrase in record.getMessage() for phrase in self.phrases)
 
 
-def set_up_lines(record: logging.LogRecord) -> bool:
-    """False for Lightning's set-up lines (the seed, the devices, the model summary): a filter for a console that
-    shows progress and results only (primer.api); train.log keeps them."""
-    lines = ("Seed set to", "GPU available", "TPU available", "HPU available", "Total params")
-    return not any(line in record.getMessage() for line in lines)
+# Lightning's set-up lines (the seed, the devices, the model summary), off a console that shows progress and results
+set_up_lines = Without(["Seed set to", "GPU available", "TPU available", "HPU available", "Total params"])
 
 
 class LogFile(logging.FileHandler):
