@@ -9,7 +9,6 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from primer.config import key_and_value, task_config
 from primer.exits import setting_up
-from primer.run.dashboard import HParamValue
 from primer.writes import write_atomic
 
 
@@ -87,7 +86,7 @@ def trial_name(hydra: DictConfig, output_dir: str) -> str:
     return f"{values} {where}" if values else where
 
 
-def run_hparams(cfg: DictConfig) -> dict[str, HParamValue]:
+def run_hparams(cfg: DictConfig) -> dict[str, str | bool | int | float | None]:
     """The run's choices and values, flat (`optimizer.lr`), as HPARAMS takes them; every key the command line set."""
     hydra = HydraConfig.get()
     hparams = {g: c for g, c in hydra.runtime.choices.items() if not g.startswith("hydra")}
