@@ -60,8 +60,7 @@ ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, err
 
 
 def environment_fault(error: BaseException, where: str | Path | None = None) -> EnvironmentFault | None:
-    """The EnvironmentFault anywhere in `error`'s chain of causes, named with its path (else `where`, the dir being
-    written into); None for any other error."""
+    """The EnvironmentFault in `error`'s chain of causes, named with its path (else `where`); None if there is none."""
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
@@ -86,7 +85,7 @@ USER_FULL_ERROR = "PRIMER_USER_HYDRA_FULL_ERROR"  # HYDRA_FULL_ERROR as the user
 
 
 def show_tracebacks() -> bool:
-    """HYDRA_FULL_ERROR=1, as the user set it, also shows the traceback behind a one-line error."""
+    """HYDRA_FULL_ERROR=1, as the user set it, shows the traceback behind a one-line error too."""
     return os.environ.get(USER_FULL_ERROR, os.environ.get("HYDRA_FULL_ERROR")) == "1"
 
 
@@ -132,7 +131,7 @@ def _stop(signum, frame):
 
 
 def send_signals_to(handler) -> dict:
-    """Ctrl-C and SIGTERM call `handler` from now on (only the main thread may set one); the handlers they had."""
+    """Ctrl-C and SIGTERM call `handler` (only the main thread may set one); returns the handlers they had."""
     if threading.current_thread() is not threading.main_thread():
         return {}
     return {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
@@ -140,8 +139,7 @@ def send_signals_to(handler) -> dict:
 
 @contextlib.contextmanager
 def signals_stop_until_training():
-    """Ctrl-C or SIGTERM inside ends the command in one line (the run dir given back), until
-    primer.run.guards.SaveOnInterrupt takes the signals over as training starts."""
+    """Ctrl-C or SIGTERM ends the command in one line until SaveOnInterrupt takes the signals as training starts."""
     previous = send_signals_to(_stop)
     try:
         yield

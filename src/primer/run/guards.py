@@ -1,5 +1,5 @@
-"""What keeps a run's word when training is cut short: by a signal (a checkpoint to resume from, at a step
-boundary), or by a loss gone NaN (stopped at the first bad step); either ends in one line (primer.exits)."""
+"""Training cut short: by a signal (a checkpoint to resume from, at a step boundary), or by a loss gone NaN
+(stopped at the first bad step); either ends in one line (primer.exits)."""
 
 import contextlib
 import os
@@ -23,18 +23,15 @@ from primer.run.system import completes_step, is_logging_step, planned_steps
 
 
 class TrainingStarted(L.Callback):
-    """Tells primer.run.run_dir that the first step is done; first among primer's callbacks, so that a divergence
-    found at that step stops a run that is kept."""
+    """First among primer's callbacks: a divergence found at the first step stops a run that is kept."""
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         run_dir.training_started()
 
 
 class SaveOnInterrupt(L.Callback):
-    """Ctrl-C and SIGTERM finish the current step, save `interrupted.ckpt` (once training has started) and stop.
-
-    Both go to the handler Lightning sets for SIGTERM (a stop at the next step boundary, through SIGTERMException),
-    never a KeyboardInterrupt halfway through an optimizer step. Lightning restores the handlers at teardown."""
+    """Ctrl-C and SIGTERM go to Lightning's SIGTERM handler (a stop at the next step boundary, never halfway through
+    an optimizer step), then save `interrupted.ckpt` once training has started."""
 
     def __init__(self, dirpath: str | Path):
         self.ckpt_path = str(Path(dirpath) / "interrupted.ckpt")
@@ -55,13 +52,11 @@ class SaveOnInterrupt(L.Callback):
 
 
 def resume_command(overrides: list[str]) -> str:
-    """The command line that repeats this run's overrides (the caller adds ckpt_path)."""
     return " ".join(["python -m primer.train", *(shlex.quote(o) for o in overrides if not o.startswith("ckpt_path="))])
 
 
 @contextlib.contextmanager
 def interruptible(trainer: L.Trainer, saver: SaveOnInterrupt, resume_command: str):
-    """Lightning's SIGTERMException is Interrupted, with the command that resumes the run."""
     try:
         yield
     except SIGTERMException:
@@ -81,8 +76,7 @@ NAN_IN_BACKWARD = re.compile(r"Function '(\w+)' returned nan values in its (\d+)
 
 @contextlib.contextmanager
 def anomaly_is_divergence(trainer: L.Trainer, guard: "StopOnNonFinite"):
-    """A NaN found by trainer.detect_anomaly ends the run as a divergence does; torch's warning with the forward
-    call's traceback shows only under HYDRA_FULL_ERROR=1."""
+    """A NaN found by trainer.detect_anomaly is Diverged; torch's warning shows only under HYDRA_FULL_ERROR=1."""
     with warnings.catch_warnings():
         if not exits.show_tracebacks():
             warnings.filterwarnings("ignore", message="Error detected in ", category=UserWarning)
@@ -99,9 +93,8 @@ def anomaly_is_divergence(trainer: L.Trainer, guard: "StopOnNonFinite"):
 
 
 class StopOnNonFinite(L.Callback):
-    """Stops training with Diverged at the first step whose loss is NaN or inf, blaming the data where that step's
-    batch is not finite. No host sync per step: the losses and batches are kept on their device, folded every FOLD
-    steps into the first bad one, and read on logging steps, before validation, a save, and the end of training."""
+    """Diverged at the first step whose loss is NaN or inf (the data blamed where its batch is). No host sync per
+    step: losses stay on their device, folded every FOLD steps, read on logging steps, validation, saves and the end."""
 
     FOLD = 64  # bounds what is kept when logging is rare (log_every_n_steps=0)
 
@@ -150,7 +143,6 @@ class StopOnNonFinite(L.Callback):
         self.first_bad, self.losses, self.batches = found, [], []
 
     def divergence(self, trainer: L.Trainer) -> str | None:
-        """The divergence line of the first bad loss kept, if any: the host waits for the device here."""
         message = None
         if self.first_bad is not None or (self.losses and not bool(torch.isfinite(torch.stack(self.losses)).all())):
             self.fold()
@@ -172,7 +164,7 @@ class StopOnNonFinite(L.Callback):
 
 
 def all_finite(batch) -> torch.Tensor:
-    """Whether every floating-point tensor of a batch ((x, y), a list or a dict) is finite, on its device."""
+    """Whether every floating-point tensor of a batch is finite, on its device."""
     values = batch.values() if isinstance(batch, Mapping) else batch if isinstance(batch, (tuple, list)) else [batch]
     tensors = [t for t in values if isinstance(t, torch.Tensor) and t.is_floating_point()]
     return torch.stack([torch.isfinite(t).all().to(tensors[0].device) for t in tensors]).all() if tensors \
@@ -180,12 +172,10 @@ def all_finite(batch) -> torch.Tensor:
 
 
 def of_planned(trainer: L.Trainer) -> str:
-    """` of 500`: the steps the run was to take, where known."""
     return f" of {planned}" if (planned := planned_steps(trainer)) else ""
 
 
 def tutorial_lr_advice(model: str, tutorial: dict | None) -> str:
-    """`; the tutorial trains model=manual at 1e-6: experiment=1_...`, from the model's `tutorial` entry."""
     if not tutorial or tutorial.get("lr") is None:
         return ""
     preset = f": experiment={tutorial['section']}" if tutorial.get("section") else ""
