@@ -2,7 +2,6 @@
 (stopped at the first bad step); either ends in one line (primer.exits)."""
 
 import contextlib
-import os
 import re
 import shlex
 import signal
@@ -16,9 +15,10 @@ import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from primer import exits
-from primer.config import launch_dir, override
+from primer.config import override
 from primer.exits import Diverged, Interrupted
 from primer.run import run_dir
+from primer.run.console import short_path
 from primer.run.system import completes_step, is_logging_step, planned_steps
 
 
@@ -63,8 +63,7 @@ def interruptible(trainer: L.Trainer, saver: SaveOnInterrupt, resume_command: st
         signum = saver.signum or signal.SIGTERM
         if not run_dir.has_started():
             raise exits.stopped_before_training(signum) from None
-        path = os.path.relpath(saver.ckpt_path, launch_dir())  # ckpt_path= is read from there (hydra.job.chdir)
-        path = saver.ckpt_path if path.startswith("..") else path
+        path = short_path(saver.ckpt_path)  # ckpt_path= is read from the launch dir (hydra.job.chdir)
         stopped = f"{signal.Signals(signum).name} at step {trainer.global_step}{of_planned(trainer)}: saved {path}"
         raise Interrupted(f"{stopped}; resume with: {resume_command} {shlex.quote(override('ckpt_path', path))}",
                           signum, stopped) from None
