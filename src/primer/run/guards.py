@@ -2,6 +2,7 @@
 (stopped at the first bad step); either ends in one line (primer.exits)."""
 
 import contextlib
+import math
 import re
 import shlex
 import signal
@@ -101,7 +102,7 @@ class StopOnNonFinite(L.Callback):
         self.advice = advice  # follows the run's lr in the message
         self.losses, self.batches = [], []  # since the last fold
         self.steps = array("q")  # the step of each loss since the last read
-        self.first_bad = None  # on the device: (index into steps or -1, its loss, whether its batch is not finite)
+        self.kept = None  # on the device: the first bad loss folded, else any; its batch not finite; its index in steps
         self.batch_at_hand = None  # the batch of the step being taken (the one an anomaly stops)
         self.saved = False
 
@@ -132,23 +133,21 @@ class StopOnNonFinite(L.Callback):
         if not self.losses:
             return
         losses = torch.stack(self.losses)  # (n,)
-        bad = ~torch.isfinite(losses)
-        first = bad.byte().argmax()[None]  # (1,): the first bad one, where there is one
-        bad_data = ~torch.stack([all_finite(b).to(losses.device) for b in self.batches])  # (n,)
-        found = (torch.where(bad.any(), first[0] + len(self.steps) - len(losses), -1), losses.gather(0, first)[0],
-                 bad_data.gather(0, first)[0])
-        if self.first_bad is not None:  # the earlier one stays
-            found = tuple(torch.where(self.first_bad[0] >= 0, old, new) for old, new in zip(self.first_bad, found))
-        self.first_bad, self.losses, self.batches = found, [], []
+        found = (losses, ~torch.stack([all_finite(b).to(losses.device) for b in self.batches]),
+                 torch.arange(len(self.steps) - len(losses), len(self.steps), device=losses.device))
+        if self.kept is not None:  # the earlier one first
+            found = tuple(torch.cat([old[None], new]) for old, new in zip(self.kept, found))
+        first = (~torch.isfinite(found[0])).byte().argmax()[None]  # (1,): the first bad one, else 0
+        self.kept, self.losses, self.batches = tuple(t.gather(0, first)[0] for t in found), [], []
 
     def divergence(self, trainer: L.Trainer) -> str | None:
         message = None
-        if self.first_bad is not None or (self.losses and not bool(torch.isfinite(torch.stack(self.losses)).all())):
+        if self.kept is not None or (self.losses and not bool(torch.isfinite(torch.stack(self.losses)).all())):
             self.fold()
-            if (index := int(self.first_bad[0])) >= 0:
-                what = f"train/loss is {float(self.first_bad[1])}"
-                message = self.message(trainer, what, self.steps[index], bool(self.first_bad[2]))
-        self.losses, self.batches, self.steps, self.first_bad = [], [], array("q"), None
+            loss, bad_data, index = self.kept
+            if not math.isfinite(loss := float(loss)):
+                message = self.message(trainer, f"train/loss is {loss}", self.steps[int(index)], bool(bad_data))
+        self.losses, self.batches, self.steps, self.kept = [], [], array("q"), None
         return message
 
     def message(self, trainer: L.Trainer, what: str, step: int, bad_data: bool) -> str:
