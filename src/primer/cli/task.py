@@ -24,9 +24,7 @@ class Bug(BaseException):
 
 
 def task_wrapper(task: Callable[[DictConfig], float]) -> Callable[[DictConfig], float]:
-    """A run's ending leaves through `EndCommand` to primer.exits. A sweep job is checked here where Hydra's callback
-    did not (submitit, Optuna), skipped if done, resumed from a signal's checkpoint; one that fails is recorded
-    (failure.txt) and returns NaN so that the others run, but Ctrl-C stops the sweep. A drawn seed goes to .hydra/."""
+    """A run's ending goes to primer.exits; a sweep job that fails is recorded and returns NaN (Ctrl-C ends the sweep)."""
 
     @functools.wraps(task)
     def wrapped(cfg: DictConfig) -> float:

@@ -61,8 +61,7 @@ def write_experiment(logdir: Path) -> Path | None:
 
 
 def shown_keys(hparams: list[dict], changed: list[list[str]], values: dict[str, list]) -> list[str]:
-    """Of the keys that differ, the SHOWN_COLUMNS set most often (then most values, then name), less any that splits
-    the runs as one before it does (`data.seed` follows `seed`)."""
+    """The SHOWN_COLUMNS differing keys set most often, less any that splits the runs as one before it (`data.seed`)."""
     distinct = {key: {json.dumps(value) for value in found} for key, found in values.items()}
     set_by = Counter(key for keys in changed for key in set(keys))
     shown, groupings = [], set()
