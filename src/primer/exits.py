@@ -73,12 +73,11 @@ def environment_fault(error: BaseException, where: str | Path | None = None) -> 
     return None
 
 
-_thread_faults: list[EnvironmentFault] = []
-_sweep_failures: list[Ending] = []  # recorded by the sweep summary; they set the exit code as the command ends
+_later: list[Ending] = []  # a writer thread's fault, a sweep's failed jobs: the first ends the command
 
 
 def sweep_failed(ending: SweepFailed | EnvironmentFault) -> None:
-    _sweep_failures.append(ending)
+    _later.append(ending)
 
 
 USER_FULL_ERROR = "PRIMER_USER_HYDRA_FULL_ERROR"  # HYDRA_FULL_ERROR as the user set it (let_hydra_raise)
@@ -151,15 +150,14 @@ def signals_stop_until_training():
 @contextlib.contextmanager
 def command_line():
     """Ends the command with one line and its exit code for every Ending, Ctrl-C and SIGTERM included."""
-    _thread_faults.clear()
-    _sweep_failures.clear()
+    _later.clear()
     previous_thread_hook = threading.excepthook
 
     def thread_fault(args: threading.ExceptHookArgs) -> None:  # TensorBoard's writer on a full disk: its line ends it
         if (fault := environment_fault(args.exc_value)) is None:
             previous_thread_hook(args)
         else:
-            _thread_faults.append(fault)
+            _later.append(fault)
 
     threading.excepthook = thread_fault
     try:
@@ -168,8 +166,8 @@ def command_line():
                 yield
             except EndCommand as wrapped:
                 raise wrapped.ending from wrapped.ending.__cause__
-            if later := _thread_faults[:1] + _sweep_failures[-1:]:
-                raise later[0]
+            if _later:
+                raise _later[0]
     except Exception as error:
         ending = error if isinstance(error, Ending) else environment_fault(error)
         if ending is None:
