@@ -1,7 +1,6 @@
 """Synthetic regression data, made in memory from a seed: nothing is downloaded."""
 
 import itertools
-import math
 
 import lightning as L
 import torch
@@ -77,12 +76,8 @@ class SyntheticRegression(L.LightningDataModule):
     def val_dataloader(self) -> RepeatedBatch:
         # Under overfit_batches=f < 1 Lightning also takes int(f × the val batches): repeat the one batch enough.
         fraction = self.trainer.overfit_batches if self.trainer is not None else 0
-        repeats = 1
-        if isinstance(fraction, float) and 0 < fraction < 1:
-            repeats = math.ceil(1 / fraction)
-            while int(repeats * fraction) < 1:  # as Lightning rounds
-                repeats += 1
-        return RepeatedBatch(self.val_batch, repeats)
+        fraction = fraction if isinstance(fraction, float) and 0 < fraction < 1 else 1.0
+        return RepeatedBatch(self.val_batch, next(n for n in itertools.count(1) if int(n * fraction) >= 1))
 
     def test_dataloader(self) -> RepeatedBatch:
         return RepeatedBatch(self.test_batch, 1)

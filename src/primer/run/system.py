@@ -82,14 +82,12 @@ class Regression(L.LightningModule):
         self.log_dict(self._batch_metrics(y_pred, y), logger=False)
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        # On every logging step, so that every curve starts at step 1 and ends where metrics.json does. Lightning
-        # writes every log_every_n_steps only, and on a step a callback stopped, with the last logging step's values.
+        # every curve starts at step 1 and ends where metrics.json does: Lightning writes every log_every_n_steps only
         if not self.trainer.barebones and is_logging_step(self.trainer, self.global_step, batch_idx):
             self._write_train_values(self.global_step)
 
     def on_train_epoch_end(self) -> None:
-        # Training stopped on no logging step (max_time, early stopping): the values of the step it stopped on.
-        # Lightning allows no step-level logging after validation, so they go to the loggers by hand.
+        # stopped on no logging step (max_time, early stopping): Lightning logs no step values after validation
         if self._unlogged is not None:
             self._log_train(*self._unlogged)
             self._unlogged = None
