@@ -24,7 +24,7 @@ class Bug(BaseException):
 
 
 def task_wrapper(task: Callable[[DictConfig], float]) -> Callable[[DictConfig], float]:
-    """A run's ending goes to primer.exits; a sweep job that fails is recorded and returns NaN (Ctrl-C ends the sweep)."""
+    """A run's ending goes to primer.exits; a failed sweep job is recorded and returns NaN (Ctrl-C ends the sweep)."""
 
     @functools.wraps(task)
     def wrapped(cfg: DictConfig) -> float:
