@@ -60,8 +60,7 @@ ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, err
 
 
 def environment_fault(error: BaseException, where: str | Path | None = None) -> EnvironmentFault | None:
-    """The EnvironmentFault anywhere in `error`'s chain of causes, named with its path (else `where`, the dir being
-    written into); None for any other error."""
+    """The EnvironmentFault in `error`'s chain of causes, named with its path (else `where`); None if there is none."""
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
@@ -74,19 +73,18 @@ def environment_fault(error: BaseException, where: str | Path | None = None) -> 
     return None
 
 
-_thread_faults: list[EnvironmentFault] = []
-_sweep_failures: list[Ending] = []  # recorded by the sweep summary; they set the exit code as the command ends
+_later: list[Ending] = []  # a writer thread's fault, a sweep's failed jobs: the first ends the command
 
 
 def sweep_failed(ending: SweepFailed | EnvironmentFault) -> None:
-    _sweep_failures.append(ending)
+    _later.append(ending)
 
 
 USER_FULL_ERROR = "PRIMER_USER_HYDRA_FULL_ERROR"  # HYDRA_FULL_ERROR as the user set it (let_hydra_raise)
 
 
 def show_tracebacks() -> bool:
-    """HYDRA_FULL_ERROR=1, as the user set it, also shows the traceback behind a one-line error."""
+    """HYDRA_FULL_ERROR=1, as the user set it, shows the traceback behind a one-line error too."""
     return os.environ.get(USER_FULL_ERROR, os.environ.get("HYDRA_FULL_ERROR")) == "1"
 
 
@@ -132,7 +130,7 @@ def _stop(signum, frame):
 
 
 def send_signals_to(handler) -> dict:
-    """Ctrl-C and SIGTERM call `handler` from now on (only the main thread may set one); the handlers they had."""
+    """Ctrl-C and SIGTERM call `handler` (only the main thread may set one); returns the handlers they had."""
     if threading.current_thread() is not threading.main_thread():
         return {}
     return {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
@@ -140,8 +138,7 @@ def send_signals_to(handler) -> dict:
 
 @contextlib.contextmanager
 def signals_stop_until_training():
-    """Ctrl-C or SIGTERM inside ends the command in one line (the run dir given back), until
-    primer.run.guards.SaveOnInterrupt takes the signals over as training starts."""
+    """Ctrl-C or SIGTERM ends the command in one line until SaveOnInterrupt takes the signals as training starts."""
     previous = send_signals_to(_stop)
     try:
         yield
@@ -153,15 +150,14 @@ def signals_stop_until_training():
 @contextlib.contextmanager
 def command_line():
     """Ends the command with one line and its exit code for every Ending, Ctrl-C and SIGTERM included."""
-    _thread_faults.clear()
-    _sweep_failures.clear()
+    _later.clear()
     previous_thread_hook = threading.excepthook
 
     def thread_fault(args: threading.ExceptHookArgs) -> None:  # TensorBoard's writer on a full disk: its line ends it
         if (fault := environment_fault(args.exc_value)) is None:
             previous_thread_hook(args)
         else:
-            _thread_faults.append(fault)
+            _later.append(fault)
 
     threading.excepthook = thread_fault
     try:
@@ -170,8 +166,8 @@ def command_line():
                 yield
             except EndCommand as wrapped:
                 raise wrapped.ending from wrapped.ending.__cause__
-            if later := _thread_faults[:1] + _sweep_failures[-1:]:
-                raise later[0]
+            if _later:
+                raise _later[0]
     except Exception as error:
         ending = error if isinstance(error, Ending) else environment_fault(error)
         if ending is None:

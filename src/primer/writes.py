@@ -1,6 +1,5 @@
-"""Every file primer writes goes through here: whole or not at all (a temp file in the target's dir, flushed,
-then renamed over it), so a reader or a crash sees the old file or the new one, and a link at the name is replaced,
-not followed."""
+"""Every file primer writes goes through here, whole or not at all (a temp file beside it, flushed, renamed over it):
+a reader or a crash sees the old file or the new one, and a link at the name is replaced, not followed."""
 
 import os
 import tempfile

@@ -24,10 +24,7 @@ class Bug(BaseException):
 
 
 def task_wrapper(task: Callable[[DictConfig], float]) -> Callable[[DictConfig], float]:
-    """The task with its endings routed. A run's ending leaves through `EndCommand` to primer.exits. A sweep job is
-    checked here where Hydra's callback did not (submitit, Optuna), skipped where it finished before with this config,
-    goes on from the checkpoint a signal left, and prints one line; one that fails is recorded (failure.txt) and
-    returns NaN so that the others run, but Ctrl-C stops the sweep. A drawn seed is written back into .hydra/."""
+    """A run's ending goes to primer.exits; a failed sweep job is recorded and returns NaN (Ctrl-C ends the sweep)."""
 
     @functools.wraps(task)
     def wrapped(cfg: DictConfig) -> float:
@@ -50,8 +47,7 @@ def _set_ckpt_path(cfg: DictConfig, path: str | None) -> None:
 
 
 def _interrupted_checkpoint(cfg: DictConfig) -> str | None:
-    """The checkpoint a signal left in this job's dir, where a resume from it passes the checks every resume
-    passes; else None, and the job starts afresh, saying why."""
+    """The checkpoint a signal left in this job's dir, if a resume from it passes the checks; else None (said why)."""
     from primer.checks.checkpoint_files import check_resume
     from primer.sweeps import sweep_resume
 

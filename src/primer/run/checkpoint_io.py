@@ -1,6 +1,5 @@
-"""primer's CheckpointIO for the Trainer (DDP's rank 0 and trainer.save_checkpoint included): a load is `weights_only`
-and forgets the files callback states name (ModelCheckpoint deletes a restored path after its next save, a
-`local:///dir` too); a save is atomic; a removal deletes only a file this process saved, never a dir."""
+"""primer's CheckpointIO: a load is `weights_only` and forgets the files callback states name (ModelCheckpoint would
+delete a restored path, a `local:///dir` too); a save is atomic; a removal deletes only a file this process saved."""
 
 import io
 import logging
@@ -35,10 +34,8 @@ class RunCheckpointIO(TorchCheckpointIO):
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
         fs, local_path = url_to_fs(str(path))
-        if not isinstance(fs, LocalFileSystem):  # a remote store has no rename: Lightning's own transaction
+        if storage_options is not None or not isinstance(fs, LocalFileSystem):  # Lightning's TypeError; no rename
             super().save_checkpoint(checkpoint, path, storage_options)
-        elif storage_options is not None:
-            raise TypeError(f"{type(self).__name__} takes no storage_options")
         else:
             buffer = io.BytesIO()
             torch.save(checkpoint, buffer)
@@ -58,6 +55,6 @@ class RunCheckpointIO(TorchCheckpointIO):
 
 
 def _key(path) -> str:
-    """A path as one spelling: a local file by its absolute path (`local://`, `file://` and relative alike)."""
+    # a local file by its absolute path (`local://`, `file://` and relative alike)
     fs, stripped = url_to_fs(str(path))
     return os.path.abspath(stripped) if isinstance(fs, LocalFileSystem) else str(path)

@@ -1,5 +1,5 @@
-"""A run's checkpoints: the config they carry, the optimizer values a resume applies, and which file
-`ckpt_path` names, read as Trainer.fit reads it (paths from the launch dir, also under hydra.job.chdir=true)."""
+"""A run's checkpoints: the config they carry, the optimizer values a resume applies, and the file `ckpt_path`
+names, as Trainer.fit reads it (from the launch dir, also under hydra.job.chdir=true)."""
 
 import copy
 import os
@@ -41,7 +41,7 @@ class ApplyOptimizerConfig(L.Callback):
 
 
 def checkpoint_to_resume(cfg: DictConfig) -> str | None:
-    """The file a run of `cfg` resumes from, as an absolute path; None: it starts from scratch."""
+    """The absolute path a run of `cfg` resumes from; None: it starts from scratch."""
     typed = _resolved(cfg, "ckpt_path")
     if typed == "best":
         raise BadConfig("ckpt_path=best: Lightning's 'best' is the best checkpoint of an earlier fit in the same "
@@ -60,7 +60,7 @@ def checkpoint_to_resume(cfg: DictConfig) -> str | None:
 
 
 def resumes_into(cfg: DictConfig, run_dir: str | Path) -> bool:
-    """Whether the run resumes from a checkpoint inside its own dir: its curve and log then go on there."""
+    """Whether the run resumes from a checkpoint inside its own dir (its curve and log go on there)."""
     path = checkpoint_to_resume(cfg)
     return path is not None and Path(path).resolve().is_relative_to(Path(run_dir).resolve())
 
@@ -77,7 +77,7 @@ def _launch_dir(cfg: DictConfig) -> str:
 
 
 def _run_values(cfg: DictConfig, *keys: str) -> list:
-    """The values at `keys`; before Hydra makes the run dir it is hydra.run.dir (a sweep job's is unknown: None)."""
+    # before Hydra makes the run dir it is hydra.run.dir (a sweep job's is unknown: None)
     if _resolved(cfg, "paths.output_dir") is None and (run_dir := _resolved(cfg, "hydra.run.dir")):
         if getattr(OmegaConf.select(cfg, "hydra.mode"), "name", None) == "MULTIRUN":
             return [None] * len(keys)

@@ -1,5 +1,4 @@
-"""What a run prints: its progress with the loss, a readable model summary, and a closing block that says what
-came out and where it is."""
+"""What a run prints: its progress with the loss, a model summary, and a closing block of what came out where."""
 
 import contextlib
 import json
@@ -27,13 +26,12 @@ def progress_bar(refresh_rate: int = 50) -> ProgressBar:
 
 
 def shown_values(trainer: L.Trainer) -> dict[str, float]:
-    """The loss, as a number: the host waits for the device, so read it on logging steps only, as the logger does."""
+    """The loss: the host waits for the device, so read it on logging steps only, as the logger does."""
     return {k: float(v) for k, v in trainer.callback_metrics.items() if k == TRAIN_LOSS}
 
 
 class LiveBar(TQDMProgressBar):
-    """Lightning's tqdm bar with the loss of the last logging step, whose line ends when training stops on an
-    exception, so that the one-line reason starts on a fresh line next to the step it stopped at."""
+    """Lightning's tqdm bar with the last logging step's loss; an exception ends its line at the step it stopped."""
 
     batches = 0
     shown: dict[str, float] = {}
@@ -56,8 +54,7 @@ class LiveBar(TQDMProgressBar):
 
 
 class LineProgress(ProgressBar):
-    """`step 50/500  train/loss 3.094e+02` at step 1, the last and every `every_n_steps` (rounded up to a multiple
-    of log_every_n_steps: the loss is fresh, and costs no host sync, on logging steps only)."""
+    """`step 50/500  train/loss 309.4` at step 1, the last and every `every_n_steps` (rounded up to a logging step)."""
 
     def __init__(self, every_n_steps: int = 50):
         super().__init__()
@@ -85,7 +82,7 @@ class LineProgress(ProgressBar):
 
 
 class ModelSummary(LightningModelSummary):
-    """Lightning's plain-text model summary (rich's table cuts class names), less the metric collections' rows."""
+    """Plain text (rich's table cuts class names), less the metric collections' rows."""
 
     @staticmethod
     def summarize(summary_data: list[tuple[str, list[str]]], *args, **kwargs) -> None:
@@ -97,8 +94,7 @@ class ModelSummary(LightningModelSummary):
 
 
 def final_block(run_dir: str | Path, event_dir: str | Path | None = None) -> str:
-    """A run's last lines, from what it wrote: steps, wall time, what stopped it early, the key metrics, the run dir
-    and the `tensorboard --logdir` command for its events (a sweep job's: the sweep dir)."""
+    """A run's last lines, from its files: steps, time, what stopped it, key metrics, run dir, `tensorboard` command."""
     run_dir = Path(run_dir)
     metrics = json.loads((run_dir / METRICS_FILE).read_text())
     run = json.loads((run_dir / RUN_FILE).read_text())
@@ -116,7 +112,7 @@ def final_block(run_dir: str | Path, event_dir: str | Path | None = None) -> str
 
 
 def short_path(path: Path) -> str:
-    """Relative to the dir the command was started in, where the path is under it."""
+    """Relative to the launch dir, where the path is under it."""
     relative = os.path.relpath(path, launch_dir())
     return str(path) if relative.startswith("..") else relative
 

@@ -1,5 +1,4 @@
-"""What TensorBoard and the closing lines show: the metric names, and a run's HPARAMS session.
-Light (TensorBoard's modules only): primer.sweeps.report and the config checks import neither torch nor Lightning."""
+"""The metric names and a run's HPARAMS session; light (TensorBoard's modules only) for primer.sweeps.report."""
 
 import time
 from collections.abc import Mapping
@@ -26,7 +25,7 @@ def session_start_summary(hparams: Mapping[str, HParamValue], start_time: float,
 
 
 def session_end_summary(status: str):
-    """The end of a run's HPARAMS session: `STATUS_SUCCESS` or `STATUS_FAILURE` (TensorBoard's own needs TensorFlow)."""
+    """`STATUS_SUCCESS` or `STATUS_FAILURE` (TensorBoard's own function needs TensorFlow)."""
     from tensorboard.compat.proto import summary_pb2
     from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 

@@ -1,7 +1,6 @@
 """Synthetic regression data, made in memory from a seed: nothing is downloaded."""
 
 import itertools
-import math
 
 import lightning as L
 import torch
@@ -23,21 +22,16 @@ class RepeatedBatch:
 
 
 def shard(batch: Batch, rank: int, world_size: int) -> Batch:
-    """Rank `rank`'s contiguous slice of the rows of a global batch (sizes differ by at most one)."""
+    """Rank `rank`'s contiguous slice of a global batch's rows (sizes differ by at most one)."""
     if len(batch[0]) < world_size:
         raise ValueError(f"a batch of {len(batch[0])} rows cannot be split over {world_size} processes")
     return tuple(t.tensor_split(world_size)[rank] for t in batch)
 
 
 class SyntheticRegression(L.LightningDataModule):
-    """x ~ N(0, 1) of shape (batch_size, input_dim), y of shape (batch_size, output_dim).
-
-    target="random": y ~ N(0, 1), unrelated to x, as in the tutorial; validation and test score the training batch.
-    target="teacher": y = teacher(x) + noise_std * N(0, 1), the teacher a fixed random ReLU net, with held-out
-    val and test sets; `seed` draws the samples, `teacher_seed` (default: `seed`) the teacher.
-    Drawn on the CPU (the same bits on every device), then moved to the device once; under DDP each rank keeps
-    its slice of the global batch (`shard`).
-    """
+    """x ~ N(0, 1) (batch_size, input_dim); y (batch_size, output_dim): target="random" N(0, 1) as in the tutorial
+    (val and test score the training batch), "teacher" a fixed random ReLU net's output + noise_std * N(0, 1) with
+    held-out val and test sets (`teacher_seed`, default `seed`, draws the net). Drawn on the CPU, sharded by rank."""
 
     def __init__(self, batch_size: int = 64, input_dim: int = 1000, output_dim: int = 10, steps: int = 500,
                  target: str = "random", noise_std: float = 0.1, teacher_hidden_dim: int = 32, val_size: int = 64,
@@ -82,12 +76,8 @@ class SyntheticRegression(L.LightningDataModule):
     def val_dataloader(self) -> RepeatedBatch:
         # Under overfit_batches=f < 1 Lightning also takes int(f × the val batches): repeat the one batch enough.
         fraction = self.trainer.overfit_batches if self.trainer is not None else 0
-        repeats = 1
-        if isinstance(fraction, float) and 0 < fraction < 1:
-            repeats = math.ceil(1 / fraction)
-            while int(repeats * fraction) < 1:  # as Lightning rounds
-                repeats += 1
-        return RepeatedBatch(self.val_batch, repeats)
+        fraction = fraction if isinstance(fraction, float) and 0 < fraction < 1 else 1.0
+        return RepeatedBatch(self.val_batch, next(n for n in itertools.count(1) if int(n * fraction) >= 1))
 
     def test_dataloader(self) -> RepeatedBatch:
         return RepeatedBatch(self.test_batch, 1)

@@ -1,6 +1,5 @@
-"""HPARAMS' columns for `tensorboard --logdir outputs`: TensorBoard ticks the first 5 keys marked as differing and
-the first 5 metrics, from the first experiment summary it finds (the logdir's own first). Written at the end of each
-run and sweep from the runs under the logdir; TensorBoard's modules only. TensorBoard reads it as it starts."""
+"""HPARAMS' columns for `tensorboard --logdir outputs`, written after each run and sweep from the runs under the
+logdir: TensorBoard ticks the first 5 keys marked as differing and the first 5 metrics of the first summary it finds."""
 
 import io
 import json
@@ -24,8 +23,7 @@ def logdir_of(run_dir: Path) -> Path | None:
 
 
 def write_experiment(logdir: Path) -> Path | None:
-    """Writes HPARAMS' experiment summary for the runs under `logdir`; None where fewer than two runs are there to
-    compare or it cannot be written (a line says so: a view of finished runs never fails them)."""
+    """The experiment summary's path; None where fewer than two runs compare or it cannot be written (said why)."""
     from tensorboard.compat.proto import event_pb2, summary_pb2
     from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
     from tensorboard.summary.writer.record_writer import RecordWriter
@@ -63,8 +61,7 @@ def write_experiment(logdir: Path) -> Path | None:
 
 
 def shown_keys(hparams: list[dict], changed: list[list[str]], values: dict[str, list]) -> list[str]:
-    """Of the keys whose values differ, the SHOWN_COLUMNS the runs' command lines set most often (then with the
-    most values, then by name), less any that splits the runs as one before it (`data.seed` follows `seed`)."""
+    """The SHOWN_COLUMNS differing keys set most often, less any that splits the runs as one before it (`data.seed`)."""
     distinct = {key: {json.dumps(value) for value in found} for key, found in values.items()}
     set_by = Counter(key for keys in changed for key in set(keys))
     shown, groupings = [], set()
@@ -92,8 +89,7 @@ def _hparam_info(name: str, values: list, shown: bool):
 
 
 def _run_record(run_dir: Path) -> tuple[dict, list[str], list[str]] | None:
-    """A run dir's HPARAMS values (from its events), the keys its command line set and its metric names, read as
-    data; None without an HPARAMS session or with a damaged file."""
+    """Its HPARAMS values, the keys its command line set and its metric names; None if damaged or without a session."""
     import yaml
     from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
     from tensorboard.plugins.hparams import metadata

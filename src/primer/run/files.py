@@ -1,5 +1,4 @@
-"""The files a run writes into its dir beside its checkpoints, by name: what the sweep report reads, and what a
-run (or sweep job) run again into its dir replaces (primer.run.run_dir, primer.sweeps.sweep_resume)."""
+"""The files a run writes beside its checkpoints: what the sweep report reads, what a run again replaces."""
 
 METRICS_FILE = "metrics.json"  # the last value of every logged metric (primer.run.results.RunSummary)
 RUN_FILE = "run.json"  # when and how long the run ran, and what besides its config decided its bits

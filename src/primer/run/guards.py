@@ -1,8 +1,8 @@
-"""What keeps a run's word when training is cut short: by a signal (a checkpoint to resume from, at a step
-boundary), or by a loss gone NaN (stopped at the first bad step); either ends in one line (primer.exits)."""
+"""Training cut short: by a signal (a checkpoint to resume from, at a step boundary), or by a loss gone NaN
+(stopped at the first bad step); either ends in one line (primer.exits)."""
 
 import contextlib
-import os
+import math
 import re
 import shlex
 import signal
@@ -16,25 +16,23 @@ import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from primer import exits
-from primer.config import launch_dir, override
+from primer.config import override
 from primer.exits import Diverged, Interrupted
 from primer.run import run_dir
+from primer.run.console import short_path
 from primer.run.system import completes_step, is_logging_step, planned_steps
 
 
 class TrainingStarted(L.Callback):
-    """Tells primer.run.run_dir that the first step is done; first among primer's callbacks, so that a divergence
-    found at that step stops a run that is kept."""
+    """First among primer's callbacks: a divergence found at the first step stops a run that is kept."""
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         run_dir.training_started()
 
 
 class SaveOnInterrupt(L.Callback):
-    """Ctrl-C and SIGTERM finish the current step, save `interrupted.ckpt` (once training has started) and stop.
-
-    Both go to the handler Lightning sets for SIGTERM (a stop at the next step boundary, through SIGTERMException),
-    never a KeyboardInterrupt halfway through an optimizer step. Lightning restores the handlers at teardown."""
+    """Ctrl-C and SIGTERM go to Lightning's SIGTERM handler (a stop at the next step boundary, never halfway through
+    an optimizer step), then save `interrupted.ckpt` once training has started."""
 
     def __init__(self, dirpath: str | Path):
         self.ckpt_path = str(Path(dirpath) / "interrupted.ckpt")
@@ -55,21 +53,18 @@ class SaveOnInterrupt(L.Callback):
 
 
 def resume_command(overrides: list[str]) -> str:
-    """The command line that repeats this run's overrides (the caller adds ckpt_path)."""
     return " ".join(["python -m primer.train", *(shlex.quote(o) for o in overrides if not o.startswith("ckpt_path="))])
 
 
 @contextlib.contextmanager
 def interruptible(trainer: L.Trainer, saver: SaveOnInterrupt, resume_command: str):
-    """Lightning's SIGTERMException is Interrupted, with the command that resumes the run."""
     try:
         yield
     except SIGTERMException:
         signum = saver.signum or signal.SIGTERM
         if not run_dir.has_started():
             raise exits.stopped_before_training(signum) from None
-        path = os.path.relpath(saver.ckpt_path, launch_dir())  # ckpt_path= is read from there (hydra.job.chdir)
-        path = saver.ckpt_path if path.startswith("..") else path
+        path = short_path(saver.ckpt_path)  # ckpt_path= is read from the launch dir (hydra.job.chdir)
         stopped = f"{signal.Signals(signum).name} at step {trainer.global_step}{of_planned(trainer)}: saved {path}"
         raise Interrupted(f"{stopped}; resume with: {resume_command} {shlex.quote(override('ckpt_path', path))}",
                           signum, stopped) from None
@@ -81,8 +76,7 @@ NAN_IN_BACKWARD = re.compile(r"Function '(\w+)' returned nan values in its (\d+)
 
 @contextlib.contextmanager
 def anomaly_is_divergence(trainer: L.Trainer, guard: "StopOnNonFinite"):
-    """A NaN found by trainer.detect_anomaly ends the run as a divergence does; torch's warning with the forward
-    call's traceback shows only under HYDRA_FULL_ERROR=1."""
+    """A NaN found by trainer.detect_anomaly is Diverged; torch's warning shows only under HYDRA_FULL_ERROR=1."""
     with warnings.catch_warnings():
         if not exits.show_tracebacks():
             warnings.filterwarnings("ignore", message="Error detected in ", category=UserWarning)
@@ -99,9 +93,8 @@ def anomaly_is_divergence(trainer: L.Trainer, guard: "StopOnNonFinite"):
 
 
 class StopOnNonFinite(L.Callback):
-    """Stops training with Diverged at the first step whose loss is NaN or inf, blaming the data where that step's
-    batch is not finite. No host sync per step: the losses and batches are kept on their device, folded every FOLD
-    steps into the first bad one, and read on logging steps, before validation, a save, and the end of training."""
+    """Diverged at the first step whose loss is NaN or inf (the data blamed where its batch is). No host sync per
+    step: losses stay on their device, folded every FOLD steps, read on logging steps, validation, saves and the end."""
 
     FOLD = 64  # bounds what is kept when logging is rare (log_every_n_steps=0)
 
@@ -109,7 +102,7 @@ class StopOnNonFinite(L.Callback):
         self.advice = advice  # follows the run's lr in the message
         self.losses, self.batches = [], []  # since the last fold
         self.steps = array("q")  # the step of each loss since the last read
-        self.first_bad = None  # on the device: (index into steps or -1, its loss, whether its batch is not finite)
+        self.kept = None  # on the device: the first bad loss folded, else any; its batch not finite; its index in steps
         self.batch_at_hand = None  # the batch of the step being taken (the one an anomaly stops)
         self.saved = False
 
@@ -140,24 +133,21 @@ class StopOnNonFinite(L.Callback):
         if not self.losses:
             return
         losses = torch.stack(self.losses)  # (n,)
-        bad = ~torch.isfinite(losses)
-        first = bad.byte().argmax()[None]  # (1,): the first bad one, where there is one
-        bad_data = ~torch.stack([all_finite(b).to(losses.device) for b in self.batches])  # (n,)
-        found = (torch.where(bad.any(), first[0] + len(self.steps) - len(losses), -1), losses.gather(0, first)[0],
-                 bad_data.gather(0, first)[0])
-        if self.first_bad is not None:  # the earlier one stays
-            found = tuple(torch.where(self.first_bad[0] >= 0, old, new) for old, new in zip(self.first_bad, found))
-        self.first_bad, self.losses, self.batches = found, [], []
+        found = (losses, ~torch.stack([all_finite(b).to(losses.device) for b in self.batches]),
+                 torch.arange(len(self.steps) - len(losses), len(self.steps), device=losses.device))
+        if self.kept is not None:  # the earlier one first
+            found = tuple(torch.cat([old[None], new]) for old, new in zip(self.kept, found))
+        first = (~torch.isfinite(found[0])).byte().argmax()[None]  # (1,): the first bad one, else 0
+        self.kept, self.losses, self.batches = tuple(t.gather(0, first)[0] for t in found), [], []
 
     def divergence(self, trainer: L.Trainer) -> str | None:
-        """The divergence line of the first bad loss kept, if any: the host waits for the device here."""
         message = None
-        if self.first_bad is not None or (self.losses and not bool(torch.isfinite(torch.stack(self.losses)).all())):
+        if self.kept is not None or (self.losses and not bool(torch.isfinite(torch.stack(self.losses)).all())):
             self.fold()
-            if (index := int(self.first_bad[0])) >= 0:
-                what = f"train/loss is {float(self.first_bad[1])}"
-                message = self.message(trainer, what, self.steps[index], bool(self.first_bad[2]))
-        self.losses, self.batches, self.steps, self.first_bad = [], [], array("q"), None
+            loss, bad_data, index = self.kept
+            if not math.isfinite(loss := float(loss)):
+                message = self.message(trainer, f"train/loss is {loss}", self.steps[int(index)], bool(bad_data))
+        self.losses, self.batches, self.steps, self.kept = [], [], array("q"), None
         return message
 
     def message(self, trainer: L.Trainer, what: str, step: int, bad_data: bool) -> str:
@@ -172,7 +162,7 @@ class StopOnNonFinite(L.Callback):
 
 
 def all_finite(batch) -> torch.Tensor:
-    """Whether every floating-point tensor of a batch ((x, y), a list or a dict) is finite, on its device."""
+    """Whether every floating-point tensor of a batch is finite, on its device."""
     values = batch.values() if isinstance(batch, Mapping) else batch if isinstance(batch, (tuple, list)) else [batch]
     tensors = [t for t in values if isinstance(t, torch.Tensor) and t.is_floating_point()]
     return torch.stack([torch.isfinite(t).all().to(tensors[0].device) for t in tensors]).all() if tensors \
@@ -180,12 +170,10 @@ def all_finite(batch) -> torch.Tensor:
 
 
 def of_planned(trainer: L.Trainer) -> str:
-    """` of 500`: the steps the run was to take, where known."""
     return f" of {planned}" if (planned := planned_steps(trainer)) else ""
 
 
 def tutorial_lr_advice(model: str, tutorial: dict | None) -> str:
-    """`; the tutorial trains model=manual at 1e-6: experiment=1_...`, from the model's `tutorial` entry."""
     if not tutorial or tutorial.get("lr") is None:
         return ""
     preset = f": experiment={tutorial['section']}" if tutorial.get("section") else ""

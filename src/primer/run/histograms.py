@@ -6,8 +6,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 
 class ParameterHistograms(L.Callback):
-    """Every parameter and its gradient, every `every_n_steps` steps (0: off, as a histogram costs more than a step
-    of the tutorial's nets), just before the optimizer step: the gradients are complete, hand-derived or not."""
+    """Every parameter and its gradient, every `every_n_steps` (0: off), just before the optimizer step."""
 
     def __init__(self, every_n_steps: int = 0):
         self.every_n_steps = every_n_steps

@@ -1,12 +1,10 @@
-"""Who starts a DDP job's processes (ranks): Lightning, from the command line or inside the job; a cluster's
-launcher (SLURM, torchrun, ...); or submitit, whose tasks become the ranks."""
+"""Who starts a DDP job's processes (ranks): Lightning, a cluster's launcher (SLURM, torchrun, ...), or submitit."""
 
 import os
 
 
 def nodes_are_started() -> bool:
-    """Whether something outside this process starts the other nodes: a cluster environment Lightning's Trainer
-    detects, NODE_RANK (set by hand on each node), or a submitit job (use_submitit_tasks_as_ranks)."""
+    """Whether a cluster environment Lightning detects, NODE_RANK (set by hand) or submitit starts the other nodes."""
     from lightning.fabric.plugins import environments as found
 
     if "NODE_RANK" in os.environ or "SUBMITIT_EXECUTOR" in os.environ:
@@ -16,8 +14,7 @@ def nodes_are_started() -> bool:
 
 
 def starts_in_the_job(strategy) -> bool:
-    """Whether Lightning starts a DDP job's processes from inside the job (spawn, fork), as its registry says,
-    rather than by re-running the command line (ddp)."""
+    """Whether Lightning starts the processes from inside the job (spawn, fork), not by re-running the command."""
     from lightning.pytorch.strategies import StrategyRegistry
 
     if not isinstance(strategy, str) or strategy not in StrategyRegistry:
@@ -26,8 +23,7 @@ def starts_in_the_job(strategy) -> bool:
 
 
 def use_submitit_tasks_as_ranks() -> None:
-    """In a local submitit job of several tasks, exports torch.distributed's variables (MASTER_ADDR, RANK, ...),
-    which Lightning reads, so that each task is one DDP rank instead of a launcher (on SLURM it reads SLURM's)."""
+    """Each task of a local submitit job is one DDP rank: exports MASTER_ADDR, RANK, ... for Lightning to read."""
     if os.environ.get("SUBMITIT_EXECUTOR") != "local":
         return
     import submitit

@@ -18,8 +18,8 @@ from primer.writes import write_atomic
 
 
 class RunLogger(TensorBoardLogger):
-    """TensorBoardLogger with `log10_loss/*` cards (the loss falls by up to twelve decades), without Lightning's
-    flat `epoch` card while it is 0, and without a flush on every logging step (it flushes every `flush_secs`)."""
+    """With `log10_loss/*` cards (the loss falls by up to twelve decades), no flat `epoch` card while it is 0, and
+    no flush on every logging step (it flushes every `flush_secs`)."""
 
     def __init__(self, *args, flush_secs: float = 5, **kwargs):
         super().__init__(*args, flush_secs=flush_secs, **kwargs)
@@ -39,14 +39,12 @@ class RunLogger(TensorBoardLogger):
 
 
 def final_metrics(trainer: L.Trainer) -> dict[str, float]:
-    """The last value of every metric the run logged, under its logged name."""
     return {name: float(value) for name, value in sorted(trainer.callback_metrics.items())}
 
 
 class RunSummary(L.Callback):
-    """Writes metrics.json (the final metrics) and run.json (start, end, wall time and steps as the run measured
-    them, `stopped_by`, and the inputs besides the config that decide its bits) when fitting ends, run.json also
-    when it fails after a step; and its HPARAMS session (TensorBoard reads the metrics from the scalars). Rank 0."""
+    """Rank 0 writes metrics.json and run.json (times, steps, `stopped_by`, what besides the config decides its
+    bits) as fitting ends, run.json also on a failure after a step; and the HPARAMS session."""
 
     def __init__(self, output_dir: str | Path, hparams: dict[str, HParamValue], inputs: dict | None = None,
                  trial: str = ""):

@@ -1,8 +1,8 @@
-"""A run dir's life, in one place: claimed (locked, no links, an earlier run moved aside) before anything is written
-into it, kept once training has stepped, else given back as it was found. Rank 0 alone claims. No Lightning import:
-the claim comes before Hydra sets up logging, which that import would change."""
+"""A run dir's life: claimed by rank 0 (locked, no links, an earlier run moved aside) before anything is written into
+it, kept once training has stepped, else given back as found. No Lightning import: it would change Hydra's logging."""
 
 import contextlib
+import fcntl
 import logging
 import os
 import shutil
@@ -23,8 +23,7 @@ _sweep_lock: int | None = None  # held until the process ends
 
 
 def claim(path: str | Path, where: str, resumes_here: bool = False, hydra_files: tuple[str, ...] = ()) -> None:
-    """Makes `path` this run's, or BadConfig naming `where` (the setting) for a link inside or a run already in it.
-    `resumes_here`: it resumes from a checkpoint in this dir; `hydra_files`: what Hydra is about to write there."""
+    """Makes `path` this run's, or BadConfig naming `where` (the setting); `hydra_files`: what Hydra will write."""
     global _claim, _started, _last_path
     path = _last_path = Path(path).absolute()
     if _claim is not None and _claim.path == path:
@@ -45,7 +44,7 @@ def claim(path: str | Path, where: str, resumes_here: bool = False, hydra_files:
 
 
 def claim_sweep(path: str | Path, where: str) -> None:
-    """A sweep dir: no link inside, one sweep at a time; locked once Hydra makes it, as its first job is claimed."""
+    """No link inside, one sweep at a time; locked once Hydra makes it, as its first job is claimed."""
     global _sweep, _sweep_lock
     path = Path(path).absolute()
     refuse_links(path, where)
@@ -62,7 +61,6 @@ def _lock_the_sweep() -> None:
 
 
 def refuse_links(path: Path, where: str) -> None:
-    """A link inside a dir primer writes into would have its writes land where it points: refused, not followed."""
     for root, dirs, files in os.walk(Path(path).absolute()):
         for name in dirs + files:
             if os.path.islink(found := os.path.join(root, name)):
@@ -70,12 +68,7 @@ def refuse_links(path: Path, where: str) -> None:
                                 "or sweep dir: remove it, or choose another dir")
 
 
-def lock(path: Path, where: str, made: Path | None = None) -> int | None:
-    """An exclusive lock on the dir, held until released or the process ends; BadConfig if another holds it."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
-        return None
+def lock(path: Path, where: str, made: Path | None = None) -> int:
     fd = os.open(path, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -89,7 +82,7 @@ def lock(path: Path, where: str, made: Path | None = None) -> int | None:
 
 
 def _move_earlier_run_aside(taken: SimpleNamespace, hydra_files: tuple[str, ...]) -> None:
-    """A resume into its own dir keeps its events and appends to its train.log (cut back on a give-back)."""
+    # a resume into its own dir keeps its events and appends to its train.log (cut back on a give-back)
     path, aside = taken.path, taken.path / ASIDE
     if aside.exists():
         _restore(path)  # a run killed in set-up: its earlier run comes back first
@@ -105,17 +98,17 @@ def _move_earlier_run_aside(taken: SimpleNamespace, hydra_files: tuple[str, ...]
 
 
 def last_claimed() -> Path | None:
-    """The run dir this process claimed last: where an error that names no file was writing."""
+    """Where an error that names no file was writing."""
     return _last_path
 
 
 def has_started() -> bool:
-    """Whether this run's first training step is done: from then on its dir is kept, whatever happens."""
+    """Whether the first training step is done: from then on the dir is kept, whatever happens."""
     return _started
 
 
 def training_started() -> None:
-    """The run has stepped: the earlier run moved aside is deleted for good."""
+    """Deletes the earlier run moved aside, for good."""
     global _started
     first, _started = not _started, True
     if not first or _claim is None or not _claim.moved:
@@ -133,7 +126,7 @@ def training_started() -> None:
 
 
 def give_back() -> None:
-    """Leaves a dir whose run never stepped as it was found, then releases it."""
+    """Leaves a dir whose run never stepped as it was found, and releases it."""
     if _claim is not None and not _started and _claim.made is not None:
         shutil.rmtree(_claim.made, ignore_errors=True)
     elif _claim is not None and not _started:
@@ -149,7 +142,7 @@ def give_back() -> None:
 
 @contextlib.contextmanager
 def given_back_unless_started():
-    """Gives the dir back where what runs inside ends before training's first step; releases it either way."""
+    """Gives the dir back where the block ends before training's first step; releases it either way."""
     try:
         yield
     except BaseException:
@@ -160,7 +153,6 @@ def given_back_unless_started():
 
 
 def _entries(path: Path):
-    """Every file and dir under `path`, relative to it, without following links or entering ASIDE."""
     for root, dirs, files in os.walk(path):
         if root == str(path):
             dirs[:] = [d for d in dirs if d != ASIDE]
@@ -178,8 +170,7 @@ def _restore(path: Path) -> None:
 
 
 def release() -> None:
-    """Lets another run into the dir."""
     global _claim
-    if _claim is not None and _claim.lock is not None:
+    if _claim is not None:
         os.close(_claim.lock)
     _claim = None

@@ -1,5 +1,4 @@
-"""Why a run stopped before its planned steps (`stopped_by` in run.json and the closing block): Lightning's Timer,
-an EarlyStopping callback, or another callback that set trainer.should_stop."""
+"""Why a run stopped before its planned steps (`stopped_by` in run.json and the closing block)."""
 
 from datetime import timedelta
 
@@ -9,7 +8,6 @@ from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason as Re
 
 
 def stopped_by(trainer: L.Trainer) -> str | None:
-    """One line naming what stopped training early; None where it ran its course."""
     if not trainer.should_stop or 0 < trainer.max_steps <= trainer.global_step:
         return None
     for timer in trainer.callbacks:
@@ -23,7 +21,6 @@ def stopped_by(trainer: L.Trainer) -> str | None:
 
 
 def early_stopping_reason(callback: EarlyStopping, value) -> str:
-    """`early stopping: val/loss 583.4 reached stopping_threshold 590`, from the callback's public state."""
     monitor, reason = callback.monitor, callback.stopping_reason
     shown = f"{float(value):.4g}" if value is not None else "?"
     if reason == Reason.STOPPING_THRESHOLD:

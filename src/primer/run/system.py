@@ -19,9 +19,8 @@ METRICS = tuple(MEASURES)
 
 
 class Regression(L.LightningModule):
-    """Fits a plain nn.Module to (x, y) with the tutorial's loss, the summed squared error; a HandGradientNet steps
-    with the gradients it derives itself. Training values are computed on logging steps and the step training stops
-    on only. Under DDP N processes train as one process on the global batch."""
+    """Fits a plain nn.Module to (x, y) by the summed squared error (a HandGradientNet with its own gradients); train
+    values are computed on logging steps and the last only. Under DDP N processes train as one on the global batch."""
 
     def __init__(
         self,
@@ -83,14 +82,12 @@ class Regression(L.LightningModule):
         self.log_dict(self._batch_metrics(y_pred, y), logger=False)
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        # On every logging step, so that every curve starts at step 1 and ends where metrics.json does. Lightning
-        # writes every log_every_n_steps only, and on a step a callback stopped, with the last logging step's values.
+        # every curve starts at step 1 and ends where metrics.json does: Lightning writes every log_every_n_steps only
         if not self.trainer.barebones and is_logging_step(self.trainer, self.global_step, batch_idx):
             self._write_train_values(self.global_step)
 
     def on_train_epoch_end(self) -> None:
-        # Training stopped on no logging step (max_time, early stopping): the values of the step it stopped on.
-        # Lightning allows no step-level logging after validation, so they go to the loggers by hand.
+        # stopped on no logging step (max_time, early stopping): Lightning logs no step values after validation
         if self._unlogged is not None:
             self._log_train(*self._unlogged)
             self._unlogged = None
@@ -102,7 +99,7 @@ class Regression(L.LightningModule):
             logger.log_metrics(logged, step=step - 1)  # Lightning's step numbering: the first step is 0
 
     def _batch_metrics(self, y_pred: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The train metrics of this batch; under DDP of the global batch, through the classes' synced compute."""
+        # under DDP of the global batch, through the classes' synced compute
         if self.trainer.world_size == 1:
             return {name: MEASURES[name.removeprefix("train/")][1](y_pred, y) for name in self.train_metrics}
         self.train_metrics.reset()
@@ -137,7 +134,7 @@ class Regression(L.LightningModule):
 
 
 def is_logging_step(trainer: L.Trainer, step: int, batch_idx: int) -> bool:
-    """When training values are computed and logged: the first step (from 1), every `log_every_n_steps`, the last."""
+    """The first step (from 1), every `log_every_n_steps`, the last: when training values are computed and logged."""
     every = trainer.log_every_n_steps
     return completes_step(trainer, batch_idx) and (
         step == 1
@@ -148,12 +145,12 @@ def is_logging_step(trainer: L.Trainer, step: int, batch_idx: int) -> bool:
 
 
 def completes_step(trainer: L.Trainer, batch_idx: int) -> bool:
-    """Whether this batch ends an optimizer step (under accumulate_grad_batches, Lightning's rule)."""
+    """Whether this batch ends an optimizer step (accumulate_grad_batches, as Lightning decides)."""
     return (batch_idx + 1) % trainer.accumulate_grad_batches == 0 or batch_idx + 1 == trainer.num_training_batches
 
 
 def planned_steps(trainer: L.Trainer) -> int | None:
-    """The optimizer steps the run will take; None where only max_time ends it (or Lightning has no data yet)."""
+    """None where only max_time ends the run, or Lightning has no data yet."""
     if trainer.max_steps > 0:
         return trainer.max_steps
     try:
@@ -164,10 +161,9 @@ def planned_steps(trainer: L.Trainer) -> int | None:
 
 
 def regression_metrics(prefix: str, names: Sequence[str] = METRICS, **kwargs) -> MetricCollection:
-    """The named metrics, logged as `{prefix}mse` etc.; kwargs go to each."""
     return MetricCollection({name: MEASURES[name][0](**kwargs) for name in names}, prefix=prefix)
 
 
 def logged_in_fit(metrics: Sequence[str] = METRICS) -> list[str]:
-    """The names a fit logs, by the same functions its steps log them with: what a callback can monitor."""
+    """What a callback can monitor, named by the functions the steps log with."""
     return [name for stage in ("train", "val") for name in (loss_name(stage), *regression_metrics(f"{stage}/", metrics))]

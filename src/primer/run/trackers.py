@@ -8,9 +8,8 @@ from lightning.pytorch.loggers import MLFlowLogger, WandbLogger
 
 
 class MLflowRun(MLFlowLogger):
-    """MLFlowLogger whose SQLite store's path is read from the dir the run starts in (mlflow keeps one store per
-    URI for the process), and whose first use of it is one process at a time: the jobs of a parallel sweep would
-    each create the store's tables and the sweep's experiment at once. mlflow's telemetry is off by default."""
+    """A SQLite store's path is read from the launch dir (mlflow keeps one store per URI), first used one process
+    at a time (a parallel sweep's jobs would create its tables at once); telemetry off by default."""
 
     def __init__(self, *args, tracking_uri: str | None = os.getenv("MLFLOW_TRACKING_URI"), **kwargs):
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # read when mlflow is imported, just below
@@ -46,8 +45,7 @@ def _sqlite_file(tracking_uri: str | None) -> str | None:
 
 
 class WandbRun(WandbLogger):
-    """WandbLogger whose W&B run ends when the training does, not when the process exits: each training (a sweep's
-    job, a notebook's second) is a run of its own. Offline, W&B's error reports are off by default too."""
+    """Each training (a sweep's job, a notebook's second) is a W&B run of its own; offline, no error reports."""
 
     def __init__(self, *args, offline: bool = False, **kwargs):
         if offline:
