@@ -155,9 +155,9 @@ def typed_overrides(job_dir: Path, unreadable: list[str] | None = None) -> list[
 
 def shown_overrides(job_dir: Path) -> list[str]:
     """A trial's drawn overrides, rounded (the keys its .hydra/hydra.yaml names, read as data); others as typed."""
-    path, overrides = Path(job_dir, ".hydra", "hydra.yaml"), typed_overrides(job_dir)
-    env = OmegaConf.select(OmegaConf.load(path), "hydra.job.env_set", default=None) if path.is_file() else None
-    keys = OmegaConf.to_container(env, resolve=False).get(SEARCHED_ENV) if env is not None else None
+    keys = read_data(job_dir / ".hydra" / "hydra.yaml",
+                     lambda t: OmegaConf.select(OmegaConf.create(t), f"hydra.job.env_set.{SEARCHED_ENV}"))
+    overrides = typed_overrides(job_dir)
     return [rounded(o) for o in overrides if o.partition("=")[0] in str(keys).split(",")] if keys else overrides
 
 
@@ -232,8 +232,7 @@ def _job_number(name: str) -> str:
 
 
 def plot_loss_curves(root: Path, dirs: list[Path], rows: list[dict]) -> bool:
-    """Every job's train/loss on a log scale, labelled by what sets it apart, in its own dashes and staggered
-    markers (jobs may share a curve); False, drawing nothing, without matplotlib."""
+    """Every job's train/loss on a log scale, labelled by what sets it apart; False without matplotlib."""
     try:
         import matplotlib
     except ImportError:
@@ -249,7 +248,7 @@ def plot_loss_curves(root: Path, dirs: list[Path], rows: list[dict]) -> bool:
     for i, (job_dir, row) in enumerate(zip(dirs, rows)):
         if finite := [(s, v) for s, v in zip(*loss_curve(job_dir)) if math.isfinite(v) and v > 0]:
             label = " ".join(o for o in typed[i] if o.partition("=")[0] in keys) or row["overrides"] or "defaults"
-            every = max(len(finite) // 8, 1)  # ~8 markers a curve, shifted per job so they do not cover each other
+            every = max(len(finite) // 8, 1)  # ~8 markers a curve, shifted per job: jobs may share a curve
             ax.plot(*zip(*finite), linestyle=("-", "--", ":", "-.")[i % 4], marker="os^vDx"[i % 6],
                     markevery=(i * every // len(rows), every), markersize=6, fillstyle="none",
                     label=f"{_job_number(row['job'])}: {label}{' (failed)' * (row['status'] == 'failed')}")

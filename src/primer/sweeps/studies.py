@@ -61,8 +61,7 @@ def open_storage(url: str | None, heartbeat_s: int | None = None):
 
 def join(url: str | None, study_name: str | None, directions: list[str], make_sampler, pruner, seed: int | None,
          heartbeat_s: int | None = None):
-    """Creates or loads the study, fails the trials a crashed search left running in it, and picks this search's
-    sampler seed. Returns (study, its storage, the seed, how many searches joined the study before this one)."""
+    """(study, storage, this search's sampler seed, how many searches joined it before); fails crashed searches' trials."""
     import optuna
     from optuna.trial import TrialState
     from sqlalchemy.engine import make_url

@@ -27,8 +27,7 @@ def interrupted_checkpoint(cfg: DictConfig) -> str | None:
 
 
 def finished_result(cfg: DictConfig, resumes: bool = False) -> float | None:
-    """The value this job returned when it finished in this dir with this config; None: run it (its
-    earlier attempt's records and events removed, unless it `resumes` from its interrupted checkpoint)."""
+    """What the job returned when it finished here with this config; None: run it (its earlier records removed)."""
     job_dir, unreadable = Path(cfg.paths.output_dir), []
     stored = read_data(job_dir / RECORD, _stored, unreadable) if (job_dir / METRICS_FILE).is_file() else None
     if unreadable:
