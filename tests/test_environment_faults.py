@@ -201,7 +201,7 @@ def test_a_damaged_finished_record_is_named_and_its_job_runs_again(tmp_path, mon
         (job / "finished.json").write_text(damaged)
         assert finished_result(cfg) is None
         [warning] = warnings
-        assert warning.startswith(f"{job / 'finished.json'}: cannot read it (") and "the job runs again" in warning
+        assert warning.startswith(f"cannot read {job / 'finished.json'}: ") and warning.endswith("; the job runs again")
         assert not (job / "finished.json").exists()  # run again, it writes its own
         warnings.clear()
 

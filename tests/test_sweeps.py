@@ -16,8 +16,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from primer import exits
 from primer.sweeps import report
-from primer.sweeps.report import job_dirs
-from primer.sweeps.searched import shown_overrides
+from primer.sweeps.report import job_dirs, shown_overrides
 from tests.conftest import QUIET, REPO_ROOT, TINY, run_cli, start_cli
 
 SWEEPS = {  # name: the multirun's arguments
@@ -73,7 +72,7 @@ def check_summary_matches_every_job(sweep_dir, stdout):
         assert row["job"] == job.name
         typed = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text())
         assert row["overrides"] == " ".join(typed)  # every override, every digit
-        assert f"`{' '.join(shown_overrides(job, typed))}`" in markdown  # a search's: what it drew, rounded
+        assert f"`{' '.join(shown_overrides(job))}`" in markdown  # a search's: what it drew, rounded
         if (job / "metrics.json").exists():
             for name, value in json.loads((job / "metrics.json").read_text()).items():
                 assert float(row[name]) == pytest.approx(float(value), nan_ok=True)
@@ -180,7 +179,7 @@ def test_report_without_matplotlib_writes_the_tables_and_says_how_to_get_the_plo
     assert files == ["summary.csv", "summary.md"]  # no event file outside a run: no empty TensorBoard run
     assert summary_rows(tmp_path) == summary_rows(sweep_dir)
     out = capsys.readouterr().out
-    assert f"wrote summary.csv, summary.md in {tmp_path}\n{report.NO_PLOT}\n" in out
+    assert f"Sweep summary (summary.csv, summary.md in {tmp_path}):\n" in out and f"\n{report.NO_PLOT}\n" in out
     assert "pip install -e '.[sweeps]'" in report.NO_PLOT
 
 
@@ -210,7 +209,7 @@ def test_a_summary_of_jobs_without_metrics_has_as_many_separators_as_columns():
 
 
 def test_a_trials_line_rounds_the_numbers_it_drew_and_keeps_the_rest():
-    from primer.sweeps.searched import rounded
+    from primer.sweeps.report import rounded
 
     assert rounded("optimizer.lr=0.0006431172050131992") == "optimizer.lr=0.0006431"
     assert [rounded(o) for o in ("model.hidden_dim=39", "optimizer=adam", "x=1e-05")] == \

@@ -13,10 +13,9 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
 from primer.config import hydra_quoted
-from primer.sweeps import studies  # also registers ${study_name:}, which the search config resolves
 from primer.exits import BadConfig, EndCommand, Ending
-from primer.sweeps.report import SWEEP_CONFIG
-from primer.sweeps.searched import SEARCHED_ENV, rounded
+from primer.sweeps import studies  # also registers ${study_name:}, which the search config resolves
+from primer.sweeps.report import SEARCHED_ENV, SWEEP_CONFIG, rounded
 from primer.writes import write_atomic
 
 from ._space import grid, search_space

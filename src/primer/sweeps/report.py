@@ -1,8 +1,5 @@
-"""The sweep summary, from what each job dir holds: a row per job (summary.csv, summary.md) and every
-job's loss curve (loss_curves.png, with matplotlib). A file it cannot read is data too: its job failed.
-
-    python -m primer.sweeps.report outputs/multirun/<sweep>    # rebuilds the summary of a sweep or run dir
-"""
+"""The sweep summary, from what the job dirs hold: summary.csv and summary.md (a row per job) and loss_curves.png.
+A file it cannot read is data too: its job failed. `python -m primer.sweeps.report DIR` rebuilds it."""
 
 import argparse
 import csv
@@ -21,10 +18,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from primer import exits
 from primer.exits import BadConfig, EndCommand, EnvironmentFault, SweepFailed, environment_fault, first_line
-from primer.run.dashboard import KEY_METRICS as TABLE_METRICS
+from primer.run.dashboard import KEY_METRICS, TRAIN_LOSS
 from primer.run.experiment import logdir_of, write_experiment
-from primer.run.files import EVENT_FILES, FAILURE_FILE, INTERRUPTED_FILE, PRUNED_FILE
-from primer.sweeps.searched import shown_overrides
+from primer.run.files import EVENT_FILES, FAILURE_FILE, INTERRUPTED_FILE, METRICS_FILE, PRUNED_FILE, RUN_FILE
 from primer.writes import write_atomic
 
 TABLES, PLOT = ("summary.csv", "summary.md"), "loss_curves.png"
@@ -33,6 +29,7 @@ NO_CURVES = f"{PLOT} not drawn: no job wrote its loss curve to TensorBoard (logg
 COLUMNS = ["job", "overrides", "status", "reason", "steps", "wall_time_s"]
 UNREADABLE = "cannot read"  # a row's reason, where a file of the job is damaged
 SWEEP_CONFIG = "multirun.yaml"  # written by the sweeper as the sweep starts, before any job
+SEARCHED_ENV = "PRIMER_OPTUNA_SEARCHED"  # hydra.job.env_set key: the keys an Optuna search draws, comma-separated
 log = logging.getLogger(__name__)
 
 
@@ -70,16 +67,18 @@ class SweepSummary(Callback):
             exits.sweep_failed(ending)
 
 
-def summarize_sweep(sweep_dir: Path, planned: list[list[str]] | None = None) -> list[dict]:
+def summarize_sweep(root: Path, planned: list[list[str]] | None = None, at_sweep_end: bool = True) -> list[dict]:
     """Writes and prints the summary; `planned` (every job's overrides) where a signal stopped the sweep."""
-    table, rows, files = write_summary(sweep_dir, planned)
-    for logdir in (sweep_dir, logdir_of(sweep_dir)):  # HPARAMS' columns, for this sweep and for outputs/
+    table, rows, files = write_summary(root, planned)
+    for logdir in (root, logdir_of(root)) if at_sweep_end else ():  # HPARAMS' columns, for it and for outputs/
         if logdir is not None:
             write_experiment(logdir)
-    print(f"\nSweep summary ({', '.join(files)} in {sweep_dir}):\n\n{table}")
-    _say_why_no_plot(sweep_dir, files)
-    if any(map(has_events, job_dirs(sweep_dir))):
-        print(f"\ntensorboard --logdir {shlex.quote(str(sweep_dir))}")
+    print(f"\nSweep summary ({', '.join(files)} in {root}):\n\n{table}")
+    events = any(map(has_events, job_dirs(root)))
+    if PLOT not in files:
+        print(NO_PLOT if events else NO_CURVES)
+    if events:
+        print(f"\ntensorboard --logdir {shlex.quote(str(root))}")
     return rows
 
 
@@ -113,23 +112,27 @@ def _of_last_sweep(root: Path, job_dir: Path) -> bool:
 def summarize(job_dir: Path, stopped: bool = False) -> dict:
     """One job's row. `stopped`: a signal stopped the sweep, so a job with no record of why was stopped too."""
     unreadable: list[str] = []
-    metrics = _read(job_dir / "metrics.json", lambda t: {k: float(v) for k, v in json.loads(t).items()}, unreadable)
-    failure, pruned = _read(job_dir / FAILURE_FILE, str.strip, unreadable), _read(job_dir / PRUNED_FILE, str.strip)
-    where, run = _read(job_dir / INTERRUPTED_FILE, str.strip, unreadable), _read(job_dir / "run.json", _run, unreadable)
-    overrides, loss = _typed_overrides(job_dir, unreadable), (metrics or {}).get("train/loss", 0.0)
+    metrics, failure, pruned, where, run = (read_data(job_dir / name, parse, unreadable) for name, parse in [
+        (METRICS_FILE, lambda t: {k: float(v) for k, v in json.loads(t).items()}), (FAILURE_FILE, str.strip),
+        (PRUNED_FILE, str.strip), (INTERRUPTED_FILE, str.strip), (RUN_FILE, _run)])
+    overrides, loss = typed_overrides(job_dir, unreadable), (metrics or {}).get(TRAIN_LOSS, 0.0)
     status, reason = next((status, reason) for status, reason, when in [
         ("failed", "; ".join(unreadable), unreadable), ("failed", failure, failure is not None),
         ("pruned", pruned, pruned is not None), ("interrupted", where, where is not None),
         ("interrupted", "stopped with the sweep before it saved a checkpoint: it starts afresh",
          stopped and not metrics),
-        ("failed", "no metrics.json: the job did not finish", not metrics),
-        ("failed", f"diverged: train/loss={loss}", not math.isfinite(loss)), ("ok", "", True)] if when)
-    return {"job": job_dir.name, "overrides": " ".join(overrides), "status": status, "reason": reason,
-            "steps": (run or {}).get("steps"), "wall_time_s": round(run["wall_time_s"], 2) if run else None,
-            **(metrics or {})}
+        ("failed", f"no {METRICS_FILE}: the job did not finish", not metrics),
+        ("failed", f"diverged: {TRAIN_LOSS}={loss}", not math.isfinite(loss)), ("ok", "", True)] if when)
+    return dict(zip(COLUMNS, [job_dir.name, " ".join(overrides), status, reason, *(run or (None, None))]),
+                **(metrics or {}))
 
 
-def _read(path: Path, parse, unreadable: list[str] | None = None):
+def _run(text: str) -> tuple[int, float]:
+    run = json.loads(text)  # what the run measured about itself (primer.run.results), never file times
+    return run.get("steps"), round(run["wall_time_s"], 2)
+
+
+def read_data(path: Path, parse, unreadable: list[str] | None = None):
     """`parse` of the file's text; None where there is none, or where it cannot be read (then named in `unreadable`)."""
     try:
         return parse(path.read_text()) if path.exists() or path.is_symlink() else None
@@ -139,24 +142,32 @@ def _read(path: Path, parse, unreadable: list[str] | None = None):
         return None
 
 
-def _typed_overrides(job_dir: Path, unreadable: list[str] | None = None) -> list[str]:
+def typed_overrides(job_dir: Path, unreadable: list[str] | None = None) -> list[str]:
     """The job's overrides as typed: `${...}` in them is text, never resolved (a sweep dir is data)."""
-    return _read(job_dir / ".hydra" / "overrides.yaml", _overrides, unreadable) or []
+    def parse(text: str) -> list[str]:
+        overrides = OmegaConf.to_container(OmegaConf.create(text))  # YAML's safe loader: a `!!python/` tag is refused
+        if not isinstance(overrides, list):
+            raise ValueError(f"not a list of overrides but a {type(overrides).__name__}")  # noqa: TRY004 - data
+        return [str(o) for o in overrides]
+
+    return read_data(job_dir / ".hydra" / "overrides.yaml", parse, unreadable) or []
 
 
-def _overrides(text: str) -> list[str]:
-    overrides = OmegaConf.to_container(OmegaConf.create(text))  # YAML's safe loader: a `!!python/` tag is refused
-    if not isinstance(overrides, list):
-        raise ValueError(f"not a list of overrides but a {type(overrides).__name__}")  # noqa: TRY004 - data
-    return [str(o) for o in overrides]
+def shown_overrides(job_dir: Path) -> list[str]:
+    """A trial's drawn overrides, rounded (the keys its .hydra/hydra.yaml names, read as data); others as typed."""
+    keys = read_data(job_dir / ".hydra" / "hydra.yaml",
+                     lambda t: OmegaConf.select(OmegaConf.create(t), f"hydra.job.env_set.{SEARCHED_ENV}"))
+    overrides = typed_overrides(job_dir)
+    return [rounded(o) for o in overrides if o.partition("=")[0] in str(keys).split(",")] if keys else overrides
 
 
-def _run(text: str) -> dict:
-    """What the run measured about itself (primer.run.results): its steps and wall time, never file times."""
-    run = json.loads(text)
-    if not isinstance(run, dict) or not isinstance(run.get("wall_time_s", 0.0), (int, float)):
-        raise ValueError("not a run's record (steps, wall_time_s)")  # noqa: TRY004 - data
-    return run
+def rounded(override: str) -> str:
+    """`optimizer.lr=0.0006431172050131992` -> `optimizer.lr=0.0006431`; integers and names as they are."""
+    key, _, text = override.partition("=")
+    try:
+        return override if text.lstrip("-").isdigit() else f"{key}={float(text):.4g}"
+    except ValueError:
+        return override
 
 
 def has_events(job_dir: Path) -> bool:
@@ -167,18 +178,15 @@ def loss_curve(job_dir: Path) -> tuple[list[int], list[float]]:
     """The train/loss points the job's TensorBoard events hold, every one."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    if not has_events(job_dir):
-        return [], []
     logging.getLogger("tensorboard").setLevel(logging.WARNING)  # not a line per event file read
     events = EventAccumulator(str(job_dir), size_guidance={"scalars": 0})  # 0: keep every point
     events.Reload()
-    points = events.Scalars("train/loss") if "train/loss" in events.Tags()["scalars"] else []
+    points = events.Scalars(TRAIN_LOSS) if TRAIN_LOSS in events.Tags()["scalars"] else []
     return [p.step + 1 for p in points], [p.value for p in points]  # Lightning counts from 0: step 1 is the first
 
 
 def write_summary(root: Path, planned: list[list[str]] | None = None) -> tuple[str, list[dict], list[str]]:
-    """Writes the tables and the plot into root, a `not started` row for each job of `planned` without a dir.
-    Returns the Markdown table, the rows and the names of the files written."""
+    """Writes the tables and the plot (a `not started` row per planned job without a dir): the table, rows, files."""
     dirs = job_dirs(root)
     rows = [summarize(d, stopped=planned is not None) for d in dirs]
     started = {_job_number(d.name) for d in dirs}
@@ -190,19 +198,14 @@ def write_summary(root: Path, planned: list[list[str]] | None = None) -> tuple[s
     writer.writeheader()
     writer.writerows(rows)
     write_atomic(root / "summary.csv", table_csv.getvalue())
-    shown = [{**row, "overrides": " ".join(shown_overrides(d, _typed_overrides(d)))} for d, row in zip(dirs, rows)]
-    table = markdown_table(shown + rows[len(dirs):], [m for m in TABLE_METRICS if m in metrics])
+    shown = [{**row, "overrides": " ".join(shown_overrides(d))} for d, row in zip(dirs, rows)]
+    table = markdown_table(shown + rows[len(dirs):], [m for m in KEY_METRICS if m in metrics])
     write_atomic(root / "summary.md", table + "\n")
     for row in rows:
         if row["reason"].startswith(UNREADABLE):
             print(f"note: job {_job_number(row['job'])} counts as failed: {row['reason']}", file=sys.stderr)
     drawn = any(map(has_events, dirs)) and plot_loss_curves(root, dirs, rows[:len(dirs)])
     return table, rows, [*TABLES, PLOT] if drawn else list(TABLES)
-
-
-def _say_why_no_plot(root: Path, files: list[str]) -> None:
-    if PLOT not in files:
-        print(NO_PLOT if any(map(has_events, job_dirs(root))) else NO_CURVES)
 
 
 def varied(jobs: list[list[str]]) -> list[str]:
@@ -229,8 +232,7 @@ def _job_number(name: str) -> str:
 
 
 def plot_loss_curves(root: Path, dirs: list[Path], rows: list[dict]) -> bool:
-    """Every job's train/loss on a log scale, labelled by what sets it apart; jobs with the same curve each
-    keep their own dashes and staggered markers. False, drawing nothing, without matplotlib."""
+    """Every job's train/loss on a log scale, labelled by what sets it apart; False without matplotlib."""
     try:
         import matplotlib
     except ImportError:
@@ -239,19 +241,19 @@ def plot_loss_curves(root: Path, dirs: list[Path], rows: list[dict]) -> bool:
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
 
-    typed = [_typed_overrides(d) for d in dirs]  # a value may hold a space: `+note='a b'`
+    typed = [typed_overrides(d) for d in dirs]  # a value may hold a space: `+note='a b'`
     keys = varied(typed)
     # fixed margins: tight_layout would measure every text by drawing the figure an extra time
     fig, ax = plt.subplots(figsize=(8, 5), gridspec_kw={"left": 0.1, "right": 0.97, "bottom": 0.1, "top": 0.93})
     for i, (job_dir, row) in enumerate(zip(dirs, rows)):
         if finite := [(s, v) for s, v in zip(*loss_curve(job_dir)) if math.isfinite(v) and v > 0]:
             label = " ".join(o for o in typed[i] if o.partition("=")[0] in keys) or row["overrides"] or "defaults"
-            every = max(len(finite) // 8, 1)  # ~8 markers a curve, shifted per job so they do not cover each other
+            every = max(len(finite) // 8, 1)  # ~8 markers a curve, shifted per job: jobs may share a curve
             ax.plot(*zip(*finite), linestyle=("-", "--", ":", "-.")[i % 4], marker="os^vDx"[i % 6],
                     markevery=(i * every // len(rows), every), markersize=6, fillstyle="none",
                     label=f"{_job_number(row['job'])}: {label}{' (failed)' * (row['status'] == 'failed')}")
     what = f"{len(rows)} jobs varying {', '.join(keys)}" if keys else rows[0]["overrides"] or "defaults"
-    ax.set(yscale="log", xlabel="step", ylabel="train/loss (summed squared error)", title=f"train/loss: {what}")
+    ax.set(yscale="log", xlabel="step", ylabel=f"{TRAIN_LOSS} (summed squared error)", title=f"{TRAIN_LOSS}: {what}")
     if ax.lines:
         ax.legend(fontsize=8)
     png = io.BytesIO()
@@ -268,9 +270,7 @@ def main(argv: list[str] | None = None) -> None:
     with exits.command_line():
         if not root.is_dir() or not job_dirs(root):
             raise BadConfig(f"{root}: not a run or sweep dir; give a dir that holds .hydra/ or job dirs with .hydra/")
-        table, _, files = write_summary(root)
-    print(f"{table}\n\nwrote {', '.join(files)} in {root}")
-    _say_why_no_plot(root, files)
+        summarize_sweep(root, at_sweep_end=False)
 
 
 if __name__ == "__main__":

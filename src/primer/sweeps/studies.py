@@ -61,8 +61,7 @@ def open_storage(url: str | None, heartbeat_s: int | None = None):
 
 def join(url: str | None, study_name: str | None, directions: list[str], make_sampler, pruner, seed: int | None,
          heartbeat_s: int | None = None):
-    """Creates or loads the study, fails the trials a crashed search left running in it, and picks this search's
-    sampler seed. Returns (study, its storage, the seed, how many searches joined the study before this one)."""
+    """(study, storage, this search's sampler seed, how many searches joined it before); fails crashed searches' trials."""
     import optuna
     from optuna.trial import TrialState
     from sqlalchemy.engine import make_url
@@ -78,17 +77,16 @@ def join(url: str | None, study_name: str | None, directions: list[str], make_sa
         storage = open_storage(url, heartbeat_s)  # under the lock: one search at a time creates Optuna's tables
         study = optuna.create_study(storage=storage, study_name=study_name, directions=directions, pruner=pruner,
                                     load_if_exists=True)
-        joined = study.user_attrs.get(SWEEPS_KEY, 0) if url is not None else 0
-        if url is not None:
-            study.set_user_attr(SWEEPS_KEY, joined + 1)
+        joined = study.user_attrs.get(SWEEPS_KEY, 0)  # 0 in memory: a new study each search
+        study.set_user_attr(SWEEPS_KEY, joined + 1)
         running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         optuna.storages.fail_stale_trials(study)  # the trials whose heartbeat stopped: their search crashed
         if failed := [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if t.number in
                       running]:
             log.warning(f"trials {', '.join(map(str, failed))} of study '{study.study_name}' were left running by a "
                         "search that stopped; marked failed")
-    study.sampler = make_sampler(None if seed is None else seed + joined)
-    return study, storage, None if seed is None else seed + joined, joined
+    study.sampler = make_sampler(seed := None if seed is None else seed + joined)
+    return study, storage, seed, joined
 
 
 @contextlib.contextmanager

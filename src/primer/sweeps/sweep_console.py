@@ -18,8 +18,6 @@ from primer import exits
 from primer.config import key_and_value, override, remember_swept_keys
 from primer.run.dashboard import KEY_METRICS
 
-OPTUNA_LINE = "%(log_color)s[%(levelname)1.1s %(asctime)s]%(reset)s %(message)s"  # the layout of Optuna's own lines
-
 
 class SweepStart(Callback):
     sweep_dir: str | None = None  # this command's sweep: where a fault without a path happened (primer.cli.train)
@@ -41,8 +39,6 @@ class SweepStart(Callback):
                       else [f"{o.get_key_element()}={o.get_value_element_as_str()}"]
                       for o in parser.parse_overrides([*params, *config.hydra.overrides.task])]
             SweepStart.planned = [list(job) for job in itertools.product(*values)]
-        else:
-            _colour_only_on_a_terminal()
         print(f"sweep into {config.hydra.sweep.dir}: a line per job as it ends; "
               f"each job's full log is <job dir>/{config.hydra.job.name}.log", flush=True)
 
@@ -95,28 +91,14 @@ def one_line_per_job() -> Iterator[None]:
 
 def job_line(num: int, job_dir: Path, overrides: str) -> str:
     """`#0 optimizer.lr=1e-4  train/loss 2.478e-06  val/loss 2.412e-06  val/r2 1  (1.2 s)`, or why it did not finish."""
-    from primer.sweeps.report import summarize
-    from primer.sweeps.searched import shown_overrides
+    from primer.sweeps.report import shown_overrides, summarize
 
     if not (job_dir / ".hydra").is_dir():  # hydra.output_subdir=null: no row, and no summary either
         return f"#{num} {overrides}  ended; what it wrote is in {job_dir}"
-    row = summarize(job_dir)
-    shown = " ".join(shown_overrides(job_dir, row["overrides"].split(" "))) if row["overrides"] else ""
+    row, shown = summarize(job_dir), " ".join(shown_overrides(job_dir))
     if row["status"] != "ok":  # failed, or pruned
         return f"#{num} {shown}  {row['status']}: {row['reason']}"
     values = "  ".join(f"{name} {row[name]:.4g}" for name in KEY_METRICS if name in row)
     took = f"  ({row['wall_time_s']:.1f} s)" if row["wall_time_s"] is not None else ""
     return f"#{num} {shown}  {values}{took}"
 
-
-def _colour_only_on_a_terminal() -> None:
-    """Optuna's lines in its own layout, through colorlog, which leaves colour codes out where stderr is no terminal."""
-    import colorlog
-    import optuna
-
-    optuna.logging.disable_default_handler()
-    logger = logging.getLogger("optuna")
-    if not any(isinstance(h.formatter, colorlog.ColoredFormatter) for h in logger.handlers):
-        handler = logging.StreamHandler()  # stderr, as Optuna's
-        handler.setFormatter(colorlog.ColoredFormatter(OPTUNA_LINE, stream=handler.stream))
-        logger.addHandler(handler)

@@ -9,7 +9,8 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from primer.config import task_config
-from primer.run.files import EVENT_FILES, INTERRUPTED_FILE, RUN_RECORDS
+from primer.run.files import EVENT_FILES, INTERRUPTED_FILE, METRICS_FILE, RUN_RECORDS
+from primer.sweeps.report import read_data
 from primer.writes import write_atomic
 
 RECORD = "finished.json"  # the job's resolved config and its result: .hydra/ is rewritten before the task starts
@@ -26,31 +27,23 @@ def interrupted_checkpoint(cfg: DictConfig) -> str | None:
 
 
 def finished_result(cfg: DictConfig, resumes: bool = False) -> float | None:
-    """The value this job returned when it finished in this dir with this config; None: run it (its
-    earlier attempt's records and events removed, unless it `resumes` from its interrupted checkpoint)."""
-    job_dir = Path(cfg.paths.output_dir)
-    record = job_dir / RECORD
-    stored = _read(record) if record.is_file() and (job_dir / "metrics.json").is_file() else None
-    if stored is not None and stored["config"] == _config(cfg):
+    """What the job returned when it finished here with this config; None: run it (its earlier records removed)."""
+    job_dir, unreadable = Path(cfg.paths.output_dir), []
+    stored = read_data(job_dir / RECORD, _stored, unreadable) if (job_dir / METRICS_FILE).is_file() else None
+    if unreadable:
+        log.warning(f"{unreadable[0]}; the job runs again")
+    if stored is not None and stored[0] == _config(cfg):
         log.info(f"skipped {job_dir.name}: finished earlier with this config; its results are kept")
-        return math.nan if stored["result"] is None else stored["result"]
+        return stored[1]
     if not resumes:  # a resumed job's records come back if it stops again before a step, its curve goes on
         for stale in (RECORD, *RUN_RECORDS, *job_dir.glob(EVENT_FILES)):  # else the summary shows both attempts
             (job_dir / stale).unlink(missing_ok=True)
     return None
 
 
-def _read(record: Path) -> dict | None:
-    try:
-        stored = json.loads(record.read_text())
-        if isinstance(stored, dict) and isinstance(stored.get("result", 0.0), (int, float, type(None))) \
-                and "config" in stored:
-            return stored
-        problem = "not a finished job's record (config, result)"
-    except (OSError, ValueError) as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        problem = f"{type(error).__name__}: {error}"
-    log.warning(f"{record}: cannot read it ({problem}); the job runs again")
-    return None
+def _stored(text: str) -> tuple[dict, float]:
+    record = json.loads(text)  # a damaged record raises, and is named
+    return record["config"], math.nan if record["result"] is None else float(record["result"])
 
 
 def record_finished(cfg: DictConfig, result: float) -> None:
