@@ -6,19 +6,11 @@ import functools
 import importlib.util
 import inspect
 import json
-import pydoc
 import typing
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from primer.exits import BadConfig
-
-
-def import_target(target_name: str):
-    """The class or function a `_target_` names; ImportError where there is none."""
-    if (target := pydoc.locate(target_name)) is None:
-        raise ImportError(target_name)
-    return target
 
 
 def check_installed(key: str, target) -> None:

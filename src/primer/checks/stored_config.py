@@ -9,7 +9,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from primer.checks import refused
+from primer.checks import entries, refused
 from primer.config import CONFIG_DIR
 
 PLAIN = (str, int, float, bool, type(None))
@@ -26,7 +26,7 @@ def check(stored: object, where: str, also_allowed=()) -> None:
     if missing := next((group for group in GROUPS if not isinstance(config.get(group), dict)), None):
         raise refused(where, f"its stored config has no {missing} group")
     allowed = table() | {("_target_", target) for target in also_allowed}
-    for key, value in itertools.chain(_entries(config), (e for o in overrides for e in _entries(_parsed(o, where)))):
+    for key, value in itertools.chain(entries(config), (e for o in overrides for e in entries(_parsed(o, where)))):
         if why := _wrong(key, value, allowed):
             raise refused(where, f"its stored config has {_shown(key)}={_shown(value)}: {why}")
 
@@ -64,17 +64,8 @@ def _parsed(override: object, where: str) -> dict:
     return {f"override {parsed.key_or_group}": parsed.value()}
 
 
-def _entries(node: object, key: str = ""):
-    """(dotted key, value) of everything in a plain tree, lists' items included."""
-    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-    for name, child in children:
-        child_key = f"{key}[{name}]" if isinstance(node, list) else f"{key}.{name}" if key else str(name)
-        yield child_key, child
-        yield from _entries(child, child_key)
-
-
 def targets_in(node: object) -> set[str]:
-    return {v for k, v in _entries(node) if f".{k}".endswith("._target_") and isinstance(v, str)}
+    return {v for k, v in entries(node) if f".{k}".endswith("._target_") and isinstance(v, str)}
 
 
 def _shown(value: object) -> str:

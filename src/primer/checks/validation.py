@@ -8,6 +8,7 @@ import pydoc
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
+from primer.checks import entries
 from primer.checks.spelling import closest
 from primer.config import key_and_value, task_config
 from primer.exits import BadConfig
@@ -93,20 +94,12 @@ def check_rules(cfg: DictConfig) -> None:
 
 def _check_removed_keys(cfg: DictConfig) -> None:
     """`~trainer.max_steps` removes a key that others interpolate (data.steps): which ones, before they fail."""
-    written = _written(OmegaConf.to_container(task_config(cfg), resolve=False))
+    written = list(entries(OmegaConf.to_container(task_config(cfg), resolve=False)))
     for key in [key_and_value(o)[0] for o in _overrides(cfg) if o.startswith("~")]:
-        if users := [k for k, text in written.items() if f"${{{key}}}" in text]:
+        if users := [k for k, text in written if isinstance(text, str) and f"${{{key}}}" in text]:
             needs = f": it {RULES[key][0]}" if key in RULES else ""
             raise BadConfig(f"~{key}: {', '.join(users)} {'uses' if len(users) == 1 else 'use'} it; set {key} "
                             f"instead of removing it{needs}")
-
-
-def _written(node, key: str = "") -> dict[str, str]:
-    """Every string value of a config as written (interpolations unresolved), by its dotted key."""
-    if isinstance(node, str):
-        return {key: node}
-    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
-    return {k: text for name, child in items for k, text in _written(child, f"{key}.{name}".lstrip(".")).items()}
 
 
 def _shown(found) -> str:
@@ -116,12 +109,13 @@ def _shown(found) -> str:
 
 def check_signatures(cfg: DictConfig) -> None:
     """Each group's keys and values against the arguments of what they are passed to."""
-    from primer.checks.signatures import arguments, check_installed, import_target, problem
+    from primer.checks.signatures import arguments, check_installed, problem
 
     for group, node in _constructed_nodes(cfg):
         try:
-            target = import_target(target_name := str(node._target_))
-        except Exception:
+            if (target := pydoc.locate(target_name := str(node._target_))) is None:
+                raise ImportError(target_name)
+        except Exception:  # pydoc's ErrorDuringImport too: a module that fails as it is imported
             raise BadConfig(f"{group}._target_={target_name}: cannot be imported; give a dotted path to a class "
                             "or function") from None
         check_installed(group, target)
@@ -194,9 +188,9 @@ def check_monitors(cfg: DictConfig) -> None:
     """Each callback's `monitor`, and the scheduler's, names a metric the system logs (primer.run.system)."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from primer.run.system import logged_in_fit
+    from primer.run.system import logged_in_fit, metrics_for
 
-    logged = logged_in_fit(metrics_for(cfg))
+    logged = logged_in_fit(metrics_for(cfg.data))
     callbacks = OmegaConf.select(cfg, "callbacks", default=None)
     named = callbacks.items() if isinstance(callbacks, DictConfig) else enumerate(callbacks or [])  # a list too
     for key, node in [*((f"callbacks.{n}", node) for n, node in named), ("scheduler", cfg.get("scheduler"))]:
@@ -227,11 +221,3 @@ def check_scheduler_length(cfg: DictConfig) -> None:
             if (found := value(cfg, other)) not in plain:
                 raise BadConfig(f"{other}={found}: with trainer.max_steps=-1, scheduler.{key} spans max_epochs × "
                                 "data.steps steps, which this changes; set trainer.max_steps to the run's length")
-
-
-def metrics_for(cfg: DictConfig) -> tuple[str, ...]:
-    """r2 and explained variance need two rows in every batch they see."""
-    from primer.run.system import METRICS
-
-    rows = [cfg.data.get(key) for key in ("batch_size", "val_size", "test_size")]
-    return METRICS if min(r for r in rows if r is not None) >= 2 else ("mse",)
