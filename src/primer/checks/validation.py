@@ -162,15 +162,11 @@ def check(cfg: DictConfig) -> None:
     if value(cfg, "trainer.accelerator") in ("gpu", "cuda"):
         import torch
 
+        typed = {key_and_value(o)[0]: o for o in _overrides(cfg)}
+        key = next((k for k in ("trainer.accelerator", "trainer") if k in typed), "trainer.accelerator")  # what set it
         if not torch.cuda.is_available():
-            choice = OmegaConf.select(cfg, "hydra.runtime.choices.trainer", default=None)
-            typed = {key_and_value(o)[0]: o for o in _overrides(cfg)}
-            what = f"trainer.accelerator={cfg.trainer.accelerator}"
-            if "trainer.accelerator" not in typed and f"trainer={choice}" in typed.values():  # what set it
-                raise BadConfig(f"trainer={choice}: sets {what}, and no CUDA GPU is available on this machine; use "
-                                "trainer=cpu or trainer=auto")
-            raise BadConfig(f"{what}: no CUDA GPU is available on this machine; use trainer.accelerator=cpu or "
-                            "trainer.accelerator=auto")
+            raise BadConfig(f"{typed.get(key, f'{key}={cfg.trainer.accelerator}')}: no CUDA GPU is available on this "
+                            f"machine; use {key}=cpu or {key}=auto")
     if OmegaConf.select(cfg, "seed", default=0) is None:  # seed=null: checked as the seed it will draw
         cfg = cfg.copy()
         with open_dict(cfg):
