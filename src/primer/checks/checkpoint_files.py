@@ -64,8 +64,7 @@ def _check_callback_states(states: object, where: str) -> None:
 
 
 def check_resume(cfg: DictConfig) -> None:
-    """Raises BadConfig unless the run can resume from cfg.ckpt_path: the same model, shapes and optimizer class,
-    counters as Lightning writes them, steps to go, and no lr change where a scheduler computes the lr."""
+    """BadConfig unless cfg.ckpt_path holds this model and optimizer, Lightning's counters, steps to go, a usable lr."""
     from hydra.utils import instantiate
 
     from primer.tutorial.nets import HandGradientNet

@@ -14,8 +14,7 @@ from primer.exits import BadConfig
 
 
 def check_installed(key: str, target) -> None:
-    """A logger whose package comes with one of primer's extras, missing: one line before any run dir (Lightning
-    imports it when the logger is made, in the run)."""
+    """A logger whose extra is not installed, in one line before any run dir (Lightning would fail in the run)."""
     from lightning.pytorch.loggers import MLFlowLogger, WandbLogger
 
     for logger, package in ((MLFlowLogger, "mlflow"), (WandbLogger, "wandb")):  # each extra is named for its package

@@ -1,6 +1,5 @@
-"""A checkpoint's stored config is data: it is read only where primer's own groups could have written it.
-
-Nothing in it is imported, resolved or built to decide: one walk compares its strings with one table."""
+"""A checkpoint's stored config is data, read only where primer's own groups could have written it: nothing in it
+is imported, resolved or built to decide; one walk compares its strings with one table."""
 
 import functools
 import inspect
@@ -18,8 +17,7 @@ GROUPS = ("model", "data", "optimizer", "trainer")  # what eval builds and a res
 
 
 def check(stored: object, where: str, also_allowed=()) -> None:
-    """Raises BadConfig unless `stored` (checkpoint["primer"]) is what primer.train writes; `also_allowed`:
-    targets the running command builds anyway (a resume's +callbacks.NAME)."""
+    """`stored` (checkpoint["primer"]) is what primer.train writes, or targets the command builds (`also_allowed`)."""
     config = stored.get("config") if isinstance(stored, dict) else None
     if not isinstance(config, dict) or not isinstance(overrides := stored.get("overrides", []), list):
         raise refused(where, "its stored config is not a config primer.train writes")
@@ -76,8 +74,7 @@ def _shown(value: object) -> str:
 
 @functools.cache
 def table() -> frozenset[tuple[str, object]]:
-    """What primer's groups write: ("_target_", T) for conf/'s targets and the classes its groups choose among
-    (torch.optim's optimizers and schedulers, Lightning's callbacks and loggers); (KEY, V) for conf/'s FLAGS."""
+    """("_target_", T) of conf/'s targets and the optimizers, schedulers, callbacks and loggers; (KEY, V) of FLAGS."""
     import lightning.pytorch.callbacks as callbacks
     import lightning.pytorch.loggers as loggers
     import torch.optim
