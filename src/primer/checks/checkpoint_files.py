@@ -2,6 +2,7 @@
 refused, never run), its fields as Lightning writes them, its stored config as data: nothing in it is imported,
 resolved or built to decide; one walk compares its strings with what primer's config groups write."""
 
+import contextlib
 import functools
 import inspect
 import itertools
@@ -104,10 +105,8 @@ def _parsed(override: object, where: str) -> dict:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     why, parsed = "not a command-line override", None
-    try:
+    with contextlib.suppress(Exception):  # Hydra's parser refused it: primer.train could not have run with it
         parsed = OverridesParser.create().parse_override(override) if str(override).isprintable() else None
-    except Exception:  # noqa: BLE001  Hydra's parser refused it: primer.train could not have run with it
-        pass
     if parsed and "hydra" in {k.replace("/", ".").partition(".")[0] for k in (parsed.key_or_group, parsed.package)
                               if k}:
         why, parsed = "a key primer.train never stores", None

@@ -62,13 +62,11 @@ def value(cfg: DictConfig, key: str, default=None):
         found = OmegaConf.to_container(found, resolve=True) if OmegaConf.is_config(found) else found
     except (InterpolationResolutionError, MissingMandatoryValue, ValueError):
         return default
-    if found is None:
-        parent, _, name = key.rpartition(".")
-        node = OmegaConf.select(cfg, parent, default=None) if parent else cfg
-        if isinstance(node, DictConfig) and name in node and OmegaConf.is_interpolation(node, name):
-            # `${hydra:runtime.output_dir}` before Hydra sets it: its resolver reads the unset value as null
-            return default
-    return found
+    parent, _, name = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent, default=None) if parent else cfg
+    # `${hydra:runtime.output_dir}` before Hydra sets it: its resolver reads the unset value as null
+    unset = found is None and isinstance(node, DictConfig) and name in node and OmegaConf.is_interpolation(node, name)
+    return default if unset else found
 
 
 def check_rules(cfg: DictConfig) -> None:
@@ -190,10 +188,9 @@ def check_monitors(cfg: DictConfig) -> None:
     callbacks = OmegaConf.select(cfg, "callbacks", default=None)
     named = callbacks.items() if isinstance(callbacks, DictConfig) else enumerate(callbacks or [])  # a list too
     for key, node in [*((f"callbacks.{n}", node) for n, node in named), ("scheduler", cfg.get("scheduler"))]:
-        if not isinstance(node, DictConfig) or (monitor := value(node, "monitor")) is None:
+        monitor = value(node, "monitor") if isinstance(node, DictConfig) else None
+        if monitor is None or value(node, "strict") is False:  # EarlyStopping(strict=False) tolerates its absence
             continue
-        if value(node, "strict") is False:
-            continue  # EarlyStopping(strict=False) itself tolerates a metric that never comes
         target = pydoc.locate(str(node.get("_target_")))
         known = logged + (["epoch", "step"] if isinstance(target, type) and issubclass(target, ModelCheckpoint) else [])
         if monitor not in known:
