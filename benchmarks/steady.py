@@ -86,7 +86,7 @@ def primer_fit(size: dict, device: str, warmup: int, out_dir: Path, clock: str =
     from omegaconf import open_dict
 
     from primer.config import CONFIG_DIR, CONFIG_NAME
-    from primer.cli.train import train
+    from primer.cli.train import fit_run
 
     timer_path = out_dir / "step_timer.json"
     overrides = [
@@ -104,7 +104,7 @@ def primer_fit(size: dict, device: str, warmup: int, out_dir: Path, clock: str =
     with open_dict(cfg):
         cfg.paths.output_dir = str(out_dir)
     with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):  # the bar draws, unseen
-        metrics, _ = train(cfg)
+        metrics, _ = fit_run(cfg)
     return metrics["train/loss"], json.loads(timer_path.read_text())["seconds_per_step"]
 
 

@@ -1,5 +1,5 @@
-"""`from primer import train, evaluate`: the command line's runs and checks from Python, called the way
-lightning-hydra-template's tests call `train(cfg)`, with no Hydra runtime set up by the caller."""
+"""`from primer import fit, evaluate`: the command line's runs and checks from Python, called the way
+lightning-hydra-template's tests call `fit(cfg)`, with no Hydra runtime set up by the caller."""
 
 import json
 import logging
@@ -9,7 +9,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 
-from primer import evaluate, train
+from primer import evaluate, fit
 from primer.config import CONFIG_DIR, CONFIG_NAME
 from primer.exits import BadConfig
 from primer.run.system import Regression
@@ -24,8 +24,8 @@ def no_hydra_runtime(monkeypatch):
     monkeypatch.setattr(logging.getLogger(), "handlers", [])
 
 
-def test_train_takes_overrides_and_returns_the_metrics_and_the_objects(tmp_path):
-    metrics, objects = train([*TINY, *QUIET, "model=custom_relu"], output_dir=tmp_path / "run")
+def test_fit_takes_overrides_and_returns_the_metrics_and_the_objects(tmp_path):
+    metrics, objects = fit([*TINY, *QUIET, "model=custom_relu"], output_dir=tmp_path / "run")
     assert metrics == json.loads((tmp_path / "run/metrics.json").read_text())
     assert isinstance(objects["trainer"], L.Trainer) and objects["trainer"].global_step == 6
     assert isinstance(objects["system"], Regression) and type(objects["system"].net).__name__ == "TwoLayerNet"
@@ -35,11 +35,11 @@ def test_train_takes_overrides_and_returns_the_metrics_and_the_objects(tmp_path)
     assert "model=custom_relu" in (tmp_path / "run/.hydra/overrides.yaml").read_text()
 
 
-def test_train_takes_a_config_composed_without_hydra_runtime(tmp_path):
+def test_fit_takes_a_config_composed_without_hydra_runtime(tmp_path):
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(CONFIG_NAME, overrides=[*TINY, *QUIET])  # no return_hydra_config: the template's way
-    metrics, objects = train(cfg, output_dir=tmp_path / "run")
-    same, _ = train([*TINY, *QUIET], output_dir=tmp_path / "again")
+    metrics, objects = fit(cfg, output_dir=tmp_path / "run")
+    same, _ = fit([*TINY, *QUIET], output_dir=tmp_path / "again")
     assert metrics == same  # seeded: the same config trains to the same bits
     assert objects["cfg"].paths.output_dir == str((tmp_path / "run").absolute())
 
@@ -51,9 +51,9 @@ def test_train_takes_a_config_composed_without_hydra_runtime(tmp_path):
     (["trainer.precision=17"], "trainer.precision"),
     (["trainer.accelerator=mps"], "trainer: MisconfigurationException"),  # from Lightning, once the dir exists
 ])
-def test_train_runs_the_command_lines_checks(tmp_path, cli, overrides, line):
+def test_fit_runs_the_command_lines_checks(tmp_path, cli, overrides, line):
     with pytest.raises(BadConfig) as refused:
-        train(overrides, output_dir=tmp_path / "run")
+        fit(overrides, output_dir=tmp_path / "run")
     code, _, err = cli(*overrides)
     assert code == 2 and err.strip() == f"error: {refused.value}"  # the same line as the command line's
     assert str(refused.value).startswith(line)
@@ -61,7 +61,7 @@ def test_train_runs_the_command_lines_checks(tmp_path, cli, overrides, line):
 
 
 def test_evaluate_scores_a_checkpoint_with_its_stored_config_or_a_given_one(tmp_path):
-    metrics, _ = train([*TINY, *QUIET], output_dir=tmp_path / "run")
+    metrics, _ = fit([*TINY, *QUIET], output_dir=tmp_path / "run")
     checkpoint = tmp_path / "run/checkpoints/final.ckpt"
     scores, objects = evaluate(checkpoint)
     assert scores["val/loss"] == pytest.approx(metrics["val/loss"], rel=1e-6)  # data=random: the same batch
@@ -75,26 +75,26 @@ def test_evaluate_scores_a_checkpoint_with_its_stored_config_or_a_given_one(tmp_
         evaluate(checkpoint, ["model.hidden_dim=8"])
 
 
-def test_the_module_primer_train_is_callable_too(tmp_path):
-    """`import primer.train` (what primer-train does) rebinds the name `primer.train` to the module;
-    calling it is calling the function: the same checks, then the same run."""
+def test_the_command_module_and_the_api_function_have_names_of_their_own(tmp_path):
+    """`import primer.train` (what primer-train does) binds `primer.train` to the command's module; the Python
+    API, `primer.fit`, stays what it is: the same checks, then the same run."""
     import types
 
     import primer
     import primer.train
 
-    assert isinstance(primer.train, types.ModuleType)
+    assert isinstance(primer.train, types.ModuleType) and callable(primer.train.main)
     with pytest.raises(BadConfig, match="trainer.max_stepz: no such key"):
-        primer.train(["trainer.max_stepz=3"], output_dir=tmp_path / "run")
+        primer.fit(["trainer.max_stepz=3"], output_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
 
-def test_train_writes_train_log_as_the_command_line_does_and_shows_only_progress_and_results(tmp_path, capfd):
+def test_fit_writes_train_log_as_the_command_line_does_and_shows_only_progress_and_results(tmp_path, capfd):
     """Hydra's job logging for the run (train.log in the run dir), Lightning's set-up lines on the file only,
     and the caller's logging as it was afterwards."""
     before = [(name, logging.getLogger(name).handlers[:], logging.getLogger(name).propagate)
               for name in ("", "lightning.pytorch", "lightning.fabric")]
-    train([*TINY, "trainer.enable_progress_bar=false"], output_dir=tmp_path / "run")
+    fit([*TINY, "trainer.enable_progress_bar=false"], output_dir=tmp_path / "run")
     log = (tmp_path / "run/train.log").read_text()
     assert "GPU available" in log and "Total params" in log and "`Trainer.fit` stopped" in log
     out, err = capfd.readouterr()
@@ -104,10 +104,10 @@ def test_train_writes_train_log_as_the_command_line_does_and_shows_only_progress
             for name, _, _ in before] == before
 
 
-def test_train_honours_paths_output_dir_as_the_command_line_does(tmp_path):
+def test_fit_honours_paths_output_dir_as_the_command_line_does(tmp_path):
     """paths.output_dir=X: what the run writes goes to X; Hydra's .hydra/ and train.log stay in the run dir."""
     elsewhere = tmp_path / "elsewhere"
-    _, objects = train([*TINY, *QUIET, f"paths.output_dir={elsewhere}"], output_dir=tmp_path / "run")
+    _, objects = fit([*TINY, *QUIET, f"paths.output_dir={elsewhere}"], output_dir=tmp_path / "run")
     assert (elsewhere / "metrics.json").is_file() and (elsewhere / "checkpoints/final.ckpt").is_file()
     assert not (tmp_path / "run/metrics.json").exists()
     assert (tmp_path / "run/train.log").is_file() and (tmp_path / "run/.hydra/config.yaml").is_file()
@@ -117,13 +117,13 @@ def test_train_honours_paths_output_dir_as_the_command_line_does(tmp_path):
 def test_evaluate_writes_the_eval_json_the_command_line_writes(tmp_path, capfd):
     from primer.eval import main as eval_main
 
-    train([*TINY, *QUIET], output_dir=tmp_path / "run")
+    fit([*TINY, *QUIET], output_dir=tmp_path / "run")
     checkpoint = tmp_path / "run/checkpoints/final.ckpt"
     for overrides, name in (([], "final.eval.json"), (["data.seed=1"], "final.eval.data.seed=1.json")):
         capfd.readouterr()
         scores, objects = evaluate(checkpoint, overrides)
         out, err = capfd.readouterr()
-        assert "GPU available" not in out + err  # as quiet as train()
+        assert "GPU available" not in out + err  # as quiet as fit()
         assert objects["eval_json"] == checkpoint.parent / name
         written = objects["eval_json"].read_bytes()
         assert json.loads(written) == scores
@@ -143,7 +143,7 @@ def test_evaluate_with_a_whole_config_does_not_need_the_stored_one_to_pass_the_c
 
     from primer.run.checkpoints import CONFIG_KEY
 
-    train([*TINY, *QUIET], output_dir=tmp_path / "run")
+    fit([*TINY, *QUIET], output_dir=tmp_path / "run")
     checkpoint = torch.load(tmp_path / "run/checkpoints/final.ckpt", weights_only=True)
     checkpoint[CONFIG_KEY]["config"]["trainer"]["accelerator"] = "gpu"
     torch.save(checkpoint, tmp_path / "gpu.ckpt")

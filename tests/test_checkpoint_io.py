@@ -158,10 +158,10 @@ def test_a_model_checkpoint_still_removes_the_checkpoints_it_replaced_in_its_run
 
 @pytest.mark.slow  # trains in this process
 def test_every_checkpoint_a_primer_run_saves_goes_through_the_plugin(tmp_path):
-    from primer.api import train
+    import primer
     from tests.conftest import QUIET, TINY
 
-    _, objects = train([*TINY, *QUIET], output_dir=tmp_path / "run")
+    _, objects = primer.fit([*TINY, *QUIET], output_dir=tmp_path / "run")
     checkpoint_io = objects["trainer"].strategy.checkpoint_io
     assert isinstance(checkpoint_io, RunCheckpointIO)
     assert checkpoint_io.saved == {str(tmp_path / "run/checkpoints/final.ckpt")}

@@ -6,7 +6,7 @@ import math
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from primer.cli.train import train
+from primer.cli.train import fit_run
 from tests.conftest import TINY
 
 
@@ -19,7 +19,7 @@ def events_of(run_dir):
 @pytest.mark.parametrize("model, params", [("two_layer", ["net.linear1.weight", "net.linear2.bias"]),
                                             ("manual", ["net.w1", "net.w2"])])
 def test_histograms_of_weights_and_gradients_every_n_steps(make_config, tmp_path, model, params):
-    train(make_config(*TINY, f"model={model}", "callbacks.histograms.every_n_steps=3"))
+    fit_run(make_config(*TINY, f"model={model}", "callbacks.histograms.every_n_steps=3"))
     events = events_of(tmp_path / "run")
     for name in params:
         for kind in ("weights", "gradients"):
@@ -27,7 +27,7 @@ def test_histograms_of_weights_and_gradients_every_n_steps(make_config, tmp_path
 
 
 def test_no_histograms_and_no_lr_by_default(make_config, tmp_path):
-    train(make_config(*TINY))
+    fit_run(make_config(*TINY))
     tags = events_of(tmp_path / "run").Tags()
     assert tags["histograms"] == []
     assert not [t for t in tags["scalars"] if t.startswith("lr")]
@@ -35,7 +35,7 @@ def test_no_histograms_and_no_lr_by_default(make_config, tmp_path):
 
 @pytest.mark.parametrize("model", ["two_layer", "manual"])
 def test_cosine_scheduler_decays_the_lr_and_tensorboard_logs_it(make_config, tmp_path, model):
-    metrics, _ = train(make_config(*TINY, f"model={model}", "scheduler=cosine", "optimizer.lr=1e-6"))
+    metrics, _ = fit_run(make_config(*TINY, f"model={model}", "scheduler=cosine", "optimizer.lr=1e-6"))
     events = events_of(tmp_path / "run")
     logged = events.Scalars("lr-SGD")
     assert [e.step for e in logged] == [1, 3, 5]  # on the logging steps, as every other scalar
@@ -51,7 +51,7 @@ def test_loss_curve_starts_at_the_first_step_and_ends_at_the_last(make_config, t
     """Training values are written every log_every_n_steps steps, and on the first and the last."""
     from primer.sweeps.report import loss_curve
 
-    train(make_config(*TINY, "trainer.log_every_n_steps=3", "trainer.enable_progress_bar=false"))
+    fit_run(make_config(*TINY, "trainer.log_every_n_steps=3", "trainer.enable_progress_bar=false"))
     steps, values = loss_curve(tmp_path / "run")
     assert steps == [1, 3, 6] and values[0] > values[-1]
 
@@ -66,9 +66,9 @@ def test_hparams_session_holds_the_run_values_and_ends_with_its_status(make_conf
     cfg = make_config(*TINY, f"optimizer.lr={lr}", "trainer.enable_progress_bar=false")
     if status == "STATUS_FAILURE":
         with pytest.raises(Diverged):
-            train(cfg)
+            fit_run(cfg)
     else:
-        train(cfg)
+        fit_run(cfg)
     content = events_of(tmp_path / "run").PluginTagToContent(metadata.PLUGIN_NAME)
     start = plugin_data_pb2.HParamsPluginData.FromString(content[metadata.SESSION_START_INFO_TAG]).session_start_info
     end = plugin_data_pb2.HParamsPluginData.FromString(content[metadata.SESSION_END_INFO_TAG]).session_end_info
@@ -81,7 +81,7 @@ def test_loss_cards_open_first_on_a_log_scale_and_val_cards_have_a_point_per_val
     """TensorBoard lists card groups alphabetically: `log10_loss/` before `lr-SGD`, `train/` and `val/`.
     Validation runs once per epoch (one pass of data.steps batches) unless trainer.val_check_interval says
     more often: then each val card has a point per validation."""
-    train(make_config(*TINY, "trainer.val_check_interval=2", "scheduler=cosine", "trainer.enable_progress_bar=false"))
+    fit_run(make_config(*TINY, "trainer.val_check_interval=2", "scheduler=cosine", "trainer.enable_progress_bar=false"))
     events = events_of(tmp_path / "run")
     tags = events.Tags()["scalars"]
     assert sorted({tag.split("/")[0] for tag in tags})[:3] == ["log10_loss", "lr-SGD", "train"]

@@ -13,7 +13,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from primer import exits
-from primer.cli.train import train
+from primer.cli.train import fit_run
 from primer.exits import Diverged
 from primer.run.data import SyntheticRegression
 from tests.conftest import QUIET, TINY, compose_config
@@ -41,7 +41,7 @@ def test_a_run_stopped_between_logging_steps_shows_that_step_and_says_why(make_c
     overrides, step, reason = STOPS[why]
     run = [*SMALL, *QUIET, "trainer.max_steps=50", *overrides]
     capsys.readouterr()
-    train(make_config(*run))
+    fit_run(make_config(*run))
     out = capsys.readouterr().out
     run_dir = tmp_path / "run"
     assert_final_step_everywhere(run_dir, out, step)
@@ -57,13 +57,13 @@ def test_a_run_stopped_between_logging_steps_shows_that_step_and_says_why(make_c
     assert block[1] == f"  stopped by  {stopped}"
 
     # the values shown are those of that step: a run that logs every step shows the same
-    train(make_config(*run, "trainer.log_every_n_steps=1", subdir="every_step"))
+    fit_run(make_config(*run, "trainer.log_every_n_steps=1", subdir="every_step"))
     every_step = json.loads((tmp_path / "every_step/metrics.json").read_text())
     assert json.loads((run_dir / "metrics.json").read_text()) == every_step
 
 
 def test_a_run_that_takes_its_planned_steps_says_nothing_about_stopping(make_config, tmp_path):
-    train(make_config(*TINY, *QUIET))
+    fit_run(make_config(*TINY, *QUIET))
     assert "stopped_by" not in json.loads((tmp_path / "run/run.json").read_text())
 
 
@@ -74,9 +74,9 @@ def test_an_anomaly_found_by_detect_anomaly_is_a_divergence(make_config):
     """The loss went inf at step 3 and its gradients NaN at step 4, inside step 4's backward: the line names
     the first bad loss, as the run without anomaly detection does."""
     with pytest.raises(Diverged) as plain:
-        train(make_config(*DIVERGE, subdir="plain"))
+        fit_run(make_config(*DIVERGE, subdir="plain"))
     with pytest.raises(Diverged) as anomaly:
-        train(make_config(*DIVERGE, "trainer.detect_anomaly=true"))
+        fit_run(make_config(*DIVERGE, "trainer.detect_anomaly=true"))
     assert str(anomaly.value) == str(plain.value)
     assert str(plain.value).startswith("training diverged: train/loss is inf at step 3 of 50; try a smaller "
                                        "optimizer.lr (this run: 10; ")
@@ -113,7 +113,7 @@ class PoisonedBatches:
 def test_a_batch_that_is_not_finite_is_blamed_on_the_data_not_the_lr(make_config, monkeypatch, step):
     monkeypatch.setattr(SyntheticRegression, "train_dataloader", lambda self: PoisonedBatches(self, step))
     with pytest.raises(Diverged) as info:
-        train(make_config(*SMALL, *QUIET, "trainer.max_steps=20"))
+        fit_run(make_config(*SMALL, *QUIET, "trainer.max_steps=20"))
     message = str(info.value)
     assert f"train/loss is nan at step {step} of 20; the batch of step {step} holds NaN or inf (inputs or " \
            "targets): the data are not finite; no checkpoint was saved" in message
@@ -123,17 +123,17 @@ def test_a_batch_that_is_not_finite_is_blamed_on_the_data_not_the_lr(make_config
 def test_non_finite_data_values_are_blamed_on_the_data(make_config):
     with pytest.raises(Diverged, match=r"train/loss is (inf|nan) at step 1 of 6; the batch of step 1 holds NaN or "
                                        r"inf \(inputs or targets\): the data are not finite; "):
-        train(make_config(*TINY, *QUIET, "data=teacher", "data.noise_std=inf"))
+        fit_run(make_config(*TINY, *QUIET, "data=teacher", "data.noise_std=inf"))
 
 
 def test_a_resumed_run_that_diverges_names_the_file_it_resumed_not_the_path_its_state_records(tmp_path):
     first = tmp_path / "first"
-    train(compose_config(first, [*TINY, *QUIET]))
+    fit_run(compose_config(first, [*TINY, *QUIET]))
     gift = tmp_path / "gift.ckpt"  # the same checkpoint, handed on under another name
     shutil.copy(first / "checkpoints/final.ckpt", gift)
     assert torch.load(gift, weights_only=True)["callbacks"]  # its ModelCheckpoint state names first's file
     with pytest.raises(Diverged) as info:
-        train(compose_config(tmp_path / "second", [*DIVERGE, f"ckpt_path={gift}"]))
+        fit_run(compose_config(tmp_path / "second", [*DIVERGE, f"ckpt_path={gift}"]))
     assert str(info.value).endswith(f"; last finite checkpoint: {gift}"), str(info.value)
 
 
@@ -144,7 +144,7 @@ def test_an_anomaly_in_the_backward_of_a_non_finite_batch_names_that_step_and_th
     with pytest.raises(Diverged, match=r"^training diverged: a gradient is NaN \(\w+Backward\d*, found by "
                                        r"trainer\.detect_anomaly\) at step 5 of 20; the batch of step 5 holds NaN or "
                                        r"inf \(inputs or targets\): the data are not finite; no checkpoint was saved$"):
-        train(make_config(*SMALL, *QUIET, "trainer.max_steps=20", "trainer.detect_anomaly=true"))
+        fit_run(make_config(*SMALL, *QUIET, "trainer.max_steps=20", "trainer.detect_anomaly=true"))
 
 
 @pytest.mark.parametrize("full_error", ["0", "1"])
@@ -155,6 +155,6 @@ def test_torchs_forward_trace_of_an_anomaly_shows_only_under_hydra_full_error(ma
     with warnings.catch_warnings(record=True) as caught, \
             pytest.raises(Diverged, match="found by trainer.detect_anomaly"):
         warnings.simplefilter("always")
-        train(make_config(*SMALL, *QUIET, "trainer.max_steps=20", "trainer.detect_anomaly=true"))
+        fit_run(make_config(*SMALL, *QUIET, "trainer.max_steps=20", "trainer.detect_anomaly=true"))
     traces = [w for w in caught if str(w.message).startswith("Error detected in ")]
     assert len(traces) == (full_error == "1")

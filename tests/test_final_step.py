@@ -11,7 +11,7 @@ from tensorboard.backend.event_processing.data_provider import MultiplexerDataPr
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from primer.run.dashboard import KEY_METRICS
-from primer.cli.train import train
+from primer.cli.train import fit_run
 from tests.conftest import QUIET, run_cli
 from tests.test_what_a_run_shows import _get, run_dirs, tensorboard_of  # noqa: F401 (a fixture)
 
@@ -73,7 +73,7 @@ def test_last_train_point_metrics_json_hparams_and_console_agree(make_config, tm
     cfg = make_config(*SMALL, *QUIET, f"model={model}", f"trainer.max_steps={max_steps}",
                       f"trainer.log_every_n_steps={every}", *length)
     capsys.readouterr()
-    train(cfg)
+    fit_run(cfg)
     epoch_steps = cfg.data.steps
     steps = epoch_steps * epochs
     assert_final_step_everywhere(tmp_path / "run", capsys.readouterr().out, steps)
@@ -92,7 +92,7 @@ def test_accumulated_batches_log_each_optimizer_step_once(make_config, tmp_path,
     cfg = make_config(*SMALL, "trainer.enable_model_summary=false", "trainer.max_steps=6",
                       "trainer.log_every_n_steps=2", "trainer.accumulate_grad_batches=2", "data.steps=4")
     capsys.readouterr()
-    train(cfg)
+    fit_run(cfg)
     out = capsys.readouterr().out
     assert [line.split("  ")[0] for line in out.splitlines() if line.startswith("step ")] == ["step 1/6", "step 6/6"]
     assert_final_step_everywhere(tmp_path / "run", out, 6)

@@ -8,7 +8,7 @@ import torch
 
 import primer.tutorial.plain_loops as plain_loops
 from primer.tutorial.plain_loops import SECTIONS, class_based_declaration, main, tutorial_data
-from primer.cli.train import train
+from primer.cli.train import fit_run
 
 # Seed sizes, fewer steps: enough for every loss to fall several decades.
 STEPS = 200
@@ -41,7 +41,7 @@ def test_plain_loop_and_lightning_end_at_the_same_loss(make_config, name):
     """float64, so that the tutorial's `w -= lr * grad` (two roundings) and torch.optim.SGD's
     `w.add_(grad, alpha=-lr)` (one) agree: in float32 the raw-weight nets end ~1% apart at ~1e-5."""
     preset, loop = PAIRS[name]
-    metrics, _ = train(make_config(preset, f"trainer.max_steps={STEPS}", "trainer.precision=64-true", "logger=none",
+    metrics, _ = fit_run(make_config(preset, f"trainer.max_steps={STEPS}", "trainer.precision=64-true", "logger=none",
                                 "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"))
     x, y = tutorial_data(dtype=torch.float64)
     losses = loop(x, y, steps=STEPS)

@@ -15,7 +15,7 @@ from primer import exits
 from primer.exits import SWEEP_FAILED, Diverged
 from primer.run.guards import StopOnNonFinite
 from primer.sweeps.report import job_dirs
-from primer.cli.train import train
+from primer.cli.train import fit_run
 from tests.callbacks import REACHED, SETTING_UP
 from tests.conftest import QUIET, TINY, compose_config, read_checkpoint, run_cli, same_weights, start_cli
 
@@ -34,7 +34,7 @@ class RunsCode:
 def tiny_run(tmp_path_factory):
     """A finished TINY run (two_layer, input_dim=8): its dir and final checkpoint."""
     run_dir = tmp_path_factory.mktemp("tiny") / "run"
-    train(compose_config(run_dir, TINY))
+    fit_run(compose_config(run_dir, TINY))
     return run_dir, run_dir / "checkpoints" / "final.ckpt"
 
 
@@ -173,7 +173,7 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result_bit_for_bit(tmp_pat
     assert command.startswith("python -m primer.train ") and command.endswith(f"ckpt_path={SAVED}")
     resumed = run_cli(*shlex.split(command)[3:], "hydra.run.dir=outputs/resumed", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    train(compose_config(tmp_path / "outputs/uninterrupted", args))
+    fit_run(compose_config(tmp_path / "outputs/uninterrupted", args))
 
     runs = {name: tmp_path / "outputs" / name for name in ("resumed", "uninterrupted")}
     final = {name: read_checkpoint(d / "checkpoints/final.ckpt") for name, d in runs.items()}
@@ -190,7 +190,7 @@ def test_diverging_run_stops_at_the_first_non_finite_step_keeping_finite_checkpo
     cfg = make_config(*DIVERGE, "+callbacks.model_checkpoint.every_n_train_steps=1")
     message = r"train/loss is (nan|inf) at step \d+ of 50; try a smaller optimizer.lr"
     with pytest.raises(Diverged, match=message) as info:
-        train(cfg)
+        fit_run(cfg)
     step = int(str(info.value).split(" at step ")[1].split()[0])
     kept_path = tmp_path / "run/checkpoints/final.ckpt"  # saved after every step until the bad one
     assert str(info.value).endswith(f"last finite checkpoint: {kept_path}")
@@ -211,13 +211,13 @@ def test_diverging_run_stops_at_the_first_non_finite_step_keeping_finite_checkpo
 ])
 def test_divergence_names_the_lr_the_tutorial_trains_the_model_at(make_config, model, advice):
     with pytest.raises(Diverged) as info:
-        train(make_config(*DIVERGE, f"model={model}"))
+        fit_run(make_config(*DIVERGE, f"model={model}"))
     assert f"try a smaller optimizer.lr {advice}; " in str(info.value)
 
 
 def test_divergence_of_a_run_of_epochs_names_the_steps_lightning_counts(make_config):
     with pytest.raises(Diverged, match=r"train/loss is (nan|inf) at step \d+ of 60; "):
-        train(make_config(*DIVERGE, "trainer.max_steps=-1", "trainer.max_epochs=2", "data.steps=30"))
+        fit_run(make_config(*DIVERGE, "trainer.max_steps=-1", "trainer.max_epochs=2", "data.steps=30"))
 
 
 def test_divergence_under_accumulated_batches_names_the_optimizer_step(make_config):
@@ -226,7 +226,7 @@ def test_divergence_under_accumulated_batches_names_the_optimizer_step(make_conf
     messages = []
     for accumulate in (1, 2):
         with pytest.raises(Diverged) as info:
-            train(make_config(*DIVERGE, f"trainer.accumulate_grad_batches={accumulate}", subdir=f"acc{accumulate}"))
+            fit_run(make_config(*DIVERGE, f"trainer.accumulate_grad_batches={accumulate}", subdir=f"acc{accumulate}"))
         messages.append(str(info.value).split("; last finite")[0].split("; no checkpoint")[0])
     assert messages[0] == messages[1] and " at step 3 of 50" in messages[0], messages
 
@@ -239,7 +239,7 @@ def test_run_diverging_between_logging_steps_names_its_first_non_finite_step(mak
     def message(every: int, fold: int = StopOnNonFinite.FOLD) -> str:
         monkeypatch.setattr(StopOnNonFinite, "FOLD", fold)
         with pytest.raises(Diverged) as info:
-            train(make_config(*DIVERGE, f"trainer.log_every_n_steps={every}", subdir=f"every{every}"))
+            fit_run(make_config(*DIVERGE, f"trainer.log_every_n_steps={every}", subdir=f"every{every}"))
         return str(info.value)
 
     checked_every_step = message(1)
@@ -313,7 +313,7 @@ def test_gpu_divergence_is_caught_without_a_per_step_sync_and_keeps_finite_check
     the message names the first bad step all the same, and the last checkpoint before it stays."""
     cfg = make_config(*DIVERGE, "trainer=gpu", "+callbacks.model_checkpoint.every_n_train_steps=2")
     with pytest.raises(Diverged, match=r"train/loss is (nan|inf) at step \d+ of 50") as info:
-        train(cfg)
+        fit_run(cfg)
     step = int(str(info.value).split(" at step ")[1].split()[0])
     kept = read_checkpoint(tmp_path / "run/checkpoints/final.ckpt")
     assert kept["global_step"] == (step - 1) // 2 * 2  # the last save before the bad step
@@ -406,7 +406,7 @@ def test_a_resume_into_its_own_dir_keeps_the_curve_it_goes_on_from(cli, tmp_path
 def test_a_run_that_fails_in_set_up_leaves_the_earlier_run_in_its_dir_as_it_was(make_config, tmp_path, monkeypatch):
     from primer.run.system import Regression
 
-    train(make_config(*TINY))
+    fit_run(make_config(*TINY))
     before = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file() and ".hydra" not in p.parts}
 
     def fails(*args, **kwargs):
@@ -414,6 +414,6 @@ def test_a_run_that_fails_in_set_up_leaves_the_earlier_run_in_its_dir_as_it_was(
 
     monkeypatch.setattr(Regression, "training_step", fails)
     with pytest.raises(exits.BadConfig, match="trainer.fit: RuntimeError: a first step that never ends"):  # exit 2
-        train(make_config(*TINY, "optimizer.lr=0.0002"))
+        fit_run(make_config(*TINY, "optimizer.lr=0.0002"))
     after = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file() and ".hydra" not in p.parts}
     assert after == before  # not even the failed run's own event file is left to mix with the earlier run's

@@ -209,13 +209,13 @@ def test_a_set_up_error_into_a_used_dir_leaves_it_byte_for_byte_hydra_files_and_
 
 @pytest.mark.slow  # trains in this process
 def test_the_python_api_gives_a_used_dir_back_as_it_was_after_a_set_up_error(tmp_path):
-    from primer import train
+    from primer import fit
 
     run = tmp_path / "run"
-    train([*TINY, *QUIET], output_dir=run)
+    fit([*TINY, *QUIET], output_dir=run)
     before = contents(run)
     with pytest.raises(BadConfig, match="trainer.fit: RuntimeError: "):
-        train([*TINY, *QUIET, "data.batch_size=100000000000"], output_dir=run)
+        fit([*TINY, *QUIET, "data.batch_size=100000000000"], output_dir=run)
     assert contents(run) == before  # .hydra/config.yaml included
 
 

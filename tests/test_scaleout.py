@@ -13,7 +13,7 @@ import torch
 from primer.run.data import shard
 from primer.exits import BadConfig
 from primer.sweeps.report import job_dirs
-from primer.cli.train import train
+from primer.cli.train import fit_run
 from tests.conftest import QUIET, TINY, read_checkpoint, run_cli
 
 SMALL = [*TINY, *QUIET]
@@ -51,7 +51,7 @@ def test_shard_gives_each_rank_disjoint_rows_that_together_are_the_batch():
 def test_two_ddp_processes_train_like_one_process_and_leave_one_run_dir(make_config, tmp_path):
     """data.batch_size=7 is the global batch, split 4 + 3; were rows duplicated, losses would double."""
     overrides = [*SMALL, "data.batch_size=7"]
-    reference, _ = train(make_config(*overrides, subdir="one"))
+    reference, _ = fit_run(make_config(*overrides, subdir="one"))
 
     done = run_cli("trainer=ddp_cpu", "trainer.devices=2", *overrides, cwd=tmp_path / "ddp")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -91,7 +91,7 @@ def test_sweep_of_ddp_jobs_runs_each_job_as_two_submitit_tasks(make_config, tmp_
     jobs = job_dirs(sweep_dir)
     assert [job.name.partition("_")[0] for job in jobs] == ["0", "1"]  # one dir per job, not per task
     for job, (job_dir, batch_size) in enumerate(zip(jobs, (6, 9), strict=True)):
-        reference, _ = train(make_config(*fixed, f"data.batch_size={batch_size}", subdir=f"one{job}"))
+        reference, _ = fit_run(make_config(*fixed, f"data.batch_size={batch_size}", subdir=f"one{job}"))
         assert_same_training(job_dir, tmp_path / f"one{job}", reference)
 
 
@@ -113,7 +113,7 @@ def seed_jobs_train_as_lone_runs(make_config, tmp_path) -> tuple[list, list[dict
     (sweep_dir,) = (tmp_path / "sweep" / "outputs" / "multirun").iterdir()
     jobs = job_dirs(sweep_dir)
     for seed, job_dir in zip((0, 1), jobs, strict=True):
-        reference, _ = train(make_config(*SMALL, f"seed={seed}", subdir=f"seed{seed}"))
+        reference, _ = fit_run(make_config(*SMALL, f"seed={seed}", subdir=f"seed{seed}"))
         assert_same_training(job_dir, tmp_path / f"seed{seed}", reference)
     with open(sweep_dir / "summary.csv") as f:
         return jobs, list(csv.DictReader(f))

@@ -9,7 +9,7 @@ import pytest
 
 from primer import exits
 from primer.sweeps import report
-from primer.cli.train import train
+from primer.cli.train import fit_run
 from tests.conftest import QUIET, TINY
 
 DIVERGING, FINISHING = "optimizer.lr=1e-4,10", "optimizer.lr=1e-4,1e-3"
@@ -17,7 +17,7 @@ DIVERGING, FINISHING = "optimizer.lr=1e-4,10", "optimizer.lr=1e-4,1e-3"
 
 def test_an_empty_logger_and_callbacks_list_mean_none(make_config, tmp_path):
     """lightning-hydra-template's `logger=[]` composes no `logger` key at all (`logger=none` an empty one)."""
-    metrics, _ = train(make_config(*TINY, *QUIET, "logger=[]", "callbacks=[]"))
+    metrics, _ = fit_run(make_config(*TINY, *QUIET, "logger=[]", "callbacks=[]"))
     run_dir = tmp_path / "run"
     assert json.loads((run_dir / "metrics.json").read_text())["train/loss"] == pytest.approx(metrics["train/loss"])
     assert not list(run_dir.rglob("events.out.tfevents.*")) and not (run_dir / "checkpoints" / "final.ckpt").exists()

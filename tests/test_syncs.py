@@ -14,8 +14,8 @@ import lightning as L
 import pytest
 import torch
 
-import primer.cli.parts
-from primer.cli.train import train
+import primer.cli.build
+from primer.cli.train import fit_run
 from tests.conftest import TINY
 
 SYNC_CALLS = ("item", "__bool__", "__float__", "__int__", "tolist", "cpu", "numpy")
@@ -60,19 +60,19 @@ def counted_run(make_config, monkeypatch):
     counter = SyncCounter()
     for name in SYNC_CALLS:
         monkeypatch.setattr(torch.Tensor, name, counter.counted(name))
-    with_primers = primer.cli.parts.loggers_and_callbacks
+    with_primers = primer.cli.build.loggers_and_callbacks
 
     def with_counter(*args):
         loggers, callbacks = with_primers(*args)
         return loggers, [counter, *callbacks]
 
-    monkeypatch.setattr(primer.cli.parts, "loggers_and_callbacks", with_counter)
+    monkeypatch.setattr(primer.cli.build, "loggers_and_callbacks", with_counter)
 
     def run(*overrides, extra_callback=None):
         if extra_callback is not None:
-            monkeypatch.setattr(primer.cli.parts, "loggers_and_callbacks",
+            monkeypatch.setattr(primer.cli.build, "loggers_and_callbacks",
                                 lambda *args: (lambda lc: (lc[0], [extra_callback, *lc[1]]))(with_counter(*args)))
-        train(make_config(*RUN, *overrides))
+        fit_run(make_config(*RUN, *overrides))
         assert counter.steps_watched == sorted(set(range(1, STEPS + 1)) - LOGGING_STEPS)  # it watched them all
         return counter.calls
 

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from primer.sweeps.report import job_dirs
 from primer.cli.threads import cores_given, use_cores_given
-from primer.cli.train import train
+from primer.cli.train import fit_run
 from tests.conftest import QUIET, read_checkpoint, same_weights, start_cli
 
 BASIC = OmegaConf.create({"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"})
@@ -76,7 +76,7 @@ def test_same_recorded_inputs_give_the_same_bits_alone_under_joblib_and_under_lo
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     alone = make_config(*run)
-    train(alone)
+    fit_run(alone)
 
     expected = {"cores_given": 1, "intra_op_threads": 1, "seed": 0, "device": "cpu", "torch": torch.__version__}
     runs = {"alone": (Path(alone.paths.output_dir), "OMP_NUM_THREADS")}

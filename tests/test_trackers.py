@@ -2,7 +2,7 @@
 
 What each holds is read back through the tracker's own reader (MLflow's tracking client; `wandb leet inspect`,
 W&B's reader of an offline run's .wandb file) and compared with what primer wrote: metrics.json, and the
-HPARAMS keys of primer.cli.parts.run_hparams. A sweep or search is one MLflow experiment and one W&B group,
+HPARAMS keys of primer.cli.build.run_hparams. A sweep or search is one MLflow experiment and one W&B group,
 one tracker run per job. A tracker whose package is missing stops in one line before any dir is made.
 """
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from primer.cli.parts import run_hparams
-from primer.cli.train import train
+from primer.cli.build import run_hparams
+from primer.cli.train import fit_run
 from tests.conftest import QUIET, TINY, read_checkpoint, run_cli, same_weights
 
 def store(cwd: Path) -> str:
@@ -99,7 +99,7 @@ def test_mlflow_holds_the_runs_params_step_metrics_final_metrics_and_checkpoint(
     start_store(tmp_path)
     monkeypatch.chdir(tmp_path)
     cfg = make_config(*TINY, *QUIET, "logger=[tensorboard,mlflow]")
-    train(cfg)
+    fit_run(cfg)
     run_dir, hparams = tmp_path / "run", run_hparams(cfg)
 
     [run] = mlflow_runs(tmp_path, "primer")  # a run outside a sweep
@@ -124,7 +124,7 @@ def test_mlflow_holds_the_runs_params_step_metrics_final_metrics_and_checkpoint(
 @pytest.mark.slow  # trains in this process
 def test_wandb_offline_run_holds_the_runs_config_step_metrics_and_final_metrics(make_config, tmp_path):
     cfg = make_config(*TINY, *QUIET, "logger=wandb")
-    train(cfg)
+    fit_run(cfg)
     run_dir, hparams = tmp_path / "run", run_hparams(cfg)
 
     found = wandb_run(run_dir)
@@ -142,7 +142,7 @@ def test_each_run_writes_to_the_store_under_the_dir_it_starts_in(make_config, tm
     for name in ("a", "b"):
         start_store(tmp_path / name)
         monkeypatch.chdir(tmp_path / name)
-        train(make_config(*TINY, *QUIET, "logger=mlflow", subdir=f"{name}/run"))
+        fit_run(make_config(*TINY, *QUIET, "logger=mlflow", subdir=f"{name}/run"))
     assert [[r.info.run_name for r in mlflow_runs(tmp_path / name, "primer")] for name in ("a", "b")] == [["run"]] * 2
 
 

@@ -11,7 +11,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from primer.cli.train import train
+from primer.cli.train import fit_run
 from tests.conftest import MODELS, PRIMER_LR, QUIET, TINY, cli_env, read_checkpoint, run_cli, same_weights
 
 FINAL = "checkpoints/final.ckpt"
@@ -24,7 +24,7 @@ def csv_losses(run_dir):
 
 
 def test_run_leaves_metrics_checkpoint_and_tensorboard_events(make_config, tmp_path):
-    metrics, _ = train(make_config(*TINY))
+    metrics, _ = fit_run(make_config(*TINY))
     run_dir = tmp_path / "run"
 
     saved = json.loads((run_dir / "metrics.json").read_text())
@@ -47,7 +47,7 @@ def test_run_leaves_metrics_checkpoint_and_tensorboard_events(make_config, tmp_p
 
 
 def test_the_model_graph_is_drawn_when_asked_for(make_config, tmp_path):
-    train(make_config(*TINY, "logger.tensorboard.log_graph=true"))
+    fit_run(make_config(*TINY, "logger.tensorboard.log_graph=true"))
     events = EventAccumulator(str(tmp_path / "run"))
     events.Reload()
     assert events.Tags()["graph"]
@@ -65,7 +65,7 @@ def test_the_default_run_is_warning_clean(tmp_path):
 
 
 def test_hparams_tab_lists_the_run_config_with_its_final_metrics(make_config, tmp_path):
-    train(make_config(*TINY, "optimizer=adam"))
+    fit_run(make_config(*TINY, "optimizer=adam"))
     events = EventAccumulator(str(tmp_path / "run"))
     events.Reload()
     content = events.PluginTagToContent("hparams")
@@ -80,7 +80,7 @@ def test_hparams_tab_lists_the_run_config_with_its_final_metrics(make_config, tm
 
 @pytest.mark.parametrize("model", MODELS)
 def test_every_model_trains_a_few_steps(make_config, tmp_path, model):
-    metrics, _ = train(make_config(*TINY, f"model={model}", f"optimizer.lr={PRIMER_LR[model]}"))
+    metrics, _ = fit_run(make_config(*TINY, f"model={model}", f"optimizer.lr={PRIMER_LR[model]}"))
     assert {"train/loss", "val/loss", "val/r2"} <= metrics.keys()  # so that the next line checks something
     assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
     assert read_checkpoint(tmp_path / "run" / FINAL)["global_step"] == 6  # manual optimization advances global_step too
@@ -93,7 +93,7 @@ def test_every_model_alone_converges_at_the_lr_it_carries(make_config, tmp_path,
     loss falls 6+ orders of magnitude, below 1e-3."""
     cfg = make_config(f"model={model}", "logger=csv",
                       "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false")
-    metrics, _ = train(cfg)
+    metrics, _ = fit_run(cfg)
     losses = csv_losses(tmp_path / "run")
     assert len(losses) == 500
     assert losses[-1] == pytest.approx(metrics["train/loss"])
@@ -103,7 +103,7 @@ def test_every_model_alone_converges_at_the_lr_it_carries(make_config, tmp_path,
 
 def test_custom_relu_matches_clamp_relu_trajectory(make_config, tmp_path):
     for model in ("two_layer", "custom_relu"):
-        train(make_config(*TINY, f"model={model}", "logger=csv", "trainer.log_every_n_steps=1", subdir=model))
+        fit_run(make_config(*TINY, f"model={model}", "logger=csv", "trainer.log_every_n_steps=1", subdir=model))
     two_layer, custom_relu = csv_losses(tmp_path / "two_layer"), csv_losses(tmp_path / "custom_relu")
     assert len(two_layer) == 6 and two_layer == custom_relu
     weights = [read_checkpoint(tmp_path / m / FINAL)["state_dict"] for m in ("two_layer", "custom_relu")]
@@ -112,7 +112,7 @@ def test_custom_relu_matches_clamp_relu_trajectory(make_config, tmp_path):
 
 def test_same_seed_gives_the_same_run_bit_for_bit(make_config, tmp_path):
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
-        train(make_config(*TINY, f"seed={seed}", subdir=name))
+        fit_run(make_config(*TINY, f"seed={seed}", subdir=name))
     a, b, c = (read_checkpoint(tmp_path / name / FINAL)["state_dict"] for name in "abc")
     assert same_weights(a, b)
     assert not torch.equal(a["net.linear1.weight"], c["net.linear1.weight"])
@@ -122,13 +122,13 @@ def test_same_seed_gives_the_same_run_bit_for_bit(make_config, tmp_path):
 
 @pytest.mark.slow  # a full-size training: 300 steps of the default net
 def test_teacher_task_generalizes_to_its_validation_set(make_config):
-    metrics, _ = train(make_config("data=teacher", "optimizer=adam", "trainer.max_steps=300"))
+    metrics, _ = fit_run(make_config("data=teacher", "optimizer=adam", "trainer.max_steps=300"))
     assert metrics["val/r2"] > 0.8
     assert metrics["val/loss"] > metrics["train/loss"]  # held-out data, not the training batch
 
 
 def test_no_logger_still_writes_metrics_json(make_config, tmp_path):
-    train(make_config(*TINY, "logger=none", "callbacks=none"))
+    fit_run(make_config(*TINY, "logger=none", "callbacks=none"))
     assert set(json.loads((tmp_path / "run" / "metrics.json").read_text())) >= {"train/loss", "val/r2"}
     assert not list((tmp_path / "run").rglob("events.out.tfevents.*"))
 
@@ -151,7 +151,7 @@ def test_command_line_run_from_any_directory(tmp_path):
 def test_gpu_run_keeps_the_batch_on_the_device(make_config, tmp_path):
     """The data moves to the GPU once (primer.run.data): every step finds it there, at the same address."""
     record = tmp_path / "devices.json"
-    metrics, _ = train(make_config(*TINY, "trainer=gpu", "+callbacks.devices._target_=tests.callbacks.RecordDevices",
+    metrics, _ = fit_run(make_config(*TINY, "trainer=gpu", "+callbacks.devices._target_=tests.callbacks.RecordDevices",
                                 f"+callbacks.devices.path={record}"))
     steps = json.loads(record.read_text())
     assert len(steps) == 6

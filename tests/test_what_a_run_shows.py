@@ -15,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from primer.cli.train import train
+from primer.cli.train import fit_run
 from tests.conftest import TINY
 
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
@@ -27,7 +27,7 @@ def run_dirs(cwd, kind="runs"):
 
 def test_console_shows_the_loss_a_readable_summary_and_where_the_run_is(make_config, tmp_path, capsys, caplog):
     caplog.set_level("INFO", logger="lightning.pytorch")
-    metrics, _ = train(make_config(*TINY, "model=custom_relu"))
+    metrics, _ = fit_run(make_config(*TINY, "model=custom_relu"))
     out = capsys.readouterr().out
     summary = caplog.text
     assert "| TwoLayerNet |" in summary and "| MSELoss " in summary  # full class names, rich installed or not
@@ -59,7 +59,7 @@ def test_a_run_of_one_step_says_one_step(cli):
     (["trainer.max_steps=-1", "trainer.max_time=00:00:00:01", "trainer.max_epochs=null"], "step 1  train/loss "),
 ])
 def test_progress_lines_count_to_the_steps_lightning_will_take(make_config, capsys, length, shown):
-    train(make_config(*TINY, *length))
+    fit_run(make_config(*TINY, *length))
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("step ")]
     assert any(line.startswith(shown) for line in lines), lines
     assert not any("/-1" in line for line in lines), lines

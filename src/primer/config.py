@@ -1,23 +1,51 @@
-"""Where the config lives, and the resolvers it uses. Imported by every entry point before Hydra starts."""
+"""Where the config lives, its resolvers (the run and sweep dirs' names among them), and override text.
+Imported by every entry point before Hydra starts."""
 
+import contextlib
+import itertools
 import os
 import re
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-
-def _config_dir() -> Path:
-    packaged = Path(__file__).parent / "conf"  # a wheel ships conf/ inside the package
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "conf"
-
-
-CONFIG_DIR = str(_config_dir())
+_PACKAGED = Path(__file__).parent / "conf"  # a wheel ships conf/ inside the package
+CONFIG_DIR = str(_PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parents[2] / "conf")
 CONFIG_NAME = "train"
 
-# Makes run dir names unique (conf/train.yaml). Cached like Hydra's ${now:}, so that a job process
-# that re-resolves the sweep dir (submitit, joblib) gets the launching process's dir, not its own.
-OmegaConf.register_new_resolver("pid", os.getpid, replace=True, use_cache=True)
+
+def key_and_value(override: str) -> tuple[str, str]:
+    """("trainer.max_steps", "5") of `trainer.max_steps=5`, `+trainer.max_steps=5` or `++...`; ("key", "") of `~key`."""
+    key, _, text = override.lstrip("+~").partition("=")
+    return key, text
+
+
+def hydra_quoted(text: str, quote: str = '"') -> str:
+    """TEXT as a quoted Hydra value, read back as TEXT (unquoted, a `,` or `=` makes a sweep or a bad override)."""
+    escaped = re.sub(rf"(\\*)({quote}|$)", lambda m: m[1] * 2 + ("\\" + m[2] if m[2] else ""), text)
+    return quote + escaped.replace("${", "\\${") + quote
+
+
+def override(key: str, text: str) -> str:
+    """`key=TEXT`, TEXT quoted where it holds more than letters, digits and `_-+./:@%~`."""
+    return f"{key}={text}" if re.fullmatch(r"[\w\-+./:@%~]+", text) else f"{key}={hydra_quoted(text)}"
+
+
+def task_config(cfg: DictConfig) -> DictConfig:
+    return OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+
+
+def launch_dir() -> str:
+    """The dir the command started in, also under hydra.job.chdir=true (which moves the task into its run dir)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import get_original_cwd
+
+    return get_original_cwd() if HydraConfig.initialized() else os.getcwd()
+
+
+def _safe(text: str) -> str:
+    """Letters, digits and `.-_` only: a path with `=` or `,` could not be given back as ckpt_path=PATH."""
+    return re.sub(r"[^\w.-]+", "-", text)
 
 
 def _short_keys(keys: list[str]) -> dict[str, str]:
@@ -26,74 +54,50 @@ def _short_keys(keys: list[str]) -> dict[str, str]:
     return {key: part if last.count(part) == 1 else key for key, part in zip(keys, last)}
 
 
-def _value_text(value: str) -> str:
-    """A value as a name shows it: a float to 4 significant digits (the config holds it whole)."""
-    try:
-        number = float(value)
-    except ValueError:
-        return value
-    return f"{number:.4g}" if len(value) > 8 and not number.is_integer() else value
-
-
 def name_items(overrides: list[str], groups, excluded=(), only=None) -> list[str]:
-    """What the overrides changed, one item each, in the order given: a group's choice by its value
-    (`model=manual` -> `manual`), any other key by its last part and its value (`optimizer.lr=1e-06` ->
-    `lr1e-06`, `trainer.accelerator=cpu` -> `accelerator-cpu`). Letters, digits and `.-_` only: a path
-    with `=` or `,` in it could not be given back as ckpt_path=PATH. `only`: the keys to keep (a sweep's)."""
+    """What the overrides changed, in order: a group's choice (`manual`), any other key by its last part and value
+    (`lr1e-06`, `accelerator-cpu`), a long float to 4 digits. `only`: the keys to keep (a sweep's)."""
     pairs = [key_and_value(o) for o in overrides if not o.startswith("~")]
     pairs = [(k, v) for k, v in pairs
              if k not in excluded and not k.startswith("hydra.") and (only is None or k in only)]
     short = _short_keys([k for k, _ in pairs])
     items = []
-    for key, text in pairs:
-        value = _value_text(text)
-        if (clean := re.sub(r"[^\w.-]+", "-", value)) != value:  # `[1,2]` -> `1-2`, `/tmp/a b` -> `tmp-a-b`
-            value = clean.strip("-") or "-"
-        name = re.sub(r"[^\w.-]+", "-", short[key])
+    for key, value in pairs:
+        with contextlib.suppress(ValueError):
+            value = f"{float(value):.4g}" if len(value) > 8 and not float(value).is_integer() else value
+        if _safe(value) != value:  # `[1,2]` -> `1-2`, `/tmp/a b` -> `tmp-a-b`
+            value = _safe(value).strip("-") or "-"
         joint = "" if value[:1] in "0123456789-+." else "-"  # `lr1e-06`, `accelerator-cpu`
-        items.append(value if key in groups else f"{name}{joint}{value}")
+        items.append(value if key in groups else f"{_safe(short[key])}{joint}{value}")
     return items
 
 
 def joined(items: list[str], n: int) -> str:
     """The items joined by `_`, as many whole ones as fit in n characters: a name is never cut mid-value."""
-    kept = []
-    for item in items:
-        if len("_".join([*kept, item])) > n:
-            break
-        kept.append(item)
-    return "_".join(kept)
+    ends = itertools.accumulate(len(item) + 1 for item in items)  # where each item's `_` would go
+    return "_".join(item for item, end in zip(items, ends) if end <= n + 1)
+
+
+def _changed(hydra: DictConfig, only=None) -> list[str]:
+    excluded = set(hydra.job.config.override_dirname.exclude_keys)
+    return name_items(list(hydra.overrides.task), set(hydra.runtime.choices), excluded, only)
 
 
 def _run_name(time: str, pid: int, *, _root_: DictConfig) -> str:
-    """A run dir's name: what its command line changed, then when and by which process (unique: two runs
-    started in the same second are two processes), e.g. `manual_lr1e-06_1206-0741_9014`. A resume is
-    named as the run it continues: `<that run's name>_resumed_...`."""
-    hydra = _root_.hydra
-    continued = _continued_run(_root_.get("ckpt_path"))
-    excluded = set(hydra.job.config.override_dirname.exclude_keys)
-    items = name_items(list(hydra.overrides.task), set(hydra.runtime.choices), excluded)
-    # at most 120 characters of items, 200 with the name of the run resumed: below the 255-byte limit
-    changed = joined(items, 120 if continued is None else max(0, 200 - len(continued)))
+    """`manual_lr1e-06_1206-0741_9014`: what the command line changed, then when and by which process; a resume's:
+    `<the first run it continues>_resumed_...`, below the 255-byte limit on a name."""
+    ckpt, continued = Path(str(_root_.get("ckpt_path"))), None
+    if _root_.get("ckpt_path"):  # `<run>/checkpoints/x.ckpt` continues <run>, any other file its own name
+        continued = (ckpt.parent.parent.name if ckpt.parent.name == "checkpoints" else ckpt.stem).split("_resumed_")[0]
+        continued = _safe(continued)[:150]
+    changed = joined(_changed(_root_.hydra), 120 if continued is None else max(0, 200 - len(continued)))
     unique = "_".join(part for part in (changed, f"{time}_{pid}") if part)
     return unique if continued is None else f"{continued}_resumed_{unique}"
 
 
-def _continued_run(ckpt_path) -> str | None:
-    """The name of the run a checkpoint continues: its run dir's (`<run>/checkpoints/x.ckpt`), or its file's;
-    a resume's resume is named after the first run. None: no ckpt_path."""
-    if not ckpt_path:
-        return None
-    ckpt = Path(str(ckpt_path))
-    name = ckpt.parent.parent.name if ckpt.parent.name == "checkpoints" else ckpt.stem
-    return re.sub(r"[^\w.-]+", "-", name.split("_resumed_")[0])[:150]
-
-
 def _swept_keys(overrides, params) -> list[str]:
-    """The keys a sweep varies: its command line's sweeps (`seed=0,1`, `'lr=interval(...)'`) and its sweeper's
-    params. Cached (like ${pid:}, and keyed by the text of its arguments): resolved first in the sweep's own
-    config, whose overrides hold the sweeps, when Hydra resolves hydra.sweep.dir; its jobs' configs, whose
-    overrides hold one value each, get that answer from the cache Hydra copies into them."""
+    """The keys a sweep varies (its command line's sweeps, its sweeper's params). Cached: resolved first in the
+    sweep's own config; its jobs' configs, which hold one value each, get the answer from the cache Hydra copies."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides([str(o) for o in overrides])
@@ -101,42 +105,26 @@ def _swept_keys(overrides, params) -> list[str]:
     return keys + [str(k) for k in (params or {}) if str(k) not in keys]
 
 
-def _sweep_suffix(keys) -> str:
-    """`_lr_hidden_dim`: a sweep dir's name ends with what its jobs vary."""
-    text = joined([re.sub(r"[^\w.-]+", "-", k) for k in _short_keys(list(keys)).values()], 60)
-    return f"_{text}" if text else ""
-
-
-# conf/train.yaml's swept keys, as typed: the text is the resolver cache's key
-SWEPT = "${swept_keys:${hydra.overrides.task},${oc.select:hydra.sweeper.params,null}}"
+SWEPT = "${swept_keys:${hydra.overrides.task},${oc.select:hydra.sweeper.params,null}}"  # as conf/train.yaml types it
 
 
 def remember_swept_keys(sweep_config: DictConfig) -> None:
-    """Resolves the swept keys in the sweep's own config, whose cache its jobs' configs get: where
-    hydra.sweep.dir is given (a sweep continued into its dir) nothing else would, and each job, knowing only
-    its own values, would name its dir by every override, not the dir of the first attempt."""
+    """Fills the cache of the swept keys from the sweep's own config: where hydra.sweep.dir is given nothing else
+    would, and each job, knowing only its own values, would name its dir by every override."""
     if SWEPT in str(OmegaConf.to_container(sweep_config.hydra.sweep, resolve=False).get("subdir")):
         OmegaConf.create({"swept": SWEPT}, parent=sweep_config).swept  # noqa: B018 - resolved for its cache
 
 
+def _sweep_suffix(keys) -> str:
+    """`_lr_hidden_dim`: a sweep dir's name ends with what its jobs vary."""
+    text = joined([_safe(k) for k in _short_keys(list(keys)).values()], 60)
+    return f"_{text}" if text else ""
+
+
 def _job_name(num: int, swept, *, _root_: DictConfig) -> str:
-    """A sweep job's dir name: its number and the values the sweep varies (`3_custom_relu_lr0.001`); the
-    overrides every job shares are left out, the sweep dir's multirun.yaml and each job's overrides.yaml
-    hold them. With no sweep known (a job's config composed on its own), every override."""
-    hydra = _root_.hydra
-    excluded = set(hydra.job.config.override_dirname.exclude_keys)
-    items = name_items(list(hydra.overrides.task), set(hydra.runtime.choices), excluded, set(swept) or None)
-    return "_".join(part for part in (str(num), joined(items, 200)) if part)
-
-
-# conf/train.yaml's hydra.run.dir and hydra.sweep.dir/subdir (docs/configuration.md#output-paths)
-OmegaConf.register_new_resolver("run_name", _run_name, replace=True)
-OmegaConf.register_new_resolver("swept_keys", _swept_keys, replace=True, use_cache=True)
-OmegaConf.register_new_resolver("sweep_suffix", _sweep_suffix, replace=True)
-OmegaConf.register_new_resolver("job_name", _job_name, replace=True)
-
-# ${positive_or:X,D}: X if it is a positive number, else D (trainer.max_steps=-1 means "no limit")
-OmegaConf.register_new_resolver("positive_or", lambda value, default: value if value > 0 else default, replace=True)
+    """`3_custom_relu_lr0.001`: a sweep job's number and the values the sweep varies (every override where no
+    sweep is known: a job's config composed on its own)."""
+    return "_".join(part for part in (str(num), joined(_changed(_root_.hydra, set(swept) or None), 200)) if part)
 
 
 def _sweep_dir_or(default):
@@ -149,6 +137,15 @@ def _sweep_dir_or(default):
     return default
 
 
+# ${pid:} makes run dir names unique; cached like Hydra's ${now:}, so that a job process that re-resolves the
+# sweep dir (submitit, joblib) gets the launching process's dir, not its own
+OmegaConf.register_new_resolver("pid", os.getpid, replace=True, use_cache=True)
+OmegaConf.register_new_resolver("run_name", _run_name, replace=True)  # docs/configuration.md#output-paths
+OmegaConf.register_new_resolver("swept_keys", _swept_keys, replace=True, use_cache=True)
+OmegaConf.register_new_resolver("sweep_suffix", _sweep_suffix, replace=True)
+OmegaConf.register_new_resolver("job_name", _job_name, replace=True)
+# ${positive_or:X,D}: X if it is a positive number, else D (trainer.max_steps=-1 means "no limit")
+OmegaConf.register_new_resolver("positive_or", lambda value, default: value if value > 0 else default, replace=True)
 # ${sweep_dir_or:DEFAULT}: what a tracker groups a sweep's jobs by (conf/logger/mlflow.yaml, wandb.yaml)
 OmegaConf.register_new_resolver("sweep_dir_or", _sweep_dir_or, replace=True)
 # ${name_of:PATH}: the last part of a path (a tracker names a run by its dir)
@@ -157,39 +154,6 @@ OmegaConf.register_new_resolver("name_of", lambda path: Path(str(path)).name, re
 OmegaConf.register_new_resolver(
     "if_local_store", lambda uri, path: path if str(uri).startswith(("sqlite:", "file:", "/", ".")) else None,
     replace=True)
-
-
-def key_and_value(override: str) -> tuple[str, str]:
-    """("trainer.max_steps", "5") of `trainer.max_steps=5`, `+trainer.max_steps=5` or `++...`; ("key", "") of `~key`."""
-    key, _, text = override.lstrip("+~").partition("=")
-    return key, text
-
-
-def hydra_quoted(text: str, quote: str = '"') -> str:
-    """TEXT as a quoted value of a Hydra override (`ckpt_path="a=1,b=2/final.ckpt"`), read back as TEXT:
-    a `,` or `=` unquoted would make it a sweep or a bad override. Backslashes before a quote (or the
-    closing one) are doubled, the quote and `${` escaped (Hydra's grammar for quoted values)."""
-    escaped = re.sub(rf"(\\*)({quote}|$)", lambda m: m[1] * 2 + ("\\" + m[2] if m[2] else ""), text)
-    return quote + escaped.replace("${", "\\${") + quote
-
-
-def override(key: str, text: str) -> str:
-    """`key=TEXT`, TEXT quoted for Hydra where it holds more than letters, digits and `_-+./:@%~`."""
-    return f"{key}={text}" if re.fullmatch(r"[\w\-+./:@%~]+", text) else f"{key}={hydra_quoted(text)}"
-
-
-def task_config(cfg: DictConfig) -> DictConfig:
-    """The task's own config: cfg without Hydra's node (a config composed with return_hydra_config=True holds it)."""
-    return OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
-
-
-def launch_dir() -> str:
-    """The dir the command was started in, from which the paths it was given are read, also under
-    hydra.job.chdir=true, which moves the task into its run dir (Hydra's runtime.cwd)."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.utils import get_original_cwd
-
-    return get_original_cwd() if HydraConfig.initialized() else os.getcwd()
 
 
 def _run_steps(max_steps: int, max_epochs: int | None, steps_per_epoch: int) -> int:

@@ -117,7 +117,7 @@ def score(checkpoint: dict, cfg: DictConfig) -> tuple[dict[str, float], dict]:
     import torch
     from hydra.utils import instantiate
 
-    from primer.cli.parts import data_net_optimizer
+    from primer.cli.build import data_net_optimizer
     from primer.cli.quiet import quiet_third_party
     from primer.run.system import Regression
 

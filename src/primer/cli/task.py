@@ -68,7 +68,7 @@ def _interrupted_checkpoint(cfg: DictConfig) -> str | None:
 
 def _ended(task: Callable[[DictConfig], float], cfg: DictConfig, multirun: bool, resume: str | None = None) -> float:
     from primer.checks.preflight import check_job, checked_before_running
-    from primer.cli.parts import save_task_config
+    from primer.cli.build import save_task_config
     from primer.run import run_dir
     from primer.sweeps import sweep_resume
     from primer.sweeps.report import record_failure, record_interrupted

@@ -1,11 +1,6 @@
-"""How many cores a job was given, and torch's intra-op threads set to match.
-
-Jobs that run side by side (a joblib or submitit sweep, SLURM jobs on one node) each start one
-OpenMP thread per core of the machine by default; those threads spin against each other and a job
-runs many times slower. The thread count also decides the floating-point bits: a sum split over
-2 threads rounds differently from one over 1. So each job takes the cores its launcher gave it,
-and run.json records them (primer.run.results), which makes a run repeatable from what it recorded.
-"""
+"""The cores a job was given, and torch's threads set to match: jobs side by side that each start a thread
+per core of the machine spin against each other, and the thread count decides the floating-point bits, so
+run.json records it (primer.run.results)."""
 
 import contextlib
 import os
@@ -16,9 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 def cores_given(launcher: DictConfig | None, environ: Mapping[str, str] = os.environ,
                 affinity: int | None = None) -> tuple[int, str]:
-    """The cores this job may use and where that number comes from, first match wins:
-    SLURM's allocation, the submitit launcher's `cpus_per_task`, an equal share of the cores
-    among joblib's workers, an explicit OMP_NUM_THREADS, else every core this process may run on."""
+    """The cores this job may use and where that number comes from, first match wins."""
     target = str(OmegaConf.select(launcher, "_target_", default="")) if launcher is not None else ""
     if environ.get("SLURM_CPUS_PER_TASK", "").isdigit():
         return int(environ["SLURM_CPUS_PER_TASK"]), "SLURM_CPUS_PER_TASK"
@@ -32,18 +25,14 @@ def cores_given(launcher: DictConfig | None, environ: Mapping[str, str] = os.env
         return max(cores // workers, 1), f"{cores} cores / {workers} joblib workers (hydra.launcher.n_jobs)"
     if environ.get("OMP_NUM_THREADS", "").isdigit() and int(environ["OMP_NUM_THREADS"]) > 0:
         return int(environ["OMP_NUM_THREADS"]), "OMP_NUM_THREADS"
-    return affinity or _affinity(), "all cores of this process"
-
-
-def _affinity() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return affinity or cores, "all cores of this process"
 
 
 @contextlib.contextmanager
 def use_cores_given(launcher: DictConfig | None) -> Iterator[dict[str, int | str]]:
-    """Sets torch's intra-op threads, and OMP_NUM_THREADS for the processes the job starts (DDP
-    ranks), to the cores given; yields what run.json records. Both are restored on exit, so that
-    the next job of a sweep run in this process decides for itself."""
+    """torch's intra-op threads and OMP_NUM_THREADS (for DDP ranks) set to the cores given while the job runs;
+    yields what run.json records."""
     import torch
 
     cores, source = cores_given(launcher)

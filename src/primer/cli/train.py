@@ -1,10 +1,6 @@
 """Train one of the primer's nets with Lightning, configured by Hydra.
 
-    python -m primer.train                                       # TwoLayerNet, SGD, 500 steps, CPU
-    python -m primer.train model=custom_relu trainer.accelerator=gpu
-    python -m primer.train model=manual                          # the tutorial's lr comes with the model
-    python -m primer.train --cfg job                             # print the composed config
-    python -m primer.train -m 'experiment=glob(*)'               # the tutorial's training sections, in order
+    python -m primer.train [group=choice ...] [key=value ...]     # --cfg job: print the config; -m: a sweep
 """
 
 import logging
@@ -24,54 +20,60 @@ from primer.exits import setting_up
 from primer.sweeps.sweep_console import SweepStart
 
 
-def train(cfg: DictConfig) -> tuple[dict[str, float], dict]:
-    """seed -> data -> net -> system -> Trainer -> fit -> what came out: the final metrics, and the
-    objects that made them (trainer, system, datamodule, cfg)."""
+def fit_run(cfg: DictConfig) -> tuple[dict[str, float], dict]:
+    """seed -> data -> net -> system -> Trainer -> fit -> the final metrics, and the trainer, system, datamodule
+    and cfg that made them."""
+    import os
+    import random
+
     import lightning as L  # heavy imports here, so --help and config errors stay instant
     import torch
     from hydra.utils import instantiate
 
     from primer.checks.checkpoint_files import resume_from
     from primer.run.ranks import use_submitit_tasks_as_ranks
-    from primer.cli.parts import barebones_settings, data_net_optimizer, draw_seed, loggers_and_callbacks, plugins
+    from primer.cli import build
     from primer.cli.quiet import own_checkpoints_dir_reused, quiet_third_party
     from primer.cli.threads import use_cores_given
-    from primer.run.console import final_block, tensorboard_dir
     from primer.run import run_dir
+    from primer.run.callback_group import find
     from primer.run.checkpoints import resumes_into
+    from primer.run.console import final_block, tensorboard_dir
     from primer.run.experiment import logdir_of, write_experiment
     from primer.run.guards import SaveOnInterrupt, StopOnNonFinite, anomaly_is_divergence, interruptible, resume_command
     from primer.run.results import final_metrics
     from primer.run.system import Regression, metrics_for
-    from primer.run.together import find
 
     logging.getLogger("lightning").handlers.clear()  # Hydra's handlers already print and file its messages
     quiet_third_party()
     use_submitit_tasks_as_ranks()
+    hydra_cfg = HydraConfig.get()
     output_dir = Path(cfg.paths.output_dir)  # already claimed where the command line or the API started the run
     run_dir.claim(output_dir, f"paths.output_dir={output_dir}", resumes_into(cfg, output_dir))
-    with run_dir.given_back_unless_started(), use_cores_given(HydraConfig.get().launcher) as cores, \
+    with run_dir.given_back_unless_started(), use_cores_given(hydra_cfg.launcher) as cores, \
             exits.signals_stop_until_training():
         torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
-        with open_dict(cfg):
-            cfg.seed = L.seed_everything(draw_seed() if cfg.seed is None else cfg.seed)
-        datamodule, net, optimizer = data_net_optimizer(cfg)
+        with open_dict(cfg):  # seed=null: a fresh one, shared with the DDP processes Lightning starts
+            drawn = int(os.environ.get("PL_GLOBAL_SEED") or random.SystemRandom().randrange(2**32))
+            cfg.seed = L.seed_everything(drawn if cfg.seed is None else cfg.seed)
+        datamodule, net, optimizer = build.data_net_optimizer(cfg)
         with setting_up("scheduler"):
             scheduler = instantiate(cfg.scheduler) if cfg.scheduler else None
         system = Regression(net, optimizer, cfg.data.input_dim, scheduler=scheduler, metrics=metrics_for(cfg.data))
         with setting_up("trainer"):
-            loggers, callbacks = loggers_and_callbacks(cfg, cores)
-            trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, plugins=plugins(cfg),
-                                  **barebones_settings(cfg))
-        saver = find(callbacks, SaveOnInterrupt)  # Ctrl-C, SIGTERM
-        command = resume_command(list(HydraConfig.get().overrides.task))
-        guard = find(callbacks, StopOnNonFinite)
-        with interruptible(trainer, saver, command), setting_up("trainer.fit", run_dir.has_started), \
-                anomaly_is_divergence(trainer, guard), own_checkpoints_dir_reused(output_dir):
+            loggers, callbacks = build.loggers_and_callbacks(cfg, cores)
+            barebones = {"log_every_n_steps": None} if cfg.trainer.get("barebones") else {}  # it logs nothing
+            trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, plugins=build.plugins(cfg),
+                                  **barebones)
+        command = resume_command(list(hydra_cfg.overrides.task))
+        with interruptible(trainer, find(callbacks, SaveOnInterrupt), command), \
+                setting_up("trainer.fit", run_dir.has_started), \
+                anomaly_is_divergence(trainer, find(callbacks, StopOnNonFinite)), \
+                own_checkpoints_dir_reused(output_dir):
             trainer.fit(system, datamodule=datamodule, ckpt_path=resume_from(cfg), weights_only=True)
     if trainer.is_global_zero:
         print(final_block(cfg.paths.output_dir, tensorboard_dir(trainer)))  # what came out, and where
-        if HydraConfig.get().mode != RunMode.MULTIRUN and (logdir := logdir_of(cfg.paths.output_dir)):
+        if hydra_cfg.mode != RunMode.MULTIRUN and (logdir := logdir_of(cfg.paths.output_dir)):
             write_experiment(logdir)  # HPARAMS' columns for `tensorboard --logdir outputs` (a sweep: at its end)
     return final_metrics(trainer), {"trainer": trainer, "system": system, "datamodule": datamodule, "cfg": cfg}
 
@@ -80,23 +82,23 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict]:
 @task_wrapper
 def hydra_main(cfg: DictConfig) -> float:
     """The final val/loss: what a sweeper minimizes."""
-    metrics, _ = train(cfg)
+    metrics, _ = fit_run(cfg)
     return metrics.get("val/loss", math.nan)
 
 
 def main() -> None:
     """The command line; primer.train runs it inside primer.exits.command_line, which ends it in one line."""
-    if {"--help", "-h"} & set(sys.argv[1:]):
+    from primer.checks.hydra_errors import flags_after_overrides
+    from primer.run import run_dir
+
+    argv = sys.argv[1:]
+    if {"--help", "-h"} & set(argv):
         from primer.cli.usage import help_text
 
         print(help_text())
         return
-    from primer.checks.hydra_errors import flags_after_overrides
-
-    if misplaced := flags_after_overrides(sys.argv[1:]):
+    if misplaced := flags_after_overrides(argv):
         raise misplaced
-    from primer.run import run_dir
-
     exits.let_hydra_raise()
     SweepStart.sweep_dir = None  # an earlier command's, in a test's process
     try:
@@ -105,39 +107,21 @@ def main() -> None:
     except Bug as bug:
         raise bug.error  # a bug: the traceback is what is needed
     except (exits.EndCommand, KeyboardInterrupt) as stop:
-        if SweepStart.sweep_dir is None or not _is_interruption(stop):
+        ending = getattr(stop, "ending", stop)  # Ctrl-C or SIGTERM: in a job (Interrupted), or in Hydra between jobs
+        if SweepStart.sweep_dir is None or not isinstance(ending, (exits.Interrupted, KeyboardInterrupt)):
             raise
         from primer.sweeps.sweep_console import interrupted
 
-        raise exits.EndCommand(interrupted(getattr(stop, "ending", stop))) from None  # its summary, how to go on
+        raise exits.EndCommand(interrupted(ending)) from None  # a sweep's summary, and how to go on
     except Exception as error:  # the task routes its own errors: this is Hydra rejecting the command line
+        from primer.checks.hydra_errors import FLAGS_WITH_VALUE
         from primer.checks.hydra_errors import describe_hydra_error
 
         if exits.environment_fault(error):  # Hydra failing to write .hydra/ or train.log, a sweeper its storage
-            raise exits.environment_fault(error, where=_output_dir()) from error
-
-        raise describe_hydra_error(error, overrides_in(sys.argv[1:]), argv=sys.argv[1:]) from error
-
-
-def _is_interruption(stop: BaseException) -> bool:
-    """Ctrl-C or SIGTERM: in a job (Interrupted, through EndCommand), or in Hydra between jobs."""
-    return isinstance(stop, KeyboardInterrupt) or isinstance(stop.ending, exits.Interrupted)
-
-
-def _output_dir() -> str | None:
-    """The run dir, or the sweep dir, Hydra was writing into (a sweep's, SweepStart saw); None before either.
-    Hydra forgets its config as a run's job ends: the run dir is then the one primer claimed."""
-    from primer.run import run_dir
-
-    if SweepStart.sweep_dir is not None:
-        return SweepStart.sweep_dir
-    if HydraConfig.initialized() and (found := OmegaConf.select(HydraConfig.get(), "runtime.output_dir")):
-        return found
-    return run_dir.last_claimed()
-
-
-def overrides_in(argv: list[str]) -> list[str]:
-    """The key=value overrides of a command line, without Hydra's flags and their values."""
-    from primer.checks.hydra_errors import FLAGS_WITH_VALUE
-
-    return [a for i, a in enumerate(argv) if not a.startswith("-") and (i == 0 or argv[i - 1] not in FLAGS_WITH_VALUE)]
+            # Hydra forgets its config as a run's job ends: the run dir is then the one primer claimed
+            known = HydraConfig.initialized() and OmegaConf.select(HydraConfig.get(), "runtime.output_dir")
+            where = SweepStart.sweep_dir or known or run_dir.last_claimed()
+            raise exits.environment_fault(error, where=where) from error
+        overrides = [a for i, a in enumerate(argv)
+                     if not a.startswith("-") and (i == 0 or argv[i - 1] not in FLAGS_WITH_VALUE)]
+        raise describe_hydra_error(error, overrides, argv=argv) from error
