@@ -349,12 +349,12 @@ def test_a_checkpoint_saved_inside_a_step_resumes(tmp_path):
 
 def test_a_check_that_fails_on_a_checkpoint_refuses_it_naming_the_file(cli, tmp_path, monkeypatch):
     """Fail closed: any error inside a checkpoint's check is a refusal, not a warning and an unchecked run."""
-    import primer.checks.stored_config
+    import primer.checks.checkpoint_files
 
     def broken(*args):
         raise KeyError("a case no check foresaw")
 
-    monkeypatch.setattr(primer.checks.stored_config, "check", broken)
+    monkeypatch.setattr(primer.checks.checkpoint_files, "check_stored_config", broken)
     path = write_checkpoint(tmp_path / "final.ckpt", stored_as_primer_writes(TINY))
     code, _, err = cli(*TINY, "trainer.max_steps=12", f"ckpt_path={path}")
     assert code == 2 and not (tmp_path / "outputs").exists(), err[-2000:]

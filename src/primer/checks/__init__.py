@@ -22,3 +22,12 @@ def failing_closed(where: str):
 def refused(where: str, why: str) -> BadConfig:
     """A checkpoint's refusal: `where` (ckpt_path=...) and why, in one line."""
     return BadConfig(f"{where}: refused: {why}; nothing was run (use a checkpoint written by primer.train)")
+
+
+def entries(node: object, key: str = ""):
+    """(dotted key, value) of everything in a plain tree, parents first, a list's items as `key[i]`."""
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for name, child in children:
+        child_key = f"{key}[{name}]" if isinstance(node, list) else f"{key}.{name}" if key else str(name)
+        yield child_key, child
+        yield from entries(child, child_key)

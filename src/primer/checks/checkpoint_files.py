@@ -1,6 +1,11 @@
 """A checkpoint is checked before eval reads it or a run resumes from it: loaded `weights_only` (pickled code is
-refused, never run), its stored config read as data (primer.checks.stored_config), its fields as Lightning's."""
+refused, never run), its fields as Lightning writes them, its stored config as data: nothing in it is imported,
+resolved or built to decide; one walk compares its strings with what primer's config groups write."""
 
+import contextlib
+import functools
+import inspect
+import itertools
 import logging
 import os
 import pickle
@@ -11,8 +16,8 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from primer.checks import failing_closed, refused, stored_config
-from primer.config import task_config
+from primer.checks import entries, failing_closed, refused
+from primer.config import CONFIG_DIR, task_config
 from primer.exits import BadConfig, first_line
 from primer.run.checkpoint_io import PATH_STATE
 from primer.run.checkpoints import CONFIG_KEY, INTERRUPTED, checkpoint_dirs, checkpoint_to_resume
@@ -23,10 +28,13 @@ AUTOMATIC = ("loops", "fit_loop", "epoch_loop.automatic_optimization.optim_progr
              "completed")
 MANUAL = ("loops", "fit_loop", "epoch_loop.manual_optimization.optim_step_progress", "total", "completed")
 BATCHES = ("loops", "fit_loop", "epoch_loop.state_dict", "_batches_that_stepped")
+PLAIN = (str, int, float, bool, type(None))
+FLAGS = ("_recursive_", "_convert_")  # how Hydra builds a node: allowed only where a group of conf/ writes them
+GROUPS = ("model", "data", "optimizer", "trainer")  # what eval builds and a resume compares
 
 
 def load_checkpoint(path: str | Path, where: str | None = None, own_targets=()) -> dict:
-    """The checkpoint at `path`, checked; BadConfig, after `where`, says why not. `own_targets`: stored_config.check."""
+    """The checkpoint at `path`, checked; BadConfig, after `where`, says why not. `own_targets`: check_stored_config."""
     where = where or f"ckpt_path={path}"
     if not Path(path).is_file():
         raise BadConfig(f"{where}: no such file")
@@ -43,7 +51,7 @@ def load_checkpoint(path: str | Path, where: str | None = None, own_targets=()) 
         if bad := next(((k, v) for k, v in weights.items() if not (isinstance(k, str) and torch.is_tensor(v))), None):
             raise refused(where, f"its state_dict has {bad[0]!r}: a {type(bad[1]).__name__}, not a tensor")
         if CONFIG_KEY in checkpoint:
-            stored_config.check(checkpoint[CONFIG_KEY], where, own_targets)
+            check_stored_config(checkpoint[CONFIG_KEY], where, own_targets)
         _check_callback_states(checkpoint.get("callbacks", {}), where)
     return checkpoint
 
@@ -63,9 +71,88 @@ def _check_callback_states(states: object, where: str) -> None:
                                   "would delete it")
 
 
+def check_stored_config(stored: object, where: str, also_allowed=()) -> None:
+    """`stored` (checkpoint["primer"]) is what primer.train writes, or targets the command builds (`also_allowed`)."""
+    config = stored.get("config") if isinstance(stored, dict) else None
+    if not isinstance(config, dict) or not isinstance(overrides := stored.get("overrides", []), list):
+        raise refused(where, "its stored config is not a config primer.train writes")
+    if missing := next((group for group in GROUPS if not isinstance(config.get(group), dict)), None):
+        raise refused(where, f"its stored config has no {missing} group")
+    allowed = written_by_primer() | {("_target_", target) for target in also_allowed}
+    for key, value in itertools.chain(entries(config), (e for o in overrides for e in entries(_parsed(o, where)))):
+        if why := _wrong(key, value, allowed):
+            raise refused(where, f"its stored config has {_shown(key)}={_shown(value)}: {why}")
+
+
+def _wrong(key: str, value: object, allowed: frozenset) -> str | None:
+    name = key.rpartition(".")[2]
+    if not isinstance(value, (dict, list, *PLAIN)):
+        return f"a {type(value).__name__}, not a config value"
+    if isinstance(value, dict) and not all(isinstance(k, str) for k in value):
+        return "a key that is not a string"
+    if isinstance(value, str) and "${" in value:
+        return "an interpolation (primer stores its config resolved)"
+    if name in ("_target_", *FLAGS) and (not isinstance(value, PLAIN) or (
+            name if name == "_target_" else key, value) not in allowed):
+        return f"a {name} primer's config groups never write"
+    if name == "_partial_" and not isinstance(value, bool):
+        return "a _partial_ that is not true or false"
+    return None
+
+
+def _parsed(override: object, where: str) -> dict:
+    """An override as Hydra's parser reads it, as a tree to walk: {"override KEY": value}."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    why, parsed = "not a command-line override", None
+    with contextlib.suppress(Exception):  # Hydra's parser refused it: primer.train could not have run with it
+        parsed = OverridesParser.create().parse_override(override) if str(override).isprintable() else None
+    if parsed and "hydra" in {k.replace("/", ".").partition(".")[0] for k in (parsed.key_or_group, parsed.package)
+                              if k}:
+        why, parsed = "a key primer.train never stores", None
+    if parsed is None:
+        raise refused(where, f"its stored config has override {_shown(override)}: {why}")
+    return {f"override {parsed.key_or_group}": parsed.value()}
+
+
+def targets_in(node: object) -> set[str]:
+    return {v for k, v in entries(node) if f".{k}".endswith("._target_") and isinstance(v, str)}
+
+
+def _shown(value: object) -> str:
+    """A stored value in one short line, whatever it holds (newlines included)."""
+    text = value if isinstance(value, str) and value.isprintable() else repr(value)
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+@functools.cache
+def written_by_primer() -> frozenset[tuple[str, object]]:
+    """("_target_", T) of conf/'s targets and the optimizers, schedulers, callbacks and loggers; (KEY, V) of FLAGS."""
+    import lightning.pytorch.callbacks as callbacks
+    import lightning.pytorch.loggers as loggers
+    import torch.optim
+    import torch.optim.lr_scheduler as schedulers
+
+    allowed = set()
+    for path in Path(CONFIG_DIR).rglob("*.yaml"):  # Hydra's own settings (its callbacks, launchers) are never stored
+        group = path.relative_to(CONFIG_DIR).parts[0]
+        tree = {k: v for k, v in (OmegaConf.to_container(OmegaConf.load(path)) or {}).items() if k != "hydra"}
+        if group != "hydra":
+            allowed |= {("_target_", t) for t in targets_in(tree)}
+            allowed |= {(f"{group}.{k}", tree[k]) for k in FLAGS if k in tree}
+    families = [(torch.optim, torch.optim.Optimizer), (callbacks, callbacks.Callback), (loggers, loggers.Logger),
+                (schedulers, (schedulers.LRScheduler, schedulers.ReduceLROnPlateau))]
+    for module, base in families:
+        for name, member in vars(module).items():
+            if inspect.isclass(member) and issubclass(member, base) and not name.startswith("_"):
+                allowed |= {("_target_", f"{module.__name__}.{name}"),
+                            ("_target_", f"{member.__module__}.{member.__qualname__}")}
+    return frozenset(allowed)
+
+
+
 def check_resume(cfg: DictConfig) -> None:
-    """Raises BadConfig unless the run can resume from cfg.ckpt_path: the same model, shapes and optimizer class,
-    counters as Lightning writes them, steps to go, and no lr change where a scheduler computes the lr."""
+    """BadConfig unless cfg.ckpt_path holds this model and optimizer, Lightning's counters, steps to go, a usable lr."""
     from hydra.utils import instantiate
 
     from primer.tutorial.nets import HandGradientNet
@@ -75,7 +162,7 @@ def check_resume(cfg: DictConfig) -> None:
     where = f"ckpt_path={cfg.ckpt_path}" + (f" ({path})" if cfg.ckpt_path in ("last", "hpc") else "")
     with failing_closed(where):
         # a target beyond primer's groups (+callbacks.NAME._target_=...) is accepted where this run builds it anyway
-        checkpoint = load_checkpoint(path, where, stored_config.targets_in(OmegaConf.to_container(task_config(cfg))))
+        checkpoint = load_checkpoint(path, where, targets_in(OmegaConf.to_container(task_config(cfg))))
         stored = checkpoint.get(CONFIG_KEY, {"config": {"model": {}, "optimizer": {}}, "overrides": []})
         target = cfg.optimizer._target_
         then = {f"model.{k}": v for k, v in stored["config"]["model"].items()}

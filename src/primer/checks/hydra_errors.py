@@ -10,8 +10,9 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import MissingConfigException, OverrideParseException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from primer.checks import entries
 from primer.checks.spelling import closest
 from primer.config import CONFIG_DIR, CONFIG_NAME, hydra_quoted, key_and_value
 from primer.exits import BadConfig
@@ -37,7 +38,8 @@ def describe_hydra_error(error: Exception, overrides: list[str], config_name: st
     if isinstance(cause := error.__cause__, (KeyError, AttributeError)) and (key := getattr(cause, "full_key", None)):
         reason, typed = "no such key", key  # OmegaConf's ConfigKeyError: Hydra's hint is the `+` that adds it
         with contextlib.suppress(Exception):  # where the config composes without it
-            known = dotted_keys(_compose([o for o in overrides if key_and_value(o)[0] != key], config_name, argv))
+            composed = _compose([o for o in overrides if key_and_value(o)[0] != key], config_name, argv)
+            known = [k for k, _ in entries(OmegaConf.to_container(composed)) if "[" not in k]  # keys, not items
             hints = [f"did you mean {close}?"] if (close := close_sibling(key, known)) else hints
     elif key := getattr(cause, "full_key", None):  # a value OmegaConf cannot convert to the key's type
         reason, typed, hints = str(cause).splitlines()[0], key, []
@@ -64,16 +66,6 @@ def close_sibling(key: str, known: list[str]) -> str | None:
     dotted = [k for k in known if "." in k and not parent and not k.startswith("hydra.")]
     leaf = closest(name, {k.rpartition(".")[2] for k in dotted})
     return " or ".join(found) if len(found := [k for k in dotted if k.rpartition(".")[2] == leaf]) <= 2 else None
-
-
-def dotted_keys(node: DictConfig, prefix: str = "") -> list[str]:
-    """Every key of a config, nested ones dotted (`trainer.max_steps`), parents included."""
-    keys = []
-    for key, child in node.items_ex(resolve=False):
-        keys.append(f"{prefix}{key}")
-        if isinstance(child, DictConfig) and node.get(key) is not None:  # not a typed node set to null
-            keys += dotted_keys(child, f"{prefix}{key}.")
-    return keys
 
 
 def _compose(overrides: list[str], config_name: str | None, argv: list[str] | None) -> DictConfig:

@@ -9,8 +9,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from primer.checks import failing_closed
-from primer.checks.hydra_errors import command
-from primer.checks.hydra_errors import describe_hydra_error
+from primer.checks.hydra_errors import command, describe_hydra_error
 from primer.exits import BadConfig, EndCommand, EnvironmentFault
 
 # (node, key, the values that run, the rule): counts with which a sweep runs nothing, never ends, or fails late

@@ -2,11 +2,11 @@
 for LightningCLI (following **kwargs to where they go); pydantic judges a value as strict JSON against its hint:
 YAML's `true` is no number, a list stands for a tuple, a string for a path."""
 
+import contextlib
 import functools
 import importlib.util
 import inspect
 import json
-import pydoc
 import typing
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
@@ -14,16 +14,8 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 from primer.exits import BadConfig
 
 
-def import_target(target_name: str):
-    """The class or function a `_target_` names; ImportError where there is none."""
-    if (target := pydoc.locate(target_name)) is None:
-        raise ImportError(target_name)
-    return target
-
-
 def check_installed(key: str, target) -> None:
-    """A logger whose package comes with one of primer's extras, missing: one line before any run dir (Lightning
-    imports it when the logger is made, in the run)."""
+    """A logger whose extra is not installed, in one line before any run dir (Lightning would fail in the run)."""
     from lightning.pytorch.loggers import MLFlowLogger, WandbLogger
 
     for logger, package in ((MLFlowLogger, "mlflow"), (WandbLogger, "wandb")):  # each extra is named for its package
@@ -33,10 +25,9 @@ def check_installed(key: str, target) -> None:
 
 
 def _importable(package: str) -> bool:
-    try:
+    with contextlib.suppress(ValueError):  # sys.modules holds None for it, which blocks its import
         return importlib.util.find_spec(package) is not None
-    except ValueError:  # sys.modules holds None for it, which blocks its import
-        return False
+    return False
 
 
 @functools.cache
@@ -48,10 +39,8 @@ def arguments(target) -> dict[str, typing.Any]:
     add = parser.add_class_arguments if inspect.isclass(target) else parser.add_function_arguments
     hints = {}
     for function in [c.__init__ for c in reversed(target.__mro__)] if inspect.isclass(target) else [target]:
-        try:
+        with contextlib.suppress(Exception):  # a hint naming what cannot be imported here: the constructor judges it
             hints.update(typing.get_type_hints(function))
-        except Exception:  # a hint that names what cannot be imported here: its constructor judges the value
-            pass
     return {name: hints.get(name, typing.Any) for name in add(target, fail_untyped=False)}
 
 

@@ -8,6 +8,7 @@ import pydoc
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
+from primer.checks import entries
 from primer.checks.spelling import closest
 from primer.config import key_and_value, task_config
 from primer.exits import BadConfig
@@ -61,13 +62,11 @@ def value(cfg: DictConfig, key: str, default=None):
         found = OmegaConf.to_container(found, resolve=True) if OmegaConf.is_config(found) else found
     except (InterpolationResolutionError, MissingMandatoryValue, ValueError):
         return default
-    if found is None:
-        parent, _, name = key.rpartition(".")
-        node = OmegaConf.select(cfg, parent, default=None) if parent else cfg
-        if isinstance(node, DictConfig) and name in node and OmegaConf.is_interpolation(node, name):
-            # `${hydra:runtime.output_dir}` before Hydra sets it: its resolver reads the unset value as null
-            return default
-    return found
+    parent, _, name = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent, default=None) if parent else cfg
+    # `${hydra:runtime.output_dir}` before Hydra sets it: its resolver reads the unset value as null
+    unset = found is None and isinstance(node, DictConfig) and name in node and OmegaConf.is_interpolation(node, name)
+    return default if unset else found
 
 
 def check_rules(cfg: DictConfig) -> None:
@@ -93,20 +92,12 @@ def check_rules(cfg: DictConfig) -> None:
 
 def _check_removed_keys(cfg: DictConfig) -> None:
     """`~trainer.max_steps` removes a key that others interpolate (data.steps): which ones, before they fail."""
-    written = _written(OmegaConf.to_container(task_config(cfg), resolve=False))
+    written = list(entries(OmegaConf.to_container(task_config(cfg), resolve=False)))
     for key in [key_and_value(o)[0] for o in _overrides(cfg) if o.startswith("~")]:
-        if users := [k for k, text in written.items() if f"${{{key}}}" in text]:
+        if users := [k for k, text in written if isinstance(text, str) and f"${{{key}}}" in text]:
             needs = f": it {RULES[key][0]}" if key in RULES else ""
             raise BadConfig(f"~{key}: {', '.join(users)} {'uses' if len(users) == 1 else 'use'} it; set {key} "
                             f"instead of removing it{needs}")
-
-
-def _written(node, key: str = "") -> dict[str, str]:
-    """Every string value of a config as written (interpolations unresolved), by its dotted key."""
-    if isinstance(node, str):
-        return {key: node}
-    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
-    return {k: text for name, child in items for k, text in _written(child, f"{key}.{name}".lstrip(".")).items()}
 
 
 def _shown(found) -> str:
@@ -116,12 +107,13 @@ def _shown(found) -> str:
 
 def check_signatures(cfg: DictConfig) -> None:
     """Each group's keys and values against the arguments of what they are passed to."""
-    from primer.checks.signatures import arguments, check_installed, import_target, problem
+    from primer.checks.signatures import arguments, check_installed, problem
 
     for group, node in _constructed_nodes(cfg):
         try:
-            target = import_target(target_name := str(node._target_))
-        except Exception:
+            if (target := pydoc.locate(target_name := str(node._target_))) is None:
+                raise ImportError(target_name)
+        except Exception:  # pydoc's ErrorDuringImport too: a module that fails as it is imported
             raise BadConfig(f"{group}._target_={target_name}: cannot be imported; give a dotted path to a class "
                             "or function") from None
         check_installed(group, target)
@@ -168,15 +160,11 @@ def check(cfg: DictConfig) -> None:
     if value(cfg, "trainer.accelerator") in ("gpu", "cuda"):
         import torch
 
+        typed = {key_and_value(o)[0]: o for o in _overrides(cfg)}
+        key = next((k for k in ("trainer.accelerator", "trainer") if k in typed), "trainer.accelerator")  # what set it
         if not torch.cuda.is_available():
-            choice = OmegaConf.select(cfg, "hydra.runtime.choices.trainer", default=None)
-            typed = {key_and_value(o)[0]: o for o in _overrides(cfg)}
-            what = f"trainer.accelerator={cfg.trainer.accelerator}"
-            if "trainer.accelerator" not in typed and f"trainer={choice}" in typed.values():  # what set it
-                raise BadConfig(f"trainer={choice}: sets {what}, and no CUDA GPU is available on this machine; use "
-                                "trainer=cpu or trainer=auto")
-            raise BadConfig(f"{what}: no CUDA GPU is available on this machine; use trainer.accelerator=cpu or "
-                            "trainer.accelerator=auto")
+            raise BadConfig(f"{typed.get(key, f'{key}={cfg.trainer.accelerator}')}: no CUDA GPU is available on this "
+                            f"machine; use {key}=cpu or {key}=auto")
     if OmegaConf.select(cfg, "seed", default=0) is None:  # seed=null: checked as the seed it will draw
         cfg = cfg.copy()
         with open_dict(cfg):
@@ -194,16 +182,15 @@ def check_monitors(cfg: DictConfig) -> None:
     """Each callback's `monitor`, and the scheduler's, names a metric the system logs (primer.run.system)."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from primer.run.system import logged_in_fit
+    from primer.run.system import logged_in_fit, metrics_for
 
-    logged = logged_in_fit(metrics_for(cfg))
+    logged = logged_in_fit(metrics_for(cfg.data))
     callbacks = OmegaConf.select(cfg, "callbacks", default=None)
     named = callbacks.items() if isinstance(callbacks, DictConfig) else enumerate(callbacks or [])  # a list too
     for key, node in [*((f"callbacks.{n}", node) for n, node in named), ("scheduler", cfg.get("scheduler"))]:
-        if not isinstance(node, DictConfig) or (monitor := value(node, "monitor")) is None:
+        monitor = value(node, "monitor") if isinstance(node, DictConfig) else None
+        if monitor is None or value(node, "strict") is False:  # EarlyStopping(strict=False) tolerates its absence
             continue
-        if value(node, "strict") is False:
-            continue  # EarlyStopping(strict=False) itself tolerates a metric that never comes
         target = pydoc.locate(str(node.get("_target_")))
         known = logged + (["epoch", "step"] if isinstance(target, type) and issubclass(target, ModelCheckpoint) else [])
         if monitor not in known:
@@ -227,11 +214,3 @@ def check_scheduler_length(cfg: DictConfig) -> None:
             if (found := value(cfg, other)) not in plain:
                 raise BadConfig(f"{other}={found}: with trainer.max_steps=-1, scheduler.{key} spans max_epochs × "
                                 "data.steps steps, which this changes; set trainer.max_steps to the run's length")
-
-
-def metrics_for(cfg: DictConfig) -> tuple[str, ...]:
-    """r2 and explained variance need two rows in every batch they see."""
-    from primer.run.system import METRICS
-
-    rows = [cfg.data.get(key) for key in ("batch_size", "val_size", "test_size")]
-    return METRICS if min(r for r in rows if r is not None) >= 2 else ("mse",)

@@ -31,7 +31,6 @@ def fit_run(cfg: DictConfig) -> tuple[dict[str, float], dict]:
     from hydra.utils import instantiate
 
     from primer.checks.checkpoint_files import resume_from
-    from primer.checks.validation import metrics_for
     from primer.run.ranks import use_submitit_tasks_as_ranks
     from primer.cli import build
     from primer.cli.quiet import own_checkpoints_dir_reused, quiet_third_party
@@ -43,7 +42,7 @@ def fit_run(cfg: DictConfig) -> tuple[dict[str, float], dict]:
     from primer.run.experiment import logdir_of, write_experiment
     from primer.run.guards import SaveOnInterrupt, StopOnNonFinite, anomaly_is_divergence, interruptible, resume_command
     from primer.run.results import final_metrics
-    from primer.run.system import Regression
+    from primer.run.system import Regression, metrics_for
 
     logging.getLogger("lightning").handlers.clear()  # Hydra's handlers already print and file its messages
     quiet_third_party()
@@ -60,7 +59,7 @@ def fit_run(cfg: DictConfig) -> tuple[dict[str, float], dict]:
         datamodule, net, optimizer = build.data_net_optimizer(cfg)
         with setting_up("scheduler"):
             scheduler = instantiate(cfg.scheduler) if cfg.scheduler else None
-        system = Regression(net, optimizer, cfg.data.input_dim, scheduler=scheduler, metrics=metrics_for(cfg))
+        system = Regression(net, optimizer, cfg.data.input_dim, scheduler=scheduler, metrics=metrics_for(cfg.data))
         with setting_up("trainer"):
             loggers, callbacks = build.loggers_and_callbacks(cfg, cores)
             barebones = {"log_every_n_steps": None} if cfg.trainer.get("barebones") else {}  # it logs nothing

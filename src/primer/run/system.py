@@ -164,6 +164,12 @@ def regression_metrics(prefix: str, names: Sequence[str] = METRICS, **kwargs) ->
     return MetricCollection({name: MEASURES[name][0](**kwargs) for name in names}, prefix=prefix)
 
 
+def metrics_for(data: Mapping) -> tuple[str, ...]:
+    """The metrics data's batches allow: r2 and explained variance need two rows in every batch they see."""
+    rows = [data.get(key) for key in ("batch_size", "val_size", "test_size")]
+    return METRICS if min(r for r in rows if r is not None) >= 2 else ("mse",)
+
+
 def logged_in_fit(metrics: Sequence[str] = METRICS) -> list[str]:
     """What a callback can monitor, named by the functions the steps log with."""
     return [name for stage in ("train", "val") for name in (loss_name(stage), *regression_metrics(f"{stage}/", metrics))]
