@@ -82,8 +82,10 @@ def fit_run(cfg: DictConfig) -> tuple[dict[str, float], dict]:
 @task_wrapper
 def hydra_main(cfg: DictConfig) -> float:
     """The final val/loss: what a sweeper minimizes."""
+    from primer.run.dashboard import VAL_LOSS
+
     metrics, _ = fit_run(cfg)
-    return metrics.get("val/loss", math.nan)
+    return metrics.get(VAL_LOSS, math.nan)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from lightning.pytorch.callbacks import Callback
 
+from primer.run.dashboard import VAL_LOSS
 from primer.run.files import PRUNED_FILE
 from primer.run.guards import of_planned
 from primer.run.system import planned_steps
@@ -47,7 +48,7 @@ class ReportToTrial(Callback):
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking:
             return
-        prune, value = False, trainer.callback_metrics.get("val/loss")
+        prune, value = False, trainer.callback_metrics.get(VAL_LOSS)
         if trainer.is_global_zero and value is not None and math.isfinite(value := float(value)):
             with reaching(self.storage):  # a server gone: one line naming it, not SQLAlchemy's page
                 self.trial.report(value, trainer.global_step)
