@@ -234,8 +234,9 @@ REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message),
      "'trainer.max_steps'; either remove + prefix: 'trainer.max_steps=5'; or add a second + to add or override "
      "'trainer.max_steps': '++trainer.max_steps=5'"),
     ("~optimizer.nope", "~optimizer.nope: could not delete from config. 'optimizer.nope' does not exist"),
+    # Hydra's own hint speaks of a YAML defaults list's `override` keyword
     ("+experiment=1_manual_gradient_computation", "+experiment=1_manual_gradient_computation: multiple values for "
-     "experiment. To override a value use 'override experiment: 1_manual_gradient_computation'"),
+     "experiment; the group has a default already; choose it without the +: experiment=1_manual_gradient_computation"),
     ("hydra/job_logging=nope", "hydra/job_logging=nope: no such hydra/job_logging; choose one of ..."),
     ("seed=-1", "seed=-1: must be an integer from 0 to 4294967295 (numpy's seeds), or null to draw one"),
     ("seed=99999999999", "seed=99999999999: must be an integer from 0 to 4294967295 (numpy's seeds), ..."),
@@ -283,9 +284,12 @@ REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message),
     ("input_dim=5", "input_dim: no such key; did you mean model.input_dim or data.input_dim?"),
     ("model=twolayer", "model=twolayer: no such model; did you mean model=two_layer?"),
     ("-m model=two_layer,twolayer", "model=twolayer: no such model; did you mean model=two_layer?"),
-    ("experiment=1", "experiment=1: config group override must be a string or a list. Got int"),
-    ("optimizer=2", "optimizer=2: config group override must be a string or a list. Got int"),
-    ("logger=null", "logger=null: config group override must be a string or a list. Got NoneType"),
+    ("experiment=1", "experiment=1: config group override must be a string or a list. Got int; choose one of "
+     "1_manual_gradient_computation, 2_feed_forward_net, 3_applying_custom_function, 4_sequential_model, "
+     "5_class_based_declaration"),
+    ("optimizer=2", "optimizer=2: config group override must be a string or a list. Got int; choose one of adam, sgd"),
+    ("logger=null", "logger=null: config group override must be a string or a list. Got NoneType; choose one of csv, "
+     "mlflow, none, tensorboard, wandb"),
     ("~trainer.max_steps", "~trainer.max_steps: data.steps uses it; set trainer.max_steps instead of removing it: "
      "it must be a positive integer, or -1 for no limit ..."),
     ("ckpt_path=outputs/step=20.ckpt", "ckpt_path=outputs/step=20.ckpt: a value Hydra reads only in quotes; "

@@ -52,6 +52,11 @@ def describe_hydra_error(error: Exception, overrides: list[str], config_name: st
     elif typed is None:  # `optimizer=2`: Hydra names no key; a config group given a number or null, not an option
         typed = next((o.input_line for o in OverridesParser.create().parse_overrides(overrides) if o.key_or_group in
                       os.listdir(CONFIG_DIR) and type(o.value()) in (int, float, bool, type(None))), None)
+        if typed:  # its options, as Hydra lists them for a name it does not know
+            names = os.listdir(os.path.join(CONFIG_DIR, key_and_value(typed)[0]))
+            hints = [f"choose one of {', '.join(sorted(n[:-5] for n in names if n.endswith('.yaml')))}"]
+    elif typed.startswith("+") and reason.startswith("multiple values for"):  # Hydra's hint is YAML's `override`
+        reason, hints = reason.split(". ")[0], [f"the group has a default already; choose it without the +: {typed[1:]}"]
     elif argv is not None and not {"-m", "--multirun", "--cfg", "-c", "--info", "-i"} & set(argv) and \
             OverridesParser.create().parse_override(typed).is_sweep_override():  # Hydra's hint names no -m
         hints = [f"a list of values is a sweep, one job each; add -m: {command(argv, multirun=True)}"]
