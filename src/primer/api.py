@@ -30,6 +30,7 @@ def fit(config: "Sequence[str] | DictConfig" = (), output_dir: str | Path | None
     from primer.config import CONFIG_DIR, CONFIG_NAME, task_config
     from primer.run import run_dir
     from primer.run.checkpoints import resumes_into
+    from primer.writes import write_atomic
 
     overrides = [] if isinstance(config, DictConfig) else list(config)
     try:  # job_name: the command line's, which names the log file (train.log)
@@ -53,8 +54,8 @@ def fit(config: "Sequence[str] | DictConfig" = (), output_dir: str | Path | None
     run_dir.claim(path, f"output_dir={path}", resumes_into(cfg, path), hydra_files=(".hydra", "train.log"))
     with run_dir.given_back_unless_started():
         Path(path, ".hydra").mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(task_config(cfg), Path(path, ".hydra", "config.yaml"))
-        OmegaConf.save(list(cfg.hydra.overrides.task), Path(path, ".hydra", "overrides.yaml"))
+        write_atomic(Path(path, ".hydra", "config.yaml"), OmegaConf.to_yaml(task_config(cfg)))
+        write_atomic(Path(path, ".hydra", "overrides.yaml"), OmegaConf.to_yaml(list(cfg.hydra.overrides.task)))
         with _run_logging(cfg):
             return fit_run(cfg)
 
