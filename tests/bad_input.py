@@ -21,6 +21,15 @@ SHARED = [
     ("-m model=two_layer,bogus", "model=bogus: no such model; choose one of ..."),
     ("-m trainer.max_step=5,6", "trainer.max_step: no such key; did you mean trainer.max_steps?"),
     ("-m --cfg job", "only one of --run, --multirun, --cfg, --info and --shell_completion can be specified"),
+    # what a value may be, where pydantic would list each member's error
+    ("trainer.precision=17", "trainer.precision=17: must be one of 64, 32, 16, transformer-engine, "
+     "transformer-engine-float16, 16-true, 16-mixed, bf16-true, bf16-mixed, 32-true, 64-true, bf16, null "
+     "(lightning.Trainer)"),
+    ("optimizer=adam +optimizer.betas=[0.9]", "optimizer.betas=[0.9]: must be 2 values, got 1 (torch.optim.Adam)"),
+    # the option a key or a number points to
+    ("scheduler=none scheduler.gamma=0.5", "scheduler.gamma: no such key; scheduler=step has it"),
+    ("experiment=1", "experiment=1: config group override must be a string or a list. Got int; did you mean "
+     "experiment=1_manual_gradient_computation?"),
 ]
 
 

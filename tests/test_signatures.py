@@ -29,8 +29,7 @@ REJECTED = [
     ("trainer.enable_progress_bar=1",
      "trainer.enable_progress_bar=1: Input should be a valid boolean (lightning.Trainer)"),
     ("optimizer.momentum=true", "optimizer.momentum=true: Input should be a valid number (torch.optim.SGD)"),
-    ("trainer.precision=true",
-     "trainer.precision=true: Input should be 64, 32 or 16; Input should be 'transformer-engine', "),
+    ("trainer.precision=true", "trainer.precision=true: must be one of 64, 32, 16, transformer-engine, "),
     ("trainer.devices=[0,x]", "trainer.devices=[0, 'x']: item 1: Input should be a valid integer; "
      "Input should be a valid string; "),  # every item
     ("trainer.max_time={minutes:true}", "trainer.max_time={'minutes': True}: Input should be a valid string; "
@@ -40,7 +39,10 @@ REJECTED = [
     ("trainer.enable_progress_bar={_target_:lightning.pytorch.profilers.SimpleProfiler}",
      "trainer.enable_progress_bar={'_target_': 'lightning.pytorch.profilers.SimpleProfiler'}: Input should be a "
      "valid boolean"),  # what a _target_ builds is no bool
-    ("optimizer=adam +optimizer.betas=[0.9]", "optimizer.betas=[0.9]: item 1: Field required (torch.optim.Adam)"),
+    ("optimizer=adam +optimizer.betas=[0.9,0.9,0.9]",
+     "optimizer.betas=[0.9, 0.9, 0.9]: must be 2 values, got 3 (torch.optim.Adam)"),
+    ("optimizer=adam +optimizer.betas=[a,0.9]",
+     "optimizer.betas=['a', 0.9]: item 0: Input should be a valid number (torch.optim.Adam)"),  # each item too
     # primer's RunLogger(*args, flush_secs=5, **kwargs) is judged by TensorBoardLogger's arguments too
     ("logger.tensorboard.log_graph=maybe",
      "logger.tensorboard.log_graph=maybe: Input should be a valid boolean (primer.run.results.RunLogger)"),
@@ -76,6 +78,18 @@ def test_a_config_spells_a_path_as_a_string_and_a_tuple_as_a_list():
     assert accepts(Path, "runs/a") and not accepts(Path, 3) and not accepts(Path, {"_target_": "pathlib.Path"})
     assert accepts(tuple[int, ...], [1, 2, 3]) and not accepts(tuple[int, ...], [1, True])
     assert accepts(tuple[()], []) and not accepts(tuple[()], [1])
+
+
+def test_a_hint_of_a_few_values_or_of_n_items_says_what_it_allows():
+    """Any Literal, or union of Literals (null where Optional), and any tuple of N items; other hints in pydantic's
+    words."""
+    from primer.checks.signatures import problem
+
+    assert problem(typing.Literal["min", "max"], "up") == "must be one of min, max"
+    assert problem(typing.Optional[typing.Literal[1, "1", "a"]], 2) == "must be one of 1, a, null"  # each once
+    assert problem(tuple[int, int, int] | None, [1]) == "must be 3 values, got 1"
+    assert problem(tuple[int, int, int], [1, 2, "x"]) == "item 2: Input should be a valid integer"
+    assert problem(typing.Literal["a"] | int, "b") == "Input should be 'a'; Input should be a valid integer"
 
 
 def test_a_bool_is_no_number_and_a_target_stands_for_an_object():

@@ -3,6 +3,7 @@
 
 import contextlib
 import os
+import pathlib
 import re
 import shlex
 
@@ -17,9 +18,8 @@ from primer.checks.spelling import closest
 from primer.config import CONFIG_DIR, CONFIG_NAME, hydra_quoted, key_and_value
 from primer.exits import BadConfig
 
-# Hydra's flags that take a value (`--cfg job`): the other arguments are overrides
 FLAGS_WITH_VALUE = {"--cfg", "-c", "--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp", "--package",
-                    "-p", "--experimental-rerun"}
+                    "-p", "--experimental-rerun"}  # Hydra's flags that take a value; the other arguments are overrides
 NOT_INSTALLED = {"hydra/sweeper/primer_optuna": "the Optuna sweeper is not installed; pip install -e '.[sweeps]'"}
 
 
@@ -37,6 +37,9 @@ def describe_hydra_error(error: Exception, overrides: list[str], config_name: st
     typed = getattr(error, "override", None) or [None, *mentioned][-1]  # of two with one key, Hydra applied the first
     if isinstance(cause := error.__cause__, (KeyError, AttributeError)) and (key := getattr(cause, "full_key", None)):
         reason, typed = "no such key", key  # OmegaConf's ConfigKeyError: Hydra's hint is the `+` that adds it
+        group, _, rest = key.partition(".")  # `scheduler.gamma` under scheduler=none: the options that set it
+        if rest and (having := _options(group, rest)):
+            hints = [f"{' or '.join(f'{group}={o}' for o in having)} has it"]
         with contextlib.suppress(Exception):  # where the config composes without it
             composed = _compose([o for o in overrides if key_and_value(o)[0] != key], config_name, argv)
             known = [k for k, _ in entries(OmegaConf.to_container(composed)) if "[" not in k]  # keys, not items
@@ -52,15 +55,22 @@ def describe_hydra_error(error: Exception, overrides: list[str], config_name: st
     elif typed is None:  # `optimizer=2`: Hydra names no key; a config group given a number or null, not an option
         typed = next((o.input_line for o in OverridesParser.create().parse_overrides(overrides) if o.key_or_group in
                       os.listdir(CONFIG_DIR) and type(o.value()) in (int, float, bool, type(None))), None)
-        if typed:  # its options, as Hydra lists them for a name it does not know
-            names = os.listdir(os.path.join(CONFIG_DIR, key_and_value(typed)[0]))
-            hints = [f"choose one of {', '.join(sorted(n[:-5] for n in names if n.endswith('.yaml')))}"]
+        if typed:  # the one option that starts so (experiment=1), else all, as Hydra lists them for a name
+            options = _options(group := key_and_value(typed)[0])
+            hits = [o for o in options if o.startswith(key_and_value(typed)[1])]
+            hints = [f"did you mean {group}={hits[0]}?" if len(hits) == 1 else "choose one of " + ", ".join(options)]
     elif typed.startswith("+") and reason.startswith("multiple values for"):  # Hydra's hint is YAML's `override`
         reason, hints = reason.split(". ")[0], [f"the group has a default already; choose it without the +: {typed[1:]}"]
     elif argv is not None and not {"-m", "--multirun", "--cfg", "-c", "--info", "-i"} & set(argv) and \
             OverridesParser.create().parse_override(typed).is_sweep_override():  # Hydra's hint names no -m
         hints = [f"a list of values is a sweep, one job each; add -m: {command(argv, multirun=True)}"]
     return BadConfig("; ".join([f"{typed}: {reason}" if typed else reason, *hints]))
+
+
+def _options(group: str, having: str = "") -> list[str]:
+    """A group's options in primer's conf/, as Hydra lists them; `having`: those whose own file sets that key."""
+    files = sorted(pathlib.Path(CONFIG_DIR, group).glob("*.yaml"))
+    return [f.stem for f in files if not having or having in dict(entries(OmegaConf.to_container(OmegaConf.load(f))))]
 
 
 def close_sibling(key: str, known: list[str]) -> str | None:

@@ -7,10 +7,12 @@ import functools
 import importlib.util
 import inspect
 import json
+import types
 import typing
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
+from primer.checks import entries
 from primer.exits import BadConfig
 
 
@@ -45,27 +47,33 @@ def arguments(target) -> dict[str, typing.Any]:
 
 
 def problem(hint, found) -> str | None:
-    """What is wrong with a plain config value for the hint, in pydantic's words; None where it fits."""
+    """What is wrong with a plain config value for the hint, in pydantic's words or the hint's; None where it fits."""
     try:
         _adapter(hint).validate_json(json.dumps(found), strict=True)
     except ValidationError as error:
         spelled = [e for e in error.errors() if e["type"] != "needs_python_object"]  # not a class no config spells
-        if not spelled or _builds(found) and len(spelled) < len(error.errors()):
+        built = any(k.rpartition(".")[2] == "_target_" for k, _ in entries(found))  # a `_target_` mapping, at any depth
+        if not spelled or built and len(spelled) < len(error.errors()):
             return None  # an object (Hydra builds one from a `_target_`), which only its constructor can judge
-        return "; ".join(dict.fromkeys("".join(f"item {at}: " for at in e["loc"] if isinstance(at, int)) + e["msg"]
-                                       for e in spelled))
+        return _allowed(hint, found) or "; ".join(dict.fromkeys(
+            "".join(f"item {at}: " for at in e["loc"] if isinstance(at, int)) + e["msg"] for e in spelled))
     except Exception:  # a hint pydantic has no schema for: the constructor judges the value
         pass
     return None
 
 
+def _allowed(hint, found) -> str | None:
+    """What a hint of a few values (Literals) or of N items (a tuple) allows, said in place of pydantic's errors."""
+    union = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    members = [typing.get_args(m) for m in union if m is not type(None)]  # a Literal's values, a tuple's items
+    kinds = {typing.get_origin(m) for m in union if m is not type(None)}
+    if kinds == {typing.Literal}:  # and null where the hint is Optional
+        values = [*(v for m in members for v in m), *([None] if type(None) in union else [])]
+        return f"must be one of {', '.join(dict.fromkeys(v if isinstance(v, str) else json.dumps(v) for v in values))}"
+    fixed = kinds == {tuple} and len(members) == 1 and Ellipsis not in members[0] and isinstance(found, list)
+    return f"must be {len(members[0])} values, got {len(found)}" if fixed and len(found) != len(members[0]) else None
+
+
 @functools.cache
 def _adapter(hint) -> TypeAdapter:
     return TypeAdapter(hint, config=ConfigDict(arbitrary_types_allowed=True))  # a Logger: by isinstance
-
-
-def _builds(found) -> bool:
-    """Whether a value is, or holds, a `_target_` mapping."""
-    if isinstance(found, dict):
-        return "_target_" in found or any(_builds(v) for v in found.values())
-    return isinstance(found, list) and any(_builds(v) for v in found)

@@ -1,11 +1,10 @@
-"""The checks a composed config passes before anything is built, cheapest first, one line per problem
-(BadConfig): primer's own rules (no torch), each constructed group against its target's signature, what a fit
-relies on (the metric a callback monitors, the length a scheduler spans), and a resume's checkpoint."""
+"""The checks a composed config passes before anything is built, cheapest first, one line per problem (BadConfig):
+primer's rules (no torch), each group against its target's signature, what a fit relies on, a resume's checkpoint."""
 
 import math
 import pydoc
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from primer.checks import entries
@@ -132,8 +131,7 @@ def check_signatures(cfg: DictConfig) -> None:
 
 def _constructed_nodes(cfg: DictConfig) -> list[tuple[str, DictConfig]]:
     """(key, node) of everything primer builds: the groups, and each callback and logger by its name (null: off)."""
-    nodes = [(group, OmegaConf.select(cfg, group, default=None))
-             for group in ("trainer", "model", "data", "optimizer", "scheduler")]
+    nodes = [(group, cfg.get(group)) for group in ("trainer", "model", "data", "optimizer", "scheduler")]
     for group, example in (("callbacks", "lightning.pytorch.callbacks.EarlyStopping"),
                            ("logger", "lightning.pytorch.loggers.CSVLogger")):
         named = OmegaConf.select(cfg, group, default=None)
@@ -149,26 +147,22 @@ def _overrides(cfg: DictConfig) -> list[str]:
     """The command line's overrides: in the config Hydra composed, or in the running job's HydraConfig."""
     from hydra.core.hydra_config import HydraConfig
 
-    if (task := OmegaConf.select(cfg, "hydra.overrides.task", default=None)) is not None:
-        return list(task)
-    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    task = OmegaConf.select(cfg, "hydra.overrides.task", default=None)
+    return list(task if task is not None else HydraConfig.get().overrides.task if HydraConfig.initialized() else [])
 
 
 def check(cfg: DictConfig) -> None:
     """All of them, cheapest first; raises BadConfig on the first problem."""
     check_rules(cfg)
-    if value(cfg, "trainer.accelerator") in ("gpu", "cuda"):
-        import torch
+    import torch  # the checks below import Lightning, and torch with it
 
+    if value(cfg, "trainer.accelerator") in ("gpu", "cuda") and not torch.cuda.is_available():
         typed = {key_and_value(o)[0]: o for o in _overrides(cfg)}
         key = next((k for k in ("trainer.accelerator", "trainer") if k in typed), "trainer.accelerator")  # what set it
-        if not torch.cuda.is_available():
-            raise BadConfig(f"{typed.get(key, f'{key}={cfg.trainer.accelerator}')}: no CUDA GPU is available on this "
-                            f"machine; use {key}=cpu or {key}=auto")
+        raise BadConfig(f"{typed.get(key, f'{key}={cfg.trainer.accelerator}')}: no CUDA GPU is available on this "
+                        f"machine; use {key}=cpu or {key}=auto")
     if OmegaConf.select(cfg, "seed", default=0) is None:  # seed=null: checked as the seed it will draw
-        cfg = cfg.copy()
-        with open_dict(cfg):
-            cfg.seed = 0
+        cfg = OmegaConf.merge(cfg, {"seed": 0})
     check_signatures(cfg)
     check_monitors(cfg)
     check_scheduler_length(cfg)
