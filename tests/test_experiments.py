@@ -34,7 +34,7 @@ def test_experiment_trains_its_sections_net_with_the_seeds_dims_lr_and_loss(make
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_a_model_alone_carries_the_seeds_lr(make_config, model):
+def test_a_model_alone_carries_the_tutorials_lr(make_config, model):
     assert make_config(f"model={model}").optimizer.lr == PRIMER_LR[model]
 
 
