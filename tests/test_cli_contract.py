@@ -77,6 +77,8 @@ ACCEPTED = {  # overrides -> what must hold of the run dir `run` (and the comman
     "scheduler=cosine trainer.max_steps=-1 trainer.max_epochs=2 data.steps=4 trainer.limit_train_batches=3 "
     "trainer.accumulate_grad_batches=2": lambda run, out: steps(run) == 4
     and checkpoint(run)["lr_schedulers"][0]["T_max"] == 4 and checkpoint(run)["lr_schedulers"][0]["_last_lr"] == [0.0],
+    # any scheduler argument left ??? is given the run's planned steps
+    "scheduler=step scheduler.step_size=???": lambda run, out: checkpoint(run)["lr_schedulers"][0]["step_size"] == 6,
 }
 
 
