@@ -73,6 +73,12 @@ ACCEPTED = {  # overrides -> what must hold of the run dir `run` (and the comman
     # the cosine spans the run Lightning runs (2 epochs of 3 steps), and ends at its end
     "scheduler=cosine trainer.max_steps=-1 trainer.max_epochs=2 data.steps=3": lambda run, out: steps(run) == 6
     and checkpoint(run)["lr_schedulers"][0]["T_max"] == 6 and checkpoint(run)["lr_schedulers"][0]["_last_lr"] == [0.0],
+    # ... as Lightning counts its optimizer steps: 2 epochs of 3 batches (of 4), 2 batches a step, the last 1
+    "scheduler=cosine trainer.max_steps=-1 trainer.max_epochs=2 data.steps=4 trainer.limit_train_batches=3 "
+    "trainer.accumulate_grad_batches=2": lambda run, out: steps(run) == 4
+    and checkpoint(run)["lr_schedulers"][0]["T_max"] == 4 and checkpoint(run)["lr_schedulers"][0]["_last_lr"] == [0.0],
+    # any scheduler argument left ??? is given the run's planned steps
+    "scheduler=step scheduler.step_size=???": lambda run, out: checkpoint(run)["lr_schedulers"][0]["step_size"] == 6,
 }
 
 
@@ -259,13 +265,11 @@ REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message),
      "metric; it logs train/loss, train/explained_variance, train/mse, train/r2, val/loss, val/explained_variance, "
      "val/mse, val/r2, epoch, step"),
     ("scheduler=cosine trainer.max_steps=-1 trainer.max_time=00:00:01:00",
-     "scheduler.T_max=-1: the scheduler spans the run's steps, and trainer.max_steps=-1 sets none; set "
-     "trainer.max_steps, or trainer.max_epochs (scheduler=cosine then spans max_epochs × data.steps steps)"),
-    ("scheduler=cosine trainer.max_steps=-1 trainer.max_epochs=2 trainer.accumulate_grad_batches=2",
-     "trainer.accumulate_grad_batches=2: with trainer.max_steps=-1, scheduler.T_max spans max_epochs × data.steps "
-     "steps, which this changes; set trainer.max_steps to the run's length"),
+     "scheduler.T_max: the scheduler spans the run's steps, and trainer.max_steps=-1 with no trainer.max_epochs sets "
+     "none; set trainer.max_steps, or trainer.max_epochs"),
     ("scheduler=cosine scheduler.T_max=${trainer.max_steps} trainer.max_steps=-1 trainer.max_epochs=1",
-     "scheduler.T_max=-1: the scheduler spans the run's steps, and trainer.max_steps=-1 sets none; ..."),
+     "scheduler.T_max=-1: the scheduler spans the run's steps, and trainer.max_steps=-1 sets none; set "
+     "trainer.max_steps, or 'scheduler.T_max=???' for the steps the run plans"),
     ("-m seed=0,1 trainer=ddp_cpu trainer.devices=2 trainer.strategy=ddp",
      "trainer.devices=2: a sweep of the basic launcher runs its jobs in this one process, ..."),
     ("scheduler=plateau scheduler.monitor=val/los", "scheduler.monitor=val/los: primer logs no such metric; did you "

@@ -156,12 +156,7 @@ OmegaConf.register_new_resolver(
     replace=True)
 
 
-def _run_steps(max_steps: int, max_epochs: int | None, steps_per_epoch: int) -> int:
-    """trainer.max_steps, or with no limit (-1) max_epochs × steps per epoch; -1 if only max_time ends the run."""
-    if max_steps > 0:
-        return max_steps
-    return max_epochs * steps_per_epoch if max_epochs is not None and max_epochs > 0 else -1
-
-
-# ${run_steps:MAX_STEPS,MAX_EPOCHS,STEPS_PER_EPOCH}: how many training steps a run takes (a scheduler's length)
-OmegaConf.register_new_resolver("run_steps", _run_steps, replace=True)
+def planned_steps_args(scheduler: DictConfig | None) -> list[str]:
+    """A scheduler's arguments left ??? (scheduler=cosine's T_max): Hydra leaves them out of the partial it builds,
+    and the system passes each the run's planned optimizer steps, as Lightning counts them (run/system.py)."""
+    return [key for key in scheduler or {} if OmegaConf.is_missing(scheduler, key)]

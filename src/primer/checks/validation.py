@@ -9,7 +9,7 @@ from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from primer.checks import entries
 from primer.checks.spelling import closest
-from primer.config import key_and_value, task_config
+from primer.config import key_and_value, planned_steps_args, task_config
 from primer.exits import BadConfig
 
 
@@ -193,18 +193,17 @@ def check_monitors(cfg: DictConfig) -> None:
 
 
 def check_scheduler_length(cfg: DictConfig) -> None:
-    """A scheduler value taken from trainer.max_steps (scheduler=cosine's T_max) is a real length."""
+    """A scheduler's length is a count of steps: one left to the run (scheduler=cosine's T_max) needs a run that
+    has one, and one taken from trainer.max_steps a trainer.max_steps."""
     node = OmegaConf.select(cfg, "scheduler", default=None)
     if not isinstance(node, DictConfig) or value(cfg, "trainer.max_steps") != -1:
         return
+    if (left := planned_steps_args(node)) and value(cfg, "trainer.max_epochs") in (None, -1):
+        raise BadConfig(f"scheduler.{left[0]}: the scheduler spans the run's steps, and trainer.max_steps=-1 with no "
+                        "trainer.max_epochs sets none; set trainer.max_steps, or trainer.max_epochs")
     for key, written in OmegaConf.to_container(node, resolve=False).items():
         if not (isinstance(written, str) and "trainer.max_steps" in written):
             continue
         if isinstance(length := value(cfg, f"scheduler.{key}"), int) and length <= 0:
             raise BadConfig(f"scheduler.{key}={length}: the scheduler spans the run's steps, and trainer.max_steps=-1 "
-                            "sets none; set trainer.max_steps, or trainer.max_epochs (scheduler=cosine then spans "
-                            "max_epochs × data.steps steps)")
-        for other, plain in (("trainer.limit_train_batches", (None, 1.0)), ("trainer.accumulate_grad_batches", (1,))):
-            if (found := value(cfg, other)) not in plain:
-                raise BadConfig(f"{other}={found}: with trainer.max_steps=-1, scheduler.{key} spans max_epochs × "
-                                "data.steps steps, which this changes; set trainer.max_steps to the run's length")
+                            f"sets none; set trainer.max_steps, or 'scheduler.{key}=???' for the steps the run plans")

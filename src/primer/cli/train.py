@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from primer import exits
 from primer.cli.task import Bug, task_wrapper
-from primer.config import CONFIG_DIR, CONFIG_NAME
+from primer.config import CONFIG_DIR, CONFIG_NAME, planned_steps_args
 from primer.exits import setting_up
 from primer.sweeps.sweep_console import SweepStart
 
@@ -59,7 +59,8 @@ def fit_run(cfg: DictConfig) -> tuple[dict[str, float], dict]:
         datamodule, net, optimizer = build.data_net_optimizer(cfg)
         with setting_up("scheduler"):
             scheduler = instantiate(cfg.scheduler) if cfg.scheduler else None
-        system = Regression(net, optimizer, cfg.data.input_dim, scheduler=scheduler, metrics=metrics_for(cfg.data))
+        system = Regression(net, optimizer, cfg.data.input_dim, scheduler=scheduler, metrics=metrics_for(cfg.data),
+                            planned_steps_args=planned_steps_args(cfg.scheduler))
         with setting_up("trainer"):
             loggers, callbacks = build.loggers_and_callbacks(cfg, cores)
             barebones = {"log_every_n_steps": None} if cfg.trainer.get("barebones") else {}  # it logs nothing

@@ -20,7 +20,8 @@ METRICS = tuple(MEASURES)
 
 class Regression(L.LightningModule):
     """Fits a plain nn.Module to (x, y) by the summed squared error (a HandGradientNet with its own gradients); train
-    values are computed on logging steps and the last only. Under DDP N processes train as one on the global batch."""
+    values are computed on logging steps and the last only. Under DDP N processes train as one on the global batch.
+    `planned_steps_args` name the scheduler's arguments given the run's planned_steps (CosineAnnealingLR's T_max)."""
 
     def __init__(
         self,
@@ -29,12 +30,14 @@ class Regression(L.LightningModule):
         input_dim: int,
         scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | Mapping | None = None,
         metrics: Sequence[str] = METRICS,
+        planned_steps_args: Sequence[str] = (),
     ):
         super().__init__()
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "planned_steps_args"])
         self.net = net
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler  # or Lightning's lr_scheduler dict, its "scheduler" a factory
+        self.planned_steps_args = tuple(planned_steps_args)
         self.loss_fn = nn.MSELoss(reduction="sum")
         self.automatic_optimization = not isinstance(net, HandGradientNet)
         self.input_dim = input_dim
@@ -54,9 +57,12 @@ class Regression(L.LightningModule):
         optimizer = self.optimizer_factory(self.net.parameters())
         if self.scheduler_factory is None:
             return optimizer
-        given = self.scheduler_factory if isinstance(self.scheduler_factory, Mapping) else {"scheduler": self.scheduler_factory}
+        given = self.scheduler_factory
+        given = given if isinstance(given, Mapping) else {"scheduler": given}
+        # counted here, where Lightning knows the data, the devices and accumulate_grad_batches
+        length = dict.fromkeys(self.planned_steps_args, planned_steps(self.trainer))
         # stepped every step unless the dict says otherwise: a run is one long epoch over the same batch
-        scheduler = {"interval": "step", **given, "scheduler": given["scheduler"](optimizer)}
+        scheduler = {"interval": "step", **given, "scheduler": given["scheduler"](optimizer, **length)}
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
     def training_step(self, batch, batch_idx: int):
@@ -150,7 +156,8 @@ def completes_step(trainer: L.Trainer, batch_idx: int) -> bool:
 
 
 def planned_steps(trainer: L.Trainer) -> int | None:
-    """None where only max_time ends the run, or Lightning has no data yet."""
+    """The optimizer steps the run takes (a scheduler's length, the "of N" a run shows): trainer.max_steps, else as
+    Lightning counts them; None where only max_time ends the run, or Lightning has no data yet."""
     if trainer.max_steps > 0:
         return trainer.max_steps
     try:
@@ -172,4 +179,5 @@ def metrics_for(data: Mapping) -> tuple[str, ...]:
 
 def logged_in_fit(metrics: Sequence[str] = METRICS) -> list[str]:
     """What a callback can monitor, named by the functions the steps log with."""
-    return [name for stage in ("train", "val") for name in (loss_name(stage), *regression_metrics(f"{stage}/", metrics))]
+    return [name for stage in ("train", "val")
+            for name in (loss_name(stage), *regression_metrics(f"{stage}/", metrics))]
