@@ -173,6 +173,8 @@ REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message),
     ("+optimizer.nesterov=true", "optimizer: ValueError: Nesterov momentum requires a momentum and zero dampening ..."),
     # a drawn seed is written back into .hydra/config.yaml only where the run dir is kept
     ("seed=null +optimizer.nesterov=true", "optimizer: ValueError: Nesterov momentum requires a momentum and zero ..."),
+    # the run's files go elsewhere, Hydra's into hydra.run.dir: both are given back
+    ("paths.output_dir=elsewhere +optimizer.nesterov=true", "optimizer: ValueError: Nesterov momentum requires a ..."),
     ("trainer.logger=wandb",
      "trainer.logger=wandb: must be true or false; choose a logger with logger=tensorboard, ..."),
     ("+trainer.callbacks=[]", "trainer.callbacks: primer sets the Trainer's callbacks from the callbacks group ..."),
