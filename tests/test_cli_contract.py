@@ -175,6 +175,8 @@ REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message),
     ("seed=null +optimizer.nesterov=true", "optimizer: ValueError: Nesterov momentum requires a momentum and zero ..."),
     # the run's files go elsewhere, Hydra's into hydra.run.dir: both are given back
     ("paths.output_dir=elsewhere +optimizer.nesterov=true", "optimizer: ValueError: Nesterov momentum requires a ..."),
+    ("paths.output_dir=/dev/null/run", "paths.output_dir: NotADirectoryError: [Errno 20] Not a directory: "
+     "'/dev/null/run' (HYDRA_FULL_ERROR=1 shows where)"),  # a dir that cannot be made for what is in its way
     ("trainer.logger=wandb",
      "trainer.logger=wandb: must be true or false; choose a logger with logger=tensorboard, ..."),
     ("+trainer.callbacks=[]", "trainer.callbacks: primer sets the Trainer's callbacks from the callbacks group ..."),
