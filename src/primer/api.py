@@ -56,8 +56,13 @@ def fit(config: "Sequence[str] | DictConfig" = (), output_dir: str | Path | None
         Path(path, ".hydra").mkdir(parents=True, exist_ok=True)
         write_atomic(Path(path, ".hydra", "config.yaml"), OmegaConf.to_yaml(task_config(cfg)))
         write_atomic(Path(path, ".hydra", "overrides.yaml"), OmegaConf.to_yaml(list(cfg.hydra.overrides.task)))
-        with _run_logging(cfg):
-            return fit_run(cfg)
+        drawn = cfg.seed is None
+        try:
+            with _run_logging(cfg):
+                return fit_run(cfg)
+        finally:  # seed=null: the seed it drew, as the command line records it (a dir given back holds none)
+            if drawn and cfg.seed is not None and run_dir.has_started():
+                write_atomic(Path(path, ".hydra", "config.yaml"), OmegaConf.to_yaml(task_config(cfg)))
 
 
 def evaluate(ckpt_path: str | Path, config: "Sequence[str] | DictConfig" = ()) -> tuple[dict, dict]:
