@@ -42,6 +42,14 @@ def test_fit_with_seed_null_records_the_drawn_seed_in_its_run_config_as_the_comm
     assert isinstance(objects["cfg"].seed, int) and stored.seed == objects["cfg"].seed
 
 
+def test_fit_that_diverges_leaves_the_failure_txt_the_command_line_leaves(tmp_path):
+    from primer.exits import Diverged
+
+    with pytest.raises(Diverged):
+        fit([*TINY, *QUIET, "optimizer.lr=1e10", "trainer.log_every_n_steps=1"], output_dir=tmp_path / "run")
+    assert (tmp_path / "run/failure.txt").read_text().startswith("Diverged: training diverged: train/loss is inf")
+
+
 def test_fit_takes_a_config_composed_without_hydra_runtime(tmp_path):
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(CONFIG_NAME, overrides=[*TINY, *QUIET])  # no return_hydra_config: the template's way
