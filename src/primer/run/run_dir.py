@@ -110,20 +110,26 @@ def has_started() -> bool:
 
 
 def training_started() -> None:
-    """Deletes the earlier run moved aside, for good."""
+    """Deletes the earlier run moved aside, for good (also in hydra.run.dir, where paths.output_dir is another)."""
     global _started
     first, _started = not _started, True
-    if not first or _claim is None or not _claim.moved:
-        return
-    shutil.rmtree(_claim.path / ASIDE)
-    removed = [n for n in _claim.moved if n in RUN_RECORDS]
-    if count := _claim.events_moved:
+    taken = _claim if first else None
+    while taken is not None:
+        if taken.moved:
+            _delete_earlier_run(taken)
+        taken = taken.outer
+
+
+def _delete_earlier_run(taken: SimpleNamespace) -> None:
+    shutil.rmtree(taken.path / ASIDE)
+    removed = [n for n in taken.moved if n in RUN_RECORDS]
+    if count := taken.events_moved:
         removed.append(f"{count} TensorBoard event file{'s' if count > 1 else ''}")
-    if removed and not _claim.resumes_here:  # a resume replaces only its records: nothing to say
+    if removed and not taken.resumes_here:  # a resume replaces only its records: nothing to say
         from primer.run.console import short_path
 
         listed = ", ".join(removed[:-1]) + " and " + removed[-1] if len(removed) > 1 else removed[0]
-        log.info(f"{short_path(_claim.path)} held an earlier run; this run replaces it: removed its {listed} "
+        log.info(f"{short_path(taken.path)} held an earlier run; this run replaces it: removed its {listed} "
                  "(its checkpoints stay until this run saves its own)")
 
 
