@@ -8,6 +8,7 @@ import lightning as L
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
 
 from primer import evaluate, fit
 from primer.config import CONFIG_DIR, CONFIG_NAME
@@ -33,6 +34,20 @@ def test_fit_takes_overrides_and_returns_the_metrics_and_the_objects(tmp_path):
     assert objects["cfg"].model.relu == "custom"
     assert (tmp_path / "run/checkpoints/final.ckpt").is_file()
     assert "model=custom_relu" in (tmp_path / "run/.hydra/overrides.yaml").read_text()
+
+
+def test_fit_with_seed_null_records_the_drawn_seed_in_its_run_config_as_the_command_line_does(tmp_path):
+    _, objects = fit([*TINY, *QUIET, "seed=null"], output_dir=tmp_path / "run")
+    stored = OmegaConf.load(tmp_path / "run/.hydra/config.yaml")
+    assert isinstance(objects["cfg"].seed, int) and stored.seed == objects["cfg"].seed
+
+
+def test_fit_that_diverges_leaves_the_failure_txt_the_command_line_leaves(tmp_path):
+    from primer.exits import Diverged
+
+    with pytest.raises(Diverged):
+        fit([*TINY, *QUIET, "optimizer.lr=1e10", "trainer.log_every_n_steps=1"], output_dir=tmp_path / "run")
+    assert (tmp_path / "run/failure.txt").read_text().startswith("Diverged: training diverged: train/loss is inf")
 
 
 def test_fit_takes_a_config_composed_without_hydra_runtime(tmp_path):

@@ -132,6 +132,13 @@ CRAFTED = {  # row -> (change to a checkpoint as primer writes it, what the refu
                                                            "args": ["touch", str(f.marker)]}),
                       "logger.tensorboard._target_=subprocess.run"),
     "nested-in-trainer": (put("trainer.profiler", torch_load), "trainer.profiler._target_=torch.load"),
+    # a class primer's groups do build, where eval would build it: MLflow's store made at a path the file names
+    "allowed-target-nested-in-trainer": (put("trainer.plugins", lambda f: {
+        "_target_": "primer.run.trackers.MLflowRun", "tracking_uri": f"sqlite:///{f.marker}/mlflow.db"}),
+        "trainer.plugins._target_=primer.run.trackers.MLflowRun: a _target_ primer's config groups never write there"),
+    "allowed-target-as-the-model": (put("model", lambda f: {
+        "_target_": "primer.run.trackers.MLflowRun", "tracking_uri": f"sqlite:///{f.marker}/mlflow.db"}),
+        "model._target_=primer.run.trackers.MLflowRun: a _target_ primer's config groups never write there"),
     "_recursive_": (put("model._recursive_", lambda f: False), "model._recursive_=False: a _recursive_"),
     "target-in-an-override": (add_override(lambda f: "model._target_=builtins.open"),
                               "override model._target_=builtins.open"),

@@ -175,6 +175,12 @@ REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message),
     ("trainer.accelerator=mps", "trainer: MisconfigurationException: `MPSAccelerator` can not run on your system ..."),
     ("trainer.devices=0", "trainer: MisconfigurationException: ..."),
     ("+optimizer.nesterov=true", "optimizer: ValueError: Nesterov momentum requires a momentum and zero dampening ..."),
+    # a drawn seed is written back into .hydra/config.yaml only where the run dir is kept
+    ("seed=null +optimizer.nesterov=true", "optimizer: ValueError: Nesterov momentum requires a momentum and zero ..."),
+    # the run's files go elsewhere, Hydra's into hydra.run.dir: both are given back
+    ("paths.output_dir=elsewhere +optimizer.nesterov=true", "optimizer: ValueError: Nesterov momentum requires a ..."),
+    ("paths.output_dir=/dev/null/run", "paths.output_dir: NotADirectoryError: [Errno 20] Not a directory: "
+     "'/dev/null/run' (HYDRA_FULL_ERROR=1 shows where)"),  # a dir that cannot be made for what is in its way
     ("trainer.logger=wandb",
      "trainer.logger=wandb: must be true or false; choose a logger with logger=tensorboard, ..."),
     ("+trainer.callbacks=[]", "trainer.callbacks: primer sets the Trainer's callbacks from the callbacks group ..."),
@@ -352,6 +358,9 @@ def test_a_rejected_run_into_an_existing_dir_overwrites_nothing(cli, tmp_path):
     code, _, err = cli(*QUIET, "optimizer.lr=-1", f"hydra.run.dir={RUN}")
     assert code == 2 and one_line(err) == "error: optimizer.lr=-1: must be a number, 0 or more"
     assert {p: p.read_bytes() for p in (tmp_path / RUN).rglob("*") if p.is_file()} == before
+    code, _, err = cli(*QUIET, "seed=null", "+optimizer.nesterov=true", f"hydra.run.dir={RUN}")  # fails as it builds
+    assert code == 2 and one_line(err).startswith("error: optimizer: ValueError: Nesterov momentum requires")
+    assert {p: p.read_bytes() for p in (tmp_path / RUN).rglob("*") if p.is_file()} == before  # its config too
 
 
 # --- resuming: what the stored config says is what runs -------------------------------------------------

@@ -168,6 +168,7 @@ def test_a_sweep_jobs_resume_line_parses_as_printed(tmp_path, monkeypatch):
     """A job dir holds `,` and `=`: unquoted, Hydra read the path as a sweep of two values."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(guards, "of_planned", lambda trainer: " of 12")
+    monkeypatch.setattr(guards.run_dir, "_started", True)  # stopped after a step: else nothing to resume
     job_dir = Path("outputs/multirun/12-06_07-00-00_1/0_model.hidden_dim=4,optimizer.lr=0.1")
     saver = guards.SaveOnInterrupt(job_dir / "checkpoints")
     saver.signum = 15

@@ -375,3 +375,13 @@ def test_a_server_gone_mid_study_ends_in_one_line_and_the_next_search_fails_the_
     assert f"trials 3 of study '{study.study_name}' were left running by a search that stopped; marked failed" in again
     states = [t.state for t in only_study(url).trials]
     assert states[3] == TrialState.FAIL and len(states) == 5 and states[4].is_finished()
+
+
+@pytest.mark.slow  # a search whose trials fail as they are built: no step is trained
+def test_a_search_stopped_by_its_failure_rate_ends_as_a_failed_sweep_with_its_summary(cli, tmp_path):
+    code, out, err = cli("-m", "hparams_search=optuna", "hydra.sweeper.storage=null", "hydra.sweeper.n_trials=2",
+                         "hydra.sweeper.max_failure_rate=0.0", "+optimizer.nesterov=true", *TINY, *QUIET)
+    assert code == 4, err[-2000:]  # jobs failed: not bad input (2)
+    assert err.splitlines()[-1].startswith("error: 1 of 1 trials failed (hydra.sweeper.max_failure_rate=0.0); "
+                                           "see "), err
+    assert "Sweep summary" in out and list(tmp_path.glob("outputs/multirun/*/summary.md"))

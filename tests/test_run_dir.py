@@ -153,6 +153,20 @@ def test_once_training_has_stepped_the_earlier_run_is_gone_and_the_dir_is_kept(t
     assert contents(run) == {"run.json": b'{"steps": 1}\n'}
 
 
+def test_a_run_whose_files_go_elsewhere_replaces_the_earlier_run_in_its_hydra_dir_too(tmp_path):
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra/config.yaml").write_text("seed: 0\n")
+    (run / "metrics.json").write_text("{}\n")
+    run_dir.claim(run, "hydra.run.dir=run", hydra_files=(".hydra", "train.log"))
+    (run / ".hydra").mkdir()
+    (run / ".hydra/config.yaml").write_text("seed: 1\n")
+    run_dir.claim(tmp_path / "elsewhere", "paths.output_dir=elsewhere")  # primer.cli.train, paths.output_dir=X
+    run_dir.training_started()
+    run_dir.release()
+    assert contents(run) == {".hydra/config.yaml": b"seed: 1\n"}  # no .earlier-run/ for a later run to put back
+
+
 def test_a_dir_whose_earlier_run_was_moved_aside_by_a_killed_set_up_gets_it_back_at_the_next_claim(tmp_path):
     run = tmp_path / "run"
     (run / ".earlier-run").mkdir(parents=True)  # what kill -9 during a set-up leaves

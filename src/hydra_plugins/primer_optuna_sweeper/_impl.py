@@ -13,9 +13,9 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
 from primer.config import hydra_quoted
-from primer.exits import BadConfig, EndCommand, Ending
+from primer.exits import BadConfig, EndCommand, Ending, SweepFailed
 from primer.sweeps import studies  # also registers ${study_name:}, which the search config resolves
-from primer.sweeps.report import SEARCHED_ENV, SWEEP_CONFIG, rounded
+from primer.sweeps.report import SEARCHED_ENV, SWEEP_CONFIG, rounded, summarize_sweep
 from primer.writes import write_atomic
 
 from ._space import grid, search_space
@@ -92,9 +92,10 @@ class OptunaSearch:
             running = {t.number: t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
             failed = [self._tell(study, trial, ret, running[trial.number].user_attrs)
                       for trial, ret in zip(trials, returns)]
-            if sum(failed) / len(returns) > self.max_failure_rate:
-                raise RuntimeError(f"{sum(failed)} of {len(returns)} trials failed "
-                                   f"(hydra.sweeper.max_failure_rate={self.max_failure_rate})")
+            if sum(failed) / len(returns) > self.max_failure_rate:  # the summary so far, and exit 4 (primer.exits)
+                summarize_sweep(sweep_dir := Path(self.config.hydra.sweep.dir))
+                raise SweepFailed(f"{sum(failed)} of {len(returns)} trials failed (hydra.sweeper.max_failure_rate="
+                                  f"{self.max_failure_rate}); see {sweep_dir / 'summary.md'}")
         self._save_results(study)
 
     def _name_metrics(self, study: optuna.Study) -> None:

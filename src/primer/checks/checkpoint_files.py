@@ -82,6 +82,11 @@ def check_stored_config(stored: object, where: str, also_allowed=()) -> None:
     for key, value in itertools.chain(entries(config), (e for o in overrides for e in entries(_parsed(o, where)))):
         if why := _wrong(key, value, allowed):
             raise refused(where, f"its stored config has {_shown(key)}={_shown(value)}: {why}")
+        # eval builds GROUPS: a class there only where a group of conf/ puts one (its top), unless this run builds it
+        if key.partition(".")[0] in GROUPS and key.rpartition(".")[2] == "_target_" and (key, value) not in allowed \
+                and value not in also_allowed:
+            raise refused(where, f"its stored config has {_shown(key)}={_shown(value)}: a _target_ primer's config "
+                          "groups never write there")
 
 
 def _wrong(key: str, value: object, allowed: frozenset) -> str | None:
@@ -127,7 +132,8 @@ def _shown(value: object) -> str:
 
 @functools.cache
 def written_by_primer() -> frozenset[tuple[str, object]]:
-    """("_target_", T) of conf/'s targets and the optimizers, schedulers, callbacks and loggers; (KEY, V) of FLAGS."""
+    """("_target_", T) of conf/'s targets and the optimizers, schedulers, callbacks and loggers; ("G._target_", T) of
+    what stands at a group's top; (KEY, V) of FLAGS."""
     import lightning.pytorch.callbacks as callbacks
     import lightning.pytorch.loggers as loggers
     import torch.optim
@@ -140,13 +146,18 @@ def written_by_primer() -> frozenset[tuple[str, object]]:
         if group != "hydra":
             allowed |= {("_target_", t) for t in targets_in(tree)}
             allowed |= {(f"{group}.{k}", tree[k]) for k in FLAGS if k in tree}
+            # where a group's class stands: `_target_` of data/random.yaml, `model._target_` of model/two_layer.yaml
+            allowed |= {(f"{k}._target_", v["_target_"]) for k, v in {group: tree, **tree}.items()
+                        if isinstance(v, dict) and "_target_" in v}
     families = [(torch.optim, torch.optim.Optimizer), (callbacks, callbacks.Callback), (loggers, loggers.Logger),
                 (schedulers, (schedulers.LRScheduler, schedulers.ReduceLROnPlateau))]
     for module, base in families:
         for name, member in vars(module).items():
             if inspect.isclass(member) and issubclass(member, base) and not name.startswith("_"):
-                allowed |= {("_target_", f"{module.__name__}.{name}"),
-                            ("_target_", f"{member.__module__}.{member.__qualname__}")}
+                names = (f"{module.__name__}.{name}", f"{member.__module__}.{member.__qualname__}")
+                allowed |= {("_target_", found) for found in names}
+                if module is torch.optim:  # optimizer._target_=torch.optim.AdamW
+                    allowed |= {("optimizer._target_", found) for found in names}
     return frozenset(allowed)
 
 

@@ -95,6 +95,6 @@ def _ended(task: Callable[[DictConfig], float], cfg: DictConfig, multirun: bool,
             raise (EndCommand(ending) if ending else Bug(error)) from (error.__cause__ if ending is error else error)
         (log.error if ending is error else log.exception)(f"this job failed; the sweep goes on: {ending or error}")
     finally:
-        if drawn and cfg.seed is not None:
+        if drawn and cfg.seed is not None and run_dir.has_started():  # a dir given back holds no config of this run
             save_task_config(cfg)
     return math.nan

@@ -49,7 +49,8 @@ def fit_run(cfg: DictConfig) -> tuple[dict[str, float], dict]:
     use_submitit_tasks_as_ranks()
     hydra_cfg = HydraConfig.get()
     output_dir = Path(cfg.paths.output_dir)  # already claimed where the command line or the API started the run
-    run_dir.claim(output_dir, f"paths.output_dir={output_dir}", resumes_into(cfg, output_dir))
+    with setting_up("paths.output_dir"):  # a file in the way: bad input; a read-only dir: the machine's fault
+        run_dir.claim(output_dir, f"paths.output_dir={output_dir}", resumes_into(cfg, output_dir))
     with run_dir.given_back_unless_started(), use_cores_given(hydra_cfg.launcher) as cores, \
             exits.signals_stop_until_training():
         torch.set_float32_matmul_precision(cfg.float32_matmul_precision)

@@ -28,7 +28,9 @@ def claim(path: str | Path, where: str, resumes_here: bool = False, hydra_files:
     path = _last_path = Path(path).absolute()
     if _claim is not None and _claim.path == path:
         return  # claimed before Hydra wrote into it; the task goes on with that claim
-    release()
+    outer = _claim if _claim is not None and not _started else None  # hydra.run.dir, where paths.output_dir is another
+    if outer is None:
+        release()
     _started = False
     if any(os.environ.get(key, "0") != "0" for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")):
         return  # Lightning's other processes write into the dir rank 0 holds
@@ -37,7 +39,7 @@ def claim(path: str | Path, where: str, resumes_here: bool = False, hydra_files:
     made = next((d for d in reversed([path, *path.parents]) if not d.exists()), None)
     path.mkdir(parents=True, exist_ok=True)
     taken = SimpleNamespace(path=path, lock=lock(path, where, made), made=made, resumes_here=resumes_here, moved=[],
-                            events_moved=0, grows={}, found=set())
+                            events_moved=0, grows={}, found=set(), outer=outer)
     if made is None:
         _move_earlier_run_aside(taken, hydra_files)
     _claim = taken
@@ -108,35 +110,45 @@ def has_started() -> bool:
 
 
 def training_started() -> None:
-    """Deletes the earlier run moved aside, for good."""
+    """Deletes the earlier run moved aside, for good (also in hydra.run.dir, where paths.output_dir is another)."""
     global _started
     first, _started = not _started, True
-    if not first or _claim is None or not _claim.moved:
-        return
-    shutil.rmtree(_claim.path / ASIDE)
-    removed = [n for n in _claim.moved if n in RUN_RECORDS]
-    if count := _claim.events_moved:
+    taken = _claim if first else None
+    while taken is not None:
+        if taken.moved:
+            _delete_earlier_run(taken)
+        taken = taken.outer
+
+
+def _delete_earlier_run(taken: SimpleNamespace) -> None:
+    shutil.rmtree(taken.path / ASIDE)
+    removed = [n for n in taken.moved if n in RUN_RECORDS]
+    if count := taken.events_moved:
         removed.append(f"{count} TensorBoard event file{'s' if count > 1 else ''}")
-    if removed and not _claim.resumes_here:  # a resume replaces only its records: nothing to say
+    if removed and not taken.resumes_here:  # a resume replaces only its records: nothing to say
         from primer.run.console import short_path
 
         listed = ", ".join(removed[:-1]) + " and " + removed[-1] if len(removed) > 1 else removed[0]
-        log.info(f"{short_path(_claim.path)} held an earlier run; this run replaces it: removed its {listed} "
+        log.info(f"{short_path(taken.path)} held an earlier run; this run replaces it: removed its {listed} "
                  "(its checkpoints stay until this run saves its own)")
 
 
 def give_back() -> None:
-    """Leaves a dir whose run never stepped as it was found, and releases it."""
-    if _claim is not None and not _started and _claim.made is not None:
-        shutil.rmtree(_claim.made, ignore_errors=True)
-    elif _claim is not None and not _started:
-        path = _claim.path
-        for name in sorted(set(_entries(path)) - _claim.found, key=len, reverse=True):  # a dir's files before it
-            added = path / name
-            added.rmdir() if added.is_dir() and not added.is_symlink() else added.unlink()
-        for name, size in _claim.grows.items():
-            os.truncate(path / name, size)
-        _restore(path)
+    """Leaves a dir whose run never stepped as it was found (and the dir claimed before it), and releases them."""
+    global _claim
+    while _claim is not None and not _started:
+        if _claim.made is not None:
+            shutil.rmtree(_claim.made, ignore_errors=True)
+        else:
+            path = _claim.path
+            for name in sorted(set(_entries(path)) - _claim.found, key=len, reverse=True):  # a dir's files before it
+                added = path / name
+                added.rmdir() if added.is_dir() and not added.is_symlink() else added.unlink()
+            for name, size in _claim.grows.items():
+                os.truncate(path / name, size)
+            _restore(path)
+        os.close(_claim.lock)
+        _claim = _claim.outer
     release()
 
 
@@ -171,6 +183,6 @@ def _restore(path: Path) -> None:
 
 def release() -> None:
     global _claim
-    if _claim is not None:
+    while _claim is not None:
         os.close(_claim.lock)
-    _claim = None
+        _claim = _claim.outer
