@@ -79,7 +79,7 @@ def _run_logging(cfg: "DictConfig"):
     loggers = _lightning_loggers()
     saved = [(lg.handlers[:], lg.propagate, lg.level) for lg in loggers]
     configure_log(cfg.hydra.job_logging, cfg.hydra.verbose)
-    for lg in loggers[1:]:  # handlers Lightning gave them, imported before logging was set up: the root's, as in a run
+    for lg in loggers[1:]:  # Lightning, imported first, gave them handlers: its lines go through the root's
         lg.handlers, lg.propagate = [], True
     ours = [h for h in loggers[0].handlers if h not in saved[0][0]]
     try:
