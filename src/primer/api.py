@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
+LOGGERS = ("", "lightning.pytorch", "lightning.fabric")  # the root, then Lightning's: where Lightning's lines show
+
 
 def fit(config: "Sequence[str] | DictConfig" = (), output_dir: str | Path | None = None) -> tuple[dict, dict]:
     """As `python -m primer.train` (checks, run dir, train.log): (final metrics, {trainer, system, datamodule, cfg})."""
@@ -62,7 +64,7 @@ def evaluate(ckpt_path: str | Path, config: "Sequence[str] | DictConfig" = ()) -
     from primer.run.console import filtered
 
     checkpoint, cfg, overrides = eval_config(str(ckpt_path), config)
-    with filtered(set_up_lines, [h for lg in _lightning_loggers() for h in lg.handlers]):
+    with filtered(set_up_lines, [h for name in LOGGERS for h in logging.getLogger(name).handlers]):
         metrics, objects = score(checkpoint, cfg)
     objects["eval_json"] = write_results(str(ckpt_path), overrides, metrics, cfg)
     return metrics, objects
@@ -76,7 +78,7 @@ def _run_logging(cfg: "DictConfig"):
     from primer.cli.quiet import set_up_lines
     from primer.run.console import filtered
 
-    loggers = _lightning_loggers()
+    loggers = [logging.getLogger(name) for name in LOGGERS]
     saved = [(lg.handlers[:], lg.propagate, lg.level) for lg in loggers]
     configure_log(cfg.hydra.job_logging, cfg.hydra.verbose)
     for lg in loggers[1:]:  # Lightning, imported first, gave them handlers: its lines go through the root's
@@ -91,8 +93,3 @@ def _run_logging(cfg: "DictConfig"):
         for lg, (handlers, propagate, level) in zip(loggers, saved):
             lg.handlers, lg.propagate = handlers, propagate
             lg.setLevel(level)
-
-
-def _lightning_loggers() -> list[logging.Logger]:
-    """The root logger, then Lightning's two (their handlers are where Lightning's lines show)."""
-    return [logging.getLogger(name) for name in ("", "lightning.pytorch", "lightning.fabric")]
