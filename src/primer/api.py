@@ -1,11 +1,8 @@
 """primer from Python (notebooks, tests): the command line's runs and checks, the same files written.
-`metrics, objects = fit(["model=manual"])`, then
-`scores, _ = evaluate(objects["trainer"].checkpoint_callback.best_model_path)`
-"""
+`metrics, objects = fit(["model=manual"])`, then `scores, _ = evaluate(CKPT_PATH)` (README.md has the example)."""
 
 import contextlib
 import logging
-
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,11 +10,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
+LOGGERS = ("", "lightning.pytorch", "lightning.fabric")  # the root, then Lightning's: where Lightning's lines show
+
 
 def fit(config: "Sequence[str] | DictConfig" = (), output_dir: str | Path | None = None) -> tuple[dict, dict]:
-    """Trains as `python -m primer.train OVERRIDES` does (the same checks, run dir, train.log) and returns the final
-    metrics, and the trainer, system, datamodule and cfg that made them. `config`: overrides, or a config composed
-    from conf/; `output_dir`: the run dir, by default named as the command line names it."""
+    """As `python -m primer.train` (checks, run dir, train.log): (final metrics, {trainer, system, datamodule, cfg})."""
     import copy
 
     from hydra import compose, initialize_config_dir
@@ -72,14 +69,13 @@ def fit(config: "Sequence[str] | DictConfig" = (), output_dir: str | Path | None
 
 
 def evaluate(ckpt_path: str | Path, config: "Sequence[str] | DictConfig" = ()) -> tuple[dict, dict]:
-    """Scores a checkpoint as `python -m primer.eval ckpt_path=PATH OVERRIDES` does (the same .eval.json beside it) and
-    returns (metrics, objects): val/* and test/*, and the system, datamodule, cfg and eval_json behind them.
-    `config`: overrides of its stored config, or a whole config composed from conf/ (named by the keys it changes)."""
+    """As `python -m primer.eval` (the same .eval.json): (val/* and test/*, {system, datamodule, cfg, eval_json})."""
     from primer.cli.eval import eval_config, score, write_results
     from primer.cli.quiet import set_up_lines
+    from primer.run.console import filtered
 
     checkpoint, cfg, overrides = eval_config(str(ckpt_path), config)
-    with _filtered(set_up_lines, _console_handlers()):
+    with filtered(set_up_lines, [h for name in LOGGERS for h in logging.getLogger(name).handlers]):
         metrics, objects = score(checkpoint, cfg)
     objects["eval_json"] = write_results(str(ckpt_path), overrides, metrics, cfg)
     return metrics, objects
@@ -87,21 +83,20 @@ def evaluate(ckpt_path: str | Path, config: "Sequence[str] | DictConfig" = ()) -
 
 @contextlib.contextmanager
 def _run_logging(cfg: "DictConfig"):
-    """Hydra's job logging for the run (train.log), Lightning's set-up lines on the file only; the caller's after.
-    Lightning, imported before logging was set up, gave its loggers handlers of their own: for the run they pass
-    through the root's, as on the command line."""
+    """Hydra's job logging for the run (train.log), Lightning's set-up lines on the file only; the caller's after."""
     from hydra.core.utils import configure_log
 
     from primer.cli.quiet import set_up_lines
+    from primer.run.console import filtered
 
-    loggers = [logging.getLogger(name) for name in ("", "lightning.pytorch", "lightning.fabric")]
+    loggers = [logging.getLogger(name) for name in LOGGERS]
     saved = [(lg.handlers[:], lg.propagate, lg.level) for lg in loggers]
     configure_log(cfg.hydra.job_logging, cfg.hydra.verbose)
-    for lg in loggers[1:]:
+    for lg in loggers[1:]:  # Lightning, imported first, gave them handlers: its lines go through the root's
         lg.handlers, lg.propagate = [], True
     ours = [h for h in loggers[0].handlers if h not in saved[0][0]]
     try:
-        with _filtered(set_up_lines, [h for h in ours if not isinstance(h, logging.FileHandler)]):
+        with filtered(set_up_lines, [h for h in ours if not isinstance(h, logging.FileHandler)]):
             yield
     finally:
         for handler in ours:
@@ -109,19 +104,3 @@ def _run_logging(cfg: "DictConfig"):
         for lg, (handlers, propagate, level) in zip(loggers, saved):
             lg.handlers, lg.propagate = handlers, propagate
             lg.setLevel(level)
-
-
-def _console_handlers() -> list[logging.Handler]:
-    """Where Lightning's lines would show: its loggers' own handlers and the root's."""
-    return [h for name in ("lightning.pytorch", "lightning.fabric", "") for h in logging.getLogger(name).handlers]
-
-
-@contextlib.contextmanager
-def _filtered(keep, handlers: list[logging.Handler]):
-    for handler in handlers:
-        handler.addFilter(keep)
-    try:
-        yield
-    finally:
-        for handler in handlers:
-            handler.removeFilter(keep)

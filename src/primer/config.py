@@ -55,8 +55,7 @@ def _short_keys(keys: list[str]) -> dict[str, str]:
 
 
 def name_items(overrides: list[str], groups, excluded=(), only=None) -> list[str]:
-    """What the overrides changed, in order: a group's choice (`manual`), any other key by its last part and value
-    (`lr1e-06`, `accelerator-cpu`), a long float to 4 digits. `only`: the keys to keep (a sweep's)."""
+    """What the overrides changed, in order: a group's choice (`manual`), a key's last part and value (`lr1e-06`)."""
     pairs = [key_and_value(o) for o in overrides if not o.startswith("~")]
     pairs = [(k, v) for k, v in pairs
              if k not in excluded and not k.startswith("hydra.") and (only is None or k in only)]
@@ -84,20 +83,18 @@ def _changed(hydra: DictConfig, only=None) -> list[str]:
 
 
 def _run_name(time: str, pid: int, *, _root_: DictConfig) -> str:
-    """`manual_lr1e-06_1206-0741_9014`: what the command line changed, then when and by which process; a resume's:
-    `<the first run it continues>_resumed_...`, below the 255-byte limit on a name."""
+    """`manual_lr1e-06_1206-0741_9014`: what changed, when, by which process; a resume's: `<first run>_resumed_...`."""
     ckpt, continued = Path(str(_root_.get("ckpt_path"))), None
     if _root_.get("ckpt_path"):  # `<run>/checkpoints/x.ckpt` continues <run>, any other file its own name
         continued = (ckpt.parent.parent.name if ckpt.parent.name == "checkpoints" else ckpt.stem).split("_resumed_")[0]
-        continued = _safe(continued)[:150]
+        continued = _safe(continued)[:150]  # the whole name stays below the 255-byte limit
     changed = joined(_changed(_root_.hydra), 120 if continued is None else max(0, 200 - len(continued)))
     unique = "_".join(part for part in (changed, f"{time}_{pid}") if part)
     return unique if continued is None else f"{continued}_resumed_{unique}"
 
 
 def _swept_keys(overrides, params) -> list[str]:
-    """The keys a sweep varies (its command line's sweeps, its sweeper's params). Cached: resolved first in the
-    sweep's own config; its jobs' configs, which hold one value each, get the answer from the cache Hydra copies."""
+    """The keys a sweep varies; cached, so that its jobs (one value each) get the sweep's answer from Hydra's copy."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides([str(o) for o in overrides])
@@ -109,8 +106,7 @@ SWEPT = "${swept_keys:${hydra.overrides.task},${oc.select:hydra.sweeper.params,n
 
 
 def remember_swept_keys(sweep_config: DictConfig) -> None:
-    """Fills the cache of the swept keys from the sweep's own config: where hydra.sweep.dir is given nothing else
-    would, and each job, knowing only its own values, would name its dir by every override."""
+    """Fills the swept keys' cache from the sweep's config: where hydra.sweep.dir is given, nothing else would."""
     if SWEPT in str(OmegaConf.to_container(sweep_config.hydra.sweep, resolve=False).get("subdir")):
         OmegaConf.create({"swept": SWEPT}, parent=sweep_config).swept  # noqa: B018 - resolved for its cache
 
@@ -122,8 +118,7 @@ def _sweep_suffix(keys) -> str:
 
 
 def _job_name(num: int, swept, *, _root_: DictConfig) -> str:
-    """`3_custom_relu_lr0.001`: a sweep job's number and the values the sweep varies (every override where no
-    sweep is known: a job's config composed on its own)."""
+    """`3_custom_relu_lr0.001`: a job's number and the values its sweep varies (no sweep known: every override)."""
     return "_".join(part for part in (str(num), joined(_changed(_root_.hydra, set(swept) or None), 200)) if part)
 
 

@@ -25,8 +25,7 @@ def data_net_optimizer(cfg: DictConfig) -> tuple:
 
 
 def loggers_and_callbacks(cfg: DictConfig, cores: dict) -> tuple[list, list]:
-    """The configured loggers and callbacks, less those a Trainer flag turns off (Lightning would refuse them), and
-    primer's own as one. `cores` (primer.cli.threads) goes into run.json."""
+    """The loggers and callbacks set, less those a Trainer flag turns off (Lightning refuses them), and primer's own."""
     from lightning.pytorch.callbacks import LearningRateMonitor
 
     from primer.run.callback_group import CallbackGroup
@@ -51,11 +50,11 @@ def loggers_and_callbacks(cfg: DictConfig, cores: dict) -> tuple[list, list]:
     own = CallbackGroup(TrainingStarted(),  # first: a divergence found at step 1 stops a run that is kept
                         RunSummary(cfg.paths.output_dir, run_hparams(cfg), inputs={"seed": cfg.seed, **cores},
                                    trial=trial_name(hydra, cfg.paths.output_dir)),
-                        StopOnNonFinite(tutorial_lr_advice(hydra.runtime.choices.model, OmegaConf.select(cfg, "tutorial"))),
+                        StopOnNonFinite(tutorial_lr_advice(hydra.runtime.choices.model, cfg.get("tutorial"))),
                         SaveOnInterrupt(checkpoints or f"{cfg.trainer.default_root_dir}/checkpoints"),
                         StoreConfig(cfg, list(hydra.overrides.task)),
                         ApplyOptimizerConfig(OmegaConf.to_container(cfg.optimizer, resolve=True)),  # lr: ${tutorial.lr}
-                        *trial_reporter(cfg.paths.output_dir))  # an Optuna trial: val/loss to its pruner
+                        *trial_reporter(hydra, cfg.paths.output_dir))  # an Optuna trial: val/loss to its pruner
     return loggers, callbacks + [own]
 
 

@@ -45,8 +45,7 @@ def arguments(args: list[str]) -> tuple[str, list[str]] | None:
 
 
 def eval_config(ckpt_path: str, config) -> tuple[dict, DictConfig, list[str]]:
-    """The checkpoint; the config to score it with: its stored one changed by `config`'s overrides, or `config`, a
-    whole config; and the overrides that name the results file (a whole config's: the keys it changes)."""
+    """(checkpoint, config to score it with, overrides that name the results file: a whole config's changed keys)."""
     from primer.checks.checkpoint_files import load_checkpoint
     from primer.checks.validation import check
     from primer.config import task_config
@@ -140,12 +139,11 @@ def score(checkpoint: dict, cfg: DictConfig) -> tuple[dict[str, float], dict]:
 
 
 def write_results(ckpt_path: str, overrides: list[str], metrics: dict[str, float], cfg: DictConfig) -> Path:
-    """Writes the metrics beside the checkpoint as strict JSON (a non-finite value as a string, as metrics.json has
-    it) and returns where; other data is written beside the first file, never over it."""
+    """Writes the metrics as strict JSON beside the checkpoint (other data: beside the first, not over it); its path."""
     other = _other_data(cfg, overrides)
     parts = ["eval", *([OTHER_DATA[other][0]] if other else []), re.sub(r"[^\w.=,+-]", "_", ",".join(overrides))]
     path = Path(ckpt_path).with_suffix("".join(f".{part}" for part in [*parts, "json"] if part))
-    finite = {name: value if math.isfinite(value) else str(value) for name, value in metrics.items()}
+    finite = {name: value if math.isfinite(value) else str(value) for name, value in metrics.items()}  # as metrics.json
     write_atomic(path, json.dumps(finite, indent=2, allow_nan=False) + "\n")  # a full disk: one line, exit 5
     return path
 

@@ -20,8 +20,7 @@ def quiet_third_party() -> None:
 
 @contextlib.contextmanager
 def own_checkpoints_dir_reused(run_dir: str | Path):
-    """Drops Lightning's "Checkpoint directory ... exists and is not empty" for this run's own `checkpoints/`: a run
-    into a used dir keeps the earlier run's checkpoints until it saves its own, and primer.run.run_dir says so."""
+    """Drops Lightning's "Checkpoint directory ... exists and is not empty" for the run's own (run_dir says it)."""
     own = os.path.realpath(Path(run_dir) / "checkpoints")  # ModelCheckpoint names its dir by its real path
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", re.escape(f"Checkpoint directory {own} exists and is not empty.") + r"\Z")

@@ -31,8 +31,7 @@ def cores_given(launcher: DictConfig | None, environ: Mapping[str, str] = os.env
 
 @contextlib.contextmanager
 def use_cores_given(launcher: DictConfig | None) -> Iterator[dict[str, int | str]]:
-    """torch's intra-op threads and OMP_NUM_THREADS (for DDP ranks) set to the cores given while the job runs;
-    yields what run.json records."""
+    """Sets torch's threads and OMP_NUM_THREADS (DDP ranks read it) to the cores given; yields what run.json records."""
     import torch
 
     cores, source = cores_given(launcher)

@@ -1,7 +1,6 @@
 """Train one of the primer's nets with Lightning, configured by Hydra.
 
-    python -m primer.train [group=choice ...] [key=value ...]     # --cfg job: print the config; -m: a sweep
-"""
+    python -m primer.train [group=choice ...] [key=value ...]     # --cfg job: print the config; -m: a sweep"""
 
 import logging
 import math
@@ -21,8 +20,7 @@ from primer.sweeps.sweep_console import SweepStart
 
 
 def fit_run(cfg: DictConfig) -> tuple[dict[str, float], dict]:
-    """seed -> data -> net -> system -> Trainer -> fit -> the final metrics, and the trainer, system, datamodule
-    and cfg that made them."""
+    """seed -> data -> net -> system -> Trainer -> fit -> (final metrics, {trainer, system, datamodule, cfg})."""
     import os
     import random
 
@@ -31,7 +29,6 @@ def fit_run(cfg: DictConfig) -> tuple[dict[str, float], dict]:
     from hydra.utils import instantiate
 
     from primer.checks.checkpoint_files import resume_from
-    from primer.run.ranks import use_submitit_tasks_as_ranks
     from primer.cli import build
     from primer.cli.quiet import own_checkpoints_dir_reused, quiet_third_party
     from primer.cli.threads import use_cores_given
@@ -41,6 +38,7 @@ def fit_run(cfg: DictConfig) -> tuple[dict[str, float], dict]:
     from primer.run.console import final_block, tensorboard_dir
     from primer.run.experiment import logdir_of, write_experiment
     from primer.run.guards import SaveOnInterrupt, StopOnNonFinite, anomaly_is_divergence, interruptible, resume_command
+    from primer.run.ranks import use_submitit_tasks_as_ranks
     from primer.run.results import final_metrics
     from primer.run.system import Regression, metrics_for
 
@@ -118,8 +116,7 @@ def main() -> None:
 
         raise exits.EndCommand(interrupted(ending)) from None  # a sweep's summary, and how to go on
     except Exception as error:  # the task routes its own errors: this is Hydra rejecting the command line
-        from primer.checks.hydra_errors import FLAGS_WITH_VALUE
-        from primer.checks.hydra_errors import describe_hydra_error
+        from primer.checks.hydra_errors import FLAGS_WITH_VALUE, describe_hydra_error
 
         if exits.environment_fault(error):  # Hydra failing to write .hydra/ or train.log, a sweeper its storage
             # Hydra forgets its config as a run's job ends: the run dir is then the one primer claimed

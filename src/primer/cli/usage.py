@@ -5,8 +5,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from primer.config import CONFIG_DIR, CONFIG_NAME
 from primer.checks.validation import RULES
+from primer.config import CONFIG_DIR, CONFIG_NAME
 
 USAGE = """\
 python -m primer.train [group=choice ...] [key=value ...]     train once

@@ -11,9 +11,9 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from primer.config import launch_dir, task_config
 from primer.exits import BadConfig
+from primer.run.files import INTERRUPTED
 
 CONFIG_KEY = "primer"  # checkpoint[CONFIG_KEY] = {"config": composed config, "overrides": [...]}
-INTERRUPTED = "interrupted.ckpt"  # primer.run.guards.SaveOnInterrupt's file, Lightning's OnExceptionCheckpoint's part
 
 
 class StoreConfig(L.Callback):

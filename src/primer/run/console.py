@@ -2,6 +2,7 @@
 
 import contextlib
 import json
+import logging
 import os
 import shlex
 import sys
@@ -115,6 +116,18 @@ def short_path(path: Path) -> str:
     """Relative to the launch dir, where the path is under it."""
     relative = os.path.relpath(path, launch_dir())
     return str(path) if relative.startswith("..") else relative
+
+
+@contextlib.contextmanager
+def filtered(keep, handlers: list[logging.Handler]):
+    """Only the records `keep` passes reach `handlers` while the block runs."""
+    for handler in handlers:
+        handler.addFilter(keep)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(keep)
 
 
 def tensorboard_dir(trainer: L.Trainer) -> str | None:

@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from primer.config import key_and_value
 from primer.run.dashboard import KEY_METRICS, LOG10_LOSS, HParamValue
 from primer.run.files import EVENT_FILES, EXPERIMENT_FILE, METRICS_FILE
 
@@ -109,5 +110,5 @@ def _run_record(run_dir: Path) -> tuple[dict, list[str], list[str]] | None:
         return None
     hparams: dict[str, HParamValue] = {name: getattr(v, v.WhichOneof("kind")) for name, v in start.hparams.items()
                                        if v.WhichOneof("kind") in ("number_value", "string_value", "bool_value")}
-    changed = [str(o).lstrip("+~").partition("=")[0] for o in overrides]
-    return hparams, changed, [str(name) for name in metrics] + [LOG10_LOSS[loss] for loss in LOG10_LOSS if loss in metrics]
+    changed = [key_and_value(str(o))[0] for o in overrides]
+    return hparams, changed, [str(m) for m in metrics] + [view for loss, view in LOG10_LOSS.items() if loss in metrics]

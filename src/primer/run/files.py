@@ -8,4 +8,5 @@ INTERRUPTED_FILE = "interrupted.txt"  # a sweep job stopped by Ctrl-C or SIGTERM
 # each describes one run; hparams.yaml is Lightning's TensorBoardLogger's
 RUN_RECORDS = (METRICS_FILE, RUN_FILE, "hparams.yaml", FAILURE_FILE, PRUNED_FILE, INTERRUPTED_FILE)
 EVENT_FILES = "events.out.tfevents.*"
+INTERRUPTED = "interrupted.ckpt"  # in checkpoints/: what SaveOnInterrupt saves (primer.run.guards)
 EXPERIMENT_FILE = "events.out.tfevents.primer-hparams"  # HPARAMS' columns, in the logdir (primer.run.experiment)

@@ -20,6 +20,7 @@ from primer.config import override
 from primer.exits import Diverged, Interrupted
 from primer.run import run_dir
 from primer.run.console import short_path
+from primer.run.files import INTERRUPTED
 from primer.run.system import completes_step, is_logging_step, planned_steps
 
 
@@ -35,7 +36,7 @@ class SaveOnInterrupt(L.Callback):
     an optimizer step), then save `interrupted.ckpt` once training has started."""
 
     def __init__(self, dirpath: str | Path):
-        self.ckpt_path = str(Path(dirpath) / "interrupted.ckpt")
+        self.ckpt_path = str(Path(dirpath) / INTERRUPTED)
         self.signum: int | None = None
 
     def on_train_start(self, trainer, pl_module) -> None:

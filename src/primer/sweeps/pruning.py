@@ -15,13 +15,9 @@ from primer.sweeps.studies import PRUNED_AT, STUDY_ENV, TRIAL_ENV, open_storage,
 from primer.writes import write_atomic
 
 
-def trial_reporter(output_dir: str) -> list[Callback]:
+def trial_reporter(hydra_cfg, output_dir: str) -> list[Callback]:
     """[ReportToTrial] in a job of an Optuna search that stores its study; [] anywhere else."""
-    from hydra.core.hydra_config import HydraConfig
-
-    hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
-    number = hydra_cfg and hydra_cfg.job.env_set.get(TRIAL_ENV)
-    if number is None or hydra_cfg.sweeper.get("storage") is None:
+    if (number := hydra_cfg.job.env_set.get(TRIAL_ENV)) is None or hydra_cfg.sweeper.get("storage") is None:
         return []
     return [ReportToTrial(hydra_cfg.sweeper.storage, hydra_cfg.job.env_set.get(STUDY_ENV), int(number),
                           hydra_cfg.sweeper.get("pruner"), output_dir)]

@@ -61,7 +61,7 @@ def open_storage(url: str | None, heartbeat_s: int | None = None):
 
 def join(url: str | None, study_name: str | None, directions: list[str], make_sampler, pruner, seed: int | None,
          heartbeat_s: int | None = None):
-    """(study, storage, this search's sampler seed, how many searches joined it before); fails crashed searches' trials."""
+    """(study, storage, this search's sampler seed, searches that joined before); fails crashed searches' trials."""
     import optuna
     from optuna.trial import TrialState
     from sqlalchemy.engine import make_url

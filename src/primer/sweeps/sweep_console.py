@@ -68,6 +68,8 @@ def one_line_per_job() -> Iterator[None]:
     from lightning.pytorch.callbacks import model_summary
     from lightning.pytorch.utilities import rank_zero_only  # set by the Trainer, or by the environment
 
+    from primer.run.console import filtered
+
     hydra_cfg = HydraConfig.get()
     job_dir, num, console = Path(hydra_cfg.runtime.output_dir), hydra_cfg.job.num, sys.stdout
     files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
@@ -77,14 +79,11 @@ def one_line_per_job() -> Iterator[None]:
     def only(record: logging.LogRecord) -> bool:
         return num == 0 and record.name == model_summary.log.name
 
-    for handler in consoles:
-        handler.addFilter(only)
     try:
-        with open(log_path, "a", buffering=1) as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        with filtered(only, consoles), open(log_path, "a", buffering=1) as log, contextlib.redirect_stdout(log), \
+                contextlib.redirect_stderr(log):
             yield
     finally:
-        for handler in consoles:
-            handler.removeFilter(only)
         if rank_zero_only.rank == 0:  # a job of several submitit tasks: one line, as one metrics.json
             print(job_line(num, job_dir, " ".join(hydra_cfg.overrides.task)), file=console, flush=True)
 

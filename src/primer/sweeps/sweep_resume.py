@@ -9,7 +9,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from primer.config import task_config
-from primer.run.files import EVENT_FILES, INTERRUPTED_FILE, METRICS_FILE, RUN_RECORDS
+from primer.run.files import EVENT_FILES, INTERRUPTED, INTERRUPTED_FILE, METRICS_FILE, RUN_RECORDS
 from primer.sweeps.report import read_data
 from primer.writes import write_atomic
 
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 def interrupted_checkpoint(cfg: DictConfig) -> str | None:
     """The checkpoint a signal left in this job's dir, unless the command line chose a ckpt_path."""
     job_dir = Path(cfg.paths.output_dir)
-    ckpt = job_dir / "checkpoints" / "interrupted.ckpt"  # primer.run.guards.SaveOnInterrupt's
+    ckpt = job_dir / "checkpoints" / INTERRUPTED
     if cfg.get("ckpt_path") is None and (job_dir / INTERRUPTED_FILE).is_file() and ckpt.is_file():
         return str(ckpt)
     return None
