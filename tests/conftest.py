@@ -7,6 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+# Each pytest-xdist worker is a job given its share of the cores (docs/configuration.md: jobs side by side that
+# each start a thread per core spin against each other), set before torch starts its threads; the runs and
+# commands a test starts take it from OMP_NUM_THREADS, as a lone run does (primer.cli.threads).
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ and "OMP_NUM_THREADS" not in os.environ:
+    workers = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    os.environ["OMP_NUM_THREADS"] = str(max(len(os.sched_getaffinity(0)) // workers, 1))
+
 import pytest
 import torch
 from hydra import compose, initialize_config_dir

@@ -498,17 +498,17 @@ def test_a_trained_checkpoint_with_adam_and_a_scheduler_is_evaluated(tmp_path):
     assert (run_dir / "checkpoints/final.eval.json").is_file()
 
 
-def test_eval_of_a_run_dir_scores_its_final_checkpoint_or_says_what_to_pass(tmp_path):
+def test_eval_of_a_run_dir_scores_its_final_checkpoint_or_says_what_to_pass(cli, tmp_path):
     run = tmp_path / "outputs" / "runs" / "a"
     (run / "checkpoints").mkdir(parents=True)
-    result = run_cli(f"ckpt_path={run}", module="primer.eval", cwd=tmp_path)
+    result = run_cli(f"ckpt_path={run}", module="primer.eval", cwd=tmp_path)  # the command: it needs no torch
     assert result.returncode == 2
     assert result.stderr == f"error: ckpt_path={run}: a dir without checkpoints/final.ckpt; give a checkpoint " \
                             f"file, e.g. one in {run / 'checkpoints'}\n"
     (run / "checkpoints" / "final.ckpt").write_text("not a checkpoint")  # the dir stands for this file
-    result = run_cli(f"ckpt_path={run}", module="primer.eval", cwd=tmp_path)
-    assert result.returncode == 2
-    assert result.stderr.startswith(f"error: ckpt_path={run / 'checkpoints' / 'final.ckpt'}: not a checkpoint")
+    code, _, err = cli(f"ckpt_path={run}", main=primer_eval.main, prog="primer.eval")  # torch reads it: in this process
+    assert code == 2
+    assert err.startswith(f"error: ckpt_path={run / 'checkpoints' / 'final.ckpt'}: not a checkpoint")
 
 
 def test_eval_refuses_a_missing_file_before_importing_torch(tmp_path):

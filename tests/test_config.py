@@ -75,12 +75,12 @@ def check_built(group, built, cfg):
 
 
 @pytest.mark.parametrize(("group", "choice"), EVERY_CHOICE, ids=[f"{g}={c}" for g, c in EVERY_CHOICE])
-def test_every_choice_composes_and_builds(make_config, tmp_path, monkeypatch, start_store, group, choice):
+def test_every_choice_composes_and_builds(make_config, tmp_path, monkeypatch, request, group, choice):
     if choice in ("gpu", "ddp") and not __import__("torch").cuda.is_available():
         pytest.skip("needs a CUDA GPU")
     monkeypatch.chdir(tmp_path)  # logger=mlflow's client opens its store under outputs/ here
-    if choice == "mlflow":
-        start_store(tmp_path)
+    if choice == "mlflow":  # the store takes seconds to make: only this row asks for it
+        request.getfixturevalue("start_store")(tmp_path)
     cfg = make_config(f"{group}={choice}")
     built = instantiate(cfg[group]) if "_target_" in cfg[group] else [instantiate(c) for c in cfg[group].values()]
     if group == "optimizer":
