@@ -27,7 +27,7 @@ TINY = ["trainer.max_steps=6", "trainer.log_every_n_steps=2", "data.input_dim=8"
 # No progress bar or model summary: a run's output holds only what the test reads.
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 MODELS = ["two_layer", "custom_relu", "sequential", "autograd", "raw_custom_relu", "manual"]
-# the seed's lr for each net, which its conf/model/*.yaml sets
+# the tutorial's lr for each net, which its conf/model/*.yaml sets
 PRIMER_LR = {"two_layer": 1e-4, "custom_relu": 1e-4, "sequential": 1e-4, "autograd": 1e-6, "raw_custom_relu": 1e-6,
              "manual": 1e-6}
 

@@ -22,7 +22,7 @@ def test_my_relu_example_blocks_the_gradient_of_negative_inputs():
 
 
 @pytest.mark.slow
-def test_command_names_the_seeds_sections_and_prints_the_gradient(tmp_path):
+def test_command_names_the_tutorials_sections_and_prints_the_gradient(tmp_path):
     result = run_cli(module="primer.tutorial.autograd", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "== Gradient Calculation\n" in result.stdout and "== Custom Autograd Functions\n" in result.stdout

@@ -8,8 +8,8 @@ from primer.config import CONFIG_DIR
 from tests.conftest import MODELS, PRIMER_LR
 
 EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
-# The seed's training sections, in its order, and the model each trains.
-SEED_SECTIONS = {
+# The tutorial's training sections, in its order, and the model each trains.
+TUTORIAL_SECTIONS = {
     "1_manual_gradient_computation": "manual",  # Simple Model > Manual Gradient Computation
     "2_feed_forward_net": "autograd",  # the class FeedForwardNet, gradients by autograd
     "3_applying_custom_function": "raw_custom_relu",  # MyReLU.apply(x.mm(self.w1)).mm(self.w2)
@@ -18,14 +18,14 @@ SEED_SECTIONS = {
 }
 
 
-def test_the_experiments_are_the_seeds_sections_in_its_order():
-    assert EXPERIMENTS == list(SEED_SECTIONS)
+def test_the_experiments_are_the_tutorials_sections_in_its_order():
+    assert EXPERIMENTS == list(TUTORIAL_SECTIONS)
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_experiment_trains_its_sections_net_with_the_seeds_dims_lr_and_loss(make_config, experiment):
+def test_experiment_trains_its_sections_net_with_the_tutorials_dims_lr_and_loss(make_config, experiment):
     cfg = make_config(f"experiment={experiment}")
-    model = SEED_SECTIONS[experiment]
+    model = TUTORIAL_SECTIONS[experiment]
     assert cfg.model == make_config(f"model={model}").model
     assert cfg.hydra.runtime.choices.optimizer == "sgd" and cfg.optimizer.momentum == 0
     assert cfg.optimizer.lr == PRIMER_LR[model]
@@ -63,7 +63,7 @@ def test_preflight_check_expands_a_glob_over_experiments(cli, monkeypatch):
     monkeypatch.setattr(primer.checks.preflight, "check_job", record)
     code, _, err = cli("-m", "experiment=glob(*)", "trainer.max_steps=6")
     assert code == 2 and err == "error: checked\n"
-    assert [job.hydra.runtime.choices.experiment for job in seen] == list(SEED_SECTIONS)  # the seed's order
+    assert [job.hydra.runtime.choices.experiment for job in seen] == list(TUTORIAL_SECTIONS)  # the tutorial's order
     assert all(job.trainer.max_steps == 6 for job in seen)
 
 

@@ -68,7 +68,7 @@ def test_a_net_rejects_an_unknown_relu(net):
 
 
 def test_raw_weight_net_with_my_relu_computes_what_it_computes_with_clamp():
-    """The seed's "Applying Custom Function": MyReLU.apply(x.mm(w1)).mm(w2), same output and gradients."""
+    """The tutorial's "Applying Custom Function": MyReLU.apply(x.mm(w1)).mm(w2), same output and gradients."""
     torch.manual_seed(2)
     clamp = FeedForwardNet(D_IN, H, D_OUT)
     custom = FeedForwardNet(D_IN, H, D_OUT, relu="custom")

@@ -1,12 +1,12 @@
 """docs/the_primer.ipynb runs, as a reader runs it: every cell in one kernel, through primer's Python API,
-at 100 steps a section instead of the seed's 500, with no error and no warning in what it shows."""
+at 100 steps a section instead of the tutorial's 500, with no error and no warning in what it shows."""
 
 from pathlib import Path
 
 import pytest
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "docs" / "the_primer.ipynb"
-SECTIONS = 5  # the seed's training sections: a loss curve each
+SECTIONS = 5  # the tutorial's training sections: a loss curve each
 
 
 @pytest.mark.slow  # trains every section

@@ -89,7 +89,7 @@ def test_every_model_trains_a_few_steps(make_config, tmp_path, model):
 @pytest.mark.slow  # in-process, but full primer sizes for 500 steps: half the fast subset's time, more under load
 @pytest.mark.parametrize("model", MODELS)
 def test_every_model_alone_converges_at_the_lr_it_carries(make_config, tmp_path, model):
-    """`model=X` and nothing else (the model sets the seed's lr), full seed sizes, 500 steps: the summed
+    """`model=X` and nothing else (the model sets the tutorial's lr), the tutorial's full sizes, 500 steps: the summed
     loss falls 6+ orders of magnitude, below 1e-3."""
     cfg = make_config(f"model={model}", "logger=csv",
                       "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false")
