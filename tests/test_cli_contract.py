@@ -179,8 +179,8 @@ REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message),
     ("seed=null +optimizer.nesterov=true", "optimizer: ValueError: Nesterov momentum requires a momentum and zero ..."),
     # the run's files go elsewhere, Hydra's into hydra.run.dir: both are given back
     ("paths.output_dir=elsewhere +optimizer.nesterov=true", "optimizer: ValueError: Nesterov momentum requires a ..."),
-    ("paths.output_dir=/dev/null/run", "paths.output_dir: NotADirectoryError: [Errno 20] Not a directory: "
-     "'/dev/null/run' (HYDRA_FULL_ERROR=1 shows where)"),  # a dir that cannot be made for what is in its way
+    ("paths.output_dir=/dev/null/run", "paths.output_dir=/dev/null/run: /dev/null is not a dir; give a dir to write "
+     "into, or a path where one can be made"),  # a dir that cannot be made for what is in its way
     ("trainer.logger=wandb",
      "trainer.logger=wandb: must be true or false; choose a logger with logger=tensorboard, ..."),
     ("+trainer.callbacks=[]", "trainer.callbacks: primer sets the Trainer's callbacks from the callbacks group ..."),
@@ -316,6 +316,22 @@ def test_everything_else_stops_in_one_line_naming_the_key_and_writes_nothing(cli
     assert "sweep into" not in out  # a refused sweep names no dir it never makes
     assert says(line, message), line
     assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ("callbacks.model_checkpoint.dirpath=f", "callbacks.model_checkpoint.dirpath=f: f is not a dir; give a dir to "
+     "write into, or a path where one can be made"),
+    ("trainer.default_root_dir=f/run", "trainer.default_root_dir=f/run: f is not a dir; ..."),
+    ("logger.tensorboard.save_dir=f", "logger.tensorboard.save_dir=f: f is not a dir; ..."),
+    ("-m callbacks.model_checkpoint.dirpath=ok,f", "callbacks.model_checkpoint.dirpath=f: f is not a dir; ..."),
+])
+def test_a_file_where_a_dir_is_written_stops_before_anything_runs(cli, tmp_path, overrides, message):
+    (tmp_path / "f").write_text("mine")
+    flags = [a for a in overrides.split() if a.startswith("-")]
+    code, out, err = cli(*flags, *QUIET, *[a for a in overrides.split() if a not in flags])
+    assert code == 2 and says(one_line(err), message), err
+    assert "sweep into" not in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f"] and (tmp_path / "f").read_text() == "mine"
 
 
 def test_a_flag_after_the_overrides_is_moved_first_in_the_command_to_type(cli, tmp_path):

@@ -154,6 +154,24 @@ def test_sigterm_before_the_task_starts_ends_like_ctrl_c(tmp_path, capsys):
     assert not fresh.exists() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored
 
 
+@pytest.mark.slow  # trains in this process
+def test_ctrl_c_after_training_ended_says_so_and_where_the_run_is(cli, tmp_path, monkeypatch):
+    import primer.run.experiment
+
+    run = "outputs/runs/run"  # in runs/: the run writes its HPARAMS file there
+
+    def ctrl_c(logdir):  # the last thing a run does: write its HPARAMS file
+        os.kill(os.getpid(), signal.SIGINT)  # Python runs the handler before the next line
+        pytest.fail("Ctrl-C did not end the command")
+
+    monkeypatch.setattr(primer.run.experiment, "write_experiment", ctrl_c)
+    code, _, err = cli(*TINY, *QUIET, f"hydra.run.dir={run}")
+    assert code == 130
+    said = err.strip().splitlines()[-1]
+    assert said == f"interrupted: Ctrl-C after training ended; its checkpoints and logs are in {tmp_path / run}"
+    assert (tmp_path / run / "checkpoints/final.ckpt").is_file()
+
+
 @pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
     last_line = interrupt(tmp_path, [*LONG, "model=manual", "optimizer.lr=1e-6"], signal.SIGTERM)

@@ -207,6 +207,15 @@ def test_a_new_sweep_dir_is_locked_once_hydra_has_made_it_as_its_first_job_is_cl
     assert not claimed_in_another_process(run_dir.claim_sweep, sweep)
 
 
+def test_a_sweep_that_failed_before_its_first_job_leaves_its_dir_unlocked_by_a_later_run(tmp_path):
+    sweep = tmp_path / "sweep"
+    run_dir.claim_sweep(sweep, "hydra.sweep.dir=sweep")
+    sweep.mkdir()  # Hydra made it; the search failed before any job started
+    run_dir.claim(tmp_path / "run", "output_dir=run")  # a later primer.fit in this process (a notebook)
+    run_dir.release()
+    assert claimed_in_another_process(run_dir.claim_sweep, sweep)
+
+
 @pytest.mark.slow  # trains in this process
 def test_a_set_up_error_into_a_used_dir_leaves_it_byte_for_byte_hydra_files_and_log_included(cli, tmp_path):
     run = tmp_path / "outputs/run"

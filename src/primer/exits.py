@@ -139,7 +139,24 @@ def send_signals_to(handler) -> dict:
 @contextlib.contextmanager
 def signals_stop_until_training():
     """Ctrl-C or SIGTERM ends the command in one line until SaveOnInterrupt takes the signals as training starts."""
-    previous = send_signals_to(_stop)
+    with signals_sent_to(_stop):
+        yield
+
+
+@contextlib.contextmanager
+def signals_stop_after_training(output_dir: str):
+    """Ctrl-C or SIGTERM as a run that trained prints and writes its last files ends the command in a line saying so."""
+    def stop(signum, frame):
+        raise EndCommand(Interrupted(f"{signal_name(signum)} after training ended; its checkpoints and logs are in "
+                                     f"{output_dir}", signum))
+
+    with signals_sent_to(stop):
+        yield
+
+
+@contextlib.contextmanager
+def signals_sent_to(stop):
+    previous = send_signals_to(stop)
     try:
         yield
     finally:

@@ -3,6 +3,7 @@ primer's rules (no torch), each group against its target's signature, what a fit
 
 import math
 import pydoc
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
@@ -87,6 +88,21 @@ def check_rules(cfg: DictConfig) -> None:
     if OmegaConf.select(cfg, "trainer.callbacks", default=None) is not None:
         raise BadConfig("trainer.callbacks: primer sets the Trainer's callbacks from the callbacks group "
                         "(callbacks=none, +callbacks.NAME._target_=...)")
+    _check_dirs(cfg)
+
+
+def _check_dirs(cfg: DictConfig) -> None:
+    """A key named *dir or dirpath names a dir that primer, Lightning or a logger writes into: no file in its way."""
+    written = entries(OmegaConf.to_container(task_config(cfg), resolve=False))
+    for key, _ in sorted(written, key=lambda entry: "${" in str(entry[1])):  # the key typed, before those that use it
+        if not key.endswith(("dir", "dirpath")) or not isinstance(path := value(cfg, key), str) or "://" in path:
+            continue
+        if value(cfg, "hydra.job.chdir") and not Path(path).is_absolute():
+            continue  # relative to the run dir, not yet made
+        in_the_way = next((p for p in (Path(path), *Path(path).parents) if p.exists()), Path("."))
+        if not in_the_way.is_dir():
+            raise BadConfig(f"{key}={path}: {in_the_way} is not a dir; give a dir to write into, or a path where one "
+                            "can be made")
 
 
 def _check_removed_keys(cfg: DictConfig) -> None:

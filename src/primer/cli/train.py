@@ -71,10 +71,11 @@ def fit_run(cfg: DictConfig) -> tuple[dict[str, float], dict]:
                 anomaly_is_divergence(trainer, find(callbacks, StopOnNonFinite)), \
                 own_checkpoints_dir_reused(output_dir):
             trainer.fit(system, datamodule=datamodule, ckpt_path=resume_from(cfg), weights_only=True)
-    if trainer.is_global_zero:
-        print(final_block(cfg.paths.output_dir, tensorboard_dir(trainer)))  # what came out, and where
-        if hydra_cfg.mode != RunMode.MULTIRUN and (logdir := logdir_of(cfg.paths.output_dir)):
-            write_experiment(logdir)  # HPARAMS' columns for `tensorboard --logdir outputs` (a sweep: at its end)
+    with exits.signals_stop_after_training(cfg.paths.output_dir):
+        if trainer.is_global_zero:
+            print(final_block(cfg.paths.output_dir, tensorboard_dir(trainer)))  # what came out, and where
+            if hydra_cfg.mode != RunMode.MULTIRUN and (logdir := logdir_of(cfg.paths.output_dir)):
+                write_experiment(logdir)  # HPARAMS' columns for `tensorboard --logdir outputs` (a sweep: at its end)
     return final_metrics(trainer), {"trainer": trainer, "system": system, "datamodule": datamodule, "cfg": cfg}
 
 

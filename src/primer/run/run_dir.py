@@ -34,7 +34,8 @@ def claim(path: str | Path, where: str, resumes_here: bool = False, hydra_files:
     _started = False
     if any(os.environ.get(key, "0") != "0" for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")):
         return  # Lightning's other processes write into the dir rank 0 holds
-    _lock_the_sweep()
+    if _sweep is not None and _sweep[0] in path.parents:  # a sweep's job, not a run after a sweep that failed early
+        _lock_the_sweep()
     refuse_links(path, where)
     made = next((d for d in reversed([path, *path.parents]) if not d.exists()), None)
     path.mkdir(parents=True, exist_ok=True)
