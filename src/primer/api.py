@@ -23,12 +23,11 @@ def fit(config: "Sequence[str] | DictConfig" = (), output_dir: str | Path | None
 
     from primer.checks.hydra_errors import describe_hydra_error
     from primer.checks.preflight import check_job
+    from primer.cli.task import run_records
     from primer.cli.train import fit_run
     from primer.config import CONFIG_DIR, CONFIG_NAME, task_config
-    from primer.exits import Diverged, Interrupted
     from primer.run import run_dir
     from primer.run.checkpoints import resumes_into
-    from primer.sweeps.report import record_failure
     from primer.writes import write_atomic
 
     overrides = [] if isinstance(config, DictConfig) else list(config)
@@ -55,17 +54,8 @@ def fit(config: "Sequence[str] | DictConfig" = (), output_dir: str | Path | None
         Path(path, ".hydra").mkdir(parents=True, exist_ok=True)
         write_atomic(Path(path, ".hydra", "config.yaml"), OmegaConf.to_yaml(task_config(cfg)))
         write_atomic(Path(path, ".hydra", "overrides.yaml"), OmegaConf.to_yaml(list(cfg.hydra.overrides.task)))
-        drawn = cfg.seed is None
-        try:
-            with _run_logging(cfg):
-                return fit_run(cfg)
-        except (Diverged, Interrupted) as ending:  # the run dir says why it stopped, as the command line's does
-            if run_dir.has_started():
-                record_failure(cfg.paths.output_dir, ending)
-            raise
-        finally:  # seed=null: the seed it drew, as the command line records it (a dir given back holds none)
-            if drawn and cfg.seed is not None and run_dir.has_started():
-                write_atomic(Path(path, ".hydra", "config.yaml"), OmegaConf.to_yaml(task_config(cfg)))
+        with run_records(cfg, multirun=False), _run_logging(cfg):  # failure.txt, a drawn seed: as the command line
+            return fit_run(cfg)
 
 
 def evaluate(ckpt_path: str | Path, config: "Sequence[str] | DictConfig" = ()) -> tuple[dict, dict]:

@@ -64,37 +64,49 @@ def _interrupted_checkpoint(cfg: DictConfig) -> str | None:
 
 def _ended(task: Callable[[DictConfig], float], cfg: DictConfig, multirun: bool, resume: str | None = None) -> float:
     from primer.checks.preflight import check_job, checked_before_running
+    from primer.sweeps import sweep_resume
+
+    try:
+        with run_records(cfg, multirun):
+            if not checked_before_running(HydraConfig.get()):
+                check_job(cfg, multirun)
+            if resume is not None:  # while it trains: its finished record holds the config as the sweep gave it
+                log.info(f"this job goes on from {resume}, where a signal stopped it")
+                _set_ckpt_path(cfg, resume)
+            try:
+                result = task(cfg)
+            finally:
+                if resume is not None:
+                    _set_ckpt_path(cfg, None)
+            if multirun:
+                sweep_resume.record_finished(cfg, result)
+            return result
+    except Exception as error:  # noqa: BLE001  every ending goes one way: recorded, then raised or logged
+        ending = error if isinstance(error, Ending) else environment_fault(error, where=cfg.paths.output_dir)
+        if not multirun or isinstance(ending, Interrupted):
+            raise (EndCommand(ending) if ending else Bug(error)) from (error.__cause__ if ending is error else error)
+        (log.error if ending is error else log.exception)(f"this job failed; the sweep goes on: {ending or error}")
+    return math.nan
+
+
+@contextlib.contextmanager
+def run_records(cfg: DictConfig, multirun: bool):
+    """What a run leaves in its dir as it ends, from the command line or primer.fit: why it stopped, the seed drawn."""
     from primer.cli.build import save_task_config
     from primer.run import run_dir
-    from primer.sweeps import sweep_resume
     from primer.sweeps.report import record_failure, record_interrupted
 
     drawn = cfg.seed is None
     try:
-        if not checked_before_running(HydraConfig.get()):
-            check_job(cfg, multirun)
-        if resume is not None:  # while it trains: its finished record holds the config as the sweep gave it
-            log.info(f"this job goes on from {resume}, where a signal stopped it")
-            _set_ckpt_path(cfg, resume)
-        try:
-            result = task(cfg)
-        finally:
-            if resume is not None:
-                _set_ckpt_path(cfg, None)
-        if multirun:
-            sweep_resume.record_finished(cfg, result)
-        return result
-    except Exception as error:  # noqa: BLE001  every ending goes one way: recorded, then raised or logged
+        yield
+    except Exception as error:
         ending = error if isinstance(error, Ending) else environment_fault(error, where=cfg.paths.output_dir)
         started, interrupted = run_dir.has_started(), isinstance(ending, Interrupted)
         if interrupted and started and multirun:
             record_interrupted(cfg.paths.output_dir, ending)  # the sweep's summary lists it as interrupted
         elif (multirun and not interrupted) or (started and isinstance(ending, (Interrupted, Diverged))):
             record_failure(cfg.paths.output_dir, ending or error)  # the run dir says why it stopped
-        if not multirun or interrupted:
-            raise (EndCommand(ending) if ending else Bug(error)) from (error.__cause__ if ending is error else error)
-        (log.error if ending is error else log.exception)(f"this job failed; the sweep goes on: {ending or error}")
+        raise
     finally:
         if drawn and cfg.seed is not None and run_dir.has_started():  # a dir given back holds no config of this run
             save_task_config(cfg)
-    return math.nan
