@@ -280,6 +280,11 @@ REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message),
      "trainer.devices=2: a sweep of the basic launcher runs its jobs in this one process, ..."),
     ("scheduler=plateau scheduler.monitor=val/los", "scheduler.monitor=val/los: primer logs no such metric; did you "
      "mean val/loss? ..."),
+    # a node inside a group that names a class is built too, and checked against it first
+    ("scheduler=plateau scheduler.scheduler.mode=up", "scheduler.scheduler.mode=up: must be one of min, max "
+     "(torch.optim.lr_scheduler.ReduceLROnPlateau)"),
+    ("scheduler=plateau +scheduler.scheduler.patiense=3", "scheduler.scheduler.patiense: "
+     "torch.optim.lr_scheduler.ReduceLROnPlateau takes no argument patiense; did you mean scheduler.scheduler.patience?"),
     ("scheduler=plateau model=manual", "scheduler.monitor=val/loss: model=manual steps its scheduler itself at every "
      "step, with no metric to give it; use scheduler=step or scheduler=cosine, or another model"),
     # the slips people make: each line says what to type instead
