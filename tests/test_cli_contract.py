@@ -352,8 +352,11 @@ def test_a_flag_after_the_overrides_is_moved_first_in_the_command_to_type(cli, t
 def test_hints_under_config_dir_know_its_choices_and_keys(cli, tmp_path):
     (tmp_path / "extra/model").mkdir(parents=True)
     (tmp_path / "extra/model/wide.yaml").write_text("defaults: [two_layer]\nhidden_dim: 7\n")
+    (tmp_path / "extra/scheduler").mkdir()
+    (tmp_path / "extra/scheduler/myone.yaml").write_text("_target_: torch.optim.lr_scheduler.ExponentialLR\ngamma: 0.9\n")
     for overrides, message in [
         ("model=wid", "model=wid: no such model; did you mean model=wide?"),
+        ("scheduler=none scheduler.gamma=0.5", "scheduler.gamma: no such key; scheduler=myone or scheduler=step has it"),
         ("model=wide model.hiden_dim=5", "model.hiden_dim: no such key; did you mean model.hidden_dim?"),
         ("model=wide max_steps=3", "max_steps: no such key; did you mean trainer.max_steps?"),
     ]:
