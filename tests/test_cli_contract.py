@@ -308,6 +308,9 @@ REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message),
      "write it as 'ckpt_path=\"outputs/step=20.ckpt\"'"),
     ("ckpt_path=outputs/é.ckpt", "ckpt_path=outputs/é.ckpt: a value Hydra reads only in quotes; "
      "write it as 'ckpt_path=\"outputs/é.ckpt\"'"),
+    # quotes make a value readable, never a key: Hydra's reason instead
+    ("hydra/../x.y=1", "hydra/../x.y=1: not a key Hydra can read (token recognition error at: '.'); see "
+     "https://hydra.cc/docs/1.2/advanced/override_grammar/basic for details"),
     ('ckpt_path="outputs/step=20.ckpt"', "ckpt_path=outputs/step=20.ckpt: no such file"),  # quoted, it is read
 ]
 

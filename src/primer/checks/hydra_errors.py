@@ -10,7 +10,7 @@ import shlex
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import MissingConfigException, OverrideParseException
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 
 from primer.checks import entries
@@ -49,9 +49,10 @@ def describe_hydra_error(error: Exception, overrides: list[str], config_name: st
     elif isinstance(error, OverrideParseException):
         key, _, value = typed.partition("=")
         reason, hints = "not an override Hydra can read", hints[-1:]
-        if value and not value.startswith("="):  # Lightning's `step=20.ckpt`, a letter outside ASCII: quote it
-            quoted = shlex.quote(f"{key}={hydra_quoted(value)}")
-            reason, hints = "a value Hydra reads only in quotes", [f"write it as {quoted}"]
+        if value and not value.startswith("=") and not _unreadable(quoted := f"{key}={hydra_quoted(value)}"):
+            reason, hints = "a value Hydra reads only in quotes", [f"write it as {shlex.quote(quoted)}"]  # step=20.ckpt
+        elif value and (why := _unreadable(f"{key}=1")):  # `hydra/../x.y`: no quotes make it a key
+            reason = f"not a key Hydra can read ({why})"
     elif typed is None:  # `optimizer=2`: Hydra names no key; a config group given a number or null, not an option
         typed = next((o.input_line for o in OverridesParser.create().parse_overrides(overrides) if o.key_or_group in
                       os.listdir(CONFIG_DIR) and type(o.value()) in (int, float, bool, type(None))), None)
@@ -77,6 +78,15 @@ def _options(group: str, having: str = "", argv: list[str] | None = None) -> lis
             files.setdefault(file.stem, file)
     return [name for name, f in sorted(files.items())
             if not having or having in dict(entries(OmegaConf.to_container(OmegaConf.load(f))))]
+
+
+def _unreadable(override: str) -> str | None:
+    """Hydra's reason it cannot read `override`; None where it can."""
+    try:
+        OverridesParser.create().parse_override(override)
+    except HydraException as error:
+        return str(error)
+    return None
 
 
 def close_sibling(key: str, known: list[str]) -> str | None:
