@@ -72,10 +72,8 @@ def describe_hydra_error(error: Exception, overrides: list[str], config_name: st
 def _options(group: str, having: str = "", argv: list[str] | None = None) -> list[str]:
     """A group's options in primer's conf/ and a --config-dir, as Hydra lists them; `having`: those whose own file
     sets that key."""
-    files = {}
-    for where in filter(None, [CONFIG_DIR, config_dir(argv or [])]):  # in Hydra's order: conf/ wins a name in both
-        for file in pathlib.Path(where, group).glob("*.yaml"):
-            files.setdefault(file.stem, file)
+    dirs = filter(None, [config_dir(argv or []), CONFIG_DIR])  # the last wins a name: Hydra reads conf/ first
+    files = {f.stem: f for where in dirs for f in pathlib.Path(where, group).glob("*.yaml")}
     return [name for name, f in sorted(files.items())
             if not having or having in dict(entries(OmegaConf.to_container(OmegaConf.load(f))))]
 
