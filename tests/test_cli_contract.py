@@ -284,7 +284,8 @@ REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message),
     ("scheduler=plateau scheduler.scheduler.mode=up", "scheduler.scheduler.mode=up: must be one of min, max "
      "(torch.optim.lr_scheduler.ReduceLROnPlateau)"),
     ("scheduler=plateau +scheduler.scheduler.patiense=3", "scheduler.scheduler.patiense: "
-     "torch.optim.lr_scheduler.ReduceLROnPlateau takes no argument patiense; did you mean scheduler.scheduler.patience?"),
+     "torch.optim.lr_scheduler.ReduceLROnPlateau takes no argument patiense; "
+     "did you mean scheduler.scheduler.patience?"),
     ("scheduler=plateau model=manual", "scheduler.monitor=val/loss: model=manual steps its scheduler itself at every "
      "step, with no metric to give it; use scheduler=step or scheduler=cosine, or another model"),
     # the slips people make: each line says what to type instead
@@ -356,10 +357,12 @@ def test_hints_under_config_dir_know_its_choices_and_keys(cli, tmp_path):
     (tmp_path / "extra/model").mkdir(parents=True)
     (tmp_path / "extra/model/wide.yaml").write_text("defaults: [two_layer]\nhidden_dim: 7\n")
     (tmp_path / "extra/scheduler").mkdir()
-    (tmp_path / "extra/scheduler/myone.yaml").write_text("_target_: torch.optim.lr_scheduler.ExponentialLR\ngamma: 0.9\n")
+    (tmp_path / "extra/scheduler/myone.yaml").write_text(
+        "_target_: torch.optim.lr_scheduler.ExponentialLR\ngamma: 0.9\n")
     for overrides, message in [
         ("model=wid", "model=wid: no such model; did you mean model=wide?"),
-        ("scheduler=none scheduler.gamma=0.5", "scheduler.gamma: no such key; scheduler=myone or scheduler=step has it"),
+        ("scheduler=none scheduler.gamma=0.5",
+         "scheduler.gamma: no such key; scheduler=myone or scheduler=step has it"),  # its own options too
         ("model=wide model.hiden_dim=5", "model.hiden_dim: no such key; did you mean model.hidden_dim?"),
         ("model=wide max_steps=3", "max_steps: no such key; did you mean trainer.max_steps?"),
     ]:
