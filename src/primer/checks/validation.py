@@ -157,10 +157,9 @@ def _constructed_nodes(cfg: DictConfig) -> list[tuple[str, DictConfig]]:
                 raise BadConfig(f"{group}.{name}: names no class to build; give it one, e.g. "
                                 f"+{group}.{name}._target_={example}")
             nodes.append((f"{group}.{name}", node))
-    inside = [entries(OmegaConf.to_container(node, resolve=False), key) for key, node in nodes
-              if isinstance(node, DictConfig)]  # parents first, a list's items as key[i]
-    return [(key, OmegaConf.select(cfg, key)) for found in inside for key in
-            [k.removesuffix("._target_") for k, _ in found if k.endswith("._target_")]]
+    built = [k.removesuffix("._target_") for key, node in nodes if isinstance(node, DictConfig)
+             for k, _ in entries(OmegaConf.to_container(node, resolve=False), key) if k.endswith("._target_")]
+    return [(key, OmegaConf.select(cfg, key)) for key in built]  # parents first, a list's items as key[i]
 
 
 def _overrides(cfg: DictConfig) -> list[str]:
