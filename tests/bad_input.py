@@ -9,7 +9,8 @@ SHARED = [
     ("trainer.max_steps=many", "trainer.max_steps=many: must be a positive integer, or -1 for no limit ..."),
     ("trainer.max_step=5", "trainer.max_step: no such key; did you mean trainer.max_steps?"),
     ("model.hiden_dim=5", "model.hiden_dim: no such key; did you mean model.hidden_dim?"),
-    ("model=foo", "model=foo: no such model; choose one of autograd, custom_relu, manual, raw_custom_relu, sequential, two_layer"),
+    ("model=foo", "model=foo: no such model; choose one of autograd, custom_relu, manual, raw_custom_relu, sequential, "
+     "two_layer"),
     ("optimizer=rmsprop", "optimizer=rmsprop: no such optimizer; choose one of adam, sgd"),
     ("optimizer.lr=-0.1", "optimizer.lr=-0.1: must be a number, 0 or more"),  # torch refuses it; lr=0 runs
     ("optimizer.lr=fast", "optimizer.lr=fast: must be a number, 0 or more"),

@@ -34,6 +34,7 @@ def test_fit_takes_overrides_and_returns_the_metrics_and_the_objects(tmp_path):
     assert objects["cfg"].model.relu == "custom"
     assert (tmp_path / "run/checkpoints/final.ckpt").is_file()
     assert "model=custom_relu" in (tmp_path / "run/.hydra/overrides.yaml").read_text()
+    assert not HydraConfig.initialized()  # as before it: a later evaluate or check reads none of this fit's overrides
 
 
 def test_fit_with_seed_null_records_the_drawn_seed_in_its_run_config_as_the_command_line_does(tmp_path):
@@ -66,9 +67,11 @@ def test_fit_takes_a_config_composed_without_hydra_runtime(tmp_path):
     (["trainer.precision=17"], "trainer.precision"),
     (["trainer.accelerator=mps"], "trainer: MisconfigurationException"),  # from Lightning, once the dir exists
 ])
-def test_fit_runs_the_command_lines_checks(tmp_path, cli, overrides, line):
+def test_fit_runs_the_command_lines_checks(tmp_path, cli, monkeypatch, overrides, line):
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", callers := OmegaConf.create({"hydra": {}}))  # a Hydra app's
     with pytest.raises(BadConfig) as refused:
         fit(overrides, output_dir=tmp_path / "run")
+    assert HydraConfig.instance().cfg is callers  # given back however fit ends
     code, _, err = cli(*overrides)
     assert code == 2 and err.strip() == f"error: {refused.value}"  # the same line as the command line's
     assert str(refused.value).startswith(line)

@@ -280,6 +280,12 @@ REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message),
      "trainer.devices=2: a sweep of the basic launcher runs its jobs in this one process, ..."),
     ("scheduler=plateau scheduler.monitor=val/los", "scheduler.monitor=val/los: primer logs no such metric; did you "
      "mean val/loss? ..."),
+    # a node inside a group that names a class is built too, and checked against it first
+    ("scheduler=plateau scheduler.scheduler.mode=up", "scheduler.scheduler.mode=up: must be one of min, max "
+     "(torch.optim.lr_scheduler.ReduceLROnPlateau)"),
+    ("scheduler=plateau +scheduler.scheduler.patiense=3", "scheduler.scheduler.patiense: "
+     "torch.optim.lr_scheduler.ReduceLROnPlateau takes no argument patiense; "
+     "did you mean scheduler.scheduler.patience?"),
     ("scheduler=plateau model=manual", "scheduler.monitor=val/loss: model=manual steps its scheduler itself at every "
      "step, with no metric to give it; use scheduler=step or scheduler=cosine, or another model"),
     # the slips people make: each line says what to type instead
@@ -303,6 +309,9 @@ REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message),
      "write it as 'ckpt_path=\"outputs/step=20.ckpt\"'"),
     ("ckpt_path=outputs/é.ckpt", "ckpt_path=outputs/é.ckpt: a value Hydra reads only in quotes; "
      "write it as 'ckpt_path=\"outputs/é.ckpt\"'"),
+    # quotes make a value readable, never a key: Hydra's reason instead
+    ("hydra/../x.y=1", "hydra/../x.y=1: not a key Hydra can read (token recognition error at: '.'); see "
+     "https://hydra.cc/docs/1.2/advanced/override_grammar/basic for details"),
     ('ckpt_path="outputs/step=20.ckpt"', "ckpt_path=outputs/step=20.ckpt: no such file"),  # quoted, it is read
 ]
 
@@ -347,8 +356,13 @@ def test_a_flag_after_the_overrides_is_moved_first_in_the_command_to_type(cli, t
 def test_hints_under_config_dir_know_its_choices_and_keys(cli, tmp_path):
     (tmp_path / "extra/model").mkdir(parents=True)
     (tmp_path / "extra/model/wide.yaml").write_text("defaults: [two_layer]\nhidden_dim: 7\n")
+    (tmp_path / "extra/scheduler").mkdir()
+    (tmp_path / "extra/scheduler/myone.yaml").write_text(
+        "_target_: torch.optim.lr_scheduler.ExponentialLR\ngamma: 0.9\n")
     for overrides, message in [
         ("model=wid", "model=wid: no such model; did you mean model=wide?"),
+        ("scheduler=none scheduler.gamma=0.5",
+         "scheduler.gamma: no such key; scheduler=myone or scheduler=step has it"),  # its own options too
         ("model=wide model.hiden_dim=5", "model.hiden_dim: no such key; did you mean model.hidden_dim?"),
         ("model=wide max_steps=3", "max_steps: no such key; did you mean trainer.max_steps?"),
     ]:

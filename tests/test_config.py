@@ -150,7 +150,8 @@ def test_help_lists_every_group_with_its_choices_and_default(tmp_path):
     assert result.returncode == 0 and not (tmp_path / "outputs").exists()
     for group, choices in GROUPS.items():
         assert f"  {group}: {', '.join(choices)}  [" in result.stdout
-    assert "  model: autograd, custom_relu, manual, raw_custom_relu, sequential, two_layer  [two_layer]" in result.stdout
+    models = "autograd, custom_relu, manual, raw_custom_relu, sequential, two_layer"
+    assert f"  model: {models}  [two_layer]" in result.stdout
     assert "  optimizer.lr: must be a number, 0 or more" in result.stdout
 
 

@@ -46,16 +46,20 @@ def fit(config: "Sequence[str] | DictConfig" = (), output_dir: str | Path | None
         cfg.hydra.runtime.output_dir = path = str(Path(output_dir or cfg.hydra.run.dir).absolute())
         if OmegaConf.is_interpolation(cfg.paths, "output_dir"):  # the run dir, resolvable once fit() returns
             cfg.paths.output_dir = path
+    before = HydraConfig.instance().cfg  # the caller's (None in a notebook): theirs again once fit ends
     HydraConfig().set_config(cfg)
-    check_job(cfg, multirun=False)
-    # as on the command line: claimed before its configs and log are written, given back if it ends before a step
-    run_dir.claim(path, f"output_dir={path}", resumes_into(cfg, path), hydra_files=(".hydra", "train.log"))
-    with run_dir.given_back_unless_started():
-        Path(path, ".hydra").mkdir(parents=True, exist_ok=True)
-        write_atomic(Path(path, ".hydra", "config.yaml"), OmegaConf.to_yaml(task_config(cfg)))
-        write_atomic(Path(path, ".hydra", "overrides.yaml"), OmegaConf.to_yaml(list(cfg.hydra.overrides.task)))
-        with run_records(cfg, multirun=False), _run_logging(cfg):  # failure.txt, a drawn seed: as the command line
-            return fit_run(cfg)
+    try:
+        check_job(cfg, multirun=False)
+        # as on the command line: claimed before its configs and log are written, given back if it ends before a step
+        run_dir.claim(path, f"output_dir={path}", resumes_into(cfg, path), hydra_files=(".hydra", "train.log"))
+        with run_dir.given_back_unless_started():
+            Path(path, ".hydra").mkdir(parents=True, exist_ok=True)
+            write_atomic(Path(path, ".hydra", "config.yaml"), OmegaConf.to_yaml(task_config(cfg)))
+            write_atomic(Path(path, ".hydra", "overrides.yaml"), OmegaConf.to_yaml(list(cfg.hydra.overrides.task)))
+            with run_records(cfg, multirun=False), _run_logging(cfg):  # failure.txt, a drawn seed: as the command line
+                return fit_run(cfg)
+    finally:
+        HydraConfig.instance().cfg = before
 
 
 def evaluate(ckpt_path: str | Path, config: "Sequence[str] | DictConfig" = ()) -> tuple[dict, dict]:

@@ -10,7 +10,7 @@ import shlex
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import MissingConfigException, OverrideParseException
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 
 from primer.checks import entries
@@ -38,7 +38,7 @@ def describe_hydra_error(error: Exception, overrides: list[str], config_name: st
     if isinstance(cause := error.__cause__, (KeyError, AttributeError)) and (key := getattr(cause, "full_key", None)):
         reason, typed = "no such key", key  # OmegaConf's ConfigKeyError: Hydra's hint is the `+` that adds it
         group, _, rest = key.partition(".")  # `scheduler.gamma` under scheduler=none: the options that set it
-        if rest and (having := _options(group, rest)):
+        if rest and (having := _options(group, rest, argv)):
             hints = [f"{' or '.join(f'{group}={o}' for o in having)} has it"]
         with contextlib.suppress(Exception):  # where the config composes without it
             composed = _compose([o for o in overrides if key_and_value(o)[0] != key], config_name, argv)
@@ -49,28 +49,42 @@ def describe_hydra_error(error: Exception, overrides: list[str], config_name: st
     elif isinstance(error, OverrideParseException):
         key, _, value = typed.partition("=")
         reason, hints = "not an override Hydra can read", hints[-1:]
-        if value and not value.startswith("="):  # Lightning's `step=20.ckpt`, a letter outside ASCII: quote it
-            quoted = shlex.quote(f"{key}={hydra_quoted(value)}")
-            reason, hints = "a value Hydra reads only in quotes", [f"write it as {quoted}"]
+        if value and not value.startswith("=") and not _unreadable(quoted := f"{key}={hydra_quoted(value)}"):
+            reason, hints = "a value Hydra reads only in quotes", [f"write it as {shlex.quote(quoted)}"]  # step=20.ckpt
+        elif value and (why := _unreadable(f"{key}=1")):  # `hydra/../x.y`: no quotes make it a key
+            reason = f"not a key Hydra can read ({why})"
     elif typed is None:  # `optimizer=2`: Hydra names no key; a config group given a number or null, not an option
         typed = next((o.input_line for o in OverridesParser.create().parse_overrides(overrides) if o.key_or_group in
                       os.listdir(CONFIG_DIR) and type(o.value()) in (int, float, bool, type(None))), None)
         if typed:  # the one option that starts so (experiment=1), else all, as Hydra lists them for a name
-            options = _options(group := key_and_value(typed)[0])
+            options = _options(group := key_and_value(typed)[0], argv=argv)
             hits = [o for o in options if o.startswith(key_and_value(typed)[1])]
             hints = [f"did you mean {group}={hits[0]}?" if len(hits) == 1 else "choose one of " + ", ".join(options)]
     elif typed.startswith("+") and reason.startswith("multiple values for"):  # Hydra's hint is YAML's `override`
-        reason, hints = reason.split(". ")[0], [f"the group has a default already; choose it without the +: {typed[1:]}"]
+        hints = [f"the group has a default already; choose it without the +: {typed[1:]}"]
+        reason = reason.split(". ")[0]
     elif argv is not None and not {"-m", "--multirun", "--cfg", "-c", "--info", "-i"} & set(argv) and \
             OverridesParser.create().parse_override(typed).is_sweep_override():  # Hydra's hint names no -m
         hints = [f"a list of values is a sweep, one job each; add -m: {command(argv, multirun=True)}"]
     return BadConfig("; ".join([f"{typed}: {reason}" if typed else reason, *hints]))
 
 
-def _options(group: str, having: str = "") -> list[str]:
-    """A group's options in primer's conf/, as Hydra lists them; `having`: those whose own file sets that key."""
-    files = sorted(pathlib.Path(CONFIG_DIR, group).glob("*.yaml"))
-    return [f.stem for f in files if not having or having in dict(entries(OmegaConf.to_container(OmegaConf.load(f))))]
+def _options(group: str, having: str = "", argv: list[str] | None = None) -> list[str]:
+    """A group's options in primer's conf/ and a --config-dir, as Hydra lists them; `having`: those whose own file
+    sets that key."""
+    dirs = filter(None, [config_dir(argv or []), CONFIG_DIR])  # the last wins a name: Hydra reads conf/ first
+    files = {f.stem: f for where in dirs for f in pathlib.Path(where, group).glob("*.yaml")}
+    return [name for name, f in sorted(files.items())
+            if not having or having in dict(entries(OmegaConf.to_container(OmegaConf.load(f))))]
+
+
+def _unreadable(override: str) -> str | None:
+    """Hydra's reason it cannot read `override`; None where it can."""
+    try:
+        OverridesParser.create().parse_override(override)
+    except HydraException as error:
+        return str(error)
+    return None
 
 
 def close_sibling(key: str, known: list[str]) -> str | None:

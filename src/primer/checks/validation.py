@@ -146,7 +146,8 @@ def check_signatures(cfg: DictConfig) -> None:
 
 
 def _constructed_nodes(cfg: DictConfig) -> list[tuple[str, DictConfig]]:
-    """(key, node) of everything primer builds: the groups, and each callback and logger by its name (null: off)."""
+    """(key, node) of everything primer builds: the groups, each callback and logger by its name (null: off), and
+    each node inside them that names a `_target_` (scheduler=plateau's scheduler.scheduler): instantiate builds all."""
     nodes = [(group, cfg.get(group)) for group in ("trainer", "model", "data", "optimizer", "scheduler")]
     for group, example in (("callbacks", "lightning.pytorch.callbacks.EarlyStopping"),
                            ("logger", "lightning.pytorch.loggers.CSVLogger")):
@@ -156,7 +157,9 @@ def _constructed_nodes(cfg: DictConfig) -> list[tuple[str, DictConfig]]:
                 raise BadConfig(f"{group}.{name}: names no class to build; give it one, e.g. "
                                 f"+{group}.{name}._target_={example}")
             nodes.append((f"{group}.{name}", node))
-    return [(key, node) for key, node in nodes if isinstance(node, DictConfig) and "_target_" in node]
+    built = [k.removesuffix("._target_") for key, node in nodes if isinstance(node, DictConfig)
+             for k, _ in entries(OmegaConf.to_container(node, resolve=False), key) if k.endswith("._target_")]
+    return [(key, OmegaConf.select(cfg, key)) for key in built]  # parents first, a list's items as key[i]
 
 
 def _overrides(cfg: DictConfig) -> list[str]:
