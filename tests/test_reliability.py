@@ -154,17 +154,32 @@ def test_sigterm_before_the_task_starts_ends_like_ctrl_c(tmp_path, capsys):
     assert not fresh.exists() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored
 
 
+def ctrl_c_after(call):
+    """`call`, then Ctrl-C."""
+    def called(*args, **kwargs):
+        result = call(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)
+        return result
+
+    return called
+
+
 @pytest.mark.slow  # trains in this process
-def test_ctrl_c_after_training_ended_says_so_and_where_the_run_is(cli, tmp_path, monkeypatch):
+# after the last step, inside fit (was: ignored, exit 0); as trainer.fit returns (Lightning gives back the handler it
+# found; was "Ctrl-C before training started; nothing to resume"); as the run writes HPARAMS, its last act
+@pytest.mark.parametrize("when", ["last step taken", "fit returned", "hparams written"])
+def test_ctrl_c_after_training_ended_says_so_and_where_the_run_is(cli, tmp_path, monkeypatch, when):
+    import lightning
+
     import primer.run.experiment
 
     run = "outputs/runs/run"  # in runs/: the run writes its HPARAMS file there
-
-    def ctrl_c(logdir):  # the last thing a run does: write its HPARAMS file
-        os.kill(os.getpid(), signal.SIGINT)  # Python runs the handler before the next line
-        pytest.fail("Ctrl-C did not end the command")
-
-    monkeypatch.setattr(primer.run.experiment, "write_experiment", ctrl_c)
+    if when == "last step taken":
+        monkeypatch.setattr(StopOnNonFinite, "on_train_end", ctrl_c_after(StopOnNonFinite.on_train_end))
+    elif when == "fit returned":
+        monkeypatch.setattr(lightning.Trainer, "fit", ctrl_c_after(lightning.Trainer.fit))
+    else:
+        monkeypatch.setattr(primer.run.experiment, "write_experiment", ctrl_c_after(lambda logdir: None))
     code, _, err = cli(*TINY, *QUIET, f"hydra.run.dir={run}")
     assert code == 130
     said = err.strip().splitlines()[-1]
@@ -225,7 +240,8 @@ def test_diverging_run_stops_at_the_first_non_finite_step_keeping_finite_checkpo
 
 @pytest.mark.parametrize("model, advice", [
     ("autograd", "(this run: 10; the tutorial trains model=autograd at 1e-06: experiment=2_feed_forward_net)"),
-    ("custom_relu", "(this run: 10; the tutorial trains model=custom_relu at 0.0001)"),  # no preset: not in the tutorial
+    # no preset: not in the tutorial
+    ("custom_relu", "(this run: 10; the tutorial trains model=custom_relu at 0.0001)"),
 ])
 def test_divergence_names_the_lr_the_tutorial_trains_the_model_at(make_config, model, advice):
     with pytest.raises(Diverged) as info:
@@ -274,8 +290,8 @@ def test_diverging_command_line_run_exits_3_with_one_line(tmp_path):
     assert "Traceback" not in result.stderr
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("error: training diverged: train/loss is ")
-    assert last_line.endswith("try a smaller optimizer.lr (this run: 10; the tutorial trains model=two_layer at 0.0001: "
-                              "experiment=5_class_based_declaration); no checkpoint was saved")
+    assert last_line.endswith("try a smaller optimizer.lr (this run: 10; the tutorial trains model=two_layer at "
+                              "0.0001: experiment=5_class_based_declaration); no checkpoint was saved")
     (run_dir,) = (tmp_path / "outputs/runs").iterdir()
     assert not (run_dir / "checkpoints").exists() and not (run_dir / "metrics.json").exists()
     assert (run_dir / "failure.txt").read_text() == f"Diverged: {last_line.removeprefix('error: ')}\n"

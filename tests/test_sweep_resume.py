@@ -229,3 +229,38 @@ def test_an_interrupted_joblib_sweep_lists_its_stopped_job_as_interrupted_and_co
     assert continued.returncode == 0, continued.stderr[-3000:]
     assert [r["status"] for r in summary_rows(sweep_dir)] == ["ok", "ok", "ok"]
     assert (sweep_dir / "0_max_steps3" / "run.json").read_bytes() == job0
+
+
+@pytest.mark.slow  # sweeps in this process
+def test_a_job_stopped_by_ctrl_c_after_its_training_ended_is_skipped_when_the_sweep_continues(cli, tmp_path,
+                                                                                            monkeypatch):
+    """Was: no finished.json, so the continue command trained job 0 again."""
+    import primer.run.console
+
+    closing_block, calls = primer.run.console.final_block, []
+
+    def ctrl_c_in_job_0(*args):  # as job 0 writes its closing block to its log
+        calls.append(args)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # Python runs the handler before the next line
+            pytest.fail("Ctrl-C did not stop the sweep")
+        return closing_block(*args)
+
+    monkeypatch.setattr(primer.run.console, "final_block", ctrl_c_in_job_0)
+    code, _, err = cli("-m", "optimizer.lr=1e-4,2e-4", *TINY, *QUIET, "hydra.sweep.dir=sweep")
+    assert code == 130, err[-3000:]
+    first, second = job_dirs(tmp_path / "sweep")[0], tmp_path / "sweep" / "1_lr0.0002"
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("interrupted: Ctrl-C stopped the sweep ") and "1 of 2 jobs finished" in last
+    assert not second.exists()
+    kept = results(first)
+
+    argv = shlex.split(last.partition("continue the sweep with: ")[2])
+    assert argv[:4] == ["python", "-m", "primer.train", "-m"]
+    code, out, err = cli(*argv[3:])
+    assert code == 0, err[-3000:]
+    assert f"skipped {first.name}: finished earlier with this config; its results are kept" in out + err
+    assert results(first) == kept  # not trained again
+    assert re.findall(r"^#(\d+) ", out + err, re.MULTILINE) == ["1"]  # only job 1 ran
+    assert [(r["job"], r["status"]) for r in summary_rows(tmp_path / "sweep")] == [
+        (first.name, "ok"), (second.name, "ok")]

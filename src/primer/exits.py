@@ -123,12 +123,6 @@ def stopped_before_training(signum: int) -> Interrupted:
     return Interrupted(f"{signal_name(signum)} before training started; nothing to resume", signum)
 
 
-def _stop(signum, frame):
-    # Lightning's SIGTERM handler calls the one it found (this) too: once training has the signals, stand aside
-    if signal.getsignal(signal.SIGINT) is _stop:
-        raise EndCommand(stopped_before_training(signum))  # a BaseException: Lightning would exit 1 on Ctrl-C's
-
-
 def send_signals_to(handler) -> dict:
     """Ctrl-C and SIGTERM call `handler` (only the main thread may set one); returns the handlers they had."""
     if threading.current_thread() is not threading.main_thread():
@@ -137,25 +131,18 @@ def send_signals_to(handler) -> dict:
 
 
 @contextlib.contextmanager
-def signals_stop_until_training():
-    """Ctrl-C or SIGTERM ends the command in one line until SaveOnInterrupt takes the signals as training starts."""
-    with signals_sent_to(_stop):
-        yield
-
-
-@contextlib.contextmanager
-def signals_stop_after_training(output_dir: str):
-    """Ctrl-C or SIGTERM as a run that trained prints and writes its last files ends the command in a line saying so."""
+def signals_stop(output_dir: str | None = None, started=lambda: False):
+    """Ctrl-C or SIGTERM ends the command in one line: before training started, or after it ended and where the run
+    is. While it trains, SaveOnInterrupt has the signals; Lightning gives this handler back as fit ends."""
     def stop(signum, frame):
+        # Lightning's SIGTERM handler calls the one it found (this) too: while training has the signals, stand aside
+        if signal.getsignal(signal.SIGINT) is not stop:
+            return
+        if not started():  # a BaseException: Lightning would exit 1 on Ctrl-C's
+            raise EndCommand(stopped_before_training(signum))
         raise EndCommand(Interrupted(f"{signal_name(signum)} after training ended; its checkpoints and logs are in "
                                      f"{output_dir}", signum))
 
-    with signals_sent_to(stop):
-        yield
-
-
-@contextlib.contextmanager
-def signals_sent_to(stop):
     previous = send_signals_to(stop)
     try:
         yield
@@ -178,7 +165,7 @@ def command_line():
 
     threading.excepthook = thread_fault
     try:
-        with signals_stop_until_training():
+        with signals_stop():
             try:
                 yield
             except EndCommand as wrapped:

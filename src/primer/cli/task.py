@@ -10,7 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
-from primer.exits import BadConfig, Diverged, EndCommand, Ending, Interrupted, environment_fault
+from primer.exits import BadConfig, Diverged, EndCommand, Ending, Interrupted, environment_fault, signals_stop
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,6 @@ def _interrupted_checkpoint(cfg: DictConfig) -> str | None:
 
 def _ended(task: Callable[[DictConfig], float], cfg: DictConfig, multirun: bool, resume: str | None = None) -> float:
     from primer.checks.preflight import check_job, checked_before_running
-    from primer.sweeps import sweep_resume
 
     try:
         with run_records(cfg, multirun):
@@ -74,13 +73,10 @@ def _ended(task: Callable[[DictConfig], float], cfg: DictConfig, multirun: bool,
                 log.info(f"this job goes on from {resume}, where a signal stopped it")
                 _set_ckpt_path(cfg, resume)
             try:
-                result = task(cfg)
+                return task(cfg)
             finally:
                 if resume is not None:
                     _set_ckpt_path(cfg, None)
-            if multirun:
-                sweep_resume.record_finished(cfg, result)
-            return result
     except Exception as error:  # noqa: BLE001  every ending goes one way: recorded, then raised or logged
         ending = error if isinstance(error, Ending) else environment_fault(error, where=cfg.paths.output_dir)
         if not multirun or isinstance(ending, Interrupted):
@@ -91,22 +87,28 @@ def _ended(task: Callable[[DictConfig], float], cfg: DictConfig, multirun: bool,
 
 @contextlib.contextmanager
 def run_records(cfg: DictConfig, multirun: bool):
-    """What a run leaves in its dir as it ends, from the command line or primer.fit: why it stopped, the seed drawn."""
+    """What a run leaves in its dir as it ends, from the command line or primer.fit: why it stopped, the seed drawn, a
+    sweep job's finished.json; and a signal's line, which says whether training had started."""
     from primer.cli.build import save_task_config
     from primer.run import run_dir
     from primer.sweeps.report import record_failure, record_interrupted
+    from primer.sweeps.sweep_resume import record_finished
 
-    drawn = cfg.seed is None
-    try:
-        yield
-    except Exception as error:
-        ending = error if isinstance(error, Ending) else environment_fault(error, where=cfg.paths.output_dir)
-        started, interrupted = run_dir.has_started(), isinstance(ending, Interrupted)
-        if interrupted and started and multirun:
-            record_interrupted(cfg.paths.output_dir, ending)  # the sweep's summary lists it as interrupted
-        elif (multirun and not interrupted) or (started and isinstance(ending, (Interrupted, Diverged))):
-            record_failure(cfg.paths.output_dir, ending or error)  # the run dir says why it stopped
-        raise
-    finally:
-        if drawn and cfg.seed is not None and run_dir.has_started():  # a dir given back holds no config of this run
-            save_task_config(cfg)
+    drawn, failed = cfg.seed is None, False
+    with signals_stop(cfg.paths.output_dir, run_dir.has_started):
+        try:
+            yield
+        except Exception as error:
+            ending = error if isinstance(error, Ending) else environment_fault(error, where=cfg.paths.output_dir)
+            started, interrupted = run_dir.has_started(), isinstance(ending, Interrupted)
+            failed = not interrupted
+            if interrupted and started and multirun:
+                record_interrupted(cfg.paths.output_dir, ending)  # the sweep's summary lists it as interrupted
+            elif (multirun and not interrupted) or (started and isinstance(ending, (Interrupted, Diverged))):
+                record_failure(cfg.paths.output_dir, ending or error)  # the run dir says why it stopped
+            raise
+        finally:
+            if drawn and cfg.seed is not None and run_dir.has_started():  # a dir given back holds no config of this run
+                save_task_config(cfg)
+            if multirun and not failed:  # also where a signal came after training ended: a continued sweep skips it
+                record_finished(cfg)

@@ -49,8 +49,7 @@ def fit_run(cfg: DictConfig) -> tuple[dict[str, float], dict]:
     output_dir = Path(cfg.paths.output_dir)  # already claimed where the command line or the API started the run
     with setting_up("paths.output_dir"):  # a file in the way: bad input; a read-only dir: the machine's fault
         run_dir.claim(output_dir, f"paths.output_dir={output_dir}", resumes_into(cfg, output_dir))
-    with run_dir.given_back_unless_started(), use_cores_given(hydra_cfg.launcher) as cores, \
-            exits.signals_stop_until_training():
+    with run_dir.given_back_unless_started(), use_cores_given(hydra_cfg.launcher) as cores:
         torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
         with open_dict(cfg):  # seed=null: a fresh one, shared with the DDP processes Lightning starts
             drawn = int(os.environ.get("PL_GLOBAL_SEED") or random.SystemRandom().randrange(2**32))
@@ -71,11 +70,10 @@ def fit_run(cfg: DictConfig) -> tuple[dict[str, float], dict]:
                 anomaly_is_divergence(trainer, find(callbacks, StopOnNonFinite)), \
                 own_checkpoints_dir_reused(output_dir):
             trainer.fit(system, datamodule=datamodule, ckpt_path=resume_from(cfg), weights_only=True)
-    with exits.signals_stop_after_training(cfg.paths.output_dir):
-        if trainer.is_global_zero:
-            print(final_block(cfg.paths.output_dir, tensorboard_dir(trainer)))  # what came out, and where
-            if hydra_cfg.mode != RunMode.MULTIRUN and (logdir := logdir_of(cfg.paths.output_dir)):
-                write_experiment(logdir)  # HPARAMS' columns for `tensorboard --logdir outputs` (a sweep: at its end)
+    if trainer.is_global_zero:  # a signal from here on says training ended (primer.cli.task.run_records)
+        print(final_block(cfg.paths.output_dir, tensorboard_dir(trainer)))  # what came out, and where
+        if hydra_cfg.mode != RunMode.MULTIRUN and (logdir := logdir_of(cfg.paths.output_dir)):
+            write_experiment(logdir)  # HPARAMS' columns for `tensorboard --logdir outputs` (a sweep: at its end)
     return final_metrics(trainer), {"trainer": trainer, "system": system, "datamodule": datamodule, "cfg": cfg}
 
 

@@ -69,6 +69,8 @@ def interruptible(trainer: L.Trainer, saver: SaveOnInterrupt, resume_command: st
         stopped = f"{signal.Signals(signum).name} at step {trainer.global_step}{of_planned(trainer)}: saved {path}"
         raise Interrupted(f"{stopped}; resume with: {resume_command} {shlex.quote(override('ckpt_path', path))}",
                           signum, stopped) from None
+    if saver.signum is not None:  # after the last step: Lightning had no step left to stop at, and fit ended
+        signal.raise_signal(saver.signum)  # the handler it gave back says so (primer.exits.signals_stop)
 
 
 # torch's anomaly mode (trainer.detect_anomaly) names the backward function that produced NaN only in its message

@@ -9,6 +9,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from primer.config import task_config
+from primer.run.dashboard import VAL_LOSS
 from primer.run.files import EVENT_FILES, INTERRUPTED, INTERRUPTED_FILE, METRICS_FILE, RUN_RECORDS
 from primer.sweeps.report import read_data
 from primer.writes import write_atomic
@@ -46,12 +47,17 @@ def _stored(text: str) -> tuple[dict, float]:
     return record["config"], math.nan if record["result"] is None else float(record["result"])
 
 
-def record_finished(cfg: DictConfig, result: float) -> None:
-    from lightning.pytorch.utilities import rank_zero_only  # set by the Trainer; train() has imported lightning
+def record_finished(cfg: DictConfig) -> None:
+    """Once the job's training finished (its metrics.json), its config and result (val/loss, as the task returns)."""
+    job_dir = Path(cfg.paths.output_dir)
+    if (metrics := read_data(job_dir / METRICS_FILE, json.loads)) is None:
+        return
+    from lightning.pytorch.utilities import rank_zero_only  # set by the Trainer, which has run
 
     if rank_zero_only.rank == 0:  # a job of DDP tasks: one record, as one metrics.json
+        result = float(metrics.get(VAL_LOSS, math.nan))  # JSON has no NaN: RunSummary writes it as "nan"
         record = {"config": _config(cfg), "result": result if math.isfinite(result) else None}
-        write_atomic(Path(cfg.paths.output_dir, RECORD), json.dumps(record, indent=2) + "\n")
+        write_atomic(job_dir / RECORD, json.dumps(record, indent=2) + "\n")
 
 
 def _config(cfg: DictConfig) -> dict:
