@@ -200,6 +200,21 @@ def test_report_shows_a_jobs_overrides_as_typed_and_resolves_nothing_in_them(tmp
     assert report.summarize(tmp_path)["overrides"] == "seed=${oc.env:PRIMER_SECRET}"
 
 
+def test_the_summary_lists_the_job_dirs_and_looks_for_their_events_once(tmp_path, monkeypatch, capsys):
+    from tests.test_environment_faults import fake_job
+
+    sweep = tmp_path / "sweep"
+    jobs = [fake_job(sweep, "0_optimizer.lr=0.1").name, fake_job(sweep, "1_optimizer.lr=0.2").name]
+    listed, looked = [], []
+    monkeypatch.setattr(report, "job_dirs", lambda root, real=report.job_dirs: listed.append(root) or real(root))
+    monkeypatch.setattr(report, "has_events", lambda job, real=report.has_events: looked.append(job.name) or real(job))
+    report.summarize_sweep(sweep, at_sweep_end=False)
+    assert listed == [sweep] and looked == jobs
+    table = (sweep / "summary.md").read_text()
+    printed = f"\nSweep summary (summary.csv, summary.md in {sweep}):\n\n{table}{report.NO_CURVES}\n"
+    assert capsys.readouterr().out == printed
+
+
 def test_a_summary_of_jobs_without_metrics_has_as_many_separators_as_columns():
     table = report.markdown_table([{"job": "0_x=1", "overrides": "x=1", "status": "failed", "reason": "r",
                                     "steps": None, "wall_time_s": None}], metrics=[])

@@ -68,17 +68,11 @@ class SweepSummary(Callback):
 
 
 def summarize_sweep(root: Path, planned: list[list[str]] | None = None, at_sweep_end: bool = True) -> list[dict]:
-    """Writes and prints the summary; `planned` (every job's overrides) where a signal stopped the sweep."""
-    table, rows, files = write_summary(root, planned)
+    """write_summary, then HPARAMS' columns; `planned` (every job's overrides) where a signal stopped the sweep."""
+    rows = write_summary(root, planned)[1]
     for logdir in (root, logdir_of(root)) if at_sweep_end else ():  # HPARAMS' columns, for it and for outputs/
         if logdir is not None:
             write_experiment(logdir)
-    print(f"\nSweep summary ({', '.join(files)} in {root}):\n\n{table}")
-    events = any(map(has_events, job_dirs(root)))
-    if PLOT not in files:
-        print(NO_PLOT if events else NO_CURVES)
-    if events:
-        print(f"\ntensorboard --logdir {shlex.quote(str(root))}")
     return rows
 
 
@@ -186,7 +180,7 @@ def loss_curve(job_dir: Path) -> tuple[list[int], list[float]]:
 
 
 def write_summary(root: Path, planned: list[list[str]] | None = None) -> tuple[str, list[dict], list[str]]:
-    """Writes the tables and the plot (a `not started` row per planned job without a dir): the table, rows, files."""
+    """Writes and prints the tables, writes the plot (a `not started` row per planned job without a dir)."""
     dirs = job_dirs(root)
     rows = [summarize(d, stopped=planned is not None) for d in dirs]
     started = {_job_number(d.name) for d in dirs}
@@ -204,8 +198,14 @@ def write_summary(root: Path, planned: list[list[str]] | None = None) -> tuple[s
     for row in rows:
         if row["reason"].startswith(UNREADABLE):
             print(f"note: job {_job_number(row['job'])} counts as failed: {row['reason']}", file=sys.stderr)
-    drawn = any(map(has_events, dirs)) and plot_loss_curves(root, dirs, rows[:len(dirs)])
-    return table, rows, [*TABLES, PLOT] if drawn else list(TABLES)
+    events = any(map(has_events, dirs))
+    files = [*TABLES, PLOT] if events and plot_loss_curves(root, dirs, rows[:len(dirs)]) else list(TABLES)
+    print(f"\nSweep summary ({', '.join(files)} in {root}):\n\n{table}")
+    if PLOT not in files:
+        print(NO_PLOT if events else NO_CURVES)
+    if events:
+        print(f"\ntensorboard --logdir {shlex.quote(str(root))}")
+    return table, rows, files
 
 
 def varied(jobs: list[list[str]]) -> list[str]:
