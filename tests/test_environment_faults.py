@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -81,7 +82,8 @@ def test_a_run_that_cannot_write_its_dir_before_training_ends_in_one_line(cli, t
 
     monkeypatch.setattr(writer, "FileWriter", read_only)
     code, _, err = cli(*TINY, *QUIET, "hydra.run.dir=run")
-    assert code == exits.ENVIRONMENT and err.splitlines()[-1] == f"error: Read-only file system: a file in {tmp_path / 'run'}", err
+    assert code == exits.ENVIRONMENT, err
+    assert err.splitlines()[-1] == f"error: Read-only file system: a file in {tmp_path / 'run'}", err
     assert "Traceback" not in err
 
 
@@ -234,6 +236,27 @@ def test_a_storage_that_fails_is_an_environment_fault_naming_it_without_its_pass
             raise OperationalError("SELECT 1", {}, Exception("connection refused\nmore detail"))
     assert str(raised.value) == ("the study's storage failed: postgresql+psycopg://primer:***@db.example:5432/studies: "
                                  "connection refused")
+
+
+def test_an_error_whose_causes_loop_passes_the_storage_check_unchanged():
+    """`a.__context__ = b; b.__context__ = a`: the walk to SQLAlchemy's error ends at the loop (it never did)."""
+    from primer.sweeps.studies import reaching
+
+    error, wrapped = ValueError("not the storage's"), KeyError("its context")
+    error.__context__, wrapped.__context__ = wrapped, error
+    raised = []
+
+    def check():
+        try:
+            with reaching("sqlite:///study.db"):
+                raise error
+        except Exception as found:  # noqa: BLE001  what reaching let through
+            raised.append(found)
+
+    thread = threading.Thread(target=check, daemon=True)  # a walk that never ends must not hang the tests
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive() and len(raised) == 1 and raised[0] is error
 
 
 def test_a_database_server_that_cannot_be_reached_ends_the_search_in_one_line_exit_5(cli, tmp_path):
