@@ -187,7 +187,7 @@ def test_report_without_matplotlib_writes_the_tables_and_says_how_to_get_the_plo
 def test_report_of_a_single_run_dir_has_one_row(sweeps):
     _, sweep_dir = sweeps[0]["joblib"]
     run_dir = job_dirs(sweep_dir)[0]
-    report.write_summary(run_dir)
+    report.summarize_sweep(run_dir, at_sweep_end=False)
     (row,) = summary_rows(run_dir)
     assert row["job"] == run_dir.name and row["status"] == "ok" and row["steps"] == "6"
 

@@ -68,11 +68,34 @@ class SweepSummary(Callback):
 
 
 def summarize_sweep(root: Path, planned: list[list[str]] | None = None, at_sweep_end: bool = True) -> list[dict]:
-    """write_summary, then HPARAMS' columns; `planned` (every job's overrides) where a signal stopped the sweep."""
-    rows = write_summary(root, planned)[1]
-    for logdir in (root, logdir_of(root)) if at_sweep_end else ():  # HPARAMS' columns, for it and for outputs/
-        if logdir is not None:
-            write_experiment(logdir)
+    """Writes the tables and the plot, prints the table, and at a sweep's end HPARAMS' columns; `planned` (every
+    job's overrides) where a signal stopped the sweep: a `not started` row for each planned job without a dir."""
+    dirs = job_dirs(root)
+    rows = [summarize(d, stopped=planned is not None) for d in dirs]
+    started = {_job_number(d.name) for d in dirs}
+    rows += [dict(zip(COLUMNS, [str(n), " ".join(job), "not started", "", None, None]))
+             for n, job in enumerate(planned or []) if str(n) not in started]
+    metrics = sorted({k for row in rows for k in row} - set(COLUMNS))
+    table_csv = io.StringIO(newline="")
+    writer = csv.DictWriter(table_csv, [*COLUMNS, *metrics])
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(root / "summary.csv", table_csv.getvalue())
+    shown = [{**row, "overrides": " ".join(shown_overrides(d))} for d, row in zip(dirs, rows)]
+    table = markdown_table(shown + rows[len(dirs):], [m for m in KEY_METRICS if m in metrics])
+    write_atomic(root / "summary.md", table + "\n")
+    for row in rows:
+        if row["reason"].startswith(UNREADABLE):
+            print(f"note: job {_job_number(row['job'])} counts as failed: {row['reason']}", file=sys.stderr)
+    events = any(map(has_events, dirs))
+    files = [*TABLES, PLOT] if events and plot_loss_curves(root, dirs, rows[:len(dirs)]) else list(TABLES)
+    print(f"\nSweep summary ({', '.join(files)} in {root}):\n\n{table}")
+    if PLOT not in files:
+        print(NO_PLOT if events else NO_CURVES)
+    if events:
+        print(f"\ntensorboard --logdir {shlex.quote(str(root))}")
+    for logdir in filter(None, [root, logdir_of(root)] if at_sweep_end else []):  # HPARAMS': it and outputs/
+        write_experiment(logdir)
     return rows
 
 
@@ -177,35 +200,6 @@ def loss_curve(job_dir: Path) -> tuple[list[int], list[float]]:
     events.Reload()
     points = events.Scalars(TRAIN_LOSS) if TRAIN_LOSS in events.Tags()["scalars"] else []
     return [p.step + 1 for p in points], [p.value for p in points]  # Lightning counts from 0: step 1 is the first
-
-
-def write_summary(root: Path, planned: list[list[str]] | None = None) -> tuple[str, list[dict], list[str]]:
-    """Writes and prints the tables, writes the plot (a `not started` row per planned job without a dir)."""
-    dirs = job_dirs(root)
-    rows = [summarize(d, stopped=planned is not None) for d in dirs]
-    started = {_job_number(d.name) for d in dirs}
-    rows += [dict(zip(COLUMNS, [str(n), " ".join(job), "not started", "", None, None]))
-             for n, job in enumerate(planned or []) if str(n) not in started]
-    metrics = sorted({k for row in rows for k in row} - set(COLUMNS))
-    table_csv = io.StringIO(newline="")
-    writer = csv.DictWriter(table_csv, [*COLUMNS, *metrics])
-    writer.writeheader()
-    writer.writerows(rows)
-    write_atomic(root / "summary.csv", table_csv.getvalue())
-    shown = [{**row, "overrides": " ".join(shown_overrides(d))} for d, row in zip(dirs, rows)]
-    table = markdown_table(shown + rows[len(dirs):], [m for m in KEY_METRICS if m in metrics])
-    write_atomic(root / "summary.md", table + "\n")
-    for row in rows:
-        if row["reason"].startswith(UNREADABLE):
-            print(f"note: job {_job_number(row['job'])} counts as failed: {row['reason']}", file=sys.stderr)
-    events = any(map(has_events, dirs))
-    files = [*TABLES, PLOT] if events and plot_loss_curves(root, dirs, rows[:len(dirs)]) else list(TABLES)
-    print(f"\nSweep summary ({', '.join(files)} in {root}):\n\n{table}")
-    if PLOT not in files:
-        print(NO_PLOT if events else NO_CURVES)
-    if events:
-        print(f"\ntensorboard --logdir {shlex.quote(str(root))}")
-    return table, rows, files
 
 
 def varied(jobs: list[list[str]]) -> list[str]:
