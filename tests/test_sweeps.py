@@ -215,6 +215,23 @@ def test_the_summary_lists_the_job_dirs_and_looks_for_their_events_once(tmp_path
     assert capsys.readouterr().out == printed
 
 
+def test_the_loss_plot_leaves_the_process_matplotlib_backend_alone(tmp_path, monkeypatch):
+    """A notebook that rebuilds a summary keeps its own backend: the plot is drawn without pyplot."""
+    import matplotlib
+    from torch.utils.tensorboard import SummaryWriter
+
+    from tests.test_environment_faults import fake_job
+
+    for job, lr in (("0_optimizer.lr=0.1", 0.1), ("1_optimizer.lr=0.2", 0.2)):
+        with SummaryWriter(fake_job(tmp_path, job, overrides=f"- optimizer.lr={lr}\n")) as writer:
+            for step in range(3):
+                writer.add_scalar("train/loss", 10 * lr / (step + 1), step)
+    monkeypatch.setitem(matplotlib.rcParams, "backend", "pdf")
+    report.summarize_sweep(tmp_path, at_sweep_end=False)
+    assert matplotlib.rcParams["backend"] == "pdf"
+    assert image.imread(tmp_path / "loss_curves.png").shape[:2] == (500, 800)
+
+
 def test_a_summary_of_jobs_without_metrics_has_as_many_separators_as_columns():
     table = report.markdown_table([{"job": "0_x=1", "overrides": "x=1", "status": "failed", "reason": "r",
                                     "steps": None, "wall_time_s": None}], metrics=[])
