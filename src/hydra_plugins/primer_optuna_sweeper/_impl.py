@@ -102,7 +102,7 @@ class OptunaSearch:
         if self.metric_names is None or study.metric_names == self.metric_names:
             return
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # stable since Optuna 3.2
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # experimental since Optuna 3.2
             study.set_metric_names(self.metric_names)
 
     def _sampler(self, space, seed):
