@@ -228,14 +228,15 @@ def _job_number(name: str) -> str:
 def plot_loss_curves(root: Path, dirs: list[Path], rows: list[dict]) -> bool:
     """Every job's train/loss on a log scale, labelled by what sets it apart; False without matplotlib."""
     try:
-        from matplotlib.figure import Figure  # not pyplot: no backend to choose, no global figure to close
+        import matplotlib.figure  # not pyplot: no backend to choose, no global figure to close
     except ImportError:
         return False
 
     typed = [typed_overrides(d) for d in dirs]  # a value may hold a space: `+note='a b'`
     keys = varied(typed)
     # fixed margins: tight_layout would measure every text by drawing the figure an extra time
-    ax = Figure(figsize=(8, 5)).subplots(gridspec_kw={"left": 0.1, "right": 0.97, "bottom": 0.1, "top": 0.93})
+    ax = matplotlib.figure.Figure(figsize=(8, 5)).subplots(
+        gridspec_kw={"left": 0.1, "right": 0.97, "bottom": 0.1, "top": 0.93})
     for i, (job_dir, row) in enumerate(zip(dirs, rows)):
         if finite := [(s, v) for s, v in zip(*loss_curve(job_dir)) if math.isfinite(v) and v > 0]:
             label = " ".join(o for o in typed[i] if o.partition("=")[0] in keys) or row["overrides"] or "defaults"
