@@ -454,6 +454,23 @@ def test_eval_stops_bad_input_in_one_line(cli, finished, overrides, message):
     assert code == 2 and one_line(err) == f"error: {message.format(ckpt=finished)}"
 
 
+@pytest.mark.parametrize(("override", "message"), [
+    ("max_steps=5", "max_steps: no such key; did you mean trainer.max_steps?"),  # as primer.train says it
+    ("lr=0.1", "lr: no such key; did you mean optimizer.lr or tutorial.lr?"),
+    ("trainer.max_step=5", "trainer.max_step: no such key; did you mean trainer.max_steps?"),
+])
+def test_eval_names_the_key_a_misspelled_one_may_mean_as_train_does(override, message):
+    from omegaconf import OmegaConf
+
+    from primer.cli.eval import _override
+    from primer.exits import BadConfig
+
+    stored = OmegaConf.create({"trainer": {"max_steps": 6}, "optimizer": {"lr": 0.1}, "tutorial": {"lr": 1e-6}})
+    with pytest.raises(BadConfig) as raised:
+        _override(stored, [override], "final.ckpt")
+    assert str(raised.value) == message
+
+
 @pytest.mark.parametrize("flag", ["--help", "-h"])
 def test_eval_help_says_how_to_call_it(cli, tmp_path, flag):
     code, out, err = evaluate(cli, flag)

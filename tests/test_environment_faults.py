@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -81,7 +82,8 @@ def test_a_run_that_cannot_write_its_dir_before_training_ends_in_one_line(cli, t
 
     monkeypatch.setattr(writer, "FileWriter", read_only)
     code, _, err = cli(*TINY, *QUIET, "hydra.run.dir=run")
-    assert code == exits.ENVIRONMENT and err.splitlines()[-1] == f"error: Read-only file system: a file in {tmp_path / 'run'}", err
+    assert code == exits.ENVIRONMENT, err
+    assert err.splitlines()[-1] == f"error: Read-only file system: a file in {tmp_path / 'run'}", err
     assert "Traceback" not in err
 
 
@@ -120,14 +122,14 @@ def test_the_summary_names_a_file_it_cannot_read_and_counts_its_job_failed(tmp_p
     (fake_job(sweep, "2_dir", metrics=None) / "metrics.json").mkdir()
     fake_job(sweep, "3_tag", overrides="- !!python/object/apply:os.system ['touch marker']\n")
     (sweep / "summary.md").write_text("an earlier summary\n")
-    table, rows, _ = report.write_summary(sweep)
+    rows = report.summarize_sweep(sweep, at_sweep_end=False)
+    out, err = capsys.readouterr()
     assert [r["status"] for r in rows] == ["ok", "failed", "failed", "failed"]
     assert rows[1]["reason"].startswith(f"cannot read {sweep / '1_bad' / 'metrics.json'}: JSONDecodeError: ")
     assert rows[2]["reason"].startswith(f"cannot read {sweep / '2_dir' / 'metrics.json'}: IsADirectoryError")
     assert rows[3]["reason"].startswith(f"cannot read {sweep / '3_tag' / '.hydra' / 'overrides.yaml'}: ")
-    assert (sweep / "summary.md").read_text() == table + "\n"  # written, not the earlier one
+    assert f":\n\n{(sweep / 'summary.md').read_text()}" in out  # written (not the earlier one) as printed
     assert not Path("marker").exists() and not (tmp_path / "marker").exists()
-    err = capsys.readouterr().err
     assert [line.split(":")[0] for line in err.splitlines()] == ["note", "note", "note"]
     assert all(str(sweep / job) in err for job in ("1_bad", "2_dir", "3_tag"))
     ending = report.sweep_ending(rows, sweep / "summary.md")
@@ -138,7 +140,7 @@ def test_a_diverged_job_without_a_failure_record_fails_the_sweep(tmp_path):
     sweep = tmp_path / "sweep"
     fake_job(sweep, "0_ok")
     fake_job(sweep, "1_nan", metrics='{"train/loss": "nan"}')
-    _, rows, _ = report.write_summary(sweep)
+    rows = report.summarize_sweep(sweep, at_sweep_end=False)
     assert [r["status"] for r in rows] == ["ok", "failed"]
     assert isinstance(report.sweep_ending(rows, sweep / "summary.md"), exits.SweepFailed)
 
@@ -234,6 +236,27 @@ def test_a_storage_that_fails_is_an_environment_fault_naming_it_without_its_pass
             raise OperationalError("SELECT 1", {}, Exception("connection refused\nmore detail"))
     assert str(raised.value) == ("the study's storage failed: postgresql+psycopg://primer:***@db.example:5432/studies: "
                                  "connection refused")
+
+
+def test_an_error_whose_causes_loop_passes_the_storage_check_unchanged():
+    """`a.__context__ = b; b.__context__ = a`: the walk to SQLAlchemy's error ends at the loop (it never did)."""
+    from primer.sweeps.studies import reaching
+
+    error, wrapped = ValueError("not the storage's"), KeyError("its context")
+    error.__context__, wrapped.__context__ = wrapped, error
+    raised = []
+
+    def check():
+        try:
+            with reaching("sqlite:///study.db"):
+                raise error
+        except Exception as found:  # noqa: BLE001  what reaching let through
+            raised.append(found)
+
+    thread = threading.Thread(target=check, daemon=True)  # a walk that never ends must not hang the tests
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive() and len(raised) == 1 and raised[0] is error
 
 
 def test_a_database_server_that_cannot_be_reached_ends_the_search_in_one_line_exit_5(cli, tmp_path):

@@ -87,8 +87,9 @@ def test_a_grid_over_a_range_runs_each_value_once(tmp_path):
 @pytest.mark.slow
 def test_a_multi_objective_search_keeps_the_pareto_front(tmp_path):
     toy_search(tmp_path, "objectives=2", "x=interval(-4.0,4.0)", "hydra/sweeper/sampler=nsgaii",
-               "hydra.sweeper.direction=[minimize,minimize]", "hydra.sweeper.n_trials=6", "hydra.sweeper.sampler.seed=0",
-               "hydra.sweeper.storage=sqlite:///o.db", "hydra.sweeper.study_name=two", "hydra.sweep.dir=sweep")
+               "hydra.sweeper.direction=[minimize,minimize]", "hydra.sweeper.n_trials=6",
+               "hydra.sweeper.sampler.seed=0", "hydra.sweeper.storage=sqlite:///o.db", "hydra.sweeper.study_name=two",
+               "hydra.sweep.dir=sweep")
     study = optuna.load_study(study_name="two", storage=f"sqlite:///{tmp_path}/o.db")
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 6
     assert all(t.values == pytest.approx([(t.params["x"] - 2) ** 2, abs(t.params["x"])]) for t in study.trials)
@@ -345,6 +346,34 @@ def test_the_study_and_trial_reach_the_job_as_the_sweeper_named_them():
     assert [o.input_line for o in overrides[:2]] == ["optimizer.lr=0.001", "seed=1"]
     env = OmegaConf.create({o.key_or_group.rsplit(".", 1)[1]: o.value() for o in overrides[2:]})
     assert env[TRIAL_ENV] == 3 and env[STUDY_ENV] == name  # as the job's config resolves them
+
+
+def test_a_trial_that_raised_or_returned_no_finite_value_is_told_failed_and_said_why(caplog):
+    from types import SimpleNamespace
+
+    from hydra_plugins.primer_optuna_sweeper._impl import OptunaSearch, _best
+
+    class Ret:  # what the launcher returns: its return_value raises what the job raised
+        def __init__(self, value):
+            self.value = value
+
+        @property
+        def return_value(self):
+            if isinstance(self.value, Exception):
+                raise self.value
+            return self.value
+
+    search = OptunaSearch(SimpleNamespace(), None, "minimize", None, None, 4, 1, 0.0)
+    study = optuna.create_study()
+    assert _best(study, None) == "no trial completed"
+    told = [search._tell(study, trial := study.ask(), Ret(value), trial.user_attrs)
+            for value in (RuntimeError("the job broke"), float("nan"), "not a number", 2.5)]
+    assert told == [True, True, True, False]
+    assert [t.state for t in study.trials] == [TrialState.FAIL] * 3 + [TrialState.COMPLETE]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "trial 0 failed: RuntimeError: the job broke", "trial 1 failed: it returned [nan] for directions ['minimize']",
+        "trial 2 failed: ValueError: could not convert string to float: 'not a number'"]
+    assert _best(study, ["val/loss"]) == "val/loss 2.5 at trial 3: "
 
 
 @pytest.mark.slow

@@ -187,7 +187,7 @@ def test_report_without_matplotlib_writes_the_tables_and_says_how_to_get_the_plo
 def test_report_of_a_single_run_dir_has_one_row(sweeps):
     _, sweep_dir = sweeps[0]["joblib"]
     run_dir = job_dirs(sweep_dir)[0]
-    report.write_summary(run_dir)
+    report.summarize_sweep(run_dir, at_sweep_end=False)
     (row,) = summary_rows(run_dir)
     assert row["job"] == run_dir.name and row["status"] == "ok" and row["steps"] == "6"
 
@@ -198,6 +198,38 @@ def test_report_shows_a_jobs_overrides_as_typed_and_resolves_nothing_in_them(tmp
     (tmp_path / ".hydra").mkdir()
     (tmp_path / ".hydra/overrides.yaml").write_text("- seed=${oc.env:PRIMER_SECRET}\n")
     assert report.summarize(tmp_path)["overrides"] == "seed=${oc.env:PRIMER_SECRET}"
+
+
+def test_the_summary_lists_the_job_dirs_and_looks_for_their_events_once(tmp_path, monkeypatch, capsys):
+    from tests.test_environment_faults import fake_job
+
+    sweep = tmp_path / "sweep"
+    jobs = [fake_job(sweep, "0_optimizer.lr=0.1").name, fake_job(sweep, "1_optimizer.lr=0.2").name]
+    listed, looked = [], []
+    monkeypatch.setattr(report, "job_dirs", lambda root, real=report.job_dirs: listed.append(root) or real(root))
+    monkeypatch.setattr(report, "has_events", lambda job, real=report.has_events: looked.append(job.name) or real(job))
+    report.summarize_sweep(sweep, at_sweep_end=False)
+    assert listed == [sweep] and looked == jobs
+    table = (sweep / "summary.md").read_text()
+    printed = f"\nSweep summary (summary.csv, summary.md in {sweep}):\n\n{table}{report.NO_CURVES}\n"
+    assert capsys.readouterr().out == printed
+
+
+def test_the_loss_plot_leaves_the_process_matplotlib_backend_alone(tmp_path, monkeypatch):
+    """A notebook that rebuilds a summary keeps its own backend: the plot is drawn without pyplot."""
+    import matplotlib
+    from torch.utils.tensorboard import SummaryWriter
+
+    from tests.test_environment_faults import fake_job
+
+    for job, lr in (("0_optimizer.lr=0.1", 0.1), ("1_optimizer.lr=0.2", 0.2)):
+        with SummaryWriter(fake_job(tmp_path, job, overrides=f"- optimizer.lr={lr}\n")) as writer:
+            for step in range(3):
+                writer.add_scalar("train/loss", 10 * lr / (step + 1), step)
+    monkeypatch.setitem(matplotlib.rcParams, "backend", "pdf")
+    report.summarize_sweep(tmp_path, at_sweep_end=False)
+    assert matplotlib.rcParams["backend"] == "pdf"
+    assert image.imread(tmp_path / "loss_curves.png").shape[:2] == (500, 800)
 
 
 def test_a_summary_of_jobs_without_metrics_has_as_many_separators_as_columns():

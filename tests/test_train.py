@@ -216,6 +216,18 @@ logging.getLogger("primer.anything").info("primer's own line")
 """
 
 
+def test_the_console_and_the_log_file_drop_the_lines_a_user_can_do_nothing_about(tmp_path):
+    """conf/hydra/job_logging/primer.yaml's filter (primer.cli.quiet.without), as Hydra sets it up for a job."""
+    lines = "\nfor line in ('Received SIGTERM: 15', 'try litlogger', 'kept'):\n    logging.getLogger('x').info(line)\n"
+    script = FAKE_TENSOR_STATS.partition("assert")[0] + lines
+    result = subprocess.run([sys.executable, "-c", script, "job_logging"], cwd=tmp_path, env=cli_env(),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    (log,) = tmp_path.glob("*.log")
+    for shown in (result.stdout + result.stderr, log.read_text()):
+        assert "kept" in shown and "SIGTERM" not in shown and "litlogger" not in shown
+
+
 @pytest.mark.parametrize("logging_config", ["hydra_logging", "job_logging"])
 def test_torchs_fake_tensor_statistics_stay_off_the_console(tmp_path, logging_config):
     result = subprocess.run([sys.executable, "-c", FAKE_TENSOR_STATS, logging_config], cwd=tmp_path, env=cli_env(),

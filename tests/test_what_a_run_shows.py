@@ -46,6 +46,13 @@ def test_console_shows_the_loss_a_readable_summary_and_where_the_run_is(make_con
 
 
 @pytest.mark.slow  # trains in this process
+def test_each_live_bar_holds_its_own_shown_values():
+    from primer.run.console import LiveBar
+
+    first, second = LiveBar(), LiveBar()
+    assert first.shown == {} and first.shown is not second.shown  # a class default would be one dict for all
+
+
 def test_a_run_of_one_step_says_one_step(cli):
     code, out, err = cli(*TINY, *QUIET, "trainer.fast_dev_run=true")  # Lightning's quick check: one step
     assert code == 0, err[-3000:]

@@ -44,27 +44,26 @@ class OptunaSearch:
     def sweep(self, arguments: list[str]) -> None:
         try:
             self._search(arguments)
-        except Ending as ending:  # past Hydra, to primer.exits: a refused storage, or one that failed
+        except Ending as ending:  # past Hydra, to primer.exits: a refused sweep or storage, or one that failed
             raise EndCommand(ending) from ending.__cause__
 
     def _search(self, arguments: list[str]) -> None:
         if self.storage is None and not str(self.pruner_cfg._target_).endswith("NopPruner"):
-            raise EndCommand(BadConfig("hydra.sweeper.pruner: a pruner needs hydra.sweeper.storage (trials report to "
-                                       "it from their jobs); set a storage, or hydra/sweeper/pruner=none"))
+            raise BadConfig("hydra.sweeper.pruner: a pruner needs hydra.sweeper.storage (trials report to it from "
+                            "their jobs); set a storage, or hydra/sweeper/pruner=none")
         if self.metric_names is not None and len(self.metric_names) != len(self.directions):
-            raise EndCommand(BadConfig(f"hydra.sweeper.metric_names={list(self.metric_names)}: give one name per "
-                                       f"direction ({', '.join(self.directions)})"))
+            raise BadConfig(f"hydra.sweeper.metric_names={list(self.metric_names)}: give one name per direction "
+                            f"({', '.join(self.directions)})")
         needs = NEEDS.get(self.sampler_cfg._target_)
         if needs and find_spec(needs) is None:  # the sampler would import it only at its first relative sample
-            raise EndCommand(BadConfig(f"hydra.sweeper.sampler: {self.sampler_cfg._target_} needs {needs}; "
-                                       f"pip install {needs}"))
+            raise BadConfig(f"hydra.sweeper.sampler: {self.sampler_cfg._target_} needs {needs}; pip install {needs}")
         try:
             space, fixed = search_space([f"{k}={v}" for k, v in self.params.items()] + list(arguments))
             study, storage, seed, joined = studies.join(
                 self.storage, self.study_name, self.directions, lambda seed: self._sampler(space, seed),
                 instantiate(self.pruner_cfg), seed=self.sampler_cfg.get("seed"), heartbeat_s=self.heartbeat_s)
         except (ValueError, ImportError) as error:  # a sweep Optuna cannot search, a sampler's missing package
-            raise EndCommand(BadConfig(f"hydra.sweeper: {error}")) from error
+            raise BadConfig(f"hydra.sweeper: {error}") from error
         self._name_metrics(study)
         shown = studies.shown(self.storage) if self.storage else "memory"
         log.info(f"Optuna study '{study.study_name}' in {shown}: search {joined + 1} on it, "
@@ -103,7 +102,7 @@ class OptunaSearch:
         if self.metric_names is None or study.metric_names == self.metric_names:
             return
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # stable since Optuna 3.2
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # experimental since Optuna 3.2
             study.set_metric_names(self.metric_names)
 
     def _sampler(self, space, seed):
@@ -129,16 +128,14 @@ class OptunaSearch:
             return False
         try:
             values = [float(ret.return_value)] if len(self.directions) == 1 else [float(v) for v in ret.return_value]
+            failure = None if len(values) == len(self.directions) and all(map(math.isfinite, values)) else \
+                f"it returned {values} for directions {self.directions}"
         except Exception as error:  # noqa: BLE001 - the job raised, or returned no number: a failed trial
-            log.warning(f"trial {trial.number} failed: {type(error).__name__}: {error}")
-            _record(study, trial, state=TrialState.FAIL)
-            return True
-        if len(values) != len(self.directions) or not all(math.isfinite(v) for v in values):
-            log.warning(f"trial {trial.number} failed: it returned {values} for directions {self.directions}")
-            _record(study, trial, state=TrialState.FAIL)
-            return True
-        _record(study, trial, values=values)
-        return False
+            failure = f"{type(error).__name__}: {error}"
+        if failure is not None:
+            log.warning(f"trial {trial.number} failed: {failure}")
+        _record(study, trial, **({"values": values} if failure is None else {"state": TrialState.FAIL}))
+        return failure is not None
 
     def _save_results(self, study: optuna.Study) -> None:
         """optimization_results.yaml, as hydra-optuna-sweeper writes it: the best of the whole study so far."""
@@ -156,15 +153,10 @@ class OptunaSearch:
         log.info(f"Best of study '{study.study_name}': {_best(study, self.metric_names)} ({path.name} has every digit)")
 
 
-
 def _best(study: optuna.Study, names: list[str] | None) -> str:
     """`val/loss 559 at trial 2: optimizer=sgd optimizer.lr=0.002372`: the best trials, their values rounded."""
     names = names or [f"value {i}" for i in range(len(study.directions))]
-    try:
-        best = study.best_trials
-    except ValueError:
-        best = []
-    if not best:
+    if not (best := study.best_trials):  # [] where no trial completed
         return "no trial completed"
     return "; ".join(" ".join(f"{n} {v:.4g}" for n, v in zip(names, t.values)) + f" at trial {t.number}: "
                      + " ".join(rounded(f"{k}={v}") for k, v in t.params.items()) for t in best[:3])

@@ -73,7 +73,8 @@ def _override(cfg: DictConfig, overrides: list[str], ckpt_path: str) -> None:
     """Sets each override's key, as Hydra's parser reads it, where the stored config has that key."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from primer.checks.spelling import closest
+    from primer.checks import entries
+    from primer.checks.hydra_errors import close_sibling
 
     for typed in overrides:
         try:
@@ -82,10 +83,8 @@ def _override(cfg: DictConfig, overrides: list[str], ckpt_path: str) -> None:
             raise BadConfig(f"{typed}: not an override Hydra reads ({first_line(error)})") from None
         key = override.key_or_group
         if (node := OmegaConf.select(cfg, key, default=KeyError)) is KeyError:  # changed, never added: trained without
-            parent, _, name = key.rpartition(".")
-            siblings = OmegaConf.select(cfg, parent) if parent else cfg
-            close = closest(name, siblings) if isinstance(siblings, DictConfig) else None
-            hint = f"did you mean {parent + '.' if parent else ''}{close}?" if close else \
+            known = [k for k, _ in entries(OmegaConf.to_container(cfg)) if "[" not in k]  # keys, not list items
+            hint = f"did you mean {close}?" if (close := close_sibling(key, known)) else \
                 "primer.eval changes only keys of the config the checkpoint holds"
             raise BadConfig(f"{key}: no such key; {hint}")
         if key.startswith("model."):

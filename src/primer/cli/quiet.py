@@ -27,19 +27,13 @@ def own_checkpoints_dir_reused(run_dir: str | Path):
         yield
 
 
-class Without(logging.Filter):
-    """A log filter that drops the lines holding any of `phrases` (conf/hydra/job_logging/primer.yaml)."""
-
-    def __init__(self, phrases: list[str]):
-        super().__init__()
-        self.phrases = phrases
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not any(phrase in record.getMessage() for phrase in self.phrases)
+def without(phrases: list[str]):
+    """A log filter (logging takes a function): drops the lines holding any of `phrases` (conf/hydra/job_logging)."""
+    return lambda record: not any(phrase in record.getMessage() for phrase in phrases)
 
 
 # Lightning's set-up lines (the seed, the devices, the model summary), off a console that shows progress and results
-set_up_lines = Without(["Seed set to", "GPU available", "TPU available", "HPU available", "Total params"])
+set_up_lines = without(["Seed set to", "GPU available", "TPU available", "HPU available", "Total params"])
 
 
 class LogFile(logging.FileHandler):

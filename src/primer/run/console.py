@@ -34,8 +34,10 @@ def shown_values(trainer: L.Trainer) -> dict[str, float]:
 class LiveBar(TQDMProgressBar):
     """Lightning's tqdm bar with the last logging step's loss; an exception ends its line at the step it stopped."""
 
-    batches = 0
-    shown: dict[str, float] = {}
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.batches = 0
+        self.shown: dict[str, float] = {}
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
         self.batches = batch_idx + 1

@@ -68,17 +68,34 @@ class SweepSummary(Callback):
 
 
 def summarize_sweep(root: Path, planned: list[list[str]] | None = None, at_sweep_end: bool = True) -> list[dict]:
-    """Writes and prints the summary; `planned` (every job's overrides) where a signal stopped the sweep."""
-    table, rows, files = write_summary(root, planned)
-    for logdir in (root, logdir_of(root)) if at_sweep_end else ():  # HPARAMS' columns, for it and for outputs/
-        if logdir is not None:
-            write_experiment(logdir)
+    """Writes the tables and the plot, prints the table, and at a sweep's end HPARAMS' columns; `planned` (every
+    job's overrides) where a signal stopped the sweep: a `not started` row for each planned job without a dir."""
+    dirs = job_dirs(root)
+    rows = [summarize(d, stopped=planned is not None) for d in dirs]
+    started = {_job_number(d.name) for d in dirs}
+    rows += [dict(zip(COLUMNS, [str(n), " ".join(job), "not started", "", None, None]))
+             for n, job in enumerate(planned or []) if str(n) not in started]
+    metrics = sorted({k for row in rows for k in row} - set(COLUMNS))
+    table_csv = io.StringIO(newline="")
+    writer = csv.DictWriter(table_csv, [*COLUMNS, *metrics])
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(root / "summary.csv", table_csv.getvalue())
+    shown = [{**row, "overrides": " ".join(shown_overrides(d))} for d, row in zip(dirs, rows)]
+    table = markdown_table(shown + rows[len(dirs):], [m for m in KEY_METRICS if m in metrics])
+    write_atomic(root / "summary.md", table + "\n")
+    for row in rows:
+        if row["reason"].startswith(UNREADABLE):
+            print(f"note: job {_job_number(row['job'])} counts as failed: {row['reason']}", file=sys.stderr)
+    events = any(map(has_events, dirs))
+    files = [*TABLES, PLOT] if events and plot_loss_curves(root, dirs, rows[:len(dirs)]) else list(TABLES)
     print(f"\nSweep summary ({', '.join(files)} in {root}):\n\n{table}")
-    events = any(map(has_events, job_dirs(root)))
     if PLOT not in files:
         print(NO_PLOT if events else NO_CURVES)
     if events:
         print(f"\ntensorboard --logdir {shlex.quote(str(root))}")
+    for logdir in filter(None, [root, logdir_of(root)] if at_sweep_end else []):  # HPARAMS': it and outputs/
+        write_experiment(logdir)
     return rows
 
 
@@ -185,29 +202,6 @@ def loss_curve(job_dir: Path) -> tuple[list[int], list[float]]:
     return [p.step + 1 for p in points], [p.value for p in points]  # Lightning counts from 0: step 1 is the first
 
 
-def write_summary(root: Path, planned: list[list[str]] | None = None) -> tuple[str, list[dict], list[str]]:
-    """Writes the tables and the plot (a `not started` row per planned job without a dir): the table, rows, files."""
-    dirs = job_dirs(root)
-    rows = [summarize(d, stopped=planned is not None) for d in dirs]
-    started = {_job_number(d.name) for d in dirs}
-    rows += [dict(zip(COLUMNS, [str(n), " ".join(job), "not started", "", None, None]))
-             for n, job in enumerate(planned or []) if str(n) not in started]
-    metrics = sorted({k for row in rows for k in row} - set(COLUMNS))
-    table_csv = io.StringIO(newline="")
-    writer = csv.DictWriter(table_csv, [*COLUMNS, *metrics])
-    writer.writeheader()
-    writer.writerows(rows)
-    write_atomic(root / "summary.csv", table_csv.getvalue())
-    shown = [{**row, "overrides": " ".join(shown_overrides(d))} for d, row in zip(dirs, rows)]
-    table = markdown_table(shown + rows[len(dirs):], [m for m in KEY_METRICS if m in metrics])
-    write_atomic(root / "summary.md", table + "\n")
-    for row in rows:
-        if row["reason"].startswith(UNREADABLE):
-            print(f"note: job {_job_number(row['job'])} counts as failed: {row['reason']}", file=sys.stderr)
-    drawn = any(map(has_events, dirs)) and plot_loss_curves(root, dirs, rows[:len(dirs)])
-    return table, rows, [*TABLES, PLOT] if drawn else list(TABLES)
-
-
 def varied(jobs: list[list[str]]) -> list[str]:
     """The override keys whose values differ between jobs (a job without the key counts as a value of its own)."""
     values = [dict(o.partition("=")[::2] for o in overrides) for overrides in jobs]
@@ -234,17 +228,15 @@ def _job_number(name: str) -> str:
 def plot_loss_curves(root: Path, dirs: list[Path], rows: list[dict]) -> bool:
     """Every job's train/loss on a log scale, labelled by what sets it apart; False without matplotlib."""
     try:
-        import matplotlib
+        import matplotlib.figure  # not pyplot: no backend to choose, no global figure to close
     except ImportError:
         return False
-
-    matplotlib.use("Agg")  # files only: no display needed
-    import matplotlib.pyplot as plt
 
     typed = [typed_overrides(d) for d in dirs]  # a value may hold a space: `+note='a b'`
     keys = varied(typed)
     # fixed margins: tight_layout would measure every text by drawing the figure an extra time
-    fig, ax = plt.subplots(figsize=(8, 5), gridspec_kw={"left": 0.1, "right": 0.97, "bottom": 0.1, "top": 0.93})
+    ax = matplotlib.figure.Figure(figsize=(8, 5)).subplots(
+        gridspec_kw={"left": 0.1, "right": 0.97, "bottom": 0.1, "top": 0.93})
     for i, (job_dir, row) in enumerate(zip(dirs, rows)):
         if finite := [(s, v) for s, v in zip(*loss_curve(job_dir)) if math.isfinite(v) and v > 0]:
             label = " ".join(o for o in typed[i] if o.partition("=")[0] in keys) or row["overrides"] or "defaults"
@@ -257,8 +249,7 @@ def plot_loss_curves(root: Path, dirs: list[Path], rows: list[dict]) -> bool:
     if ax.lines:
         ax.legend(fontsize=8)
     png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=100)
-    plt.close(fig)
+    ax.figure.savefig(png, format="png", dpi=100)
     write_atomic(root / PLOT, png.getvalue())
     return True
 

@@ -34,10 +34,10 @@ def reaching(url: str | None):
     try:
         yield
     except Exception as error:
-        failure = error  # SQLAlchemy's error, which Optuna may wrap (StorageInternalError)
-        while failure is not None and not isinstance(failure, (OperationalError, InterfaceError)):
-            failure = failure.__cause__ or failure.__context__
-        if failure is None:
+        chain = [error]  # SQLAlchemy's error, which Optuna may wrap (StorageInternalError); causes may loop
+        while (cause := chain[-1].__cause__ or chain[-1].__context__) is not None and cause not in chain:
+            chain.append(cause)
+        if (failure := next((e for e in chain if isinstance(e, (OperationalError, InterfaceError))), None)) is None:
             raise
         reason = first_line(failure.orig if failure.orig is not None else failure)
         raise EnvironmentFault(f"the study's storage failed: {shown(url)}: {reason}") from error
