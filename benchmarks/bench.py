@@ -1,6 +1,6 @@
 """python -m benchmarks.bench: primer's training path against the primer's plain loop, side by side.
 
-    python -m benchmarks.bench                                  # every figure, as Markdown (a few minutes on 2 quiet cores)
+    python -m benchmarks.bench                                  # every figure, as Markdown (minutes on 2 quiet cores)
     python -m benchmarks.bench --output benchmarks/RESULTS.md   # ... also written to a file
     python -m benchmarks.bench --parts steady --repeats 9       # one part, more repeats
     python -m benchmarks.bench --smoke                          # seconds: numerics only (what CI runs)
@@ -10,8 +10,8 @@ conf/ composed by Hydra and handed to primer.cli.train.train, with everything th
 (TensorBoard logging, metrics, progress bar, final checkpoint). The steady-state table adds a bare
 Lightning Trainer (no logger, callbacks, progress bar or summary; a LightningModule of a training
 step and an optimizer) on the same net, data and optimizer: the floor primer's features add to.
-Each measurement alternates A B (bare) A B ... after one untimed round, and reports medians. Steady-state time per step is measured
-inside the run from the start of step `warmup` (a tenth of the steps) to the end of the last step,
+Each measurement alternates A B (bare) A B ... after one untimed round, and reports medians. Steady-state time per
+step is measured inside the run from the start of step `warmup` (a tenth of the steps) to the end of the last step,
 in both A and B, so set-up (imports, Trainer, data, model summary, graph logging) and the end of
 the run (validation, checkpoint, metrics.json) are left out; the whole-process part counts them.
 

@@ -65,7 +65,8 @@ def bare_fit(size: dict, device: str, warmup: int, out_dir: Path, clock: str = "
     from primer.tutorial.nets import TwoLayerNet
 
     steps, seed = size["trainer.max_steps"], size["seed"]
-    data = SyntheticRegression(size["data.batch_size"], size["data.input_dim"], size["data.output_dim"], steps, seed=seed)
+    data = SyntheticRegression(size["data.batch_size"], size["data.input_dim"], size["data.output_dim"], steps,
+                               seed=seed)
     torch.manual_seed(seed)  # as primer's seed_everything leaves it before the net is made
     net = TwoLayerNet(size["data.input_dim"], size["model.hidden_dim"], size["data.output_dim"])
     timer_path = out_dir / "step_timer.json"

@@ -126,7 +126,8 @@ def wait_for_file(path, process: subprocess.Popen, timeout: float = 120) -> None
 @pytest.fixture(scope="session")
 def empty_store(tmp_path_factory) -> Path:
     """An MLflow store's file (conf/logger/mlflow.yaml) as mlflow makes it before any run: making its tables takes
-    seconds, so once per test process (test_a_parallel_sweep_is_one_mlflow_experiment_with_a_run_per_job makes its own)."""
+    seconds, so once per test process (test_a_parallel_sweep_is_one_mlflow_experiment_with_a_run_per_job makes its
+    own)."""
     from mlflow import MlflowClient
 
     path = tmp_path_factory.mktemp("mlflow") / "mlflow.db"

@@ -25,7 +25,8 @@ def test_callback_group_calls_the_parts_that_override_a_hook_in_order():
     group.on_train_batch_end(None, None, "loss", "batch", 3)
     group.setup(None, None, "fit")
     group.on_train_start(None, None)  # overridden by no part: calls nothing
-    assert calls == [("a", "on_train_batch_end", "loss", 3), ("b", "on_train_batch_end", "loss", 3), ("a", "setup", "fit")]
+    assert calls == [("a", "on_train_batch_end", "loss", 3), ("b", "on_train_batch_end", "loss", 3),
+                     ("a", "setup", "fit")]
     assert group.hooks["on_train_start"] == [] and group.state_dict() == {}
 
 

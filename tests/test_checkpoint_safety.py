@@ -516,5 +516,6 @@ def test_eval_refuses_a_missing_file_before_importing_torch(tmp_path):
                             cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.endswith("error: ckpt_path=nothing.ckpt: no such file\n")
-    imported = {line.rpartition("|")[2].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    imported = {line.rpartition("|")[2].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
     assert "primer.exits" in imported and not {"torch", "lightning"} & imported

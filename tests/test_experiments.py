@@ -69,7 +69,8 @@ def test_preflight_check_expands_a_glob_over_experiments(cli, monkeypatch):
 
 @pytest.mark.parametrize("args, message", [
     (["-m", "experiment=glob(*)", "optimizer.lr=1e-4,-1"], "optimizer.lr=-1: must be a number, 0 or more"),
-    (["-m", "experiment=nope"], "experiment=nope: no such experiment; choose one of 1_manual_gradient_computation, 2_feed"),
+    (["-m", "experiment=nope"],
+     "experiment=nope: no such experiment; choose one of 1_manual_gradient_computation, 2_feed"),
     (["-m", "hparams_search=optuna", "trainer.max_steps=0"], "trainer.max_steps=0: must be a positive integer"),
 ])
 def test_preflight_check_stops_a_bad_sweep_before_any_job(cli, tmp_path, args, message):
@@ -104,7 +105,8 @@ def test_optuna_search_without_its_extra_says_what_to_install(cli, monkeypatch):
     monkeypatch.delitem(ConfigStore.instance().repo["hydra"]["sweeper"], "primer_optuna.yaml")
     code, _, err = cli("-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2")
     assert code == 2
-    assert err == "error: hydra/sweeper=primer_optuna: the Optuna sweeper is not installed; pip install -e '.[sweeps]'\n"
+    assert err == ("error: hydra/sweeper=primer_optuna: the Optuna sweeper is not installed; "
+                   "pip install -e '.[sweeps]'\n")
 
 
 def test_a_single_run_composes_its_config_once(cli, monkeypatch):

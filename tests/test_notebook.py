@@ -19,7 +19,8 @@ def test_the_notebook_trains_every_section_and_shows_no_error_or_warning(tmp_pat
     assert size.source.startswith("STEPS = 500")
     size.source = "STEPS = 100"
     # run where the test's files may go: the runs land in outputs/runs/ there
-    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    resources = {"metadata": {"path": str(tmp_path)}}
+    NotebookClient(notebook, timeout=600, kernel_name="python3", resources=resources).execute()
 
     outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]

@@ -13,7 +13,8 @@ from primer.cli.train import fit_run
 # Seed sizes, fewer steps: enough for every loss to fall several decades.
 STEPS = 200
 PAIRS = {**{name: (f"experiment={name}", loop) for name, (loop, _) in SECTIONS.items()},
-         "custom_relu": ("model=custom_relu", lambda x, y, steps: class_based_declaration(x, y, steps=steps, relu="custom"))}
+         "custom_relu": ("model=custom_relu",
+                         lambda x, y, steps: class_based_declaration(x, y, steps=steps, relu="custom"))}
 
 
 def test_plain_loops_import_no_lightning_and_no_hydra():

@@ -267,8 +267,8 @@ def test_a_second_run_started_into_the_same_dir_is_refused_not_mixed(tmp_path):
         watchdog.cancel()
     run = tmp_path / "outputs/run"
     assert second.returncode == 2
-    assert second.stderr == (f"error: hydra.run.dir=outputs/run: another run or sweep is writing into {run} now; wait for it "
-                             "to end, or choose another dir\n")
+    assert second.stderr == (f"error: hydra.run.dir=outputs/run: another run or sweep is writing into {run} now; "
+                             "wait for it to end, or choose another dir\n")
     assert first.returncode == 130, first_err[-2000:]
     assert not (tmp_path / "outputs").exists()  # the first run never stepped: its dir is given back
 

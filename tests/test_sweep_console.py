@@ -50,7 +50,8 @@ def test_sweep_prints_its_dir_the_model_summary_once_a_line_per_job_and_the_summ
     assert summary == ["", heading, "", *markdown, "", f"tensorboard --logdir outputs/multirun/{sweep_dir.name}"]
 
     model_summary = "\n".join(lines[1:first_job])
-    assert out.count("Total params") == 1 and model_summary.strip() in (job_dirs(sweep_dir)[0] / "train.log").read_text()
+    assert out.count("Total params") == 1
+    assert model_summary.strip() in (job_dirs(sweep_dir)[0] / "train.log").read_text()
 
     for num, (line, job) in enumerate(zip(lines[first_job:first_job + 3], job_dirs(sweep_dir))):
         overrides = " ".join(yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text()))

@@ -84,8 +84,9 @@ def test_same_recorded_inputs_give_the_same_bits_alone_under_joblib_and_under_lo
         _, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err[-3000:]
         [job] = job_dirs(next((tmp_path / launcher / "outputs" / "multirun").iterdir()))
+        cores = joblib.cpu_count()
         runs[launcher] = job, ("hydra.launcher.cpus_per_task" if launcher == "local" else
-                               f"{joblib.cpu_count()} cores / {joblib.cpu_count()} joblib workers (hydra.launcher.n_jobs)")
+                               f"{cores} cores / {cores} joblib workers (hydra.launcher.n_jobs)")
     losses = set()
     for name, (run_dir, source) in runs.items():
         recorded = json.loads((run_dir / "run.json").read_text())

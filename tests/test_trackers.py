@@ -40,7 +40,8 @@ def wandb_run(run_dir: Path) -> dict:
     read = [sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(offline)]
     summary = subprocess.run([*read[:-1], "--summary", str(offline)], capture_output=True, text=True, check=True)
     records = subprocess.run(read, capture_output=True, text=True, check=True)
-    return {"summary": json.loads(summary.stdout), "records": [json.loads(line) for line in records.stdout.splitlines()]}
+    return {"summary": json.loads(summary.stdout),
+            "records": [json.loads(line) for line in records.stdout.splitlines()]}
 
 
 def logged_steps(records: list[dict], key: str) -> list[int]:
@@ -85,7 +86,7 @@ print(get_telemetry_client(), wandb.env.error_reporting_enabled())
 
 @pytest.mark.slow  # a subprocess that imports Lightning, mlflow and wandb: seconds
 def test_the_trackers_start_nothing_that_reaches_the_network(tmp_path, start_store):
-    """mlflow starts its usage telemetry at import, outside CI and tests (whose variables the command is run without)."""
+    """mlflow starts its usage telemetry at import, outside CI and tests (whose variables the command runs without)."""
     start_store(tmp_path)
     env = {k: v for k, v in os.environ.items() if k not in ("CI", "PYTEST_CURRENT_TEST")}
     shown = subprocess.run([sys.executable, "-c", NO_TRACKING], cwd=tmp_path, env=env, capture_output=True, text=True)
