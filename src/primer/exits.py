@@ -131,9 +131,9 @@ def send_signals_to(handler) -> dict:
 
 
 @contextlib.contextmanager
-def signals_stop(output_dir: str | None = None, started=lambda: False):
+def signals_stop(output_dir=lambda: None, started=lambda: False):
     """Ctrl-C or SIGTERM ends the command in one line: before training started, or after it ended and where the run
-    is. While it trains, SaveOnInterrupt has the signals; Lightning gives this handler back as fit ends."""
+    (`output_dir()`) is. While it trains, SaveOnInterrupt has the signals; Lightning gives this handler back."""
     def stop(signum, frame):
         # Lightning's SIGTERM handler calls the one it found (this) too: while training has the signals, stand aside
         if signal.getsignal(signal.SIGINT) is not stop:
@@ -141,7 +141,7 @@ def signals_stop(output_dir: str | None = None, started=lambda: False):
         if not started():  # a BaseException: Lightning would exit 1 on Ctrl-C's
             raise EndCommand(stopped_before_training(signum))
         raise EndCommand(Interrupted(f"{signal_name(signum)} after training ended; its checkpoints and logs are in "
-                                     f"{output_dir}", signum))
+                                     f"{output_dir()}", signum))
 
     previous = send_signals_to(stop)
     try:

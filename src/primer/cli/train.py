@@ -103,7 +103,8 @@ def main() -> None:
     exits.let_hydra_raise()
     SweepStart.sweep_dir = None  # an earlier command's, in a test's process
     try:
-        with run_dir.given_back_unless_started():  # an ending before the task, as Hydra sets the run up
+        # an ending before the task, as Hydra sets the run up; a signal after training, as Hydra ends the job
+        with run_dir.given_back_unless_started(), exits.signals_stop(run_dir.last_claimed, run_dir.has_started):
             hydra_main()
     except Bug as bug:
         raise bug.error  # a bug: the traceback is what is needed
