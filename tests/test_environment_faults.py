@@ -259,6 +259,21 @@ def test_an_error_whose_causes_loop_passes_the_storage_check_unchanged():
     assert not thread.is_alive() and len(raised) == 1 and raised[0] is error
 
 
+def test_an_errors_causes_are_walked_once_each_and_set_up_names_the_one_under_hydras_wrapper():
+    from hydra.errors import InstantiationException
+
+    error, wrapped = ValueError("not the storage's"), KeyError("its context")
+    error.__context__, wrapped.__context__ = wrapped, error
+    assert list(exits.causes(error)) == [error, wrapped]  # the loop walked once
+    assert list(exits.causes(None)) == []
+    with pytest.raises(exits.BadConfig) as refused, exits.setting_up("optimizer"):
+        try:
+            raise ValueError("Invalid learning rate: -1")
+        except ValueError as why:
+            raise InstantiationException("Error in call to target 'torch.optim.SGD'") from why
+    assert str(refused.value) == "optimizer: ValueError: Invalid learning rate: -1 (HYDRA_FULL_ERROR=1 shows where)"
+
+
 def test_a_database_server_that_cannot_be_reached_ends_the_search_in_one_line_exit_5(cli, tmp_path):
     """Was SQLAlchemy's text as "bad input" (exit 2), with the password in the command line it repeated."""
     with socket.socket() as s:  # a port nothing listens on

@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 from primer import exits
 from primer.exits import SWEEP_FAILED, Diverged
 from primer.run.guards import StopOnNonFinite
-from primer.sweeps.report import job_dirs
+from primer.sweeps.report import SweepSummary, job_dirs
 from primer.cli.train import fit_run
 from tests.callbacks import REACHED, SETTING_UP
 from tests.conftest import QUIET, TINY, compose_config, read_checkpoint, run_cli, same_weights, start_cli
@@ -166,8 +166,9 @@ def ctrl_c_after(call):
 
 @pytest.mark.slow  # trains in this process
 # after the last step, inside fit (was: ignored, exit 0); as trainer.fit returns (Lightning gives back the handler it
-# found; was "Ctrl-C before training started; nothing to resume"); as the run writes HPARAMS, its last act
-@pytest.mark.parametrize("when", ["last step taken", "fit returned", "hparams written"])
+# found; was "Ctrl-C before training started; nothing to resume"); as the run writes HPARAMS, its last act; in a Hydra
+# callback's on_job_end, after the task returned (was "before training started")
+@pytest.mark.parametrize("when", ["last step taken", "fit returned", "hparams written", "job ended"])
 def test_ctrl_c_after_training_ended_says_so_and_where_the_run_is(cli, tmp_path, monkeypatch, when):
     import lightning
 
@@ -178,8 +179,10 @@ def test_ctrl_c_after_training_ended_says_so_and_where_the_run_is(cli, tmp_path,
         monkeypatch.setattr(StopOnNonFinite, "on_train_end", ctrl_c_after(StopOnNonFinite.on_train_end))
     elif when == "fit returned":
         monkeypatch.setattr(lightning.Trainer, "fit", ctrl_c_after(lightning.Trainer.fit))
-    else:
+    elif when == "hparams written":
         monkeypatch.setattr(primer.run.experiment, "write_experiment", ctrl_c_after(lambda logdir: None))
+    else:
+        monkeypatch.setattr(SweepSummary, "on_job_end", ctrl_c_after(SweepSummary.on_job_end))
     code, _, err = cli(*TINY, *QUIET, f"hydra.run.dir={run}")
     assert code == 130
     said = err.strip().splitlines()[-1]

@@ -208,7 +208,7 @@ def test_the_summary_lists_the_job_dirs_and_looks_for_their_events_once(tmp_path
     listed, looked = [], []
     monkeypatch.setattr(report, "job_dirs", lambda root, real=report.job_dirs: listed.append(root) or real(root))
     monkeypatch.setattr(report, "has_events", lambda job, real=report.has_events: looked.append(job.name) or real(job))
-    report.summarize_sweep(sweep, at_sweep_end=False)
+    report.main([str(sweep)])  # `python -m primer.sweeps.report DIR`: its check and the summary share one listing
     assert listed == [sweep] and looked == jobs
     table = (sweep / "summary.md").read_text()
     printed = f"\nSweep summary (summary.csv, summary.md in {sweep}):\n\n{table}{report.NO_CURVES}\n"

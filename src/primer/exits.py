@@ -59,17 +59,23 @@ class EndCommand(BaseException):
 ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
 
 
-def environment_fault(error: BaseException, where: str | Path | None = None) -> EnvironmentFault | None:
-    """The EnvironmentFault in `error`'s chain of causes, named with its path (else `where`); None if there is none."""
+def causes(error: BaseException | None):
+    """`error`, then what it was raised from or while handling, each once (a chain may loop)."""
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
-        if isinstance(error, EnvironmentFault):
-            return error
-        if isinstance(error, OSError) and error.errno in ENVIRONMENT_ERRNOS:
-            path = error.filename or (f"a file in {where}" if where else None)
-            return EnvironmentFault(f"{error.strerror or os.strerror(error.errno)}" + (f": {path}" if path else ""))
+        yield error
         error = error.__cause__ or error.__context__
+
+
+def environment_fault(error: BaseException, where: str | Path | None = None) -> EnvironmentFault | None:
+    """The EnvironmentFault in `error`'s chain of causes, named with its path (else `where`); None if there is none."""
+    for cause in causes(error):
+        if isinstance(cause, EnvironmentFault):
+            return cause
+        if isinstance(cause, OSError) and cause.errno in ENVIRONMENT_ERRNOS:
+            path = cause.filename or (f"a file in {where}" if where else None)
+            return EnvironmentFault(f"{cause.strerror or os.strerror(cause.errno)}" + (f": {path}" if path else ""))
     return None
 
 
@@ -108,9 +114,8 @@ def setting_up(what: str, started=lambda: False):
     except Exception as error:
         if started() or environment_fault(error):
             raise  # a full disk during set-up is the machine's fault, not the config's
-        cause = error
-        while type(cause).__name__ == "InstantiationException" and cause.__cause__ is not None:
-            cause = cause.__cause__  # Hydra's wrapper says only which target failed; its cause says why
+        # Hydra's wrapper says only which target failed; its cause says why
+        cause = next((c for c in causes(error) if type(c).__name__ != "InstantiationException"), error)
         raise BadConfig(f"{what}: {type(cause).__name__}: {first_line(cause)} (HYDRA_FULL_ERROR=1 shows where)") \
             from error
 
@@ -131,9 +136,9 @@ def send_signals_to(handler) -> dict:
 
 
 @contextlib.contextmanager
-def signals_stop(output_dir: str | None = None, started=lambda: False):
+def signals_stop(output_dir=lambda: None, started=lambda: False):
     """Ctrl-C or SIGTERM ends the command in one line: before training started, or after it ended and where the run
-    is. While it trains, SaveOnInterrupt has the signals; Lightning gives this handler back as fit ends."""
+    (`output_dir()`) is. While it trains, SaveOnInterrupt has the signals; Lightning gives this handler back."""
     def stop(signum, frame):
         # Lightning's SIGTERM handler calls the one it found (this) too: while training has the signals, stand aside
         if signal.getsignal(signal.SIGINT) is not stop:
@@ -141,7 +146,7 @@ def signals_stop(output_dir: str | None = None, started=lambda: False):
         if not started():  # a BaseException: Lightning would exit 1 on Ctrl-C's
             raise EndCommand(stopped_before_training(signum))
         raise EndCommand(Interrupted(f"{signal_name(signum)} after training ended; its checkpoints and logs are in "
-                                     f"{output_dir}", signum))
+                                     f"{output_dir()}", signum))
 
     previous = send_signals_to(stop)
     try:

@@ -37,7 +37,7 @@ class OptunaSearch:
         self.heartbeat_s = heartbeat_s
 
     def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
-        self.config = config
+        self.config, self.sweep_dir = config, Path(config.hydra.sweep.dir)
         self.launcher = Plugins.instance().instantiate_launcher(
             config=config, hydra_context=hydra_context, task_function=task_function)
 
@@ -69,10 +69,9 @@ class OptunaSearch:
         log.info(f"Optuna study '{study.study_name}' in {shown}: search {joined + 1} on it, "
                  f"sampler seed {seed}; searching {', '.join(space)}"
                  + (f"; every trial: {' '.join(f'{k}={v}' for k, v in fixed.items())}" if fixed else ""))
-        sweep_dir = Path(self.config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
         # as Hydra's own sweeper: the sweep's config, and when it began (the summary counts the jobs since)
-        write_atomic(sweep_dir / SWEEP_CONFIG, OmegaConf.to_yaml(self.config))
+        write_atomic(self.sweep_dir / SWEEP_CONFIG, OmegaConf.to_yaml(self.config))
         with studies.reaching(self.storage), warnings.catch_warnings():
             # Optuna's note on every ask: the heartbeats are the sweeper's own, beaten while the jobs run
             warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
@@ -92,9 +91,9 @@ class OptunaSearch:
             failed = [self._tell(study, trial, ret, running[trial.number].user_attrs)
                       for trial, ret in zip(trials, returns)]
             if sum(failed) / len(returns) > self.max_failure_rate:  # the summary so far, and exit 4 (primer.exits)
-                summarize_sweep(sweep_dir := Path(self.config.hydra.sweep.dir))
+                summarize_sweep(self.sweep_dir)
                 raise SweepFailed(f"{sum(failed)} of {len(returns)} trials failed (hydra.sweeper.max_failure_rate="
-                                  f"{self.max_failure_rate}); see {sweep_dir / 'summary.md'}")
+                                  f"{self.max_failure_rate}); see {self.sweep_dir / 'summary.md'}")
         self._save_results(study)
 
     def _name_metrics(self, study: optuna.Study) -> None:
@@ -147,8 +146,7 @@ class OptunaSearch:
                 results["solutions"] = [{"params": t.params, "values": t.values} for t in study.best_trials]
         except ValueError:  # no trial completed
             results["best_params"] = None
-        path = Path(self.config.hydra.sweep.dir, "optimization_results.yaml")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = self.sweep_dir / "optimization_results.yaml"
         write_atomic(path, OmegaConf.to_yaml(OmegaConf.create(results)))
         log.info(f"Best of study '{study.study_name}': {_best(study, self.metric_names)} ({path.name} has every digit)")
 

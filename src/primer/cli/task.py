@@ -95,7 +95,7 @@ def run_records(cfg: DictConfig, multirun: bool):
     from primer.sweeps.sweep_resume import record_finished
 
     drawn, failed = cfg.seed is None, False
-    with signals_stop(cfg.paths.output_dir, run_dir.has_started):
+    with signals_stop(run_dir.last_claimed, run_dir.has_started):
         try:
             yield
         except Exception as error:

@@ -103,7 +103,8 @@ def main() -> None:
     exits.let_hydra_raise()
     SweepStart.sweep_dir = None  # an earlier command's, in a test's process
     try:
-        with run_dir.given_back_unless_started():  # an ending before the task, as Hydra sets the run up
+        # an ending before the task, as Hydra sets the run up; a signal after training, as Hydra ends the job
+        with run_dir.given_back_unless_started(), exits.signals_stop(run_dir.last_claimed, run_dir.has_started):
             hydra_main()
     except Bug as bug:
         raise bug.error  # a bug: the traceback is what is needed
@@ -117,11 +118,10 @@ def main() -> None:
     except Exception as error:  # the task routes its own errors: this is Hydra rejecting the command line
         from primer.checks.hydra_errors import FLAGS_WITH_VALUE, describe_hydra_error
 
-        if exits.environment_fault(error):  # Hydra failing to write .hydra/ or train.log, a sweeper its storage
-            # Hydra forgets its config as a run's job ends: the run dir is then the one primer claimed
-            known = HydraConfig.initialized() and OmegaConf.select(HydraConfig.get(), "runtime.output_dir")
-            where = SweepStart.sweep_dir or known or run_dir.last_claimed()
-            raise exits.environment_fault(error, where=where) from error
+        # Hydra failing to write .hydra/ or train.log, a sweeper its storage; Hydra forgets a run's dir as its job ends
+        known = HydraConfig.initialized() and OmegaConf.select(HydraConfig.get(), "runtime.output_dir")
+        if fault := exits.environment_fault(error, where=SweepStart.sweep_dir or known or run_dir.last_claimed()):
+            raise fault from error
         overrides = [a for i, a in enumerate(argv)
                      if not a.startswith("-") and (i == 0 or argv[i - 1] not in FLAGS_WITH_VALUE)]
         raise describe_hydra_error(error, overrides, argv=argv) from error

@@ -67,10 +67,11 @@ class SweepSummary(Callback):
             exits.sweep_failed(ending)
 
 
-def summarize_sweep(root: Path, planned: list[list[str]] | None = None, at_sweep_end: bool = True) -> list[dict]:
+def summarize_sweep(root: Path, planned: list[list[str]] | None = None, at_sweep_end: bool = True,
+                    dirs: list[Path] | None = None) -> list[dict]:
     """Writes the tables and the plot, prints the table, and at a sweep's end HPARAMS' columns; `planned` (every
     job's overrides) where a signal stopped the sweep: a `not started` row for each planned job without a dir."""
-    dirs = job_dirs(root)
+    dirs = job_dirs(root) if dirs is None else dirs
     rows = [summarize(d, stopped=planned is not None) for d in dirs]
     started = {_job_number(d.name) for d in dirs}
     rows += [dict(zip(COLUMNS, [str(n), " ".join(job), "not started", "", None, None]))
@@ -259,9 +260,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("dir", type=Path, help="a run dir or a sweep dir (outputs/multirun/<sweep>)")
     root = parser.parse_args(argv).dir
     with exits.command_line():
-        if not root.is_dir() or not job_dirs(root):
+        if not root.is_dir() or not (dirs := job_dirs(root)):
             raise BadConfig(f"{root}: not a run or sweep dir; give a dir that holds .hydra/ or job dirs with .hydra/")
-        summarize_sweep(root, at_sweep_end=False)
+        summarize_sweep(root, at_sweep_end=False, dirs=dirs)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from primer.exits import BadConfig, EnvironmentFault, first_line
+from primer.exits import BadConfig, EnvironmentFault, causes, first_line
 
 log = logging.getLogger(__name__)
 SWEEPS_KEY = "primer_sweeps"  # the study's user attribute: how many searches have joined it
@@ -34,10 +34,8 @@ def reaching(url: str | None):
     try:
         yield
     except Exception as error:
-        chain = [error]  # SQLAlchemy's error, which Optuna may wrap (StorageInternalError); causes may loop
-        while (cause := chain[-1].__cause__ or chain[-1].__context__) is not None and cause not in chain:
-            chain.append(cause)
-        if (failure := next((e for e in chain if isinstance(e, (OperationalError, InterfaceError))), None)) is None:
+        failure = next((e for e in causes(error) if isinstance(e, (OperationalError, InterfaceError))), None)
+        if failure is None:  # not SQLAlchemy's error, which Optuna may wrap (StorageInternalError)
             raise
         reason = first_line(failure.orig if failure.orig is not None else failure)
         raise EnvironmentFault(f"the study's storage failed: {shown(url)}: {reason}") from error
