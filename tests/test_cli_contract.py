@@ -359,15 +359,22 @@ def test_hints_under_config_dir_know_its_choices_and_keys(cli, tmp_path):
     (tmp_path / "extra/scheduler").mkdir()
     (tmp_path / "extra/scheduler/myone.yaml").write_text(
         "_target_: torch.optim.lr_scheduler.ExponentialLR\ngamma: 0.9\n")
+    (tmp_path / "extra/size").mkdir()  # a group of its own
+    (tmp_path / "extra/size/small.yaml").write_text("# @package _global_\nmodel:\n  hidden_dim: 3\n")
     for overrides, message in [
         ("model=wid", "model=wid: no such model; did you mean model=wide?"),
         ("scheduler=none scheduler.gamma=0.5",
          "scheduler.gamma: no such key; scheduler=myone or scheduler=step has it"),  # its own options too
+        ("-m scheduler=none scheduler.gamma=0.5,0.4",  # a sweep's values, checked before any job runs
+         "scheduler.gamma: no such key; scheduler=myone or scheduler=step has it"),
+        ("size=2", "size=2: config group override must be a string or a list. Got int; choose one of small"),
+        ("-m size=2", "size=2: config group override must be a string or a list. Got int; choose one of small"),
         ("model=wide model.hiden_dim=5", "model.hiden_dim: no such key; did you mean model.hidden_dim?"),
         ("model=wide max_steps=3", "max_steps: no such key; did you mean trainer.max_steps?"),
     ]:
-        code, _, err = cli("--config-dir", "extra", *QUIET, *overrides.split())
-        assert code == 2 and one_line(err) == f"error: {message}"
+        flags = [a for a in overrides.split() if a.startswith("-")]
+        code, out, err = cli("--config-dir", "extra", *flags, *QUIET, *[a for a in overrides.split() if a not in flags])
+        assert code == 2 and one_line(err) == f"error: {message}" and "sweep into" not in out
     assert not (tmp_path / "outputs").exists()
 
 
