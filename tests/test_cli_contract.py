@@ -55,6 +55,10 @@ ACCEPTED = {  # overrides -> what must hold of the run dir `run` (and the comman
     "scheduler=plateau scheduler.scheduler.mode=max scheduler.scheduler.patience=0 trainer.max_steps=-1 "
     "trainer.max_epochs=3 data.steps=2": lambda run, out: steps(run) == 6
     and checkpoint(run)["optimizer_states"][0]["param_groups"][0]["lr"] < stored(run)["optimizer"]["lr"],
+    # ... and with interval=step, steps after each validation of a one-epoch run (interval=epoch: not before the
+    # final checkpoint): after steps 2 and 4, then 6
+    "scheduler=plateau scheduler.interval=step scheduler.frequency=2 trainer.val_check_interval=2":
+    lambda run, out: checkpoint(run)["lr_schedulers"][0]["last_epoch"] == 2,
     "optimizer.lr=0": lambda run, out: stored(run)["optimizer"]["lr"] == 0 and "train/loss" in metrics(run),
     "paths.output_dir=elsewhere": lambda run, out: (Path("elsewhere") / "metrics.json").exists()
     and (Path("elsewhere") / "checkpoints/final.ckpt").exists() and not (run / "metrics.json").exists(),
@@ -286,6 +290,16 @@ REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message),
     ("scheduler=plateau +scheduler.scheduler.patiense=3", "scheduler.scheduler.patiense: "
      "torch.optim.lr_scheduler.ReduceLROnPlateau takes no argument patiense; "
      "did you mean scheduler.scheduler.patience?"),
+    # its outer node is Lightning's lr_scheduler dict, checked against that dataclass's fields
+    ("scheduler=plateau +scheduler.intervall=step", "scheduler.intervall: lightning.pytorch.utilities.types."
+     "LRSchedulerConfig takes no argument intervall; did you mean scheduler.interval?"),
+    ("scheduler=plateau +scheduler.montor=val/r2", "scheduler.montor: lightning.pytorch.utilities.types."
+     "LRSchedulerConfig takes no argument montor; did you mean scheduler.monitor?"),
+    ("scheduler=plateau scheduler.interval=epochs", "scheduler.interval=epochs: must be one of step, epoch "
+     "(lightning.pytorch.utilities.types.LRSchedulerConfig)"),
+    # Hydra removes no key of a list's item: the list is given again
+    ("+trainer.plugins=[{_target_:lightning.pytorch.plugins.DoublePrecision,foo:1}]", "trainer.plugins[0].foo: "
+     "lightning.pytorch.plugins.DoublePrecision takes no argument foo; give trainer.plugins again without it"),
     ("scheduler=plateau model=manual", "scheduler.monitor=val/loss: model=manual steps its scheduler itself at every "
      "step, with no metric to give it; use scheduler=step or scheduler=cosine, or another model"),
     # the slips people make: each line says what to type instead
@@ -359,15 +373,22 @@ def test_hints_under_config_dir_know_its_choices_and_keys(cli, tmp_path):
     (tmp_path / "extra/scheduler").mkdir()
     (tmp_path / "extra/scheduler/myone.yaml").write_text(
         "_target_: torch.optim.lr_scheduler.ExponentialLR\ngamma: 0.9\n")
+    (tmp_path / "extra/size").mkdir()  # a group of its own
+    (tmp_path / "extra/size/small.yaml").write_text("# @package _global_\nmodel:\n  hidden_dim: 3\n")
     for overrides, message in [
         ("model=wid", "model=wid: no such model; did you mean model=wide?"),
         ("scheduler=none scheduler.gamma=0.5",
          "scheduler.gamma: no such key; scheduler=myone or scheduler=step has it"),  # its own options too
+        ("-m scheduler=none scheduler.gamma=0.5,0.4",  # a sweep's values, checked before any job runs
+         "scheduler.gamma: no such key; scheduler=myone or scheduler=step has it"),
+        ("size=2", "size=2: config group override must be a string or a list. Got int; choose one of small"),
+        ("-m size=2", "size=2: config group override must be a string or a list. Got int; choose one of small"),
         ("model=wide model.hiden_dim=5", "model.hiden_dim: no such key; did you mean model.hidden_dim?"),
         ("model=wide max_steps=3", "max_steps: no such key; did you mean trainer.max_steps?"),
     ]:
-        code, _, err = cli("--config-dir", "extra", *QUIET, *overrides.split())
-        assert code == 2 and one_line(err) == f"error: {message}"
+        flags = [a for a in overrides.split() if a.startswith("-")]
+        code, out, err = cli("--config-dir", "extra", *flags, *QUIET, *[a for a in overrides.split() if a not in flags])
+        assert code == 2 and one_line(err) == f"error: {message}" and "sweep into" not in out
     assert not (tmp_path / "outputs").exists()
 
 

@@ -4,7 +4,7 @@ import pytest
 from omegaconf import open_dict
 
 from primer.exits import BadConfig
-from primer.checks.validation import check_monitors
+from primer.checks.validation import check_monitors, check_signatures
 
 EARLY_STOPPING = "lightning.pytorch.callbacks.EarlyStopping"
 
@@ -24,3 +24,11 @@ def test_early_stopping_that_is_not_strict_may_monitor_what_never_comes(make_con
                                "+callbacks.es.strict=false"))
     with pytest.raises(BadConfig, match=r"^callbacks\.es\.monitor=val_loss: .* did you mean val/loss\?"):
         check_monitors(make_config(f"+callbacks.es._target_={EARLY_STOPPING}", "+callbacks.es.monitor=val_loss"))
+
+
+def test_a_node_under_recursive_false_is_config_for_its_parent_not_a_call(make_config):
+    """instantiate builds nothing under `_recursive_: false`: the parent gets the node as config, whatever its keys."""
+    plugin = "+trainer.plugins=[{_target_: lightning.pytorch.plugins.DoublePrecision, foo: 1}]"
+    with pytest.raises(BadConfig, match=r"^trainer\.plugins\[0\]\.foo: .* give trainer\.plugins again without it$"):
+        check_signatures(make_config(plugin))
+    check_signatures(make_config(plugin, "+trainer._recursive_=false"))

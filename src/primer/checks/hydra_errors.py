@@ -54,8 +54,8 @@ def describe_hydra_error(error: Exception, overrides: list[str], config_name: st
         elif value and (why := _unreadable(f"{key}=1")):  # `hydra/../x.y`: no quotes make it a key
             reason = f"not a key Hydra can read ({why})"
     elif typed is None:  # `optimizer=2`: Hydra names no key; a config group given a number or null, not an option
-        typed = next((o.input_line for o in OverridesParser.create().parse_overrides(overrides) if o.key_or_group in
-                      os.listdir(CONFIG_DIR) and type(o.value()) in (int, float, bool, type(None))), None)
+        typed = next((o.input_line for o in OverridesParser.create().parse_overrides(overrides) if
+                      type(o.value()) in (int, float, bool, type(None)) and _options(o.key_or_group, argv=argv)), None)
         if typed:  # the one option that starts so (experiment=1), else all, as Hydra lists them for a name
             options = _options(group := key_and_value(typed)[0], argv=argv)
             hits = [o for o in options if o.startswith(key_and_value(typed)[1])]
@@ -70,10 +70,13 @@ def describe_hydra_error(error: Exception, overrides: list[str], config_name: st
 
 
 def _options(group: str, having: str = "", argv: list[str] | None = None) -> list[str]:
-    """A group's options in primer's conf/ and a --config-dir, as Hydra lists them; `having`: those whose own file
-    sets that key."""
-    dirs = filter(None, [config_dir(argv or []), CONFIG_DIR])  # the last wins a name: Hydra reads conf/ first
-    files = {f.stem: f for where in dirs for f in pathlib.Path(where, group).glob("*.yaml")}
+    """A group's options on Hydra's search path, as Hydra lists them: a running app's (a sweep's), else primer's conf/
+    and a --config-dir; `having`: those whose own file sets that key."""
+    dirs = [CONFIG_DIR, config_dir(argv or [])]  # Hydra reads a name from the first dir that has it
+    if GlobalHydra.instance().is_initialized():
+        found = GlobalHydra.instance().config_loader().get_search_path().get_path()
+        dirs = [path for e in found if "://" not in (path := e.path.removeprefix("file://"))]  # not pkg://
+    files = {f.stem: f for where in reversed(dirs) if where for f in pathlib.Path(where, group).glob("*.yaml")}
     return [name for name, f in sorted(files.items())
             if not having or having in dict(entries(OmegaConf.to_container(OmegaConf.load(f))))]
 

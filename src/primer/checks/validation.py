@@ -3,6 +3,7 @@ primer's rules (no torch), each group against its target's signature, what a fit
 
 import math
 import pydoc
+import typing
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -51,6 +52,10 @@ MANUAL = {
                           "mixed precision; use 32-true, 64-true, bf16-true or 16-true, or another model",
                           lambda v: "mixed" not in str(v) and str(v) not in ("16", "bf16")),
 }
+# A scheduler given as a dict without `_target_` is Lightning's lr_scheduler dict (scheduler=plateau): its keys are
+# that dataclass's fields; `interval` is typed str, and Lightning takes only these two
+LR_SCHEDULER_DICT = "lightning.pytorch.utilities.types.LRSchedulerConfig"
+NARROWER = {LR_SCHEDULER_DICT: {"interval": typing.Literal["step", "epoch"]}}
 _UNRESOLVED = object()
 
 
@@ -126,19 +131,20 @@ def check_signatures(cfg: DictConfig) -> None:
 
     for group, node in _constructed_nodes(cfg):
         try:
-            if (target := pydoc.locate(target_name := str(node._target_))) is None:
+            if (target := pydoc.locate(target_name := str(node.get("_target_", LR_SCHEDULER_DICT)))) is None:
                 raise ImportError(target_name)
         except Exception:  # pydoc's ErrorDuringImport too: a module that fails as it is imported
             raise BadConfig(f"{group}._target_={target_name}: cannot be imported; give a dotted path to a class "
                             "or function") from None
         check_installed(group, target)
-        takes = arguments(target)
+        takes = arguments(target) | NARROWER.get(target_name, {})
         for key in [k for k in node if not str(k).startswith("_")]:
             if key not in takes:
                 close = closest(key, takes)
                 typed = any(key_and_value(o)[0] == f"{group}.{key}" for o in _overrides(cfg))
                 hint = (f"did you mean {group}.{close}?" if close else "drop it from the command line" if typed
-                        else f"remove it with ~{group}.{key}")
+                        else f"remove it with ~{group}.{key}" if "[" not in group  # Hydra removes no list item's key
+                        else f"give {group.partition('[')[0]} again without it")
                 raise BadConfig(f"{group}.{key}: {target_name} takes no argument {key}; {hint}")
             found = value(cfg, f"{group}.{key}", default=_UNRESOLVED)
             if found is not _UNRESOLVED and (wrong := problem(takes[key], found)):
@@ -147,7 +153,8 @@ def check_signatures(cfg: DictConfig) -> None:
 
 def _constructed_nodes(cfg: DictConfig) -> list[tuple[str, DictConfig]]:
     """(key, node) of everything primer builds: the groups, each callback and logger by its name (null: off), and
-    each node inside them that names a `_target_` (scheduler=plateau's scheduler.scheduler): instantiate builds all."""
+    each node inside them that names a `_target_` (scheduler=plateau's scheduler.scheduler): instantiate builds all;
+    a scheduler without one is Lightning's lr_scheduler dict."""
     nodes = [(group, cfg.get(group)) for group in ("trainer", "model", "data", "optimizer", "scheduler")]
     for group, example in (("callbacks", "lightning.pytorch.callbacks.EarlyStopping"),
                            ("logger", "lightning.pytorch.loggers.CSVLogger")):
@@ -157,8 +164,14 @@ def _constructed_nodes(cfg: DictConfig) -> list[tuple[str, DictConfig]]:
                 raise BadConfig(f"{group}.{name}: names no class to build; give it one, e.g. "
                                 f"+{group}.{name}._target_={example}")
             nodes.append((f"{group}.{name}", node))
-    built = [k.removesuffix("._target_") for key, node in nodes if isinstance(node, DictConfig)
-             for k, _ in entries(OmegaConf.to_container(node, resolve=False), key) if k.endswith("._target_")]
+    tree = [entry for key, node in nodes if isinstance(node, DictConfig)
+            for entry in entries(OmegaConf.to_container(node, resolve=False), key)]
+    # instantiate builds nothing under `_recursive_: false`: the node gets what is under it as config
+    config_only = tuple(k.removesuffix("_recursive_") for k, v in tree if k.endswith("._recursive_") and v is False)
+    built = [k.removesuffix("._target_") for k, _ in tree if k.endswith("._target_")]
+    built = [key for key in built if not key.startswith(config_only)]
+    if isinstance(scheduler := cfg.get("scheduler"), DictConfig) and "_target_" not in scheduler:
+        built.insert(0, "scheduler")  # Lightning's lr_scheduler dict, checked as LR_SCHEDULER_DICT
     return [(key, OmegaConf.select(cfg, key)) for key in built]  # parents first, a list's items as key[i]
 
 
