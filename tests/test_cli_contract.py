@@ -59,6 +59,10 @@ ACCEPTED = {  # overrides -> what must hold of the run dir `run` (and the comman
     # final checkpoint): after steps 2 and 4, then 6
     "scheduler=plateau scheduler.interval=step scheduler.frequency=2 trainer.val_check_interval=2":
     lambda run, out: checkpoint(run)["lr_schedulers"][0]["last_epoch"] == 2,
+    # ... and after step 3 on step 2's val/loss (step 6's after the final checkpoint): a validation before its
+    # first step is enough
+    "scheduler=plateau scheduler.interval=step scheduler.frequency=3 trainer.val_check_interval=2":
+    lambda run, out: checkpoint(run)["lr_schedulers"][0]["last_epoch"] == 1,
     "optimizer.lr=0": lambda run, out: stored(run)["optimizer"]["lr"] == 0 and "train/loss" in metrics(run),
     "paths.output_dir=elsewhere": lambda run, out: (Path("elsewhere") / "metrics.json").exists()
     and (Path("elsewhere") / "checkpoints/final.ckpt").exists() and not (run / "metrics.json").exists(),
@@ -297,6 +301,14 @@ REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message),
      "LRSchedulerConfig takes no argument montor; did you mean scheduler.monitor?"),
     ("scheduler=plateau scheduler.interval=epochs", "scheduler.interval=epochs: must be one of step, epoch "
      "(lightning.pytorch.utilities.types.LRSchedulerConfig)"),
+    # stepped on val/loss before the first validation, Lightning would raise inside the run
+    ("scheduler=plateau scheduler.interval=step", "scheduler.frequency=1: with scheduler.interval=step the scheduler "
+     "steps on val/loss from step 1, and the first validation is at step 6; use scheduler.frequency=6 or more, "
+     "trainer.val_check_interval=1, or scheduler.interval=epoch"),
+    ("scheduler=plateau scheduler.interval=step scheduler.frequency=2 trainer.val_check_interval=3",
+     "scheduler.frequency=2: with scheduler.interval=step the scheduler steps on val/loss from step 2, and the first "
+     "validation is at step 3; use scheduler.frequency=3 or more, trainer.val_check_interval=2, or "
+     "scheduler.interval=epoch"),
     # Hydra removes no key of a list's item: the list is given again
     ("+trainer.plugins=[{_target_:lightning.pytorch.plugins.DoublePrecision,foo:1}]", "trainer.plugins[0].foo: "
      "lightning.pytorch.plugins.DoublePrecision takes no argument foo; give trainer.plugins again without it"),

@@ -198,6 +198,7 @@ def check(cfg: DictConfig) -> None:
     check_signatures(cfg)
     check_monitors(cfg)
     check_scheduler_length(cfg)
+    check_first_validation(cfg)
     if value(cfg, "ckpt_path") is not None:
         from primer.checks.checkpoint_files import check_resume
 
@@ -239,3 +240,24 @@ def check_scheduler_length(cfg: DictConfig) -> None:
         if isinstance(length := value(cfg, f"scheduler.{key}"), int) and length <= 0:
             raise BadConfig(f"scheduler.{key}={length}: the scheduler spans the run's steps, and trainer.max_steps=-1 "
                             f"sets none; set trainer.max_steps, or 'scheduler.{key}=???' for the steps the run plans")
+
+
+def check_first_validation(cfg: DictConfig) -> None:
+    """A scheduler stepped every `frequency` batches on a val/ metric needs a validation by its first step: Lightning
+    raises there, inside the run. Where Lightning alone can count the first validation's step, it judges."""
+    node = OmegaConf.select(cfg, "scheduler", default=None)
+    if not isinstance(node, DictConfig) or value(node, "interval") != "step" or value(node, "strict") is False \
+            or not str(monitor := value(node, "monitor")).startswith("val/"):
+        return
+    if any(value(cfg, f"trainer.{key}") not in allowed for key, allowed in [
+            ("limit_train_batches", (None, 1.0)), ("overfit_batches", (0, 0.0)), ("fast_dev_run", (False, 0)),
+            ("check_val_every_n_epoch", (1,))]):
+        return
+    frequency, every = value(node, "frequency", 1), value(cfg, "trainer.val_check_interval")
+    batches, max_steps = value(cfg, "data.steps"), value(cfg, "trainer.max_steps")  # a run's epoch: data.steps
+    first = every if _int(every) else max(1, int(batches * (1.0 if every is None else every)))
+    if frequency < first and frequency <= (batches if max_steps == -1 else min(batches, max_steps)):
+        raise BadConfig(f"scheduler.frequency={frequency}: with scheduler.interval=step the scheduler steps on "
+                        f"{monitor} from step {frequency}, and the first validation is at step {first}; use "
+                        f"scheduler.frequency={first} or more, trainer.val_check_interval={frequency}, or "
+                        "scheduler.interval=epoch")
