@@ -63,6 +63,11 @@ ACCEPTED = {  # overrides -> what must hold of the run dir `run` (and the comman
     # first step is enough
     "scheduler=plateau scheduler.interval=step scheduler.frequency=3 trainer.val_check_interval=2":
     lambda run, out: checkpoint(run)["lr_schedulers"][0]["last_epoch"] == 1,
+    # lightning-hydra-template's habits: debug=fdr is Lightning's fast_dev_run (one step), debug=profiler its
+    # SimpleProfiler, whose report goes to train.log with Lightning's other lines
+    "debug=fdr": lambda run, out: steps(run) == 1 and "fast_dev_run: true" in (run / ".hydra/config.yaml").read_text()
+    and not (run / "checkpoints").exists(),
+    "debug=profiler": lambda run, out: "FIT Profiler Report" in (run / "train.log").read_text(),
     "optimizer.lr=0": lambda run, out: stored(run)["optimizer"]["lr"] == 0 and "train/loss" in metrics(run),
     "paths.output_dir=elsewhere": lambda run, out: (Path("elsewhere") / "metrics.json").exists()
     and (Path("elsewhere") / "checkpoints/final.ckpt").exists() and not (run / "metrics.json").exists(),
@@ -249,7 +254,7 @@ REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message),
     ("-m callbacks.model_checkpoint.monitr=val/loss,train/loss", "callbacks.model_checkpoint.monitr: no such key; "
      "to append to your config use +callbacks.model_checkpoint.monitr=val/loss"),
     ("-m model=two_layer,bogus optimizer.lr=1e-4,1e-3", "model=bogus: no such model; choose one of ..."),
-    ("debug=fdr", "debug: no such key; to append to your config use +debug=fdr"),
+    ("task_name=x", "task_name: no such key; to append to your config use +task_name=x"),
     ("+trainer.max_steps=5", "+trainer.max_steps=5: could not append to config. An item is already at "
      "'trainer.max_steps'; either remove + prefix: 'trainer.max_steps=5'; or add a second + to add or override "
      "'trainer.max_steps': '++trainer.max_steps=5'"),
@@ -325,6 +330,7 @@ REJECTED = [  # the rows of tests/bad_input.py, and these: (overrides, message),
     ("lr=0.1", "lr: no such key; did you mean tutorial.lr or optimizer.lr?"),  # optimizer.lr follows tutorial.lr
     ("input_dim=5", "input_dim: no such key; did you mean model.input_dim or data.input_dim?"),
     ("model=twolayer", "model=twolayer: no such model; did you mean model=two_layer?"),
+    ("debug=fdbr", "debug=fdbr: no such debug; did you mean debug=fdr?"),
     ("-m model=two_layer,twolayer", "model=twolayer: no such model; did you mean model=two_layer?"),
     ("optimizer=2", "optimizer=2: config group override must be a string or a list. Got int; choose one of adam, sgd"),
     ("logger=null", "logger=null: config group override must be a string or a list. Got NoneType; choose one of csv, "
